@@ -1,0 +1,74 @@
+"""The stage contract and the in-process executor.
+
+Every pipeline stage (train, prune, bench) is a function
+
+    stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult
+
+whose ``spec`` and ``StageResult.result`` are JSON-serialisable and whose artifacts are files.
+That is what lets the broker put Redis between the stages: it ships the JSON as messages and the
+files as content-addressed blobs.  ``LocalExecutor`` runs a stage in this process;
+``benchsuite.broker`` provides an executor with the same ``run`` signature over Redis.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass
+class StageResult:
+    """What a stage returns: a JSON-serialisable ``result`` and named artifact files."""
+
+    result: dict
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        json.dumps(self.result)  # fail early on anything that cannot cross the broker
+
+
+StageFn = Callable[[dict, dict[str, Path], Path], StageResult]
+
+# stage name -> ("module:function", worker kind that serves it)
+STAGES: dict[str, tuple[str, str]] = {
+    "train": ("benchsuite.stages:train_stage", "prune"),
+    "prune": ("benchsuite.stages:prune_stage", "prune"),
+    "bench": ("benchsuite.stages:bench_stage", "bench"),
+}
+
+
+def resolve_stage(name: str) -> StageFn:
+    """Import the function behind a stage name (lazily: a bench env has no torch)."""
+    try:
+        target, _kind = STAGES[name]
+    except KeyError:
+        raise KeyError(f"unknown stage {name!r}; known: {sorted(STAGES)}") from None
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def worker_kind(stage: str) -> str:
+    """Which kind of worker ('prune' or 'bench') serves a stage."""
+    return STAGES[stage][1]
+
+
+class Executor(Protocol):
+    def run(self, stage: str, spec: dict, files: dict[str, Path]) -> StageResult: ...
+
+
+class LocalExecutor:
+    """Runs stages in the current process; work files go under ``workdir/<stage>/<n>``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = Path(workdir)
+        self._count = 0
+
+    def run(self, stage: str, spec: dict, files: dict[str, Path]) -> StageResult:
+        self._count += 1
+        out = self.workdir / stage / f"{self._count:04d}"
+        out.mkdir(parents=True, exist_ok=True)
+        return resolve_stage(stage)(json.loads(json.dumps(spec)), dict(files), out)
