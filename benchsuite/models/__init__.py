@@ -1,0 +1,60 @@
+"""Model zoo: names -> constructors, and loading of thinned (re-shaped) checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .resnet_cifar import ResNetCifar
+from .small_cnn import SmallCNN
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "small_cnn": lambda **kw: SmallCNN(**kw),
+    **{f"resnet{d}": (lambda d=d, **kw: ResNetCifar(d, **kw)) for d in (20, 32, 44, 56)},
+}
+MODEL_NAMES = tuple(_BUILDERS)
+
+
+def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    """Build a fresh model by name (Distiller's `resnet20_cifar` spelling is accepted)."""
+    key = name.removesuffix("_cifar")
+    if key not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+    return _BUILDERS[key](num_classes=num_classes, in_channels=in_channels)
+
+
+def _resize(module: nn.Module, state: dict[str, torch.Tensor], prefix: str) -> nn.Module | None:
+    """A replacement for `module` shaped like its saved tensors, or None if it already fits."""
+    w = state.get(prefix + "weight")
+    if w is None or w.shape == module.weight.shape:
+        return None
+    if isinstance(module, nn.Conv2d):
+        groups = module.groups if module.groups == 1 else w.shape[0]
+        return nn.Conv2d(
+            w.shape[1] * groups, w.shape[0], module.kernel_size, module.stride, module.padding,
+            module.dilation, groups, module.bias is not None,
+        )
+    if isinstance(module, nn.BatchNorm2d):
+        return nn.BatchNorm2d(w.shape[0], module.eps, module.momentum)
+    if isinstance(module, nn.Linear):
+        return nn.Linear(w.shape[1], w.shape[0], module.bias is not None)
+    raise ValueError(f"cannot resize {type(module).__name__} at {prefix!r}")
+
+
+def load_thinned(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Load a state dict whose conv/bn/linear shapes may be smaller (a thinned model).
+
+    Physical pruning changes tensor shapes, so a plain ``load_state_dict`` fails; the modules are
+    re-created with the saved shapes first. Checkpoints hold tensors only (``weights_only=True``).
+    """
+    for name, module in list(model.named_modules()):
+        if not name:
+            continue
+        new = _resize(module, state, name + ".")
+        if new is not None:
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    model.load_state_dict(state)
+    return model

@@ -1,0 +1,73 @@
+"""torch-pruning's dependency graph: which layers are coupled, and physical removal."""
+
+from __future__ import annotations
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from .masks import clone_model, make_permanent
+
+
+def _dg(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
+    return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+
+
+def coupled_out_convs(model: nn.Module, example_input: torch.Tensor, weight: str) -> list[str]:
+    """Other convs whose output channels must be removed with those of `weight`'s conv."""
+    clone = clone_model(model)
+    make_permanent(clone)
+    conv_name = weight.rpartition(".")[0]
+    dg = _dg(clone, example_input)
+    conv = clone.get_submodule(conv_name)
+    group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=[0])
+    names = {id(m): n for n, m in clone.named_modules()}
+    out = []
+    for dep, _ in group.items:
+        target = dep.target.module
+        if (isinstance(target, nn.Conv2d) and dep.handler == tp.prune_conv_out_channels
+                and target is not conv):
+            out.append(names[id(target)] + ".weight")
+    return out
+
+
+def _zero(weight: torch.Tensor, dim: int) -> set[int]:
+    w = weight.detach().transpose(0, dim).flatten(1)
+    return set(torch.nonzero((w == 0).all(dim=1)).flatten().tolist())
+
+
+def thin(model: nn.Module, example_input: torch.Tensor, kind: str = "Filters") -> dict[str, int]:
+    """Physically remove zeroed filters (kind='Filters') or input channels ('Channels').
+
+    A filter is removed only when every convolution coupled to it has it zeroed, and a channel
+    only when every convolution reading it has it zeroed, so nothing that still carries a
+    weight is cut. Element-wise masks on the remaining tensors are kept. Returns the number of
+    structures removed per root layer.
+    """
+    masked = make_permanent(model)
+    dg = _dg(model, example_input)
+    handler = tp.prune_conv_out_channels if kind == "Filters" else tp.prune_conv_in_channels
+    dim = 0 if kind == "Filters" else 1
+    removed: dict[str, int] = {}
+    for name, conv in list(model.named_modules()):
+        if not isinstance(conv, nn.Conv2d):
+            continue
+        idxs = _zero(conv.weight, dim)
+        if not idxs or len(idxs) >= conv.weight.shape[dim]:
+            continue
+        group = dg.get_pruning_group(conv, handler, idxs=sorted(idxs))
+        for dep, _ in group.items:
+            target = dep.target.module
+            if isinstance(target, nn.Conv2d) and dep.handler == handler:
+                idxs &= _zero(target.weight, dim)
+        if not idxs:
+            continue
+        dg.get_pruning_group(conv, handler, idxs=sorted(idxs)).prune()
+        removed[name] = len(idxs)
+    # restore element-wise masks where the model still has zeros under them
+    from .masks import set_mask
+
+    for pname in masked:
+        param = model.get_parameter(pname)
+        set_mask(model, pname, (param.detach() != 0).float())
+    return removed

@@ -1,0 +1,79 @@
+"""Element-wise masks on parameters, held by torch.nn.utils.prune.
+
+A masked parameter `m.weight` becomes `m.weight_orig` (trained) times the buffer
+`m.weight_mask`, recomputed before every forward pass, so the mask stays applied after every
+optimizer step. `make_permanent` folds the masks in (for export, thinning, checkpoints).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+
+def split_name(param_name: str) -> tuple[str, str]:
+    module, _, attr = param_name.rpartition(".")
+    return module, attr
+
+
+def effective(model: nn.Module, param_name: str) -> torch.Tensor:
+    """The parameter as the forward pass sees it (masked if a mask is set)."""
+    module_name, attr = split_name(param_name)
+    module = model.get_submodule(module_name)
+    if prune.is_pruned(module) and hasattr(module, attr + "_orig"):
+        return getattr(module, attr + "_orig").detach() * getattr(module, attr + "_mask")
+    return getattr(module, attr).detach()
+
+
+def get_mask(model: nn.Module, param_name: str) -> torch.Tensor | None:
+    module_name, attr = split_name(param_name)
+    return getattr(model.get_submodule(module_name), attr + "_mask", None)
+
+
+def set_mask(model: nn.Module, param_name: str, mask: torch.Tensor) -> None:
+    """Replace the parameter's mask (the weights under a zero are kept in `_orig`)."""
+    module_name, attr = split_name(param_name)
+    module = model.get_submodule(module_name)
+    mask = mask.to(dtype=torch.float32).detach()
+    existing = getattr(module, attr + "_mask", None)
+    if existing is None:
+        prune.custom_from_mask(module, attr, mask)
+    else:
+        existing.copy_(mask)
+        # refresh the derived attribute now, not only at the next forward
+        setattr(module, attr, getattr(module, attr + "_orig") * existing)
+
+
+def masked_names(model: nn.Module) -> list[str]:
+    names = []
+    for mname, module in model.named_modules():
+        for buf, _ in module.named_buffers(recurse=False):
+            if buf.endswith("_mask"):
+                names.append(f"{mname}.{buf.removesuffix('_mask')}" if mname else buf[:-5])
+    return names
+
+
+def make_permanent(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Fold every mask into its parameter; returns the masks that were folded."""
+    folded = {}
+    for name in masked_names(model):
+        module_name, attr = split_name(name)
+        folded[name] = get_mask(model, name).clone()
+        prune.remove(model.get_submodule(module_name), attr)
+    return folded
+
+
+def sparsity(tensor: torch.Tensor) -> float:
+    return float((tensor == 0).sum().item()) / max(1, tensor.numel())
+
+
+def clone_model(model: nn.Module) -> nn.Module:
+    """Deep copy of a model that may hold masks (their derived tensors are not graph leaves)."""
+    import copy
+
+    for name in masked_names(model):
+        module_name, attr = split_name(name)
+        module = model.get_submodule(module_name)
+        setattr(module, attr, effective(model, name))
+    return copy.deepcopy(model)

@@ -1,0 +1,61 @@
+"""Recipe templates: the one syntax that marks what a grid or a sweep may vary.
+
+A placeholder is `${name}` or `${name=default}` anywhere in a recipe's YAML text, e.g.
+
+    final_sparsity: ${sparsity=0.5}
+    class: ${pruner_class=L1RankedStructureParameterPruner}
+
+Rendering replaces each placeholder with the value given for `name` (or its default) written as
+a YAML scalar; a placeholder with no value and no default is an error. A recipe with only
+defaulted placeholders renders to a plain Distiller recipe. Names are identifiers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from .errors import RecipeError
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:=([^}]*))?\}")
+
+
+def template_parameters(text: str) -> dict[str, str | None]:
+    """Placeholder names in `text` with their default text (None when there is none)."""
+    found: dict[str, str | None] = {}
+    for m in PLACEHOLDER.finditer(text):
+        name, default = m.group(1), m.group(2)
+        if name not in found or found[name] is None:
+            found[name] = default
+    return found
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def render(text: str, params: dict[str, Any] | None = None, source: str | None = None) -> str:
+    """Substitute placeholders; unknown parameter names are errors too."""
+    params = dict(params or {})
+    known = template_parameters(text)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise RecipeError(
+            "", f"parameter(s) {', '.join(unknown)} not in the recipe template "
+            f"(it has: {', '.join(sorted(known)) or 'none'})", source,
+        )
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in params:
+            return _scalar(params[name])
+        if default is None:
+            raise RecipeError("", f"template parameter ${{{name}}} has no value and no default",
+                              source)
+        return default
+
+    return PLACEHOLDER.sub(sub, text)

@@ -1,0 +1,145 @@
+"""Training and evaluation on in-memory tensors: seeded, deterministic on CPU.
+
+One fixed recipe for every run so results stay comparable (the research fixes it): SGD with
+Nesterov momentum 0.9, weight decay 5e-4, batch 64, cosine learning-rate decay per step to zero
+over the run. Dense training starts at lr 0.05, fine-tuning at lr 0.01.
+
+A *compression scheduler* (anything with Distiller's callback names, see `TrainHooks`) is called
+at epoch and mini-batch boundaries, which is how pruning policies act during fine-tuning.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Splits
+
+DENSE_LR = 0.05
+FINETUNE_LR = 0.01
+BATCH_SIZE = 64
+MOMENTUM = 0.9
+WEIGHT_DECAY = 5e-4
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class TrainHooks:
+    """Distiller's CompressionScheduler callbacks; the default does nothing."""
+
+    def on_epoch_begin(self, epoch: int, optimizer: torch.optim.Optimizer) -> bool:
+        """Return True when the model's parameters were replaced (thinning)."""
+        return False
+
+    def on_minibatch_begin(self, epoch: int, step: int, steps_per_epoch: int) -> None: ...
+
+    def before_backward_pass(self, epoch: int, step: int, loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+    def on_minibatch_end(self, epoch: int, step: int, steps_per_epoch: int) -> None: ...
+
+    def on_epoch_end(self, epoch: int, optimizer: torch.optim.Optimizer) -> None: ...
+
+    def check(self, optimizer: torch.optim.Optimizer) -> None:
+        """Called once before training: fail early on anything wrong."""
+
+    def owns_lr(self) -> bool:
+        """True when the recipe steps its own lr schedulers (then the fixed cosine is off)."""
+        return False
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    lr: float
+    seconds: float
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> dict:
+    """Top-1 and Top-5 accuracy (fractions in [0, 1]) and mean loss."""
+    model.eval()
+    top1 = top5 = 0
+    loss = 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            logits = model(x[i : i + batch])
+            target = y[i : i + batch]
+            loss += F.cross_entropy(logits, target, reduction="sum").item()
+            k = min(5, logits.shape[1])
+            topk = logits.topk(k, dim=1).indices
+            top1 += (topk[:, 0] == target).sum().item()
+            top5 += (topk == target[:, None]).any(dim=1).sum().item()
+    n = len(x)
+    return {"top1": top1 / n, "top5": top5 / n, "loss": loss / n}
+
+
+def train(
+    model: nn.Module,
+    data: Splits,
+    epochs: int,
+    lr: float,
+    seed: int,
+    hooks: TrainHooks | None = None,
+    log: Callable[[EpochLog], None] | None = None,
+) -> list[EpochLog]:
+    """Train `model` in place for `epochs` with the fixed recipe; returns the per-epoch log."""
+    hooks = hooks or TrainHooks()
+    seed_everything(seed)
+    gen = torch.Generator().manual_seed(seed)
+
+    def make_optimizer() -> torch.optim.Optimizer:
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY
+        )
+
+    opt = make_optimizer()
+    hooks.check(opt)
+    n = len(data.x_train)
+    steps = math.ceil(n / BATCH_SIZE)
+    total = max(1, epochs * steps)
+    logs: list[EpochLog] = []
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        model.train()
+        if hooks.on_epoch_begin(epoch, opt):
+            current_lr = opt.param_groups[0]["lr"]
+            opt = make_optimizer()  # thinning replaced the parameters
+            for group in opt.param_groups:
+                group["lr"] = current_lr
+        order = torch.randperm(n, generator=gen)
+        running = 0.0
+        for step in range(steps):
+            if not hooks.owns_lr():
+                frac = (epoch * steps + step) / total
+                for group in opt.param_groups:
+                    group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * frac))
+            hooks.on_minibatch_begin(epoch, step, steps)
+            idx = order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]
+            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+            loss = hooks.before_backward_pass(epoch, step, loss)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            hooks.on_minibatch_end(epoch, step, steps)
+            running += loss.item() * len(idx)
+        hooks.on_epoch_end(epoch, opt)
+        entry = EpochLog(epoch, running / n, opt.param_groups[0]["lr"], time.perf_counter() - t0)
+        logs.append(entry)
+        if log:
+            log(entry)
+    model.eval()
+    return logs
