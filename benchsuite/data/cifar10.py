@@ -23,7 +23,7 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 
 
-def _resolve(root: Path) -> Path:
+def find_cifar10(root: Path) -> Path:
     root = Path(root).expanduser()
     for candidate in (root, root / "cifar-10-batches-py"):
         if all((candidate / f).is_file() for f in (*TRAIN_FILES, TEST_FILE)):
@@ -55,7 +55,7 @@ def _normalise(x: np.ndarray) -> torch.Tensor:
 
 def load_cifar10_splits(root: Path, limit: int | None = None) -> Splits:
     """Load CIFAR-10; `limit` keeps the first N training and N//5 test images (quick runs)."""
-    folder = _resolve(root)
+    folder = find_cifar10(root)
     parts = [_read_batch(folder / f) for f in TRAIN_FILES]
     x_train = np.concatenate([p[0] for p in parts])
     y_train = np.concatenate([p[1] for p in parts])

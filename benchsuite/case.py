@@ -1,0 +1,135 @@
+"""One experiment = one case: a recipe (with its template parameters) applied to one model on
+one dataset, benchmarked on one device at one precision. `run_case` drives the stages through
+an executor (in-process or over Redis) and returns the result row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .executor import Executor
+from .hashing import content_hash
+from .paths import cache_dir, schedules_dir
+from .recipe import render, template_parameters
+from .threshold import Threshold
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    recipe: str  # recipe name (file stem in schedules/) or a path to a recipe file
+    params: dict[str, Any] = field(default_factory=dict)  # template parameters
+    model: str = "resnet20"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    seed: int = 0
+    epochs: int = 2  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
+    dense_epochs: int = 5
+    device: str = "CPU"
+    precision: str | None = "f32"  # None: the device's default (bf16 on CPUs with AMX)
+    niter: int = 500
+    repeats: int = 3
+
+    @property
+    def recipe_path(self) -> Path:
+        p = Path(self.recipe)
+        if p.suffix in (".yaml", ".yml") and p.is_file():
+            return p
+        return schedules_dir() / f"{self.recipe}.yaml"
+
+    @property
+    def recipe_name(self) -> str:
+        return self.recipe_path.stem
+
+    def recipe_text(self) -> str:
+        return render(self.recipe_path.read_text(), self.params, source=self.recipe_path.name)
+
+    def effective_params(self) -> dict[str, Any]:
+        """Template parameters with defaults filled in (what the case really ran with)."""
+        import yaml
+
+        defaults = template_parameters(self.recipe_path.read_text())
+        out = {k: yaml.safe_load(v) for k, v in defaults.items() if v is not None}
+        return out | dict(self.params)
+
+    @property
+    def label(self) -> str:
+        """Readable id, e.g. resnet20-l1_filters-0.5-CPU-f32."""
+        values = "-".join(str(v) for _, v in sorted(self.params.items())) or "default"
+        precision = self.precision or "default"
+        return f"{self.model}-{self.recipe_name}-{values}-{self.device}-{precision}"
+
+    @property
+    def case_id(self) -> str:
+        """Content hash of everything that determines the result (the rendered recipe too)."""
+        return content_hash(asdict(self) | {"recipe": self.recipe_text(), "v": 1})
+
+    def dense_spec(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, "data_dir": self.data_dir,
+                "seed": self.seed, "epochs": self.dense_epochs}
+
+    def bench_settings(self) -> dict:
+        return {"device": self.device, "precision": self.precision, "niter": self.niter,
+                "repeats": self.repeats}
+
+
+def validate(case: Case) -> None:
+    """Parse the recipe and bind it to a fresh model: bad recipes fail before any training."""
+    import torch
+
+    from .data import check_dataset
+    from .models import build_model
+    from .prune import CompressionScheduler
+    from .recipe import parse_recipe
+
+    data_shape = check_dataset(case.dataset, case.data_dir)  # a wrong path fails here, clearly
+    model = build_model(case.model, 10, data_shape[0])
+    recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
+    CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
+
+
+def _cached(case_id: str) -> dict | None:
+    path = cache_dir() / "results" / f"{case_id}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _store(row: dict) -> None:
+    path = cache_dir() / "results" / f"{row['case_id']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row, indent=1))
+
+
+def run_case(case: Case, executor: Executor, force: bool = False,
+             progress: Progress | None = None) -> dict:
+    """Run (or fetch from the result cache) one case; returns its result row (see track)."""
+    from .track.results import make_row
+
+    say = progress or (lambda _msg: None)
+    if not force and (row := _cached(case.case_id)) is not None:
+        say("cached result")
+        return row | {"cached": True}
+    validate(case)
+    t0 = time.perf_counter()
+    say("dense baseline")
+    dense = executor.run("train", case.dense_spec(), {})
+    say("prune + fine-tune")
+    pruned = executor.run("prune", case.dense_spec() | {
+        "epochs": case.epochs, "recipe_text": case.recipe_text(), "recipe_name": case.recipe_name,
+    }, {"checkpoint": dense.files["checkpoint"]})
+    say("benchmark")
+    bench = executor.run("bench", {
+        "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
+    }, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"]})
+    row = make_row(case, dense.result, pruned.result, bench.result,
+                   wall_seconds=time.perf_counter() - t0)
+    _store(row)
+    return row | {"cached": False}
+
+
+__all__ = ["Case", "Threshold", "run_case", "validate"]

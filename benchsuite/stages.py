@@ -1,0 +1,165 @@
+"""The pipeline stages, as the broker sees them: JSON spec + files in, StageResult out.
+
+- `train_stage` (prune worker): train the dense baseline once per (model, dataset, seed,
+  epochs), cached by content hash in the worker's cache; returns its checkpoint and ONNX.
+- `prune_stage` (prune worker): apply a recipe to the dense checkpoint while fine-tuning,
+  evaluate, count params/MACs, export ONNX.
+- `bench_stage` (bench worker): ONNX -> static IR for dense and pruned, then benchmark_app on
+  both, interleaved, so the speed-up is a ratio taken under one machine state.
+
+Torch is imported inside the prune stages only: a bench worker's environment has no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from .executor import StageResult
+from .hashing import content_hash
+from .paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+TRAIN_STAGE_VERSION = 1  # bump when training changes, to invalidate cached dense models
+DATA_SPLIT_SEED = 0  # one fixed split, so every seed is evaluated on the same test images
+
+
+def _load_data(spec: dict):
+    from .data import load_dataset
+
+    return load_dataset(spec["dataset"], seed=DATA_SPLIT_SEED, data_dir=spec.get("data_dir"))
+
+
+def _save_checkpoint(model, spec: dict, data, path: Path) -> Path:
+    import torch
+
+    from .prune.masks import clone_model, make_permanent
+
+    clone = clone_model(model)
+    make_permanent(clone)
+    torch.save({
+        "state_dict": clone.state_dict(), "model": spec["model"],
+        "num_classes": data.num_classes, "in_channels": data.input_shape[0],
+    }, path)
+    return path
+
+
+def load_checkpoint(path: Path):
+    """Rebuild a (possibly thinned) model from a checkpoint; tensors only, weights_only=True."""
+    import torch
+
+    from .models import build_model, load_thinned
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(ckpt["model"], ckpt["num_classes"], ckpt["in_channels"])
+    return load_thinned(model, ckpt["state_dict"]).eval()
+
+
+def dense_key(spec: dict) -> str:
+    keys = ("model", "dataset", "seed", "epochs")
+    return content_hash({k: spec[k] for k in keys} | {"v": TRAIN_STAGE_VERSION})
+
+
+def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    """spec: model, dataset, seed, epochs[, data_dir]. Cached by content hash."""
+    key = dense_key(spec)
+    folder = cache_dir() / "dense" / key
+    meta_path = folder / "meta.json"
+    artifacts = {"checkpoint": folder / "model.pt", "onnx": folder / "model.onnx"}
+    if meta_path.is_file():
+        return StageResult(json.loads(meta_path.read_text()) | {"cached": True}, artifacts)
+
+    import torch
+
+    from .export.onnx import export_onnx
+    from .models import build_model
+    from .prune import model_stats
+    from .train import DENSE_LR, evaluate, seed_everything, train
+
+    data = _load_data(spec)
+    seed_everything(spec["seed"])
+    model = build_model(spec["model"], data.num_classes, data.input_shape[0])
+    t0 = time.perf_counter()
+    train(model, data, spec["epochs"], DENSE_LR, spec["seed"],
+          log=lambda e: log.info("dense %s epoch %d loss %.3f", spec["model"], e.epoch, e.loss))
+    seconds = time.perf_counter() - t0
+    metrics = evaluate(model, data.x_test, data.y_test)
+    stats = model_stats(model, torch.zeros(1, *data.input_shape))
+    tmp = workdir / f"dense-{key}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    _save_checkpoint(model, spec, data, tmp / "model.pt")
+    export_onnx(model, data.input_shape, tmp / "model.onnx")
+    result = {
+        "dense_key": key, "top1": metrics["top1"], "top5": metrics["top5"],
+        "params": stats["params"], "macs": stats["macs"], "train_seconds": seconds,
+        "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+    }
+    (tmp / "meta.json").write_text(json.dumps(result, indent=1))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if not folder.exists():  # another worker may have finished the same model meanwhile
+        shutil.copytree(tmp, folder)
+    return StageResult(result | {"cached": False}, artifacts)
+
+
+def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    """spec: model, dataset, seed, epochs (fine-tuning), recipe_text, recipe_name[, data_dir].
+    files: checkpoint (the dense model)."""
+    import torch
+
+    from .export.onnx import export_onnx
+    from .prune import CompressionScheduler, model_stats
+    from .recipe import parse_recipe
+    from .train import FINETUNE_LR, evaluate, train
+
+    data = _load_data(spec)
+    model = load_checkpoint(files["checkpoint"])
+    example = torch.zeros(1, *data.input_shape)
+    recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))
+    scheduler = CompressionScheduler(recipe, model, example)
+    epochs = max(int(spec["epochs"]), recipe.last_epoch() + 1)
+    t0 = time.perf_counter()
+    train(model, data, epochs, FINETUNE_LR, spec["seed"], hooks=scheduler,
+          log=lambda e: log.info("fine-tune epoch %d loss %.3f", e.epoch, e.loss))
+    finetune_seconds = time.perf_counter() - t0
+    metrics = evaluate(model, data.x_test, data.y_test)
+    stats = model_stats(model, example)
+    t0 = time.perf_counter()
+    onnx = export_onnx(model, data.input_shape, workdir / "pruned.onnx")
+    export_seconds = time.perf_counter() - t0
+    ckpt = _save_checkpoint(model, spec, data, workdir / "pruned.pt")
+    result = {
+        "top1": metrics["top1"], "top5": metrics["top5"], **stats,
+        "finetune_epochs": epochs, "finetune_seconds": finetune_seconds,
+        "export_seconds": export_seconds, "thinned": scheduler.thinned,
+    }
+    return StageResult(result, {"checkpoint": ckpt, "onnx": onnx})
+
+
+def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    """spec: input_shape, settings (BenchSettings fields). files: dense_onnx, pruned_onnx."""
+    from .bench import BenchSettings, benchmark_interleaved, speedup
+    from .export.ir import onnx_to_ir
+
+    shape = tuple(spec["input_shape"])
+    t0 = time.perf_counter()
+    models = {
+        name: onnx_to_ir(files[f"{name}_onnx"], workdir / name / "model.xml", shape)
+        for name in ("dense", "pruned")
+    }
+    convert_seconds = time.perf_counter() - t0
+    settings = BenchSettings(**spec.get("settings", {}))
+    t0 = time.perf_counter()
+    results = benchmark_interleaved(models, workdir / "reports", settings)
+    bench_seconds = time.perf_counter() - t0
+    sizes = {f"{n}_ir_bytes": p.stat().st_size + p.with_suffix(".bin").stat().st_size
+             for n, p in models.items()}
+    result = {
+        "dense": results["dense"].to_dict(), "pruned": results["pruned"].to_dict(),
+        "speedup": speedup(results["dense"], results["pruned"]),
+        "convert_seconds": convert_seconds, "bench_seconds": bench_seconds, **sizes,
+    }
+    return StageResult(result, {})
