@@ -27,9 +27,12 @@ class CompressionScheduler(TrainHooks):
         self.recipe = recipe
         self.model = model
         self.example_input = example_input
-        self.pruners: dict[str, Pruner] = {
-            name: build_pruner(c, model, example_input) for name, c in recipe.pruners.items()
-        }
+        try:
+            self.pruners: dict[str, Pruner] = {
+                name: build_pruner(c, model, example_input) for name, c in recipe.pruners.items()
+            }
+        except RecipeError as e:
+            raise RecipeError(e.path, e.message, recipe.source) from None
         self._lr: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self._optimizer: torch.optim.Optimizer | None = None
         self.thinned: dict[str, int] = {}

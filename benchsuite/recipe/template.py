@@ -5,8 +5,9 @@ A placeholder is `${name}` or `${name=default}` anywhere in a recipe's YAML text
     final_sparsity: ${sparsity=0.5}
     class: ${pruner_class=L1RankedStructureParameterPruner}
 
-Rendering replaces each placeholder with the value given for `name` (or its default) written as
-a YAML scalar; a placeholder with no value and no default is an error. A recipe with only
+Rendering replaces each placeholder with the value given for `name` (or its default, which
+may be written at any one of its occurrences) as a YAML scalar; a placeholder with no value and
+no default is an error. A recipe with only
 defaulted placeholders renders to a plain Distiller recipe. Names are identifiers.
 """
 
@@ -50,7 +51,8 @@ def render(text: str, params: dict[str, Any] | None = None, source: str | None =
         )
 
     def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
+        name = m.group(1)
+        default = m.group(2) if m.group(2) is not None else known[name]
         if name in params:
             return _scalar(params[name])
         if default is None:

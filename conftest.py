@@ -1,0 +1,3 @@
+"""Loads the benchsuite pytest plugin for this checkout."""
+
+pytest_plugins = ["benchsuite.pytest_plugin"]

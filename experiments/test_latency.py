@@ -1,0 +1,17 @@
+"""The experiments: one case per (recipe in schedules/, its grid parameters, model).
+
+Run with `pytest -m latency`; options: `pytest --help` (group "benchsuite").
+"""
+
+import pytest
+
+
+@pytest.mark.latency
+def test_latency(latency_case, run_experiment, accuracy_threshold):
+    row = run_experiment(latency_case, accuracy_threshold)
+    assert row["latency_median_us"] > 0 and row["dense_latency_median_us"] > 0
+    assert row["top1"] >= row["threshold"], (
+        f"{row['label']}: Top-1 {row['top1']:.4f} is below the floor {row['threshold']:.4f} "
+        f"(dense {row['dense_top1']:.4f}, threshold {accuracy_threshold}); "
+        f"speed-up {row['speedup']:.2f}x"
+    )

@@ -1,0 +1,23 @@
+"""Shared fixtures for the suite's own tests: a private cache and results folder per session."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_dirs(tmp_path_factory: pytest.TempPathFactory):
+    """Keep the tests' trained models and result rows out of the project's own folders."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("benchsuite")
+    mp.setenv("BENCHSUITE_CACHE", str(root / "cache"))
+    mp.setenv("BENCHSUITE_RESULTS", str(root / "results"))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from benchsuite.data import load_dataset
+
+    return load_dataset("digits")
