@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from benchsuite.models import build_model
+from benchsuite.prune import CompressionScheduler, model_stats
+from benchsuite.prune.masks import effective
+from benchsuite.prune.names import prunable_weights
+from benchsuite.recipe import load_recipe
+from benchsuite.paths import schedules_dir
+from benchsuite.train import train
+
+X = torch.zeros(1, 1, 32, 32)
+INNER_CONVS = [f"layer{s}.{b}.conv1" for s in (1, 2, 3) for b in range(3)]
+
+
+def scheduled(recipe: str, params: dict, model_name: str = "resnet20"):
+    torch.manual_seed(0)
+    model = build_model(model_name, 10, 1)
+    recipe = load_recipe(schedules_dir() / f"{recipe}.yaml", params)
+    return model, CompressionScheduler(recipe, model, X)
+
+
+def one_epoch(model, sched, digits, n=256):
+    from benchsuite.data import Splits
+
+    small = Splits("d", digits.x_train[:n], digits.y_train[:n], digits.x_test, digits.y_test, 10)
+    train(model, small, 1, 0.01, 0, hooks=sched)
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.7])
+def test_l1_filters_with_thinning_removes_filters(sparsity, digits):
+    model, sched = scheduled("l1_filters", {"sparsity": sparsity})
+    dense = model_stats(model, X)
+    one_epoch(model, sched, digits)
+    after = model_stats(model, X)
+    for name in INNER_CONVS:
+        conv = model.get_submodule(name)
+        width = {"1": 16, "2": 32, "3": 64}[name[5]]
+        assert conv.out_channels == width - int(width * sparsity), name
+        assert model.get_submodule(name.replace("conv1", "bn1")).num_features == conv.out_channels
+        assert model.get_submodule(name.replace("conv1", "conv2")).in_channels == conv.out_channels
+    # each inner conv loses k of its filters and the next conv the matching input channels
+    removed = 0
+    for name in INNER_CONVS:
+        conv1 = model.get_submodule(name)
+        conv2 = model.get_submodule(name.replace("conv1", "conv2"))
+        k = {"1": 16, "2": 32, "3": 64}[name[5]] - conv1.out_channels
+        removed += k * (conv1.in_channels * 9 + 2 + conv2.out_channels * 9)
+    assert dense["params"] - after["params"] == removed
+    assert after["macs"] < dense["macs"] * (1 - 0.45 * sparsity)
+    assert model(torch.randn(4, 1, 32, 32)).shape == (4, 10)  # the thinned model still runs
+
+
+def test_structured_without_thinning_keeps_shapes_but_zeroes_filters(digits):
+    model, _ = scheduled("l1_filters", {"sparsity": 0.5})
+    recipe = load_recipe(schedules_dir() / "l1_filters.yaml", {"sparsity": 0.5})
+    recipe.policies = [p for p in recipe.policies if p.kind != "extension"]
+    sched = CompressionScheduler(recipe, model, X)
+    one_epoch(model, sched, digits)
+    for name in INNER_CONVS:
+        w = effective(model, name + ".weight")
+        assert w.shape[0] == {"1": 16, "2": 32, "3": 64}[name[5]]
+        zero_filters = int((w.flatten(1).abs().sum(1) == 0).sum())
+        assert zero_filters == w.shape[0] // 2
+    assert model_stats(model, X)["macs"] == model_stats(build_model("resnet20", 10, 1), X)["macs"]
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.8])
+def test_level_pruning_reaches_sparsity_and_masks_survive_training(sparsity, digits):
+    model, sched = scheduled("level_elementwise", {"sparsity": sparsity})
+    one_epoch(model, sched, digits)  # optimizer steps after the masks were set
+    for name in prunable_weights(model):
+        w = effective(model, name)
+        assert abs(float((w == 0).float().mean()) - sparsity) <= 0.01, name
+    stats = model_stats(model, X)
+    assert abs(stats["weight_sparsity"] - sparsity) <= 0.01
