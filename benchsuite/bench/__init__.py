@@ -1,0 +1,33 @@
+"""Benchmark engine: OpenVINO's benchmark_app (any version) as a subprocess, its reports parsed.
+
+Public API::
+
+    BenchSettings, BenchResult, BenchmarkAppError
+    run_benchmark(model, report_dir, settings) -> BenchResult
+    benchmark_interleaved({name: model}, report_dir, settings) -> {name: BenchResult}
+    speedup(dense, pruned) -> float
+    parse_report_folder(folder) -> (summary dict, per-layer DataFrame)
+    parse_stdout(text) -> dict
+"""
+
+from benchsuite.bench.report import parse_report_folder, parse_stdout
+from benchsuite.bench.result import BenchResult, BenchSettings
+from benchsuite.bench.runner import (
+    BenchmarkAppError,
+    benchmark_interleaved,
+    find_benchmark_app,
+    run_benchmark,
+    speedup,
+)
+
+__all__ = [
+    "BenchResult",
+    "BenchSettings",
+    "BenchmarkAppError",
+    "benchmark_interleaved",
+    "find_benchmark_app",
+    "parse_report_folder",
+    "parse_stdout",
+    "run_benchmark",
+    "speedup",
+]

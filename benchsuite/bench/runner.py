@@ -1,0 +1,266 @@
+"""Run a benchmark_app executable as a subprocess and turn its output into a BenchResult.
+
+Works with the current env's benchmark_app (OpenVINO 2026) and the legacy env's (2021.4): the
+options an executable accepts are read once from its ``-h`` text, so the command adapts (2021.4
+has no ``-hint``/``-infer_precision``; it takes ``-enforcebf16`` and upper-case ``-ip FP32``).
+
+Latency figures come from stdout, not the report files (which round to 10 µs): 2026 prints
+``Median: 48.01 us`` while the average is under 1 ms, and ``x.xx ms`` (10 µs resolution) above;
+2021.4 prints ``Latency: 0.42 ms`` but in sync mode its FPS is ``1000 / median_ms``, which gives
+the median to well under 1 µs. ``BenchResult.latency_resolution_us`` records which applied.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchsuite.bench.report import (
+    average_over_requests,
+    normalise_precision,
+    parse_report_folder,
+    parse_stdout,
+)
+from benchsuite.bench.result import BenchResult, BenchSettings
+
+TAIL_LINES = 25
+DEFAULT_TIMEOUT_S = 900.0
+
+
+class BenchmarkAppError(RuntimeError):
+    """benchmark_app failed; the message holds its own error text, the command and output tail."""
+
+    def __init__(self, message: str, command: list[str] | None = None, output: str = "") -> None:
+        super().__init__(message)
+        self.command = command or []
+        self.output = output
+
+
+def find_benchmark_app(executable: str | None = None) -> str:
+    """The named executable, else the one beside ``sys.executable``, else the one on PATH."""
+    if executable:
+        path = shutil.which(executable) or executable
+        if not Path(path).is_file():
+            raise BenchmarkAppError(f"benchmark_app executable not found: {executable}")
+        return str(path)
+    beside = Path(sys.executable).parent / "benchmark_app"
+    if beside.is_file():
+        return str(beside)
+    on_path = shutil.which("benchmark_app")
+    if on_path:
+        return on_path
+    raise BenchmarkAppError(
+        f"no benchmark_app next to {sys.executable} or on PATH (pip install openvino)")
+
+
+def _subprocess_env() -> dict[str, str]:
+    # The executable may belong to another Python (the legacy 3.6 env): keep our PYTHONPATH and
+    # PYTHONHOME out of it.
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
+@functools.lru_cache(maxsize=16)
+def _options(executable: str, mtime: float) -> frozenset[str]:
+    proc = subprocess.run([executable, "-h"], capture_output=True, text=True, timeout=120,
+                          env=_subprocess_env(), check=False)
+    text = proc.stdout + proc.stderr
+    return frozenset(re.findall(r"^\s+(-[A-Za-z][A-Za-z0-9_]*)[\s,]", text, re.M))
+
+
+def supported_options(executable: str) -> frozenset[str]:
+    """The short options a benchmark_app accepts, read from its ``-h`` output (cached)."""
+    return _options(executable, Path(executable).stat().st_mtime)
+
+
+def build_command(model: Path, report_dir: Path, settings: BenchSettings,
+                  executable: str) -> tuple[list[str], list[str]]:
+    """Command line for one run, and notes on what was adapted (e.g. hint forced to none)."""
+    opts = supported_options(executable)
+    notes: list[str] = []
+    cmd = [executable, "-m", str(model), "-d", settings.device, "-api", settings.api]
+    hint = settings.hint
+    if (settings.threads is not None or settings.streams is not None) and hint != "none":
+        if "-hint" in opts:
+            notes.append(f"hint {hint} -> none: benchmark_app takes -nthreads/-nstreams only "
+                         "with -hint none")
+        hint = "none"
+    if "-hint" in opts:
+        cmd += ["-hint", hint]
+    elif settings.hint != "none":
+        notes.append(f"hint {settings.hint} not sent: this benchmark_app has no -hint option")
+    if settings.niter is not None:
+        cmd += ["-niter", str(settings.niter)]
+    if settings.time_s is not None:
+        cmd += ["-t", f"{settings.time_s:g}"]
+    for flag, value in (("-nthreads", settings.threads), ("-nstreams", settings.streams),
+                        ("-b", settings.batch)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    if settings.precision is not None:
+        if "-infer_precision" in opts:
+            cmd += ["-infer_precision", settings.precision]
+        elif "-enforcebf16" in opts and settings.precision in ("f32", "bf16"):
+            cmd += ["-enforcebf16", "True" if settings.precision == "bf16" else "False"]
+        else:
+            raise BenchmarkAppError(
+                f"precision {settings.precision} cannot be requested from {executable} "
+                "(no -infer_precision option)")
+    if settings.input_precision is not None and "-ip" in opts:
+        legacy_ip = "-infer_precision" not in opts  # 2021.4 wants U8/FP16/FP32
+        ip = {"f32": "FP32", "f16": "FP16", "u8": "U8"}.get(settings.input_precision, "")
+        cmd += ["-ip", ip if legacy_ip and ip else settings.input_precision]
+    cmd += ["-report_type", "detailed_counters", "-report_folder", str(report_dir)]
+    return cmd, notes
+
+
+def _tail(text: str, n: int = TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
+
+
+def run_once(model: Path, report_dir: Path, settings: BenchSettings,
+             timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """One benchmark_app process; returns parsed stdout merged over the report folder's data."""
+    executable = find_benchmark_app(settings.executable)
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)  # benchmark_app crashes at the end without it
+    cmd, notes = build_command(Path(model), report_dir, settings, executable)
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                              env=_subprocess_env(), check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchmarkAppError(f"benchmark_app timed out after {timeout_s:g} s\ncommand: "
+                                f"{' '.join(cmd)}", cmd) from exc
+    wall = time.perf_counter() - start
+    (report_dir / "stdout.txt").write_text(proc.stdout)
+    (report_dir / "stderr.txt").write_text(proc.stderr)
+    out = parse_stdout(proc.stdout + "\n" + proc.stderr)
+    if proc.returncode != 0 or "latency_median_us" not in out:
+        own = out.get("errors") or _tail(proc.stderr, 5) or _tail(proc.stdout, 5)
+        raise BenchmarkAppError(
+            f"benchmark_app failed (exit {proc.returncode}): {own}\ncommand: {' '.join(cmd)}\n"
+            f"--- stderr tail ---\n{_tail(proc.stderr)}\n--- stdout tail ---\n{_tail(proc.stdout)}",
+            cmd, proc.stdout + proc.stderr)
+    summary, frame = parse_report_folder(report_dir)
+    layers = average_over_requests(frame)
+    merged = {k: v for k, v in summary.items() if k != "sections"}
+    merged.update(out)  # stdout figures win: 1 µs resolution
+    merged.update(command=cmd, notes=notes, wall_time_s=wall, executable=executable,
+                  per_layer=layers.to_dict("records"), totals_us=frame.attrs.get("totals_us", []))
+    return merged
+
+
+def precision_from_exec_types(per_layer: list[dict[str, Any]]) -> str | None:
+    """Most common precision suffix of executed Convolution/FullyConnected/MatMul kernels."""
+    counts: dict[str, int] = {}
+    for row in per_layer:
+        if row.get("status") != "EXECUTED" or row.get("layer_type") not in (
+                "Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution"):
+            continue
+        prec = normalise_precision(str(row.get("exec_type", "")).rsplit("_", 1)[-1])
+        if prec:
+            counts[prec] = counts.get(prec, 0) + 1
+    return max(counts, key=lambda k: counts[k]) if counts else None
+
+
+def _used_precision(run: dict[str, Any], settings: BenchSettings, notes: list[str]) -> str:
+    hinted = run.get("inference_precision")
+    kernels = precision_from_exec_types(run["per_layer"])
+    if hinted and kernels and hinted != kernels:
+        notes.append(f"INFERENCE_PRECISION_HINT says {hinted} but conv/fc kernels run {kernels}")
+    used = hinted or kernels
+    if used is None:
+        notes.append("inference precision not reported; recorded the request or 'unknown'")
+        return settings.precision or "unknown"
+    return used
+
+
+def _cv(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = statistics.fmean(values)
+    return statistics.stdev(values) / mean if mean else 0.0
+
+
+def _repeat_record(run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("latency_median_us", "latency_avg_us", "latency_min_us", "latency_max_us",
+            "throughput_fps", "iterations", "wall_time_s")
+    return {k: run.get(k) for k in keys}
+
+
+def aggregate(model: Path, runs: list[dict[str, Any]], settings: BenchSettings) -> BenchResult:
+    """Combine repeat runs: median over repeats of each figure; per-layer table of the run whose
+    median is the median (the middle run), CV of the repeat medians."""
+    medians = [r["latency_median_us"] for r in runs]
+    middle = sorted(runs, key=lambda r: r["latency_median_us"])[(len(runs) - 1) // 2]
+    notes = list(dict.fromkeys(n for r in runs for n in r["notes"]))
+
+    def med(key: str) -> float | None:
+        vals = [r[key] for r in runs if r.get(key) is not None]
+        return round(statistics.median(vals), 3) if vals else None
+
+    return BenchResult(
+        latency_median_us=statistics.median(medians),
+        latency_avg_us=med("latency_avg_us"),
+        latency_min_us=med("latency_min_us"),
+        latency_max_us=med("latency_max_us"),
+        throughput_fps=med("throughput_fps") or 0.0,
+        iterations=int(med("iterations") or 0),
+        device=settings.device,
+        precision=_used_precision(middle, settings, notes),
+        precision_requested=settings.precision,
+        threads=middle.get("threads", settings.threads),
+        streams=middle.get("streams", settings.streams),
+        batch=int(middle.get("batch") or settings.batch or 1),
+        input_shape=str(middle.get("input_shape", "")),
+        runtime_version=str(middle.get("runtime_version", "unknown")),
+        executable=str(middle["executable"]),
+        hint="none" if "-hint" in middle["command"] and
+             middle["command"][middle["command"].index("-hint") + 1] == "none" else settings.hint,
+        api=settings.api,
+        per_layer=middle["per_layer"],
+        repeats=[_repeat_record(r) for r in runs],
+        latency_cv=_cv(medians),
+        latency_resolution_us=max(r.get("latency_resolution_us", 10.0) for r in runs),
+        model=str(model),
+        input_precision=middle.get("input_precision"),
+        wall_time_s=sum(r["wall_time_s"] for r in runs),
+        notes=notes,
+    )
+
+
+def _repeat_dir(report_dir: Path, index: int, repeats: int) -> Path:
+    return Path(report_dir) if repeats == 1 else Path(report_dir) / f"repeat_{index:02d}"
+
+
+def run_benchmark(model: Path, report_dir: Path, settings: BenchSettings,
+                  timeout_s: float = DEFAULT_TIMEOUT_S) -> BenchResult:
+    """Benchmark one model ``settings.repeats`` times (reports in ``report_dir[/repeat_NN]``)."""
+    runs = [run_once(model, _repeat_dir(report_dir, i, settings.repeats), settings, timeout_s)
+            for i in range(settings.repeats)]
+    return aggregate(Path(model), runs, settings)
+
+
+def benchmark_interleaved(models: dict[str, Path], report_dir: Path, settings: BenchSettings,
+                          timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, BenchResult]:
+    """Benchmark several models round-robin (a, b, a, b, ...) so that ratios between them are
+    taken under the same machine state; reports in ``report_dir/<name>[/repeat_NN]``."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
+    for i in range(settings.repeats):
+        for name, model in models.items():
+            folder = _repeat_dir(Path(report_dir) / name, i, settings.repeats)
+            runs[name].append(run_once(model, folder, settings, timeout_s))
+    return {name: aggregate(Path(models[name]), runs[name], settings) for name in models}
+
+
+def speedup(dense: BenchResult, pruned: BenchResult) -> float:
+    """Dense median latency / pruned median latency (> 1: the pruned model is faster)."""
+    return dense.latency_median_us / pruned.latency_median_us

@@ -1,0 +1,34 @@
+"""A tiny conv net exported torch -> ONNX -> static OpenVINO IR, for tests and smoke checks."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+
+def export_tiny_model(folder: Path, channels: int = 8, size: int = 16,
+                      name: str = "tiny") -> tuple[Path, Path]:
+    """Write ``<name>.onnx`` (opset 13, readable by OpenVINO 2021.4) and a static-shape
+    ``<name>.xml``/``.bin`` IR; returns (onnx_path, xml_path). Layer names follow torch's
+    ``nn.Sequential`` indices (``/0/Conv``, ``/3/Conv``, ...)."""
+    import openvino
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, channels, 3, padding=1), torch.nn.BatchNorm2d(channels),
+        torch.nn.ReLU(), torch.nn.Conv2d(channels, channels, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(channels, 10),
+    ).eval()
+    example = torch.randn(1, 3, size, size)
+    onnx_path = folder / f"{name}.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but reads opset 13
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (example,), str(onnx_path), dynamo=False, opset_version=13,
+                          input_names=["x"], output_names=["logits"])
+    xml_path = folder / f"{name}.xml"
+    ir = openvino.convert_model(str(onnx_path), input=[(1, 3, size, size)])
+    openvino.save_model(ir, str(xml_path))
+    return onnx_path, xml_path
