@@ -74,3 +74,27 @@ def test_level_pruning_reaches_sparsity_and_masks_survive_training(sparsity, dig
         assert abs(float((w == 0).float().mean()) - sparsity) <= 0.01, name
     stats = model_stats(model, X)
     assert abs(stats["weight_sparsity"] - sparsity) <= 0.01
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_thinning_exactly_zero_channels_keeps_outputs(mode):
+    """Filters zeroed with their BatchNorm affine terms output exactly zero: removing them
+    must not change the model's output (in whatever mode thinning is called)."""
+    from benchsuite.prune.graph import thin
+
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10, 1).eval()
+    for name, drop in (("layer1.0", [1, 5, 7]), ("layer2.1", [0, 3]), ("layer3.2", [10, 63])):
+        with torch.no_grad():
+            model.get_submodule(name + ".conv1").weight[drop] = 0
+            model.get_submodule(name + ".bn1").weight[drop] = 0
+            model.get_submodule(name + ".bn1").bias[drop] = 0
+    x = torch.randn(8, 1, 32, 32)
+    before = model(x)
+    params = sum(p.numel() for p in model.parameters())
+    model.train(mode == "train")
+    removed = thin(model, X, "Filters")
+    assert removed == {"layer1.0.conv1": 3, "layer2.1.conv1": 2, "layer3.2.conv1": 2}
+    model.eval()
+    assert torch.allclose(model(x), before, atol=1e-5)
+    assert sum(p.numel() for p in model.parameters()) < params

@@ -10,7 +10,15 @@ from .masks import clone_model, make_permanent
 
 
 def _dg(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
-    return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    """Trace in eval mode, whatever mode the model is in: traced in training mode (as it is
+    when thinning runs at an epoch start), BatchNorm channels were removed out of step with
+    their convs here and fine-tuning diverged."""
+    was_training = model.training
+    model.eval()
+    try:
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    finally:
+        model.train(was_training)
 
 
 def coupled_out_convs(model: nn.Module, example_input: torch.Tensor, weight: str) -> list[str]:
