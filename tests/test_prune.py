@@ -3,7 +3,7 @@ import torch
 
 from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler, model_stats
-from benchsuite.prune.masks import effective
+from benchsuite.prune.masks import effective, set_mask
 from benchsuite.prune.names import prunable_weights
 from benchsuite.recipe import load_recipe
 from benchsuite.paths import schedules_dir
@@ -85,8 +85,10 @@ def test_thinning_exactly_zero_channels_keeps_outputs(mode):
     torch.manual_seed(0)
     model = build_model("resnet20", 10, 1).eval()
     for name, drop in (("layer1.0", [1, 5, 7]), ("layer2.1", [0, 3]), ("layer3.2", [10, 63])):
+        mask = torch.ones_like(model.get_submodule(name + ".conv1").weight)
+        mask[drop] = 0
+        set_mask(model, name + ".conv1.weight", mask)  # zeroed as a pruner does: by a mask
         with torch.no_grad():
-            model.get_submodule(name + ".conv1").weight[drop] = 0
             model.get_submodule(name + ".bn1").weight[drop] = 0
             model.get_submodule(name + ".bn1").bias[drop] = 0
     x = torch.randn(8, 1, 32, 32)
