@@ -2,7 +2,7 @@
 
 Everything stays inside the project folder unless the environment says otherwise:
 `BENCHSUITE_CACHE` (default `<root>/.cache/benchsuite`), `BENCHSUITE_RESULTS`
-(default `<root>/experiments/results`).
+(default `<root>/experiments/results`), `BENCHSUITE_SCHEDULES` (default `<root>/schedules`).
 """
 
 from __future__ import annotations
@@ -32,4 +32,5 @@ def results_dir() -> Path:
 
 
 def schedules_dir() -> Path:
-    return project_root() / "schedules"
+    """Recipes and the grid: `BENCHSUITE_SCHEDULES` or `<root>/schedules`."""
+    return Path(os.environ.get("BENCHSUITE_SCHEDULES") or project_root() / "schedules")
