@@ -12,13 +12,13 @@ Public API::
     parse_stdout(text) -> dict
 """
 
-from benchsuite.bench.report import parse_report_folder, parse_stdout
-from benchsuite.bench.result import BenchResult, BenchSettings
 from benchsuite.bench.devices import (
     available_devices,
     device_skip_reason,
     legacy_benchmark_app,
 )
+from benchsuite.bench.report import parse_report_folder, parse_stdout
+from benchsuite.bench.result import BenchResult, BenchSettings
 from benchsuite.bench.runner import (
     BenchmarkAppError,
     DeviceUnavailableError,
@@ -34,10 +34,10 @@ __all__ = [
     "BenchmarkAppError",
     "DeviceUnavailableError",
     "available_devices",
-    "device_skip_reason",
-    "legacy_benchmark_app",
     "benchmark_interleaved",
+    "device_skip_reason",
     "find_benchmark_app",
+    "legacy_benchmark_app",
     "parse_report_folder",
     "parse_stdout",
     "run_benchmark",

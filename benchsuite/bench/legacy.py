@@ -36,7 +36,7 @@ def main(argv):
             net = core.read_network(model=argv[1]) if len(argv) > 1 else _probe_network()
             core.load_network(network=net, device_name=argv[0], num_requests=1)
         except Exception as exc:  # the plugin's message is the point
-            out["load_error"] = "{}: {}".format(type(exc).__name__, exc)
+            out["load_error"] = f"{type(exc).__name__}: {exc}"
     print(json.dumps(out))
     return 0
 
