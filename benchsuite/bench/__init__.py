@@ -6,14 +6,22 @@ Public API::
     run_benchmark(model, report_dir, settings) -> BenchResult
     benchmark_interleaved({name: model}, report_dir, settings) -> {name: BenchResult}
     speedup(dense, pruned) -> float
+    available_devices(), device_skip_reason(device) -> str | None, legacy_benchmark_app()
+    DeviceUnavailableError (a BenchmarkAppError with .reason: a ready skip reason)
     parse_report_folder(folder) -> (summary dict, per-layer DataFrame)
     parse_stdout(text) -> dict
 """
 
+from benchsuite.bench.devices import (
+    available_devices,
+    device_skip_reason,
+    legacy_benchmark_app,
+)
 from benchsuite.bench.report import parse_report_folder, parse_stdout
 from benchsuite.bench.result import BenchResult, BenchSettings
 from benchsuite.bench.runner import (
     BenchmarkAppError,
+    DeviceUnavailableError,
     benchmark_interleaved,
     find_benchmark_app,
     run_benchmark,
@@ -24,8 +32,12 @@ __all__ = [
     "BenchResult",
     "BenchSettings",
     "BenchmarkAppError",
+    "DeviceUnavailableError",
+    "available_devices",
     "benchmark_interleaved",
+    "device_skip_reason",
     "find_benchmark_app",
+    "legacy_benchmark_app",
     "parse_report_folder",
     "parse_stdout",
     "run_benchmark",

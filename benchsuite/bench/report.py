@@ -156,7 +156,7 @@ def _input_info(text: str) -> dict[str, Any]:
 
 def _split_fields(line: str) -> list[str]:
     fields = line.rstrip("\n").split(";")
-    while fields and fields[-1] == "" and len(fields) > 2:
+    while len(fields) > 1 and fields[-1] == "":
         fields.pop()  # the C++ tool's trailing ';'
     return fields
 

@@ -117,4 +117,6 @@ class BenchResult:
     def per_layer_frame(self) -> pandas.DataFrame:
         import pandas
 
-        return pandas.DataFrame(self.per_layer, columns=list(PER_LAYER_COLUMNS))
+        frame = pandas.DataFrame(self.per_layer)
+        extra = [c for c in frame.columns if c not in PER_LAYER_COLUMNS]
+        return frame.reindex(columns=[*PER_LAYER_COLUMNS, *extra])

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchsuite.bench.devices import unavailable_reason
 from benchsuite.bench.report import (
     average_over_requests,
     normalise_precision,
@@ -32,6 +33,7 @@ from benchsuite.bench.report import (
 from benchsuite.bench.result import BenchResult, BenchSettings
 
 TAIL_LINES = 25
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the MYRIAD plugin's coloured log lines
 DEFAULT_TIMEOUT_S = 900.0
 
 
@@ -42,6 +44,16 @@ class BenchmarkAppError(RuntimeError):
         super().__init__(message)
         self.command = command or []
         self.output = output
+
+
+class DeviceUnavailableError(BenchmarkAppError):
+    """benchmark_app says the device is absent (unknown name, or MYRIAD's NC_ERROR: no stick).
+    ``reason`` is a ready-made skip reason quoting benchmark_app."""
+
+    def __init__(self, message: str, reason: str, command: list[str] | None = None,
+                 output: str = "") -> None:
+        super().__init__(message, command, output)
+        self.reason = reason
 
 
 def find_benchmark_app(executable: str | None = None) -> str:
@@ -140,15 +152,19 @@ def run_once(model: Path, report_dir: Path, settings: BenchSettings,
         raise BenchmarkAppError(f"benchmark_app timed out after {timeout_s:g} s\ncommand: "
                                 f"{' '.join(cmd)}", cmd) from exc
     wall = time.perf_counter() - start
+    proc.stdout, proc.stderr = _ANSI.sub("", proc.stdout), _ANSI.sub("", proc.stderr)
     (report_dir / "stdout.txt").write_text(proc.stdout)
     (report_dir / "stderr.txt").write_text(proc.stderr)
     out = parse_stdout(proc.stdout + "\n" + proc.stderr)
     if proc.returncode != 0 or "latency_median_us" not in out:
         own = out.get("errors") or _tail(proc.stderr, 5) or _tail(proc.stdout, 5)
-        raise BenchmarkAppError(
+        message = (
             f"benchmark_app failed (exit {proc.returncode}): {own}\ncommand: {' '.join(cmd)}\n"
-            f"--- stderr tail ---\n{_tail(proc.stderr)}\n--- stdout tail ---\n{_tail(proc.stdout)}",
-            cmd, proc.stdout + proc.stderr)
+            f"--- stderr tail ---\n{_tail(proc.stderr)}\n--- stdout tail ---\n{_tail(proc.stdout)}")
+        reason = unavailable_reason(own, settings.device)
+        if reason:
+            raise DeviceUnavailableError(message, reason, cmd, proc.stdout + proc.stderr)
+        raise BenchmarkAppError(message, cmd, proc.stdout + proc.stderr)
     summary, frame = parse_report_folder(report_dir)
     layers = average_over_requests(frame)
     merged = {k: v for k, v in summary.items() if k != "sections"}
@@ -196,9 +212,28 @@ def _repeat_record(run: dict[str, Any]) -> dict[str, Any]:
     return {k: run.get(k) for k in keys}
 
 
+def merge_per_layer(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-layer rows averaged over repeats (each repeat's counters are one inference's), with
+    ``real_time_us_sd`` (sample SD over repeats) when there are several."""
+    if len(runs) == 1:
+        return runs[0]["per_layer"]
+    merged: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[float]] = {}
+    for run in runs:
+        for row in run["per_layer"]:
+            merged.setdefault(row["layer"], dict(row))
+            samples.setdefault(row["layer"], []).append((row["real_time_us"], row["cpu_time_us"]))
+    for name, row in merged.items():
+        real = [a for a, _ in samples[name]]
+        row["real_time_us"] = round(statistics.fmean(real), 3)
+        row["cpu_time_us"] = round(statistics.fmean(b for _, b in samples[name]), 3)
+        row["real_time_us_sd"] = round(statistics.stdev(real), 3) if len(real) > 1 else 0.0
+    return list(merged.values())
+
+
 def aggregate(model: Path, runs: list[dict[str, Any]], settings: BenchSettings) -> BenchResult:
-    """Combine repeat runs: median over repeats of each figure; per-layer table of the run whose
-    median is the median (the middle run), CV of the repeat medians."""
+    """Combine repeat runs: median over repeats of each figure, conditions of the middle run,
+    per-layer times averaged over repeats, CV of the repeat medians."""
     medians = [r["latency_median_us"] for r in runs]
     middle = sorted(runs, key=lambda r: r["latency_median_us"])[(len(runs) - 1) // 2]
     notes = list(dict.fromkeys(n for r in runs for n in r["notes"]))
@@ -226,7 +261,7 @@ def aggregate(model: Path, runs: list[dict[str, Any]], settings: BenchSettings) 
         hint="none" if "-hint" in middle["command"] and
              middle["command"][middle["command"].index("-hint") + 1] == "none" else settings.hint,
         api=settings.api,
-        per_layer=middle["per_layer"],
+        per_layer=merge_per_layer(runs),
         repeats=[_repeat_record(r) for r in runs],
         latency_cv=_cv(medians),
         latency_resolution_us=max(r.get("latency_resolution_us", 10.0) for r in runs),

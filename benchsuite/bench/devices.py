@@ -1,0 +1,126 @@
+"""Devices: what the current OpenVINO lists, the legacy (2021.4, MYRIAD) env, skip reasons.
+
+``device_skip_reason("GPU")`` -> ``"device GPU not available (available: CPU)"`` or None.
+MYRIAD lives only in the legacy env (the plugin was removed in OpenVINO 2023.0): its reason
+names the missing env, or quotes the plugin (``NC_ERROR``: no Neural Compute Stick 2).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+LEGACY_ENV_VAR = "BENCHSUITE_LEGACY_BENCHMARK_APP"
+LEGACY_ENV_NAME = "bench-myriad"
+LEGACY_DEVICES = frozenset({"MYRIAD", "HDDL"})
+PY36 = "/root/.pyenv/versions/3.6.15/bin/python3.6"
+_PROBE = Path(__file__).with_name("legacy.py")
+# benchmark_app error texts meaning "this device is not here" rather than "the run is broken"
+UNAVAILABLE_PATTERNS = ("NC_ERROR", "Can not init Myriad device",
+                        "is not registered in the OpenVINO Runtime")
+
+
+class LegacyApp(NamedTuple):
+    path: Path | None
+    reason: str  # why path is None ("" when found)
+
+
+@functools.cache
+def available_devices() -> tuple[str, ...]:
+    """``openvino.Core().available_devices`` of this env, e.g. ('CPU',)."""
+    import openvino
+
+    return tuple(openvino.Core().available_devices)
+
+
+def _repo_roots() -> list[Path]:
+    here = Path(__file__).resolve().parents[2]
+    return list(dict.fromkeys([here, Path.cwd()]))
+
+
+def legacy_candidates() -> list[Path]:
+    found = [Path(os.environ[LEGACY_ENV_VAR])] if os.environ.get(LEGACY_ENV_VAR) else []
+    for root in _repo_roots():
+        found += [root / ".tox" / LEGACY_ENV_NAME / "bin" / "benchmark_app",
+                  root / ".venvs" / LEGACY_ENV_NAME / "bin" / "benchmark_app"]
+    return found
+
+
+def python36() -> str | None:
+    return shutil.which("python3.6") or (PY36 if Path(PY36).is_file() else None)
+
+
+def legacy_benchmark_app() -> LegacyApp:
+    """The legacy env's benchmark_app (``$BENCHSUITE_LEGACY_BENCHMARK_APP``, else
+    ``.tox/bench-myriad`` or ``.venvs/bench-myriad`` under the repo), or None and a reason."""
+    candidates = legacy_candidates()
+    for path in candidates:
+        if path.is_file():
+            return LegacyApp(path, "")
+    py = python36()
+    if py is None:
+        return LegacyApp(None, "legacy OpenVINO 2021.4 env not built and no Python 3.6 "
+                               "interpreter found (python3.6 on PATH or pyenv 3.6.15)")
+    tried = ", ".join(str(p) for p in candidates)
+    return LegacyApp(None, f"legacy OpenVINO 2021.4 env not built (no benchmark_app at {tried}); "
+                           f"build it with `tox -e {LEGACY_ENV_NAME}` or scripts/legacy_env.sh "
+                           f"(Python 3.6 found: {py})")
+
+
+def legacy_python(app: Path) -> Path:
+    return Path(app).parent / "python"
+
+
+def legacy_probe(app: Path, model: Path | None = None, device: str | None = None) -> dict:
+    """Run legacy.py in the legacy env: {version, devices, load_error}."""
+    cmd = [str(legacy_python(app)), str(_PROBE)]
+    if device is not None:
+        cmd += [device] + ([str(model)] if model is not None else [])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"legacy probe failed: {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_probe(app: Path, model: Path | None, device: str) -> dict:
+    return legacy_probe(app, model, device)  # MYRIAD's NC_ERROR takes ~5 s: ask once
+
+
+def unavailable_reason(error_text: str, device: str) -> str | None:
+    """A skip reason when benchmark_app's error says the device is absent, else None."""
+    for pattern in UNAVAILABLE_PATTERNS:
+        if pattern in error_text:
+            line = next((ln for ln in error_text.splitlines() if pattern in ln), pattern)
+            line = line.replace("[ ERROR ]", "").strip()
+            return f"device {device} not usable: {line}"
+    return None
+
+
+def device_skip_reason(device: str, model: Path | None = None) -> str | None:
+    """None when ``device`` can run here, else a reason naming what is missing.
+
+    MYRIAD/HDDL need the legacy env; the plugin is asked to load a probe network (or ``model``,
+    an ONNX file), so a missing stick gives the plugin's own reason (``NC_ERROR``)."""
+    base = device.split(":", 1)[0].split(".", 1)[0].upper()
+    if base in LEGACY_DEVICES:
+        app = legacy_benchmark_app()
+        if app.path is None:
+            return f"device {device} needs the legacy env: {app.reason}"
+        probe = _cached_probe(app.path, model, device)
+        if probe.get("load_error"):
+            return (unavailable_reason(probe["load_error"], device)
+                    or f"device {device} not usable: {probe['load_error']}")
+        return None
+    if base in {"MULTI", "AUTO", "HETERO", "BATCH"}:
+        return None  # virtual devices; their targets decide
+    devices = available_devices()
+    if base not in {d.split(".")[0] for d in devices}:
+        return f"device {device} not available (available: {', '.join(devices) or 'none'})"
+    return None
