@@ -2,11 +2,11 @@ import pytest
 import torch
 
 from benchsuite.models import build_model
+from benchsuite.paths import schedules_dir
 from benchsuite.prune import CompressionScheduler, model_stats
 from benchsuite.prune.masks import effective, set_mask
 from benchsuite.prune.names import prunable_weights
 from benchsuite.recipe import load_recipe
-from benchsuite.paths import schedules_dir
 from benchsuite.train import train
 
 X = torch.zeros(1, 1, 32, 32)

@@ -57,8 +57,9 @@ def test_grammar_errors_name_the_key(text, match):
 
 
 def test_unknown_weight_name_fails_when_bound_with_suggestion():
-    with pytest.raises(RecipeError, match=r"pruners\.f\.weights\[1\]: no parameter "
-                       r"'module.layer1.0.conv9.weight'.*did you mean .*layer1.0.conv1.weight") as e:
+    expected = (r"pruners\.f\.weights\[1\]: no parameter 'module.layer1.0.conv9.weight'"
+                r".*did you mean .*layer1.0.conv1.weight")
+    with pytest.raises(RecipeError, match=expected) as e:
         bind(FILTERS % "module.layer1.0.conv1.weight, module.layer1.0.conv9.weight")
     assert str(e.value).startswith("r.yaml: ")
 
