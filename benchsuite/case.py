@@ -129,7 +129,8 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     row = make_row(case, dense.result, pruned.result, bench.result,
                    wall_seconds=time.perf_counter() - t0)
     _store(row)
-    return row | {"cached": False}
+    artifacts = {"dense_onnx": str(dense.files["onnx"]), "pruned_onnx": str(pruned.files["onnx"])}
+    return row | {"cached": False, "artifacts": artifacts}
 
 
 __all__ = ["Case", "Threshold", "run_case", "validate"]

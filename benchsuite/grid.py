@@ -25,21 +25,31 @@ def recipe_files(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.name != GRID_FILE}
 
 
+DEFAULTS = {"models": ["resnet20"], "devices": ["CPU"], "precisions": ["f32"]}
+
+
+def _names(doc: dict, key: str, path: Path) -> list[str]:
+    value = doc.get(key) or DEFAULTS[key]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise GridError(f"{path}: {key}: must be a non-empty list of names, got {value!r}")
+    return value
+
+
 def load_grid(path: Path) -> dict[str, Any]:
+    """The grid file: models, devices, precisions (lists) and recipes (name -> parameters)."""
     if not path.is_file():
-        return {"models": ["resnet20"], "recipes": {}}
+        return {**DEFAULTS, "recipes": {}}
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise GridError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(doc, dict):
         raise GridError(f"{path}: must be a map with 'models' and 'recipes'")
-    unknown = sorted(set(doc) - {"models", "recipes"})
+    unknown = sorted(set(doc) - {*DEFAULTS, "recipes"})
     if unknown:
-        raise GridError(f"{path}: {unknown[0]}: unknown key (accepted: models, recipes)")
-    models = doc.get("models") or ["resnet20"]
-    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-        raise GridError(f"{path}: models: must be a list of model names, got {models!r}")
+        raise GridError(f"{path}: {unknown[0]}: unknown key (accepted: models, devices, "
+                        "precisions, recipes)")
+    names = {key: _names(doc, key, path) for key in DEFAULTS}
     recipes = doc.get("recipes") or {}
     if not isinstance(recipes, dict):
         raise GridError(f"{path}: recipes: must be a map of recipe name -> parameters")
@@ -49,7 +59,7 @@ def load_grid(path: Path) -> dict[str, Any]:
         for key, values in (params or {}).items():
             if not isinstance(values, list) or not values:
                 raise GridError(f"{path}: recipes.{name}.{key}: must be a non-empty list")
-    return {"models": models, "recipes": recipes}
+    return {**names, "recipes": recipes}
 
 
 def generate_cases(
@@ -57,8 +67,11 @@ def generate_cases(
     recipes_glob: str = "*",
     models: list[str] | None = None,
     base: Case | None = None,
+    devices: list[str] | None = None,
+    precisions: list[str] | None = None,
 ) -> list[Case]:
-    """Cases for recipes matching `recipes_glob` x their grid parameters x models."""
+    """Cases: recipes matching `recipes_glob` x their grid parameters x models x devices x
+    precisions; the lists given here override the grid file's."""
     folder = Path(folder or schedules_dir())
     grid = load_grid(folder / GRID_FILE)
     files = recipe_files(folder)
@@ -70,11 +83,16 @@ def generate_cases(
     selected = [n for n in files if any(fnmatch.fnmatch(n, p) for p in patterns)]
     base = base or Case(recipe="")
     cases = []
-    for model in models or grid["models"]:
+    axes = itertools.product(models or grid["models"], devices or grid["devices"],
+                             precisions or grid["precisions"])
+    for model, device, precision in axes:
         for name in selected:
             params = grid["recipes"].get(name) or {}
             keys = sorted(params)
             for values in itertools.product(*(params[k] for k in keys)):
-                cases.append(replace(base, recipe=str(files[name]), model=model,
-                                     params=dict(zip(keys, values, strict=True))))
+                cases.append(replace(
+                    base, recipe=str(files[name]), model=model, device=device,
+                    precision=None if precision == "default" else precision,
+                    params=dict(zip(keys, values, strict=True)),
+                ))
     return cases

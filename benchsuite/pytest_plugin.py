@@ -1,10 +1,16 @@
-"""The pytest plugin: experiment options, the case grid, the stage executor, the summary table.
+"""The pytest plugin: experiment options, the case grid, fixtures, the end-of-session outputs.
 
 Every option is both a command-line flag and an ini key (`benchsuite_<name>` in pytest.ini),
-the flag winning. Cases come from `schedules/grid.yaml` filtered by `--recipes` / `--model`.
+the flag winning. Cases come from `schedules/grid.yaml` filtered by `--recipes`, `--model`,
+`--device`, `--precision`. Result rows travel from the test to the summary on the report's
+`user_properties`, so the summary, the baseline and the pytest-benchmark file also work under
+pytest-xdist (the controller sees every worker's reports).
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import json
 
 import pytest
 
@@ -16,17 +22,23 @@ OPTIONS: list[tuple[str, str, str]] = [
     # (name, default, help)
     ("recipes", "*", "glob(s) of recipe names in schedules/ to run, comma-separated"),
     ("model", "", "model name(s), comma-separated (default: the grid's models)"),
+    ("device", "", "OpenVINO device(s), comma-separated (default: the grid's, CPU)"),
+    ("precision", "", "inference precision(s): f32, bf16, f16, default (default: the grid's)"),
     ("dataset", "digits", "digits (embedded) or cifar10 (needs --data-dir)"),
     ("data-dir", "", "folder of the CIFAR-10 python batches"),
     ("epochs", "2", "fine-tuning epochs per case"),
     ("dense-epochs", "5", "training epochs of the dense baseline (cached)"),
     ("seed", "0", "random seed"),
     ("accuracy-threshold", "-1pt", "Top-1 floor: absolute (0.97) or below dense (-1pt)"),
-    ("device", "CPU", "OpenVINO device to benchmark on"),
-    ("precision", "f32", "inference precision: f32, bf16, f16 or default (the device's)"),
     ("niter", "500", "benchmark_app iterations per run"),
     ("bench-repeats", "3", "benchmark_app runs per model (median of medians)"),
+    ("wandb", "", "W&B mode: offline, online or disabled (default: offline unless "
+                  "WANDB_MODE or WANDB_API_KEY say otherwise)"),
+    ("latency-baseline", "", "fail cases whose speed-up fell below this baseline file's"),
+    ("latency-tolerance", "0.10", "allowed relative drop of the speed-up vs the baseline"),
+    ("save-latency-baseline", "", "write this session's speed-ups as a baseline file"),
 ]
+ROW_PROPERTY = "benchsuite_row"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,26 +51,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="ignore cached results and re-run every case")
 
 
-def _opt(config: pytest.Config, name: str) -> str:
+def option(config: pytest.Config, name: str) -> str:
     key = "benchsuite_" + name.replace("-", "_")
     value = config.getoption(key)
     return str(value if value is not None else config.getini(key))
 
 
+def _list(config: pytest.Config, name: str) -> list[str] | None:
+    return [v.strip() for v in option(config, name).split(",") if v.strip()] or None
+
+
 def base_case(config: pytest.Config) -> Case:
-    precision = _opt(config, "precision")
     return Case(
-        recipe="", dataset=_opt(config, "dataset"), data_dir=_opt(config, "data-dir") or None,
-        seed=int(_opt(config, "seed")), epochs=int(_opt(config, "epochs")),
-        dense_epochs=int(_opt(config, "dense-epochs")), device=_opt(config, "device"),
-        precision=None if precision == "default" else precision,
-        niter=int(_opt(config, "niter")), repeats=int(_opt(config, "bench-repeats")),
+        recipe="", dataset=option(config, "dataset"),
+        data_dir=option(config, "data-dir") or None, seed=int(option(config, "seed")),
+        epochs=int(option(config, "epochs")), dense_epochs=int(option(config, "dense-epochs")),
+        niter=int(option(config, "niter")), repeats=int(option(config, "bench-repeats")),
     )
+
+
+class RowCollector:
+    """Collects the result rows from the test reports (in the xdist controller too)."""
+
+    name = "benchsuite-rows"
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key == ROW_PROPERTY:
+                self.rows.append(json.loads(value) | {"outcome": report.outcome})
+
+
+def _rows(config: pytest.Config) -> list[dict]:
+    return config.pluginmanager.get_plugin(RowCollector.name).rows
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a pruning experiment (prune, fine-tune, bench)")
-    config._benchsuite_rows = []  # type: ignore[attr-defined]
+    config.pluginmanager.register(RowCollector(), RowCollector.name)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -67,15 +101,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from .grid import generate_cases
 
     config = metafunc.config
-    models = [m.strip() for m in _opt(config, "model").split(",") if m.strip()] or None
-    cases = generate_cases(recipes_glob=_opt(config, "recipes"), models=models,
-                           base=base_case(config))
+    cases = generate_cases(
+        recipes_glob=option(config, "recipes"), models=_list(config, "model"),
+        devices=_list(config, "device"), precisions=_list(config, "precision"),
+        base=base_case(config),
+    )
     metafunc.parametrize("latency_case", cases, ids=[c.label for c in cases])
 
 
 @pytest.fixture(scope="session")
 def accuracy_threshold(pytestconfig: pytest.Config) -> Threshold:
-    return Threshold.parse(_opt(pytestconfig, "accuracy-threshold"))
+    return Threshold.parse(option(pytestconfig, "accuracy-threshold"))
+
+
+@pytest.fixture(scope="session")
+def latency_baseline(pytestconfig: pytest.Config):
+    """(cases, tolerance) of --latency-baseline, or None when no baseline was given."""
+    from .track.baseline import load_baseline
+
+    path = option(pytestconfig, "latency-baseline")
+    tolerance = float(option(pytestconfig, "latency-tolerance"))
+    return (load_baseline(path), tolerance) if path else None
 
 
 @pytest.fixture(scope="session")
@@ -84,17 +130,37 @@ def stage_executor(tmp_path_factory: pytest.TempPathFactory):
     return LocalExecutor(tmp_path_factory.mktemp("stages"))
 
 
+@pytest.fixture(scope="session")
+def tracker(pytestconfig: pytest.Config):
+    """The W&B tracker of this session (one run per case, grouped by session)."""
+    from .track.results import git_sha
+    from .track.wandb_log import WandbTracker
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    t = WandbTracker(group=f"session-{stamp}-{git_sha()}",
+                     mode=option(pytestconfig, "wandb") or None)
+    yield t
+    t.close()
+
+
 @pytest.fixture
-def run_experiment(request: pytest.FixtureRequest, stage_executor, pytestconfig):
+def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pytestconfig):
     """Callable: run a case (or take its cached result), record it, return the result row."""
+    from .bench.devices import device_skip_reason
     from .track.results import append_row
 
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
     force = bool(pytestconfig.getoption("force"))
 
     def run(case: Case, threshold: Threshold) -> dict:
+        if (reason := device_skip_reason(case.device)) is not None:
+            pytest.skip(reason)
+
         def progress(stage: str) -> None:
-            if reporter is not None and pytestconfig.getoption("verbose") > 0:
+            if reporter is None or pytestconfig.getoption("verbose") <= 0:
+                return
+            with capman.global_and_fixture_disabled():  # shown live, not captured
                 reporter.write_line(f"    {case.label}: {stage}")
 
         row = run_case(case, stage_executor, force=force, progress=progress)
@@ -102,24 +168,41 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, pytestconfig)
         row |= {"threshold": floor, "passed": row["top1"] >= floor}
         if not row["cached"]:
             append_row(row)
-        pytestconfig._benchsuite_rows.append(row)  # type: ignore[attr-defined]
+            onnx = (row.get("artifacts") or {}).get("pruned_onnx")
+            tracker.log_case(row, onnx)
+        compact = {k: v for k, v in row.items() if k not in ("per_layer", "artifacts")}
+        request.node.user_properties.append((ROW_PROPERTY, json.dumps(compact)))
         return row
 
     return run
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    rows = _rows(config)
+    if hasattr(config, "workerinput") or not rows:  # xdist workers: the controller writes
+        return
+    from .paths import results_dir
+    from .track.baseline import save_baseline
+    from .track.benchjson import write_benchmark_json
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    config._benchsuite_outputs = [  # type: ignore[attr-defined]
+        write_benchmark_json(rows, results_dir() / "pytest-benchmark" / f"{stamp}.json")]
+    if path := option(config, "save-latency-baseline"):
+        config._benchsuite_outputs.append(save_baseline(rows, path))  # type: ignore[attr-defined]
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    rows = getattr(config, "_benchsuite_rows", [])
+    rows = _rows(config)
     if not rows:
         return
+    from .paths import results_dir
     from .track.summary import format_table
 
     terminalreporter.section("benchsuite: latency cases")
     for line in format_table(rows).splitlines():
         terminalreporter.write_line(line)
-    from .paths import results_dir
-
     terminalreporter.write_line(f"results table: {results_dir() / 'results.csv'}")
-
-
-
+    for path in getattr(config, "_benchsuite_outputs", []):
+        terminalreporter.write_line(f"written: {path}")

@@ -1,13 +1,14 @@
-"""The experiments: one case per (recipe in schedules/, its grid parameters, model).
-
-Run with `pytest -m latency`; options: `pytest --help` (group "benchsuite").
+"""The experiments: one case per (recipe in schedules/, its grid parameters, model, device,
+precision). Run with `pytest -m latency`; options: `pytest --help` (group "benchsuite").
 """
 
 import pytest
 
+from benchsuite.track.baseline import check
+
 
 @pytest.mark.latency
-def test_latency(latency_case, run_experiment, accuracy_threshold):
+def test_latency(latency_case, run_experiment, accuracy_threshold, latency_baseline):
     row = run_experiment(latency_case, accuracy_threshold)
     assert row["latency_median_us"] > 0 and row["dense_latency_median_us"] > 0
     assert row["top1"] >= row["threshold"], (
@@ -15,3 +16,7 @@ def test_latency(latency_case, run_experiment, accuracy_threshold):
         f"(dense {row['dense_top1']:.4f}, threshold {accuracy_threshold}); "
         f"speed-up {row['speedup']:.2f}x"
     )
+    if latency_baseline is not None:
+        cases, tolerance = latency_baseline
+        verdict = check(row, cases, tolerance)
+        assert verdict.ok, verdict.message

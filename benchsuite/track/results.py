@@ -5,7 +5,9 @@ The per-layer table of each case goes beside it as `per_layer/<case_id>.csv`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import subprocess
 from pathlib import Path
@@ -65,31 +67,53 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
         "bench_seconds": bench["bench_seconds"], "wall_seconds": wall_seconds,
         "git_sha": git_sha(), "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "per_layer": {"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
+        "pruned_repeat_medians_us": [r["latency_median_us"] for r in p.get("repeats", [])],
     }
 
 
-def append_row(row: dict, folder: Path | None = None) -> Path:
-    """Append a row to results.csv (new columns widen the file) and write its per-layer table."""
-    folder = Path(folder or results_dir())
-    folder.mkdir(parents=True, exist_ok=True)
+NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "pruned_repeat_medians_us")
+
+
+def per_layer_frame(row: dict) -> pd.DataFrame | None:
+    """The dense and pruned per-layer latencies of a row as one table (None if absent)."""
     per_layer = row.get("per_layer") or {}
     frames = [pd.DataFrame(rows).assign(model=name) for name, rows in per_layer.items() if rows]
-    if frames:
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """One writer at a time (pytest-xdist workers share the table)."""
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def append_row(row: dict, folder: Path | None = None) -> Path:
+    """Append a row to results.csv (new columns widen the file), refresh results.parquet, and
+    write the row's per-layer table to per_layer/<case_id>.csv."""
+    folder = Path(folder or results_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    table = per_layer_frame(row)
+    if table is not None:
         (folder / "per_layer").mkdir(exist_ok=True)
-        pd.concat(frames).to_csv(folder / "per_layer" / f"{row['case_id']}.csv", index=False)
-    flat = {k: v for k, v in row.items() if k not in ("per_layer",)}
-    new = pd.DataFrame([flat])
+        table.to_csv(folder / "per_layer" / f"{row['case_id']}.csv", index=False)
+    new = pd.DataFrame([{k: v for k, v in row.items() if k not in NOT_IN_TABLE}])
     path = folder / "results.csv"
-    if path.is_file():
-        old = pd.read_csv(path)
-        if list(old.columns) != list(new.columns):
-            cols = list(dict.fromkeys([*COLUMNS, *old.columns, *new.columns]))
-            pd.concat([old, new]).reindex(columns=cols).to_csv(path, index=False)
-            return path
-        new.to_csv(path, mode="a", header=False, index=False)
-    else:
-        cols = list(dict.fromkeys([*COLUMNS, *new.columns]))
-        new.reindex(columns=cols).to_csv(path, index=False)
+    with _locked(folder):
+        old = pd.read_csv(path) if path.is_file() else None
+        if old is not None and list(old.columns) == list(new.columns):
+            new.to_csv(path, mode="a", header=False, index=False)
+            full = pd.concat([old, new], ignore_index=True)
+        else:
+            frames = [f for f in (old, new) if f is not None]
+            cols = list(dict.fromkeys([*COLUMNS, *(c for f in frames for c in f.columns)]))
+            full = pd.concat(frames, ignore_index=True).reindex(columns=cols)
+            full.to_csv(path, index=False)
+        full.to_parquet(folder / "results.parquet", index=False)
     return path
 
 

@@ -9,7 +9,8 @@ def format_table(rows: list[dict]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         macs = r["macs"] / r["dense_macs"] if r.get("dense_macs") else float("nan")
-        verdict = "pass" if r.get("passed") else "FAIL"
+        outcome = r.get("outcome") or ("passed" if r.get("passed") else "failed")
+        verdict = {"passed": "pass", "failed": "FAIL"}.get(outcome, outcome)
         if r.get("cached"):
             verdict += " (cached)"
         lines.append(

@@ -1,0 +1,73 @@
+"""Latency regression checks against a saved baseline.
+
+A baseline holds, per case label, the speed-up (dense median / pruned median, both measured in
+the same run, so it compares across machines far better than raw latencies) and the Top-1.
+A case regresses when its speed-up falls below baseline × (1 − tolerance).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+VERSION = 1
+DEFAULT_TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    message: str
+
+
+def load_baseline(path: str | Path) -> dict[str, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"latency baseline {path} not found (write one with "
+                                f"--save-latency-baseline {path})")
+    try:
+        doc = json.loads(path.read_text())
+        cases = doc["cases"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"latency baseline {path} is not a benchsuite baseline: {e}") from None
+    if doc.get("version") != VERSION:
+        raise ValueError(f"latency baseline {path}: version {doc.get('version')!r}, "
+                         f"expected {VERSION}")
+    return cases
+
+
+def save_baseline(rows: list[dict], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cases = {
+        r["label"]: {
+            "speedup": r["speedup"], "top1": r["top1"], "dense_top1": r["dense_top1"],
+            "latency_median_us": r["latency_median_us"],
+            "dense_latency_median_us": r["dense_latency_median_us"],
+            "conditions": {k: r.get(k) for k in ("device", "precision", "threads", "streams",
+                                                   "batch", "input_shape", "runtime_version")},
+        }
+        for r in rows
+    }
+    doc = {"version": VERSION, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+           "git_sha": rows[0].get("git_sha") if rows else None, "cases": cases}
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def check(row: dict, baseline: dict[str, dict], tolerance: float = DEFAULT_TOLERANCE) -> Verdict:
+    """Compare one result row with its baseline entry (missing entry: ok, said so)."""
+    base = baseline.get(row["label"])
+    if base is None:
+        return Verdict(True, f"{row['label']}: not in the baseline (not checked)")
+    floor = base["speedup"] * (1 - tolerance)
+    if row["speedup"] < floor:
+        return Verdict(False, (
+            f"{row['label']}: speed-up regressed: {row['speedup']:.3f}x is below the baseline "
+            f"{base['speedup']:.3f}x - {tolerance:.0%} = {floor:.3f}x (pruned "
+            f"{row['latency_median_us']:.1f} µs vs dense {row['dense_latency_median_us']:.1f} µs "
+            f"in this run; baseline {base['latency_median_us']:.1f} vs "
+            f"{base['dense_latency_median_us']:.1f} µs)"))
+    return Verdict(True, f"{row['label']}: speed-up {row['speedup']:.3f}x >= {floor:.3f}x")

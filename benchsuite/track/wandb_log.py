@@ -1,0 +1,104 @@
+"""Weights & Biases: one run per case, grouped per pytest session, tagged with the git sha.
+
+Offline by default: runs land in `experiments/wandb/wandb/offline-run-*` and can be uploaded
+later with `wandb sync experiments/wandb/wandb/offline-run-*`. Online when the user asks
+(`--wandb online`, or WANDB_MODE=online, or a WANDB_API_KEY in the environment). Every W&B
+file (runs, cache, config, data) stays inside the project folder unless the user's environment
+already points elsewhere. The session's `wandb-core` process is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..paths import cache_dir, project_root
+from .results import per_layer_frame
+
+MODES = ("offline", "online", "disabled")
+SUMMARY_KEYS = (
+    "top1", "top5", "dense_top1", "dense_top5", "latency_median_us", "latency_avg_us",
+    "latency_min_us", "latency_max_us", "latency_cv", "dense_latency_median_us", "speedup",
+    "fps", "dense_fps", "params", "dense_params", "macs", "dense_macs", "weight_sparsity",
+    "threshold", "passed",
+)
+CONFIG_KEYS = (
+    "case_id", "label", "recipe", "model", "dataset", "seed", "sparsity", "device", "precision",
+    "precision_requested", "threads", "streams", "batch", "input_shape", "runtime_version",
+    "finetune_epochs", "dense_epochs", "git_sha",
+)
+
+
+def default_mode() -> str:
+    if os.environ.get("WANDB_MODE") in MODES:
+        return os.environ["WANDB_MODE"]
+    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+def wandb_dir() -> Path:
+    return Path(os.environ.get("WANDB_DIR") or project_root() / "experiments" / "wandb")
+
+
+def _keep_files_inside() -> None:
+    base = cache_dir() / "wandb"
+    os.environ.setdefault("WANDB_DIR", str(wandb_dir()))
+    os.environ.setdefault("WANDB_CACHE_DIR", str(base / "cache"))
+    os.environ.setdefault("WANDB_DATA_DIR", str(base / "data"))
+    os.environ.setdefault("WANDB_CONFIG_DIR", str(base / "config"))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+class WandbTracker:
+    """Logs result rows as W&B runs of `project`, in `group`."""
+
+    def __init__(self, group: str, mode: str | None = None, project: str = "benchsuite") -> None:
+        self.mode = mode or default_mode()
+        if self.mode not in MODES:
+            raise ValueError(f"--wandb must be one of {', '.join(MODES)}, got {self.mode!r}")
+        self.group = group
+        self.project = os.environ.get("WANDB_PROJECT", project)
+        self._wandb: Any = None
+        self.run_dirs: list[Path] = []
+
+    def _module(self):
+        if self._wandb is None:
+            _keep_files_inside()
+            import wandb
+
+            self._wandb = wandb
+        return self._wandb
+
+    def log_case(self, row: dict, onnx: Path | None = None) -> Path | None:
+        """One run for one case; returns the run's local folder (None when disabled)."""
+        if self.mode == "disabled":
+            return None
+        wandb = self._module()
+        run = wandb.init(
+            project=self.project, group=self.group, name=row["label"], job_type="latency-case",
+            mode=self.mode, dir=os.environ["WANDB_DIR"], reinit="finish_previous",
+            tags=[f"git:{row.get('git_sha', 'unknown')}", row["recipe"], row["model"]],
+            config={k: row.get(k) for k in CONFIG_KEYS} | {"recipe_params": row["recipe_params"]},
+        )
+        try:
+            run.summary.update({k: row.get(k) for k in SUMMARY_KEYS})
+            table = per_layer_frame(row)
+            if table is not None:
+                run.log({"per_layer": wandb.Table(dataframe=table)})
+            if onnx is not None and Path(onnx).is_file():
+                artifact = wandb.Artifact(f"onnx-{row['case_id']}", type="model",
+                                          metadata={"label": row["label"]})
+                artifact.add_file(str(onnx), name="model.onnx")
+                run.log_artifact(artifact)
+            folder = Path(run.dir).parent
+        finally:
+            run.finish()
+        self.run_dirs.append(folder)
+        return folder
+
+    def close(self) -> None:
+        """Stop the wandb-core service so no W&B process outlives the session."""
+        if self._wandb is not None:
+            self._wandb.teardown()
+            self._wandb = None

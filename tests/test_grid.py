@@ -1,0 +1,60 @@
+import pytest
+
+from benchsuite.case import Case
+from benchsuite.grid import GridError, generate_cases
+
+RECIPE = "version: 1\npruners:\n  p:\n    class: SparsityLevelParameterPruner\n" \
+         "    levels: {'*': ${sparsity=0.5}}\npolicies:\n  - pruner: {instance_name: p}\n" \
+         "    epochs: [0]\n"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for name in ("agp_filters", "level", "other"):
+        (tmp_path / f"{name}.yaml").write_text(RECIPE)
+    (tmp_path / "grid.yaml").write_text(
+        "models: [resnet20, resnet56]\ndevices: [CPU]\nprecisions: [f32, bf16]\n"
+        "recipes:\n  agp_filters: {sparsity: [0.5, 0.7]}\n  level: {sparsity: [0.9]}\n")
+    return tmp_path
+
+
+def test_cases_and_readable_ids(folder):
+    cases = generate_cases(folder, "agp_*,level")
+    ids = [c.label for c in cases]
+    assert len(ids) == 2 * 2 * 3 == len(set(ids))
+    assert "resnet20-agp_filters-0.5-CPU-f32" in ids
+    assert "resnet56-level-0.9-CPU-bf16" in ids
+    assert all(isinstance(c, Case) for c in cases)
+
+
+def test_filters_override_the_grid(folder):
+    cases = generate_cases(folder, "agp_filters", models=["small_cnn"], precisions=["default"])
+    assert [c.label for c in cases] == ["small_cnn-agp_filters-0.5-CPU-default",
+                                        "small_cnn-agp_filters-0.7-CPU-default"]
+    assert cases[0].precision is None  # the device's own default precision
+    assert generate_cases(folder, "nothing*") == []
+    unlisted = generate_cases(folder, "other", models=["resnet20"], precisions=["f32"])
+    assert [c.label for c in unlisted] == ["resnet20-other-default-CPU-f32"]
+
+
+def test_case_ids_are_content_hashes(folder):
+    a, b = generate_cases(folder, "agp_filters", models=["resnet20"], precisions=["f32"])
+    assert a.case_id != b.case_id
+    before = a.case_id
+    (folder / "agp_filters.yaml").write_text(RECIPE.replace("epochs: [0]", "epochs: [0, 1]"))
+    a2, _ = generate_cases(folder, "agp_filters", models=["resnet20"], precisions=["f32"])
+    assert a2.label == a.label and a2.case_id != before  # the recipe text is in the hash
+
+
+@pytest.mark.parametrize("grid,match", [
+    ("models: resnet20\n", "models: must be a non-empty list"),
+    ("model: [resnet20]\n", "model: unknown key"),
+    ("recipes:\n  missing: {sparsity: [0.5]}\n", "recipes.missing: no recipe file"),
+    ("recipes:\n  level: {sparsity: 0.5}\n", "recipes.level.sparsity: must be a non-empty list"),
+    ("models: [resnet20\n", "not valid YAML"),
+])
+def test_bad_grid_file_errors(folder, grid, match):
+    (folder / "grid.yaml").write_text(grid)
+    with pytest.raises(GridError, match=match) as e:
+        generate_cases(folder, "*")
+    assert str(folder / "grid.yaml") in str(e.value)
