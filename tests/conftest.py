@@ -12,6 +12,8 @@ def _private_dirs(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("benchsuite")
     mp.setenv("BENCHSUITE_CACHE", str(root / "cache"))
     mp.setenv("BENCHSUITE_RESULTS", str(root / "results"))
+    mp.setenv("WANDB_DIR", str(root / "wandb"))
+    mp.setenv("WANDB_MODE", "offline")
     yield root
     mp.undo()
 

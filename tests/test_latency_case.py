@@ -5,7 +5,11 @@ Runs `pytest -m latency` in a subprocess on the small CNN with a recipe folder o
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +17,9 @@ import pandas as pd
 import pytest
 
 from benchsuite.paths import project_root
+
+sys.path.insert(0, str(Path(__file__).parent))
+from wandb_records import run_contents
 
 pytest_plugins = ["pytester"]
 
@@ -50,11 +57,18 @@ def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.Monke
     return pytester
 
 
-def test_one_latency_case_end_to_end(project: pytest.Pytester):
+def _wandb_cores() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "wandb-core"], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     args = ["-p", "benchsuite.pytest_plugin", "-m", "latency", "-v", "--dense-epochs", "5",
             "--epochs", "2", "--niter", "200", "--bench-repeats", "2",
             "--accuracy-threshold", "0.5"]
-    result = project.runpytest_subprocess(*args)
+    cores_before = _wandb_cores()
+    baseline = tmp_path / "baseline.json"
+    result = project.runpytest_subprocess(*args, "--save-latency-baseline", str(baseline))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
         "*test_latency*small_cnn-small_filters-0.5-CPU-f32*PASSED*",
@@ -73,11 +87,38 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester):
     assert row["precision"] == "f32" and row["top1"] >= 0.5
     assert (results_dir() / "per_layer" / f"{row['case_id']}.csv").is_file()
 
-    # a second run takes the cached result and does not append a row
-    again = project.runpytest_subprocess(*args)
+    assert (results_dir() / "results.parquet").is_file()
+    bench_json = json.loads(next((results_dir() / "pytest-benchmark").glob("*.json")).read_text())
+    assert bench_json["benchmarks"][0]["stats"]["median"] > 0
+
+    # W&B: one offline run, read back from its own files; no wandb-core left running
+    assert _wandb_cores() <= cores_before
+    (run_dir,) = (Path(os.environ["WANDB_DIR"]) / "wandb").glob("offline-run-*")
+    contents = run_contents(run_dir)
+    assert contents["summary"]["top1"] == pytest.approx(row["top1"])
+    assert contents["summary"]["speedup"] == pytest.approx(row["speedup"])
+    assert contents["config"]["label"] == "small_cnn-small_filters-0.5-CPU-f32"
+    assert contents["run"].run_group.startswith("session-")
+    assert "per_layer/_type" in contents["history_keys"]  # logged as a wandb.Table
+    (table_file,) = (run_dir / "files" / "media" / "table").glob("per_layer*.table.json")
+    layers = json.loads(table_file.read_text())
+    assert {"layer", "real_time_us", "model"} <= set(layers["columns"]) and layers["data"]
+
+    # the regression check, against the baseline this run wrote (cached reruns, same figures)
+    saved = json.loads(baseline.read_text())
+    entry = saved["cases"]["small_cnn-small_filters-0.5-CPU-f32"]
+    assert entry["speedup"] == pytest.approx(row["speedup"])
+    entry["speedup"] = row["speedup"] * 1.5  # the baseline was much faster: a regression
+    baseline.write_text(json.dumps(saved))
+    failed = project.runpytest_subprocess(*args, "--latency-baseline", str(baseline))
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["*speed-up regressed*below the baseline*"])
+    entry["speedup"] = row["speedup"] * 1.05  # within the 10% tolerance
+    baseline.write_text(json.dumps(saved))
+    again = project.runpytest_subprocess(*args, "--latency-baseline", str(baseline))
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["*pass (cached)*"])
-    assert len(pd.read_csv(results_dir() / "results.csv")) == len(table)
+    assert len(pd.read_csv(results_dir() / "results.csv")) == len(table)  # cached: no new row
 
 
 def test_bad_recipe_fails_before_training(project: pytest.Pytester, tmp_path: Path):
