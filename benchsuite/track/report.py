@@ -1,0 +1,174 @@
+"""`benchsuite report`: an HTML report with plots (PNG too) from the results table.
+
+Plots: Top-1 vs latency with the Pareto front; speed-up vs MACs reduction per paradigm with
+the ideal line (speed-up = MACs reduction); per-layer latency of dense vs pruned for chosen
+cases. Then a sortable table of every case. The figures state their conditions.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .pareto import pareto_front
+
+SORT_JS = """
+<script>
+document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click',
+  () => { const body = th.closest('table').tBodies[0]; const rows = [...body.rows];
+    const asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+    const key = r => { const t = r.cells[col].innerText; const n = parseFloat(t);
+      return isNaN(n) ? t : n; };
+    rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
+    rows.forEach(r => body.appendChild(r)); }));
+</script>"""
+TABLE_COLUMNS = [
+    "label", "recipe", "sparsity", "model", "device", "precision", "top1", "dense_top1",
+    "latency_median_us", "dense_latency_median_us", "speedup", "macs_reduction", "latency_cv",
+    "weight_sparsity", "pareto", "runtime_version", "timestamp",
+]
+
+
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """The newest row of each case (the table is append-only)."""
+    frame = frame.sort_values("timestamp")
+    return frame.drop_duplicates("case_id", keep="last").reset_index(drop=True)
+
+
+def _conditions(frame: pd.DataFrame) -> str:
+    parts = []
+    for keys, _ in frame.groupby(["device", "precision", "runtime_version"], dropna=False):
+        dev, prec, ver = keys
+        parts.append(f"{dev} {prec}, OpenVINO {str(ver).split('-')[0]}")
+    return "; ".join(parts) + ", batch 1, benchmark_app sync latency hint"
+
+
+def plot_accuracy_latency(frame: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for recipe, group in frame.groupby("recipe"):
+        ax.scatter(group["latency_median_us"], group["top1"] * 100, label=recipe, alpha=0.8)
+    front = frame[frame["pareto"]].sort_values("latency_median_us")
+    ax.plot(front["latency_median_us"], front["top1"] * 100, "k--", lw=1, label="Pareto front")
+    dense = frame.drop_duplicates("model")
+    ax.scatter(dense["dense_latency_median_us"], dense["dense_top1"] * 100, marker="*", s=150,
+               c="k", label="dense")
+    ax.set_xlabel("median latency (µs)")
+    ax.set_ylabel("Top-1 (%)")
+    ax.set_title(f"Top-1 vs latency ({_conditions(frame)})", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_speedup_macs(frame: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for recipe, group in frame.groupby("recipe"):
+        ax.scatter(group["macs_reduction"], group["speedup"], label=recipe, alpha=0.8)
+    top = max(frame["macs_reduction"].max(), frame["speedup"].max(), 1.0) * 1.1
+    ax.plot([0, top], [0, top], "k:", lw=1, label="ideal (speed-up = MACs reduction)")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xlabel("MACs reduction (dense / pruned)")
+    ax.set_ylabel("speed-up (dense / pruned latency)")
+    ax.set_title(f"Speed-up vs MACs reduction ({_conditions(frame)})", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_per_layer(per_layer: pd.DataFrame, label: str, path: Path, top: int = 15) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    executed = per_layer[per_layer["real_time_us"] > 0]
+    table = executed.pivot_table(index="layer", columns="model", values="real_time_us",
+                                 aggfunc="sum").fillna(0.0)
+    table = table.sort_values(table.columns[0], ascending=False).head(top)
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(table) + 1.5))
+    table.plot.barh(ax=ax)
+    ax.invert_yaxis()
+    ax.set_xlabel("time per inference (µs)")
+    ax.set_ylabel("")
+    ax.set_title(f"per-layer latency: {label}", fontsize=8)
+    ax.tick_params(axis="y", labelsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def build_report(results: Path, out: Path, cases: list[str] | None = None,
+                 per_layer_top: int = 3) -> Path:
+    """Write `out/report.html` and its PNGs from `results/results.csv`; returns the HTML path."""
+    table_path = Path(results) / "results.csv"
+    if not table_path.is_file():
+        raise FileNotFoundError(f"no results table at {table_path}: run `pytest -m latency` "
+                                "first (or pass --results DIR)")
+    frame = _latest(pd.read_csv(table_path))
+    if frame.empty:
+        raise ValueError(f"{table_path} has no rows")
+    frame["macs_reduction"] = frame["dense_macs"] / frame["macs"]
+    frame["pareto"] = pareto_front(frame)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = cases or frame.sort_values("speedup", ascending=False)["label"].head(
+        per_layer_top).tolist()
+    steps = ["accuracy-latency", "speedup-macs", *[f"per-layer {c}" for c in chosen]]
+    figures: list[tuple[str, str]] = []
+    with tqdm(steps, desc="report", unit="plot") as bar:
+        for step in bar:
+            bar.set_postfix_str(step[:40])
+            if step == "accuracy-latency":
+                p = plot_accuracy_latency(frame, out / "accuracy_latency.png")
+            elif step == "speedup-macs":
+                p = plot_speedup_macs(frame, out / "speedup_macs.png")
+            else:
+                label = step.removeprefix("per-layer ")
+                row = frame[frame["label"] == label]
+                if row.empty:
+                    raise ValueError(f"no case labelled {label!r} in {table_path}")
+                layers = Path(results) / "per_layer" / f"{row.iloc[0]['case_id']}.csv"
+                if not layers.is_file():
+                    continue
+                p = plot_per_layer(pd.read_csv(layers), label, out / f"per_layer_{label}.png")
+            figures.append((step, p.name))
+    cols = [c for c in TABLE_COLUMNS if c in frame.columns]
+    table_html = frame[cols].sort_values("speedup", ascending=False).to_html(
+        index=False, classes="sortable", float_format=lambda v: f"{v:.4g}")
+    imgs = "\n".join(f'<figure><img src="{html.escape(n)}" alt="{html.escape(t)}">'
+                     f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, n in figures)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>benchsuite report</title>
+<style>body{{font-family:sans-serif;margin:2em}} img{{max-width:800px}}
+table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:3px}}
+th{{cursor:pointer;background:#eee}}</style></head><body>
+<h1>benchsuite report</h1>
+<p>{len(frame)} cases from {html.escape(str(table_path))}.
+Conditions: {html.escape(_conditions(frame))}.
+Speed-up = dense median latency / pruned median latency, both measured in the same run.
+Pareto = no other case is both faster and more accurate. Click a column to sort.</p>
+{imgs}
+<h2>All cases</h2>
+{table_html}
+{SORT_JS}
+</body></html>"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
