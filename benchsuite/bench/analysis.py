@@ -129,7 +129,8 @@ def compare_layers(dense: pandas.DataFrame, pruned: pandas.DataFrame,
     names = set(dense_macs or {}) | set(pruned_macs or {})
     d = module_table(dense, dense_macs, names)
     p = module_table(pruned, pruned_macs, names)
-    joined = d.join(p, how="outer", lsuffix="_dense", rsuffix="_pruned", sort=False)
+    joined = d.merge(p, how="outer", left_index=True, right_index=True,
+                     suffixes=("_dense", "_pruned"), sort=False)
     order = [*d.index, *[k for k in p.index if k not in d.index]]
     joined = joined.reindex(order)
     joined["kind"] = joined["kind_dense"].fillna(joined["kind_pruned"])
