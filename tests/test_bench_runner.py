@@ -119,3 +119,13 @@ def test_settings_validation() -> None:
         BenchSettings(niter=10, time_s=1.0)
     with pytest.raises(ValueError):
         BenchSettings(precision="int4")
+
+
+def test_reused_folder_does_not_mix_in_stale_reports(tiny: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    stale = tmp_path / "benchmark_report.json"
+    stale.write_text('{"execution_results": {"latency (ms)": "99.0"}}')
+    run_benchmark(tiny[1], tmp_path, FAST)
+    summary, _ = parse_report_folder(tmp_path)
+    assert not stale.exists() and summary["summary_file"] == "benchmark_report.csv"
+    assert summary["latency_median_us"] < 99_000

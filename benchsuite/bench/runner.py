@@ -35,6 +35,9 @@ from benchsuite.bench.result import BenchResult, BenchSettings
 TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the MYRIAD plugin's coloured log lines
 DEFAULT_TIMEOUT_S = 900.0
+REPORT_FILES = tuple(f"benchmark_{kind}.{ext}" for kind in (
+    "report", "detailed_counters_report", "average_counters_report", "sorted_report")
+    for ext in ("csv", "json")) + ("stdout.txt", "stderr.txt")
 
 
 class BenchmarkAppError(RuntimeError):
@@ -143,6 +146,8 @@ def run_once(model: Path, report_dir: Path, settings: BenchSettings,
     executable = find_benchmark_app(settings.executable)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)  # benchmark_app crashes at the end without it
+    for stale in REPORT_FILES:  # a reused folder must not feed an earlier run's figures
+        (report_dir / stale).unlink(missing_ok=True)
     cmd, notes = build_command(Path(model), report_dir, settings, executable)
     start = time.perf_counter()
     try:
