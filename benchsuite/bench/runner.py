@@ -35,9 +35,9 @@ from benchsuite.bench.result import BenchResult, BenchSettings
 TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the MYRIAD plugin's coloured log lines
 DEFAULT_TIMEOUT_S = 900.0
-REPORT_FILES = tuple(f"benchmark_{kind}.{ext}" for kind in (
-    "report", "detailed_counters_report", "average_counters_report", "sorted_report")
-    for ext in ("csv", "json")) + ("stdout.txt", "stderr.txt")
+_REPORT_KINDS = ("report", "detailed_counters_report", "average_counters_report", "sorted_report")
+REPORT_FILES = (*(f"benchmark_{kind}.{ext}" for kind in _REPORT_KINDS for ext in ("csv", "json")),
+                "stdout.txt", "stderr.txt")
 
 
 class BenchmarkAppError(RuntimeError):
