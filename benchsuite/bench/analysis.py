@@ -107,12 +107,13 @@ def module_table(frame: pandas.DataFrame, macs: Mapping[str, float] | None = Non
     mapped["key"] = key
     agg: dict[str, Any] = {"real_time_us": "sum", "share": "sum", "kind": "first",
                            "layer": "count"}
-    if "real_time_us_sd" in mapped:
-        mapped["var"] = mapped["real_time_us_sd"].fillna(0.0) ** 2
-        agg["var"] = "sum"
+    spreads = [c for c in ("real_time_us_sd", "real_time_us_se") if c in mapped]
+    for col in spreads:  # layers of one module add up: their variances add
+        mapped[f"{col}_var"] = mapped[col].fillna(0.0) ** 2
+        agg[f"{col}_var"] = "sum"
     table = mapped.groupby("key", sort=False).agg(agg).rename(columns={"layer": "layers"})
-    if "var" in table:
-        table["real_time_us_sd"] = table.pop("var") ** 0.5
+    for col in spreads:
+        table[col] = table.pop(f"{col}_var") ** 0.5
     table["macs"] = [float((macs or {}).get(k, math.nan)) for k in table.index]
     table.index.name = "module"
     return table

@@ -219,7 +219,8 @@ def _repeat_record(run: dict[str, Any]) -> dict[str, Any]:
 
 def merge_per_layer(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-layer rows averaged over repeats (each repeat's counters are one inference's), with
-    ``real_time_us_sd`` (sample SD over repeats) when there are several."""
+    ``real_time_us_sd`` (sample SD over repeats) and ``real_time_us_se`` (standard error of the
+    mean, SD / sqrt(repeats)) when there are several."""
     if len(runs) == 1:
         return runs[0]["per_layer"]
     merged: dict[str, dict[str, Any]] = {}
@@ -232,7 +233,9 @@ def merge_per_layer(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         real = [a for a, _ in samples[name]]
         row["real_time_us"] = round(statistics.fmean(real), 3)
         row["cpu_time_us"] = round(statistics.fmean(b for _, b in samples[name]), 3)
-        row["real_time_us_sd"] = round(statistics.stdev(real), 3) if len(real) > 1 else 0.0
+        sd = statistics.stdev(real) if len(real) > 1 else 0.0
+        row["real_time_us_sd"] = round(sd, 3)
+        row["real_time_us_se"] = round(sd / len(real) ** 0.5, 3)
     return list(merged.values())
 
 
