@@ -12,6 +12,7 @@ from benchsuite.bench import (
     BenchResult,
     BenchSettings,
     benchmark_interleaved,
+    paired_speedups,
     parse_report_folder,
     run_benchmark,
     speedup,
@@ -109,6 +110,8 @@ def test_repeats_interleaved_and_json_roundtrip(tiny: tuple[Path, Path], tmp_pat
         assert r.latency_median_us == medians[1]
     assert (tmp_path / "onnx" / "repeat_02" / "benchmark_report.csv").is_file()
     assert speedup(res["ir"], res["onnx"]) > 0
+    paired = paired_speedups(res["ir"], res["onnx"])
+    assert len(paired["ratios"]) == 3 and paired["min"] <= paired["median"] <= paired["max"]
     again = BenchResult.from_dict(json.loads(json.dumps(res["ir"].to_dict())))
     assert again == res["ir"]
     assert list(again.per_layer_frame().columns)[:2] == ["layer", "status"]

@@ -20,7 +20,8 @@ from typing import Any
 from benchsuite.bench.analysis import compare_layers, model_summary
 from benchsuite.bench.devices import legacy_benchmark_app
 from benchsuite.bench.result import BenchSettings
-from benchsuite.bench.runner import benchmark_interleaved
+from benchsuite.bench.runner import benchmark_interleaved, paired_speedups
+from benchsuite.bench.selection import classify_cases
 from benchsuite.bench.stats import model_stats
 
 VARIANTS = ("dense", "filters50", "sparse80")
@@ -112,11 +113,17 @@ def measure(out_dir: Path, depths: list[int], repeats: int, niter: int) -> list[
                 v = variants[name]
                 summ = model_summary(dense.latency_median_us, res.latency_median_us,
                                      variants["dense"]["macs_total"], v["macs_total"])
+                paired = paired_speedups(dense, res)
                 rows.append({"model": f"ResNet-{depth}", "variant": name, "runtime": runtime,
                              "runtime_version": res.runtime_version, "precision": res.precision,
                              "precision_requested": prec, "median_us": res.latency_median_us,
-                             "cv": res.latency_cv, "macs": v["macs_total"], **summ,
+                             "best_us": res.latency_repeat_min_us, "cv": res.latency_cv,
+                             "paired_cv": paired["cv"], "macs": v["macs_total"], **summ,
                              "onnx_bytes": v["onnx_bytes"], "ir_bytes": v["ir_bytes"]})
+                if name != "dense":
+                    rows[-1]["verdict"] = classify_cases(
+                        [{"recipe": name, "speedup": summ["speedup"], "cv_dense": dense.latency_cv,
+                          "cv_pruned": res.latency_cv}]).loc[0, "verdict"]
                 if name != "dense" and runtime == "2026":
                     cmp = compare_layers(dense.per_layer_frame(), res.per_layer_frame(),
                                          variants["dense"]["macs"], v["macs"])
@@ -125,12 +132,14 @@ def measure(out_dir: Path, depths: list[int], repeats: int, niter: int) -> list[
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    head = ("| model | variant | runtime | precision used | median µs | CV | speed-up | "
-            "MACs ratio | latency efficiency |\n|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| model | variant | runtime | precision used | median µs | best µs | CV | speed-up "
+            "| paired CV | MACs ratio | latency efficiency | verdict |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     body = "".join(
         f"| {r['model']} | {r['variant']} | {r['runtime']} | {r['precision']} | "
-        f"{r['median_us']:.1f} | {r['cv']:.3f} | {r['speedup']:.2f} | {r['macs_ratio']:.2f} | "
-        f"{r['latency_efficiency']:.2f} |\n" for r in rows)
+        f"{r['median_us']:.1f} | {r['best_us']:.1f} | {r['cv']:.3f} | {r['speedup']:.2f} | "
+        f"{r['paired_cv']:.3f} | {r['macs_ratio']:.2f} | {r['latency_efficiency']:.2f} | "
+        f"{r.get('verdict', '')} |\n" for r in rows)
     return head + body
 
 

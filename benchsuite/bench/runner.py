@@ -294,11 +294,15 @@ def run_benchmark(model: Path, report_dir: Path, settings: BenchSettings,
 
 def benchmark_interleaved(models: dict[str, Path], report_dir: Path, settings: BenchSettings,
                           timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, BenchResult]:
-    """Benchmark several models round-robin (a, b, a, b, ...) so that ratios between them are
-    taken under the same machine state; reports in ``report_dir/<name>[/repeat_NN]``."""
+    """Benchmark several models interleaved, one run of each per repeat (order reversed every
+    other repeat: a b, b a, a b, ...), so that ratios between them are taken under the same
+    machine state; reports in ``report_dir/<name>[/repeat_NN]``."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
+    names = list(models)
     for i in range(settings.repeats):
-        for name, model in models.items():
+        order = names if i % 2 == 0 else names[::-1]  # a, b, b, a, a, b: linear drift cancels
+        for name in order:
+            model = models[name]
             folder = _repeat_dir(Path(report_dir) / name, i, settings.repeats)
             runs[name].append(run_once(model, folder, settings, timeout_s))
     return {name: aggregate(Path(models[name]), runs[name], settings) for name in models}
@@ -307,3 +311,16 @@ def benchmark_interleaved(models: dict[str, Path], report_dir: Path, settings: B
 def speedup(dense: BenchResult, pruned: BenchResult) -> float:
     """Dense median latency / pruned median latency (> 1: the pruned model is faster)."""
     return dense.latency_median_us / pruned.latency_median_us
+
+
+def paired_speedups(dense: BenchResult, pruned: BenchResult) -> dict[str, Any]:
+    """Per-repeat ratios of two interleaved results (repeat i of each ran back to back):
+    ``ratios``, their ``median``, ``min``, ``max`` and ``cv``. Under a drifting machine load the
+    CV of these paired ratios is the noise that matters for a speed-up (it is what the
+    detrimental-pruner filter can take as a case's ``cv``)."""
+    ratios = [d["latency_median_us"] / p["latency_median_us"]
+              for d, p in zip(dense.repeats, pruned.repeats, strict=False)]
+    if not ratios:
+        ratios = [speedup(dense, pruned)]
+    return {"ratios": ratios, "median": statistics.median(ratios), "min": min(ratios),
+            "max": max(ratios), "cv": _cv(ratios)}
