@@ -117,6 +117,13 @@ def test_repeats_interleaved_and_json_roundtrip(tiny: tuple[Path, Path], tmp_pat
     assert list(again.per_layer_frame().columns)[:2] == ["layer", "status"]
 
 
+def test_without_counters(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    r = run_benchmark(tiny[1], tmp_path, FAST.replace(per_layer=False))
+    assert r.latency_median_us > 0 and r.per_layer == []
+    assert (tmp_path / "benchmark_report.csv").is_file()
+    assert not (tmp_path / "benchmark_detailed_counters_report.csv").exists()
+
+
 def test_settings_validation() -> None:
     with pytest.raises(ValueError):
         BenchSettings(niter=10, time_s=1.0)

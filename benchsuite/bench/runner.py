@@ -132,7 +132,8 @@ def build_command(model: Path, report_dir: Path, settings: BenchSettings,
         legacy_ip = "-infer_precision" not in opts  # 2021.4 wants U8/FP16/FP32
         ip = {"f32": "FP32", "f16": "FP16", "u8": "U8"}.get(settings.input_precision, "")
         cmd += ["-ip", ip if legacy_ip and ip else settings.input_precision]
-    cmd += ["-report_type", "detailed_counters", "-report_folder", str(report_dir)]
+    report = "detailed_counters" if settings.per_layer else "no_counters"
+    cmd += ["-report_type", report, "-report_folder", str(report_dir)]
     return cmd, notes
 
 
