@@ -89,7 +89,8 @@ def build_variants(depth: int, folder: Path, shape: tuple[int, ...]) -> dict[str
     return out
 
 
-def measure(out_dir: Path, depths: list[int], repeats: int, niter: int) -> list[dict[str, Any]]:
+def measure(out_dir: Path, depths: list[int], repeats: int, niter: int,
+            per_layer: bool = True, legacy_too: bool = True) -> list[dict[str, Any]]:
     shape = (3, 32, 32)
     rows: list[dict[str, Any]] = []
     legacy = legacy_benchmark_app()
@@ -97,12 +98,13 @@ def measure(out_dir: Path, depths: list[int], repeats: int, niter: int) -> list[
         variants = build_variants(depth, out_dir / "models", shape)
         runs: list[tuple[str, str, dict[str, Path], BenchSettings]] = []
         for prec in ("f32", "bf16"):
-            settings = BenchSettings(precision=prec, niter=niter, repeats=repeats)
+            settings = BenchSettings(precision=prec, niter=niter, repeats=repeats,
+                                     per_layer=per_layer)
             runs.append(("2026", prec, {k: v["xml"] for k, v in variants.items()}, settings))
-        if legacy.path is not None:
+        if legacy.path is not None and legacy_too:
             for prec in ("f32", "bf16"):
                 settings = BenchSettings(precision=prec, niter=niter, repeats=repeats,
-                                         executable=str(legacy.path))
+                                         executable=str(legacy.path), per_layer=per_layer)
                 runs.append(("2021.4", prec, {k: v["onnx"] for k, v in variants.items()},
                              settings))
         for runtime, prec, models, settings in runs:
@@ -124,7 +126,7 @@ def measure(out_dir: Path, depths: list[int], repeats: int, niter: int) -> list[
                     rows[-1]["verdict"] = classify_cases(
                         [{"recipe": name, "speedup": summ["speedup"], "cv_dense": dense.latency_cv,
                           "cv_pruned": res.latency_cv}]).loc[0, "verdict"]
-                if name != "dense" and runtime == "2026":
+                if name != "dense" and runtime == "2026" and per_layer:
                     cmp = compare_layers(dense.per_layer_frame(), res.per_layer_frame(),
                                          variants["dense"]["macs"], v["macs"])
                     cmp.to_csv(out_dir / f"layers_{tag}_{name}.csv")
@@ -149,9 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--niter", type=int, default=1000)
     parser.add_argument("--depths", type=int, nargs="+", default=[20, 56])
+    parser.add_argument("--no-per-layer", action="store_true",
+                        help="latency only: no performance counters")
+    parser.add_argument("--no-legacy", action="store_true", help="skip the 2021.4 runtime")
     args = parser.parse_args(argv)
     (args.out_dir / "models").mkdir(parents=True, exist_ok=True)
-    rows = measure(args.out_dir, args.depths, args.repeats, args.niter)
+    rows = measure(args.out_dir, args.depths, args.repeats, args.niter,
+                   per_layer=not args.no_per_layer, legacy_too=not args.no_legacy)
     (args.out_dir / "results.json").write_text(json.dumps(rows, indent=1))
     md = to_markdown(rows)
     (args.out_dir / "results.md").write_text(md)
