@@ -116,3 +116,9 @@ def test_cpp_style_summary_with_trailing_separators(tmp_path: Path) -> None:
                          "f32"), ("FP16", "f16"), ("nonsense", None)])
 def test_normalise_precision(text: str, expected: str | None) -> None:
     assert normalise_precision(text) == expected
+
+
+def test_percentile_line() -> None:
+    out = parse_stdout("[ INFO ] Latency:\n[ INFO ]    90 percentile:     51.20 us\n"
+                       "[ INFO ]    Average:       48.00 us\n")
+    assert out["latency_p90_us"] == 51.2 and "latency_median_us" not in out

@@ -12,6 +12,7 @@ from benchsuite.bench import (
     BenchResult,
     BenchSettings,
     benchmark_interleaved,
+    paired_speedups,
     parse_report_folder,
     run_benchmark,
     speedup,
@@ -109,9 +110,18 @@ def test_repeats_interleaved_and_json_roundtrip(tiny: tuple[Path, Path], tmp_pat
         assert r.latency_median_us == medians[1]
     assert (tmp_path / "onnx" / "repeat_02" / "benchmark_report.csv").is_file()
     assert speedup(res["ir"], res["onnx"]) > 0
+    paired = paired_speedups(res["ir"], res["onnx"])
+    assert len(paired["ratios"]) == 3 and paired["min"] <= paired["median"] <= paired["max"]
     again = BenchResult.from_dict(json.loads(json.dumps(res["ir"].to_dict())))
     assert again == res["ir"]
     assert list(again.per_layer_frame().columns)[:2] == ["layer", "status"]
+
+
+def test_without_counters(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    r = run_benchmark(tiny[1], tmp_path, FAST.replace(per_layer=False))
+    assert r.latency_median_us > 0 and r.per_layer == []
+    assert (tmp_path / "benchmark_report.csv").is_file()
+    assert not (tmp_path / "benchmark_detailed_counters_report.csv").exists()
 
 
 def test_settings_validation() -> None:
@@ -119,3 +129,13 @@ def test_settings_validation() -> None:
         BenchSettings(niter=10, time_s=1.0)
     with pytest.raises(ValueError):
         BenchSettings(precision="int4")
+
+
+def test_reused_folder_does_not_mix_in_stale_reports(tiny: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    stale = tmp_path / "benchmark_report.json"
+    stale.write_text('{"execution_results": {"latency (ms)": "99.0"}}')
+    run_benchmark(tiny[1], tmp_path, FAST)
+    summary, _ = parse_report_folder(tmp_path)
+    assert not stale.exists() and summary["summary_file"] == "benchmark_report.csv"
+    assert summary["latency_median_us"] < 99_000

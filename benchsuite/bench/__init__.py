@@ -5,7 +5,7 @@ Public API::
     BenchSettings, BenchResult, BenchmarkAppError
     run_benchmark(model, report_dir, settings) -> BenchResult
     benchmark_interleaved({name: model}, report_dir, settings) -> {name: BenchResult}
-    speedup(dense, pruned) -> float
+    speedup(dense, pruned) -> float; paired_speedups(dense, pruned) -> per-repeat ratios + CV
     available_devices(), device_skip_reason(device) -> str | None, legacy_benchmark_app()
     DeviceUnavailableError (a BenchmarkAppError with .reason: a ready skip reason)
     parse_report_folder(folder) -> (summary dict, per-layer DataFrame)
@@ -24,6 +24,7 @@ from benchsuite.bench.runner import (
     DeviceUnavailableError,
     benchmark_interleaved,
     find_benchmark_app,
+    paired_speedups,
     run_benchmark,
     speedup,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "device_skip_reason",
     "find_benchmark_app",
     "legacy_benchmark_app",
+    "paired_speedups",
     "parse_report_folder",
     "parse_stdout",
     "run_benchmark",

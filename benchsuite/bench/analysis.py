@@ -107,12 +107,13 @@ def module_table(frame: pandas.DataFrame, macs: Mapping[str, float] | None = Non
     mapped["key"] = key
     agg: dict[str, Any] = {"real_time_us": "sum", "share": "sum", "kind": "first",
                            "layer": "count"}
-    if "real_time_us_sd" in mapped:
-        mapped["var"] = mapped["real_time_us_sd"].fillna(0.0) ** 2
-        agg["var"] = "sum"
+    spreads = [c for c in ("real_time_us_sd", "real_time_us_se") if c in mapped]
+    for col in spreads:  # layers of one module add up: their variances add
+        mapped[f"{col}_var"] = mapped[col].fillna(0.0) ** 2
+        agg[f"{col}_var"] = "sum"
     table = mapped.groupby("key", sort=False).agg(agg).rename(columns={"layer": "layers"})
-    if "var" in table:
-        table["real_time_us_sd"] = table.pop("var") ** 0.5
+    for col in spreads:
+        table[col] = table.pop(f"{col}_var") ** 0.5
     table["macs"] = [float((macs or {}).get(k, math.nan)) for k in table.index]
     table.index.name = "module"
     return table
@@ -129,7 +130,8 @@ def compare_layers(dense: pandas.DataFrame, pruned: pandas.DataFrame,
     names = set(dense_macs or {}) | set(pruned_macs or {})
     d = module_table(dense, dense_macs, names)
     p = module_table(pruned, pruned_macs, names)
-    joined = d.join(p, how="outer", lsuffix="_dense", rsuffix="_pruned", sort=False)
+    joined = d.merge(p, how="outer", left_index=True, right_index=True,
+                     suffixes=("_dense", "_pruned"), sort=False)
     order = [*d.index, *[k for k in p.index if k not in d.index]]
     joined = joined.reindex(order)
     joined["kind"] = joined["kind_dense"].fillna(joined["kind_pruned"])

@@ -51,8 +51,18 @@ def legacy_candidates() -> list[Path]:
     return found
 
 
+@functools.cache
 def python36() -> str | None:
-    return shutil.which("python3.6") or (PY36 if Path(PY36).is_file() else None)
+    """A working Python 3.6: pyenv's 3.6.15, else ``python3.6`` on PATH if it really runs (a
+    pyenv shim exists even when 3.6 is not selected)."""
+    for cand in (PY36, shutil.which("python3.6")):
+        if cand and Path(cand).is_file():
+            probe = "import sys; assert sys.version_info[:2] == (3, 6)"
+            check = subprocess.run([cand, "-c", probe], capture_output=True, timeout=60,
+                                   check=False)
+            if check.returncode == 0:
+                return cand
+    return None
 
 
 def legacy_benchmark_app() -> LegacyApp:

@@ -83,6 +83,9 @@ def parse_stdout(text: str) -> dict[str, Any]:
         if m:
             out[key] = _to_us(m.group(1), m.group(2))
             resolutions.append(0.01 if m.group(2) == "us" else 10.0)
+    for pct, value, unit in re.findall(rf"^\[ INFO \]\s+(\d+) percentile:\s+{_NUM}\s*(us|ms)\s*$",
+                                       text, re.M):  # -latency_percentile N replaces the median
+        out.setdefault(f"latency_p{pct}_us", _to_us(value, unit))
     legacy = False
     if "latency_median_us" not in out:  # 2021.4: a single "Latency: 0.42 ms" (the median)
         m = re.search(rf"^(?:\[ INFO \])?\s*Latency:\s+{_NUM}\s*(us|ms)\s*$", text, re.M)

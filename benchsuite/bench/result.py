@@ -24,6 +24,8 @@ class BenchSettings:
     hint to ``none`` itself and records that in ``BenchResult.notes``.
     ``input_precision`` is passed as ``-ip``: benchmark_app feeds u8 random input unless told
     otherwise; ``"f32"`` (the default here) keeps the model's own f32 input, as torch feeds it.
+    ``per_layer`` turns on the device's performance counters (``detailed_counters``), which
+    cost some time per layer; set it False for latency-only runs.
     """
 
     device: str = "CPU"
@@ -38,6 +40,7 @@ class BenchSettings:
     repeats: int = 1
     executable: str | None = None
     input_precision: str | None = "f32"
+    per_layer: bool = True  # False: -report_type no_counters (no PERF_COUNT overhead, no table)
 
     def __post_init__(self) -> None:
         if self.precision is not None and self.precision not in PRECISIONS:

@@ -35,6 +35,9 @@ from benchsuite.bench.result import BenchResult, BenchSettings
 TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the MYRIAD plugin's coloured log lines
 DEFAULT_TIMEOUT_S = 900.0
+_REPORT_KINDS = ("report", "detailed_counters_report", "average_counters_report", "sorted_report")
+REPORT_FILES = (*(f"benchmark_{kind}.{ext}" for kind in _REPORT_KINDS for ext in ("csv", "json")),
+                "stdout.txt", "stderr.txt")
 
 
 class BenchmarkAppError(RuntimeError):
@@ -129,7 +132,8 @@ def build_command(model: Path, report_dir: Path, settings: BenchSettings,
         legacy_ip = "-infer_precision" not in opts  # 2021.4 wants U8/FP16/FP32
         ip = {"f32": "FP32", "f16": "FP16", "u8": "U8"}.get(settings.input_precision, "")
         cmd += ["-ip", ip if legacy_ip and ip else settings.input_precision]
-    cmd += ["-report_type", "detailed_counters", "-report_folder", str(report_dir)]
+    report = "detailed_counters" if settings.per_layer else "no_counters"
+    cmd += ["-report_type", report, "-report_folder", str(report_dir)]
     return cmd, notes
 
 
@@ -143,6 +147,8 @@ def run_once(model: Path, report_dir: Path, settings: BenchSettings,
     executable = find_benchmark_app(settings.executable)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)  # benchmark_app crashes at the end without it
+    for stale in REPORT_FILES:  # a reused folder must not feed an earlier run's figures
+        (report_dir / stale).unlink(missing_ok=True)
     cmd, notes = build_command(Path(model), report_dir, settings, executable)
     start = time.perf_counter()
     try:
@@ -214,7 +220,8 @@ def _repeat_record(run: dict[str, Any]) -> dict[str, Any]:
 
 def merge_per_layer(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-layer rows averaged over repeats (each repeat's counters are one inference's), with
-    ``real_time_us_sd`` (sample SD over repeats) when there are several."""
+    ``real_time_us_sd`` (sample SD over repeats) and ``real_time_us_se`` (standard error of the
+    mean, SD / sqrt(repeats)) when there are several."""
     if len(runs) == 1:
         return runs[0]["per_layer"]
     merged: dict[str, dict[str, Any]] = {}
@@ -227,7 +234,9 @@ def merge_per_layer(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         real = [a for a, _ in samples[name]]
         row["real_time_us"] = round(statistics.fmean(real), 3)
         row["cpu_time_us"] = round(statistics.fmean(b for _, b in samples[name]), 3)
-        row["real_time_us_sd"] = round(statistics.stdev(real), 3) if len(real) > 1 else 0.0
+        sd = statistics.stdev(real) if len(real) > 1 else 0.0
+        row["real_time_us_sd"] = round(sd, 3)
+        row["real_time_us_se"] = round(sd / len(real) ** 0.5, 3)
     return list(merged.values())
 
 
@@ -286,11 +295,15 @@ def run_benchmark(model: Path, report_dir: Path, settings: BenchSettings,
 
 def benchmark_interleaved(models: dict[str, Path], report_dir: Path, settings: BenchSettings,
                           timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, BenchResult]:
-    """Benchmark several models round-robin (a, b, a, b, ...) so that ratios between them are
-    taken under the same machine state; reports in ``report_dir/<name>[/repeat_NN]``."""
+    """Benchmark several models interleaved, one run of each per repeat (order reversed every
+    other repeat: a b, b a, a b, ...), so that ratios between them are taken under the same
+    machine state; reports in ``report_dir/<name>[/repeat_NN]``."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
+    names = list(models)
     for i in range(settings.repeats):
-        for name, model in models.items():
+        order = names if i % 2 == 0 else names[::-1]  # a, b, b, a, a, b: linear drift cancels
+        for name in order:
+            model = models[name]
             folder = _repeat_dir(Path(report_dir) / name, i, settings.repeats)
             runs[name].append(run_once(model, folder, settings, timeout_s))
     return {name: aggregate(Path(models[name]), runs[name], settings) for name in models}
@@ -299,3 +312,16 @@ def benchmark_interleaved(models: dict[str, Path], report_dir: Path, settings: B
 def speedup(dense: BenchResult, pruned: BenchResult) -> float:
     """Dense median latency / pruned median latency (> 1: the pruned model is faster)."""
     return dense.latency_median_us / pruned.latency_median_us
+
+
+def paired_speedups(dense: BenchResult, pruned: BenchResult) -> dict[str, Any]:
+    """Per-repeat ratios of two interleaved results (repeat i of each ran back to back):
+    ``ratios``, their ``median``, ``min``, ``max`` and ``cv``. Under a drifting machine load the
+    CV of these paired ratios is the noise that matters for a speed-up (it is what the
+    detrimental-pruner filter can take as a case's ``cv``)."""
+    ratios = [d["latency_median_us"] / p["latency_median_us"]
+              for d, p in zip(dense.repeats, pruned.repeats, strict=False)]
+    if not ratios:
+        ratios = [speedup(dense, pruned)]
+    return {"ratios": ratios, "median": statistics.median(ratios), "min": min(ratios),
+            "max": max(ratios), "cv": _cv(ratios)}

@@ -105,8 +105,9 @@ def classify_layers(comparison: pandas.DataFrame, cv_dense: float = 0.0, cv_prun
                     k: float = DEFAULT_K, min_noise: float = DEFAULT_MIN_NOISE,
                     resolution_us: float = 1.0) -> pandas.DataFrame:
     """Verdict per module row of ``analysis.compare_layers``: same rule, with each layer's noise
-    also covering the counters' 1 µs resolution and, when present, the layer's own SD over
-    repeats (``real_time_us_sd_*``). Rows missing on one side get ``removed``/``added``."""
+    also covering the counters' 1 µs resolution and, when present, the standard error of the
+    layer's mean time over repeats (``real_time_us_se_*``). Rows missing on one side get
+    ``removed``/``added``."""
     out = comparison.copy()
     verdicts, noises = [], []
     for _, row in out.iterrows():
@@ -121,9 +122,9 @@ def classify_layers(comparison: pandas.DataFrame, cv_dense: float = 0.0, cv_prun
             continue
         rel = [resolution_us / v for v in (d, p) if v > 0]
         for side, v in (("dense", d), ("pruned", p)):
-            sd = row.get(f"real_time_us_sd_{side}")
-            if sd is not None and not pandas.isna(sd) and v > 0:
-                rel.append(float(sd) / v)
+            se = row.get(f"real_time_us_se_{side}")  # the times are means over repeats
+            if se is not None and not pandas.isna(se) and v > 0:
+                rel.append(float(se) / v)
         layer_cv = math.sqrt(sum(r * r for r in rel) + cv_dense ** 2 + cv_pruned ** 2)
         noise = max(k * layer_cv, min_noise)
         noises.append(noise)

@@ -30,5 +30,5 @@ def export_tiny_model(folder: Path, channels: int = 8, size: int = 16,
                           input_names=["x"], output_names=["logits"])
     xml_path = folder / f"{name}.xml"
     ir = openvino.convert_model(str(onnx_path), input=[(1, 3, size, size)])
-    openvino.save_model(ir, str(xml_path))
+    openvino.save_model(ir, str(xml_path), compress_to_fp16=False)
     return onnx_path, xml_path

@@ -1,0 +1,56 @@
+"""Devices: CPU always; GPU/NPU run when OpenVINO lists them, else skip naming the device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchsuite.bench import (
+    BenchSettings,
+    DeviceUnavailableError,
+    available_devices,
+    device_skip_reason,
+    run_benchmark,
+)
+from benchsuite.bench.stats import model_stats
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from benchsuite.bench.tinymodel import export_tiny_model
+
+    return export_tiny_model(tmp_path_factory.mktemp("dev"))
+
+
+def test_cpu_is_listed() -> None:
+    assert "CPU" in available_devices()
+    assert device_skip_reason("CPU") is None
+
+
+def test_missing_device_reason_names_it() -> None:
+    reason = device_skip_reason("NOSUCHDEV")
+    assert reason == f"device NOSUCHDEV not available (available: {', '.join(available_devices())})"
+
+
+@pytest.mark.parametrize("device", ["GPU", "NPU"])
+def test_accelerator(device: str, tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    reason = device_skip_reason(device)
+    if reason:
+        pytest.skip(reason)
+    r = run_benchmark(tiny[1], tmp_path, BenchSettings(device=device, niter=50))
+    assert r.latency_median_us > 0 and r.device == device
+
+
+def test_unknown_device_is_a_device_unavailable_error(tiny: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    with pytest.raises(DeviceUnavailableError) as err:
+        run_benchmark(tiny[1], tmp_path, BenchSettings(device="NOSUCHDEV", niter=10))
+    assert "NOSUCHDEV" in err.value.reason and "not registered" in err.value.reason
+
+
+def test_model_stats(tiny: tuple[Path, Path]) -> None:
+    stats = model_stats(*tiny)
+    assert stats["onnx_bytes"] > 0 and stats["ir_bytes"] == stats["ir_xml_bytes"] + stats[
+        "ir_bin_bytes"]
+    assert stats["onnx_params"] == stats["onnx_nonzero_params"] > 0
