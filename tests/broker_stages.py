@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from benchsuite.executor import StageResult
+
+TESTS_DIR = str(Path(__file__).resolve().parent)
 
 # name=module:function:kind, as BENCHSUITE_EXTRA_STAGES wants it
 EXTRA_STAGES = ",".join([
@@ -38,3 +41,8 @@ def echo_file(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     out = workdir / "echo.bin"
     out.write_bytes(data[::-1])
     return StageResult({"size": len(data)}, {"output": out})
+
+
+def results_for(r, session: str) -> list[dict]:
+    """All result messages of a session (to check that each job has exactly one)."""
+    return [json.loads(fields[b"data"]) for _id, fields in r.xrange(f"bs:results:{session}")]

@@ -67,7 +67,9 @@ class RedisServer:
 
     def __init__(self, datadir: Path | None = None, *, executable: str | None = None,
                  appendonly: bool = False, password: str | None = None,
-                 startup_timeout: float = 10.0, extra_args: list[str] | None = None) -> None:
+                 startup_timeout: float = 10.0, extra_args: list[str] | None = None,
+                 port: int = 0) -> None:
+        """``port=0``: no TCP at all (the unix socket only); else also 127.0.0.1:port."""
         self.executable = find_redis_server(executable)
         self._own_dir = datadir is None
         self.datadir = Path(datadir or tempfile.mkdtemp(prefix="bs-redis-"))
@@ -80,6 +82,7 @@ class RedisServer:
         self.password = password
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args or [])
+        self.port = port
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -88,7 +91,8 @@ class RedisServer:
         return f"unix://{self.socket}{auth}"
 
     def command(self) -> list[str]:
-        cmd = [self.executable, "--port", "0", "--unixsocket", str(self.socket),
+        cmd = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+               "--unixsocket", str(self.socket),
                "--unixsocketperm", "700", "--dir", str(self.datadir), "--daemonize", "no",
                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                "--appendfsync", "everysec", "--logfile", str(self.datadir / "redis.log"),
