@@ -15,7 +15,7 @@ from broker_stages import EXTRA_STAGES, TESTS_DIR
 
 from benchsuite.broker.connection import connect
 from benchsuite.broker.executor import RedisExecutor
-from benchsuite.broker.local import WorkerProcess
+from benchsuite.broker.local import WorkerProcess, stop_all
 from benchsuite.broker.server import RedisServer
 from benchsuite.executor import register_stages_from_env
 
@@ -56,8 +56,7 @@ def start_worker(tmp_path: Path, request: pytest.FixtureRequest
         return worker
 
     yield start
-    for worker in started:
-        worker.stop(timeout=10)
+    stop_all(started, timeout=10)
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         for worker in started:

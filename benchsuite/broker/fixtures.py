@@ -26,7 +26,7 @@ from pytest_redis import factories
 
 from .connection import connect
 from .executor import RedisExecutor
-from .local import WorkerProcess, wait_for_workers
+from .local import WorkerProcess, stop_all, wait_for_workers
 from .server import RedisServerError, find_redis_server
 from .streams import job_stream
 
@@ -112,8 +112,7 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
         r.close()
         yield workers
     finally:
-        for w in workers:
-            w.stop()
+        stop_all(workers)
 
 
 @pytest.fixture(scope="session")
@@ -138,5 +137,4 @@ def broker_worker_factory(broker_url: str, tmp_path: Path
         return worker
 
     yield start
-    for worker in started:
-        worker.stop()
+    stop_all(started)

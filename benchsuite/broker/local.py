@@ -76,12 +76,18 @@ class WorkerProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (stop several workers at once, then ``stop`` each)."""
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait (the worker finishes or hands back its job), SIGKILL as a last resort."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -110,3 +116,11 @@ def wait_for_workers(r, count: int, stream: str | None = None, timeout: float = 
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(beats)} of {count} workers up after {timeout:g} s")
         time.sleep(0.05)
+
+
+def stop_all(workers: list[WorkerProcess], timeout: float = 30.0) -> None:
+    """Stop workers in parallel: SIGTERM to all, then wait for each."""
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.stop(timeout)
