@@ -26,6 +26,10 @@ FAST_WORKER_ARGS = ["--heartbeat", "0.3", "--claim-idle", "1.5", "--grace", "5",
 register_stages_from_env(EXTRA_STAGES)  # the executor side routes by stage kind too
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "broker_bench: broker overhead/throughput measurement")
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False)

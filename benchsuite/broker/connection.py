@@ -7,12 +7,16 @@ goes in the query string, ``unix:///run/redis.sock?password=...``).
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
+
+log = logging.getLogger(__name__)
 
 URL_ENV = "BENCHSUITE_REDIS_URL"
 SCHEMES = ("redis", "rediss", "unix")
@@ -123,3 +127,22 @@ def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)):
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(("LOADING", "BUSY"))
+
+
+def call_until_available(op, *args, give_up=lambda waited: False, **kwargs):
+    """``op(*args, **kwargs)``, retried with backoff while Redis is unreachable (a restart).
+
+    ``give_up(seconds_waited)`` ends the wait by re-raising the connection error.
+    """
+    backoff, waited = 0.1, 0.0
+    while True:
+        try:
+            return op(*args, **kwargs)
+        except Exception as exc:
+            if not is_connection_error(exc) or give_up(waited):
+                raise
+            log.warning("Redis unavailable (%s); retrying %s in %.1fs", exc,
+                        getattr(op, "__name__", "operation"), backoff)
+            time.sleep(backoff)
+            waited += backoff
+            backoff = min(backoff * 2, 2.0)

@@ -20,11 +20,19 @@ import redis
 
 from ..executor import STAGES, StageResult, worker_kind
 from .blobs import DEFAULT_TTL, BlobStore
-from .connection import DEFAULT_CONNECT_TIMEOUT, connect, is_connection_error, mask_url
+from .connection import (
+    DEFAULT_CONNECT_TIMEOUT,
+    call_until_available,
+    connect,
+    is_connection_error,
+    mask_url,
+)
 from .messages import FIELD, Job, MessageError, Result, parse_result
 from .streams import ensure_group, job_stream, live_workers_for, result_stream
 
 log = logging.getLogger(__name__)
+
+RECONNECT_WAIT = 60.0
 
 
 class JobFailed(RuntimeError):
@@ -81,7 +89,8 @@ class RedisExecutor:
     def submit(self, stage: str, spec: dict, files: dict[str, Path] | None = None,
                case_id: str = "", job_id: str | None = None) -> str:
         """Queue a job; returns its id (pass it to ``wait``)."""
-        refs = {name: self.blobs.put(Path(path)) for name, path in (files or {}).items()}
+        refs = {name: self._call(self.blobs.put, Path(path))
+                for name, path in (files or {}).items()}
         job = Job(job_id=job_id or uuid.uuid4().hex, stage=stage, spec=spec, files=refs,
                   reply_to=self.results_key, session=self.session_id, case_id=case_id,
                   max_attempts=self.max_attempts)
@@ -91,9 +100,9 @@ class RedisExecutor:
     def submit_raw(self, stream: str, data: str, job_id: str, stage: str = "?") -> str:
         """Queue an already-serialised message (tests use it to send malformed ones)."""
         if stream not in self._groups:
-            ensure_group(self.r, stream)
+            self._call(ensure_group, self.r, stream)
             self._groups.add(stream)
-        self.r.xadd(stream, {FIELD: data})
+        self._call(self.r.xadd, stream, {FIELD: data})
         self._stages[job_id] = stage
         log.debug("submitted %s job %s to %s", stage, job_id, stream)
         return job_id
@@ -160,8 +169,12 @@ class RedisExecutor:
             n = self._count
         base = self.workdir or Path(tempfile.gettempdir()) / f"benchsuite-{self.session_id}"
         out = base / (result.stage or "stage") / f"{n:04d}-{result.job_id[:8]}"
-        return {name: self.blobs.get(ref, out / name / ref.filename)
+        return {name: self._call(self.blobs.get, ref, out / name / ref.filename)
                 for name, ref in result.files.items()}
+
+    def _call(self, op, *args):
+        """Wait out a Redis restart (up to ``RECONNECT_WAIT`` seconds) around one operation."""
+        return call_until_available(op, *args, give_up=lambda waited: waited > RECONNECT_WAIT)
 
     def close(self, delete_results: bool = True) -> None:
         """Forget this session's result stream (its blobs then expire or are cleaned up)."""

@@ -21,20 +21,19 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import redis
 
 from .. import executor as stage_registry
 from .blobs import DEFAULT_TTL, BlobMissing, BlobStore
-from .connection import connect, is_connection_error, mask_url
+from .connection import call_until_available, connect, is_connection_error, mask_url
+from .health import environment
 from .messages import FIELD, Job, MessageError, Result, parse_job, salvage_address
 from .streams import (
     DONE_TTL,
@@ -58,21 +57,6 @@ if p[1] and p[1][2] == ARGV[3] then
 end
 return 0
 """
-
-PACKAGES = ("torch", "torch-pruning", "openvino", "onnx", "numpy", "redis")
-
-
-def environment() -> dict:
-    """What this worker runs on: Python and the versions of the packages that matter ("absent")."""
-    env = {"python": sys.version.split()[0], "executable": sys.executable,
-           "platform": sys.platform, "host": socket.gethostname()}
-    for name in PACKAGES:
-        try:
-            env[name.replace("-", "_")] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            env[name.replace("-", "_")] = "absent"
-    return env
-
 
 @dataclass
 class WorkerConfig:
@@ -403,17 +387,6 @@ class Worker:
 
     def _retry(self, op, *args, **kwargs):
         """Run a Redis operation, waiting out connection errors (a restarting server)."""
-        backoff, waited = 0.1, 0.0
-        while True:
-            try:
-                return op(*args, **kwargs)
-            except Exception as exc:
-                if not is_connection_error(exc):
-                    raise
-                if self.stop.is_set() and waited > self.cfg.grace:
-                    raise
-                log.warning("Redis unavailable (%s); retrying %s in %.1fs", exc,
-                            getattr(op, "__name__", "operation"), backoff)
-                time.sleep(backoff)
-                waited += backoff
-                backoff = min(backoff * 2, 2.0)
+        return call_until_available(
+            op, *args, give_up=lambda waited: self.stop.is_set() and waited > self.cfg.grace,
+            **kwargs)
