@@ -48,11 +48,12 @@ def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
 @pytest.fixture
 def start_worker(tmp_path: Path, request: pytest.FixtureRequest
                  ) -> Iterator[Callable[..., WorkerProcess]]:
-    """``start_worker(url, kind, *extra_args)``: a worker subprocess, stopped after the test."""
+    """``start_worker(url, kind, *extra_args, python=None)``: a worker subprocess (in the kind's
+    tox env if built, else this interpreter, unless ``python`` says), stopped after the test."""
     started: list[WorkerProcess] = []
 
-    def start(url: str, kind: str, *args: str) -> WorkerProcess:
-        worker = WorkerProcess(url, kind, args=[*FAST_WORKER_ARGS, *args],
+    def start(url: str, kind: str, *args: str, python: str | None = None) -> WorkerProcess:
+        worker = WorkerProcess(url, kind, args=[*FAST_WORKER_ARGS, *args], python=python,
                                env={"BENCHSUITE_EXTRA_STAGES": EXTRA_STAGES},
                                pythonpath=[TESTS_DIR],
                                log_path=tmp_path / f"worker-{kind}-{len(started)}.log")

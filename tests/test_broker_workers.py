@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from collections import Counter
 from importlib import metadata
@@ -174,10 +175,10 @@ def test_concurrency(redis_server, r, start_worker, executor_for) -> None:
 
 def test_heartbeat_records_versions(redis_server, r, start_worker) -> None:
     start_worker(redis_server.url, "bench", "--benchmark-app", "/opt/ov/benchmark_app",
-                 "--device", "cpu")
+                 "--device", "cpu", python=sys.executable)
     (beat,) = wait_for_workers(r, 1, BENCH)
     env = beat["env"]
-    assert env["python"] == platform.python_version()
+    assert env["python"] == platform.python_version() and env["executable"] == sys.executable
     for package in ("torch", "openvino"):
         try:
             expected = metadata.version(package)

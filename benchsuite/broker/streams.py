@@ -70,8 +70,8 @@ if fresh then
   end
   if KEYS[4] ~= '' then
     local f = cjson.decode(ARGV[5])
-    redis.call('XADD', KEYS[4], '*', 'data', f.data, 'reason', f.reason, 'job_id', f.job_id,
-               'stream', f.stream, 'worker', f.worker)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', '10000', '*', 'data', f.data,
+               'reason', f.reason, 'job_id', f.job_id, 'stream', f.stream, 'worker', f.worker)
   end
 end
 redis.call('XACK', KEYS[3], ARGV[2], ARGV[3])
@@ -91,11 +91,23 @@ return new
 
 # KEYS: dead stream, job stream; ARGV: group, entry id, data, reason, worker
 _DROP = """
-redis.call('XADD', KEYS[1], '*', 'data', ARGV[3], 'reason', ARGV[4], 'job_id', '',
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', '10000', '*', 'data', ARGV[3], 'reason', ARGV[4],
+           'job_id', '',
            'stream', KEYS[2], 'worker', ARGV[5])
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[2], ARGV[2])
 return 1
+"""
+
+# KEYS: stream; ARGV: group, entry id, consumer.  Reset the idle time of our own pending entry
+# (XCLAIM to the owner itself), so a running job is never taken for a dead worker's.
+_TOUCH = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if p[1] and p[1][2] == ARGV[3] then
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+  return 1
+end
+return 0
 """
 
 
@@ -107,6 +119,11 @@ class Streams:
         self._finish = r.register_script(_FINISH)
         self._requeue = r.register_script(_REQUEUE)
         self._drop = r.register_script(_DROP)
+        self._touch = r.register_script(_TOUCH)
+
+    def touch(self, stream: str, entry_id: str, consumer: str) -> bool:
+        """Keep a running job's pending entry fresh; False if it is no longer ours."""
+        return bool(self._touch(keys=[stream], args=[GROUP, entry_id, consumer]))
 
     def finish(self, stream: str, entry_id: str, job_id: str, reply_to: str, result_json: str,
                dead: dict | None = None) -> bool:
@@ -129,6 +146,17 @@ class Streams:
     def drop(self, stream: str, entry_id: str, data: bytes | str, reason: str, worker: str) -> None:
         """Dead-letter an entry that names no job we can answer (unparseable)."""
         self._drop(keys=[DEAD, stream], args=[GROUP, entry_id, data, reason, worker])
+
+
+def forget_idle_consumers(r: redis.Redis, stream: str, idle_s: float, keep: str = "") -> int:
+    """Delete consumers of dead workers: no pending job and idle for ``idle_s`` seconds."""
+    removed = 0
+    for c in r.xinfo_consumers(stream, GROUP):
+        name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+        if c["pending"] == 0 and c["idle"] > idle_s * 1000 and not name.startswith(keep):
+            r.xgroup_delconsumer(stream, GROUP, name)
+            removed += 1
+    return removed
 
 
 def dead_letters(r: redis.Redis, count: int = 100) -> list[dict]:

@@ -43,20 +43,11 @@ from .streams import (
     attempts_key,
     done_key,
     ensure_group,
+    forget_idle_consumers,
     job_stream,
 )
 
 log = logging.getLogger("benchsuite.worker")
-
-# KEYS: stream; ARGV: group, entry id, consumer.  Reset the idle time of our own pending entry.
-_TOUCH = """
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if p[1] and p[1][2] == ARGV[3] then
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
-  return 1
-end
-return 0
-"""
 
 @dataclass
 class WorkerConfig:
@@ -100,7 +91,6 @@ class Worker:
         self.r = connect(cfg.url, socket_timeout=cfg.block + 10)
         self.streams = Streams(self.r)
         self.blobs = BlobStore(self.r, ttl=cfg.blob_ttl)
-        self._touch = self.r.register_script(_TOUCH)
         self._last_reclaim = 0.0
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -119,12 +109,15 @@ class Worker:
         for t in threads:
             t.start()
         tick = max(0.05, min(cfg.heartbeat, cfg.claim_idle / 4))
-        last_beat = 0.0
+        last_beat = last_tidy = 0.0
         while not self.stop.is_set():
             self._keep_alive()
             if time.time() - last_beat >= cfg.heartbeat:
                 self._beat("busy" if self.running else "idle")
                 last_beat = time.time()
+            if time.time() - last_tidy >= 10 * cfg.claim_idle:
+                last_tidy = time.time()
+                self._tidy()
             self.stop.wait(tick)
         self._shutdown(threads, tick)
         return 0
@@ -186,13 +179,22 @@ class Worker:
         except redis.RedisError as exc:
             log.warning("heartbeat failed: %s", exc)
 
+    def _tidy(self) -> None:
+        try:
+            n = forget_idle_consumers(self.r, self.stream, 10 * self.cfg.claim_idle,
+                                      keep=self.worker_id)
+            if n:
+                log.info("forgot %d idle consumer(s) of stopped workers", n)
+        except redis.RedisError as exc:
+            log.debug("tidy failed: %s", exc)
+
     def _keep_alive(self) -> None:
         """Reset the idle time of our running jobs' pending entries (so nobody reclaims them)."""
         with self.lock:
             entries = [(run.entry_id, run.consumer) for run in self.running.values()]
         for entry_id, consumer in entries:
             try:
-                self._touch(keys=[self.stream], args=[GROUP, entry_id, consumer])
+                self.streams.touch(self.stream, entry_id, consumer)
             except redis.RedisError as exc:
                 log.debug("touch %s failed: %s", entry_id, exc)
 
