@@ -15,7 +15,7 @@ import pytest
 import redis
 from broker_stages import results_for
 
-from benchsuite.broker import JobFailed
+from benchsuite.broker import JobFailed, JobTimeout
 from benchsuite.broker.local import PACKAGE_ROOT, wait_for_workers
 from benchsuite.broker.streams import DEAD, GROUP, dead_letters, job_stream, workers
 
@@ -201,3 +201,14 @@ def test_tox_env_workers_have_only_their_stack(redis_server, r, start_worker, ki
     (beat,) = wait_for_workers(r, 1, job_stream(kind), timeout=60)
     assert beat["env"]["executable"] == str(python)
     assert beat["env"][present] != "absent" and beat["env"][absent] == "absent"
+
+
+def test_no_worker_fails_the_wait_instead_of_hanging(redis_server, r, executor_for) -> None:
+    ex = executor_for(redis_server.url, timeout=None, no_worker_timeout=1.0)
+    job = ex.submit("sleep_bench", {"seconds": 0, "settings": {"device": "MYRIAD"}})
+    t0 = time.monotonic()
+    with pytest.raises(JobTimeout, match="no live worker serves bs:jobs:bench:MYRIAD"):
+        ex.wait(job)
+    assert time.monotonic() - t0 < 4
+    with pytest.raises(JobTimeout, match=r"within 0\.2 s"):
+        ex.wait(job, timeout=0.2)

@@ -51,8 +51,11 @@ class RedisExecutor:
     def __init__(self, url: str, session_id: str | None = None, workdir: Path | None = None,
                  timeout: float | None = None, device: str = "CPU", max_attempts: int = 2,
                  blob_ttl: int | None = DEFAULT_TTL,
-                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
-        """``timeout``: seconds to wait for a job's result (None: forever, while workers live)."""
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 no_worker_timeout: float | None = 300.0) -> None:
+        """``timeout``: seconds to wait for a job's result (None: no limit).
+        ``no_worker_timeout``: give up sooner when no live worker has served the job's stream for
+        that long (a missing worker fails the wait instead of hanging it; None: never)."""
         self.url = url
         self.session_id = session_id or uuid.uuid4().hex[:16]
         self.results_key = result_stream(self.session_id)
@@ -60,10 +63,12 @@ class RedisExecutor:
         self.timeout = timeout
         self.device = device
         self.max_attempts = max_attempts
+        self.no_worker_timeout = no_worker_timeout
         self.r = connect(url, timeout=connect_timeout, socket_timeout=30.0)
         self.blobs = BlobStore(self.r, ttl=blob_ttl)
         self._results: dict[str, Result] = {}
         self._stages: dict[str, str] = {}
+        self._streams: dict[str, str] = {}
         self._last_id = "0-0"
         self._lock = threading.Lock()
         self._count = 0
@@ -104,6 +109,7 @@ class RedisExecutor:
             self._groups.add(stream)
         self._call(self.r.xadd, stream, {FIELD: data})
         self._stages[job_id] = stage
+        self._streams[job_id] = stream
         log.debug("submitted %s job %s to %s", stage, job_id, stream)
         return job_id
 
@@ -119,13 +125,23 @@ class RedisExecutor:
         timeout = self.timeout if timeout is None else timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         backoff = 0.1
+        worker_seen = last_check = time.monotonic()
         while True:
             with self._lock:
                 if job_id in self._results:
                     return self._results.pop(job_id)
-                remaining = None if deadline is None else deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
-                    raise JobTimeout(self._timeout_text(job_id, timeout))
+                    raise JobTimeout(self._timeout_text(job_id, f"within {timeout:g} s"))
+                if (self.no_worker_timeout is not None
+                        and now - last_check >= min(5.0, self.no_worker_timeout / 2)):
+                    last_check = now
+                    if self._has_worker(job_id):
+                        worker_seen = now
+                    elif now - worker_seen >= self.no_worker_timeout:
+                        raise JobTimeout(self._timeout_text(
+                            job_id, f"after {now - worker_seen:.0f} s without a live worker"))
                 block = 1000 if remaining is None else max(1, int(min(remaining, 1.0) * 1000))
                 try:
                     self._read(block)
@@ -150,15 +166,18 @@ class RedisExecutor:
                 # results are written once per job id; keep the first if one ever repeats
                 self._results.setdefault(result.job_id, result)
 
-    def _timeout_text(self, job_id: str, timeout: float | None) -> str:
-        stage = self._stages.get(job_id, "?")
-        text = f"no result for {stage} job {job_id} within {timeout:g} s"
+    def _has_worker(self, job_id: str) -> bool:
+        stream = self._streams.get(job_id)
         try:
-            stream = self.stream_for(stage, {}) if stage in STAGES else "?"
-            if stream != "?" and not live_workers_for(self.r, stream):
-                text += f"; no live worker serves {stream} on {mask_url(self.url)}"
+            return stream is None or bool(live_workers_for(self.r, stream))
         except redis.RedisError:
-            pass
+            return True  # Redis itself is away: the reconnect logic deals with that
+
+    def _timeout_text(self, job_id: str, when: str) -> str:
+        text = f"no result for {self._stages.get(job_id, '?')} job {job_id} {when}"
+        if not self._has_worker(job_id):
+            text += (f"; no live worker serves {self._streams.get(job_id)} on "
+                     f"{mask_url(self.url)} (start one: benchsuite worker ...)")
         return text
 
     def _download(self, result: Result) -> dict[str, Path]:
