@@ -79,7 +79,9 @@ class RedisExecutor:
 
     # ---- the LocalExecutor interface ----------------------------------------------------------
     def run(self, stage: str, spec: dict, files: dict[str, Path]) -> StageResult:
-        return self.wait(self.submit(stage, spec, files))
+        case_id = spec.get("case_id")
+        return self.wait(self.submit(stage, spec, files,
+                                     case_id=case_id if isinstance(case_id, str) else ""))
 
     # ---- two-step use ---------------------------------------------------------------------------
     def stream_for(self, stage: str, spec: dict) -> str:

@@ -46,6 +46,7 @@ class WorkerProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self._log_file = None
+        self._terminated = False
 
     def command(self) -> list[str]:
         return [self.python, "-m", "benchsuite.broker.cli", "worker", self.kind,
@@ -56,6 +57,7 @@ class WorkerProcess:
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = out = open(self.log_path, "ab")
+        self._terminated = False
         self.proc = subprocess.Popen(self.command(), env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=subprocess.STDOUT)
         log.info("started %s worker pid %d (%s)", self.kind, self.proc.pid, self.python)
@@ -77,10 +79,13 @@ class WorkerProcess:
             self.proc.wait()
 
     def terminate(self) -> None:
-        """Send SIGTERM without waiting (stop several workers at once, then ``stop`` each)."""
-        if self.alive():
+        """Send SIGTERM once, without waiting (stop several workers at once, then ``stop`` each).
+
+        Only once: a second SIGTERM tells a worker to hand back its job at once."""
+        if self.alive() and not self._terminated:
             assert self.proc is not None
             self.proc.send_signal(signal.SIGTERM)
+            self._terminated = True
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait (the worker finishes or hands back its job), SIGKILL as a last resort."""
