@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from benchsuite.broker.connection import connect
+from benchsuite.broker.local import PACKAGE_ROOT
 from benchsuite.broker.server import RedisServer, RedisServerError, find_redis_server
 
 
@@ -42,3 +46,19 @@ def test_aof_survives_restart(tmp_path: Path) -> None:
 def test_bad_binary() -> None:
     with pytest.raises(RedisServerError):
         find_redis_server("/nonexistent/redis-server")
+
+
+def test_server_dies_with_its_parent(tmp_path: Path) -> None:
+    code = ("import sys, time; from benchsuite.broker.server import RedisServer; "
+            f"s = RedisServer({str(tmp_path)!r}).start(); print(s.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    assert _alive(pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "redis-server outlived its parent"

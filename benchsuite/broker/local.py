@@ -3,6 +3,7 @@
 A worker runs in the interpreter of its tox env when that env is built (``.tox/prune/bin/python``
 or ``.tox/bench/bin/python`` under the project root), else in the current interpreter.  The
 package root is put first on PYTHONPATH so the worker imports the same benchsuite as the caller.
+A local worker gets SIGTERM when its parent dies (Linux), so a killed session leaves no worker.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 
 import benchsuite
+
+from .server import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,8 @@ class WorkerProcess:
             self._log_file = out = open(self.log_path, "ab")
         self._terminated = False
         self.proc = subprocess.Popen(self.command(), env=self.env, stdin=subprocess.DEVNULL,
-                                     stdout=out, stderr=subprocess.STDOUT)
+                                     stdout=out, stderr=subprocess.STDOUT,
+                                     preexec_fn=die_with_parent)
         log.info("started %s worker pid %d (%s)", self.kind, self.proc.pid, self.python)
         return self
 

@@ -99,6 +99,14 @@ redis.call('XDEL', KEYS[2], ARGV[2])
 return 1
 """
 
+# KEYS: done, attempts; ARGV: ttl.  Count one more run of a job, unless it has a result already.
+_BEGIN = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ''} end
+local n = redis.call('HINCRBY', KEYS[2], 'n', 1)
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return {n, redis.call('HGET', KEYS[2], 'last_error') or ''}
+"""
+
 # KEYS: stream; ARGV: group, entry id, consumer.  Reset the idle time of our own pending entry
 # (XCLAIM to the owner itself), so a running job is never taken for a dead worker's.
 _TOUCH = """
@@ -120,6 +128,13 @@ class Streams:
         self._requeue = r.register_script(_REQUEUE)
         self._drop = r.register_script(_DROP)
         self._touch = r.register_script(_TOUCH)
+        self._begin = r.register_script(_BEGIN)
+
+    def begin(self, job_id: str) -> tuple[int, str]:
+        """Count a run of the job: (this run's number, the last failure's text); (0, "") when
+        the job already has a result (a duplicate delivery: do not run it)."""
+        n, last = self._begin(keys=[done_key(job_id), attempts_key(job_id)], args=[DONE_TTL])
+        return int(n), last.decode(errors="replace") if isinstance(last, bytes) else str(last)
 
     def touch(self, stream: str, entry_id: str, consumer: str) -> bool:
         """Keep a running job's pending entry fresh; False if it is no longer ours."""

@@ -36,12 +36,10 @@ from .connection import call_until_available, connect, is_connection_error, mask
 from .health import environment
 from .messages import FIELD, Job, MessageError, Result, parse_job, salvage_address
 from .streams import (
-    DONE_TTL,
     GROUP,
     WORKER_PREFIX,
     Streams,
     attempts_key,
-    done_key,
     ensure_group,
     forget_idle_consumers,
     job_stream,
@@ -268,16 +266,14 @@ class Worker:
             job_id, reply_to = salvage_address(run.raw)
             self._dead(run, f"malformed message: {exc}", job_id=job_id, reply_to=reply_to)
             return
-        if self._retry(self.r.exists, done_key(job.job_id)):
+        n, last = self._retry(self.streams.begin, job.job_id)
+        if n == 0:
             log.info("job %s already has a result: dropping the duplicate", job.job_id)
             self._retry(self.streams.finish, self.stream, run.entry_id, job.job_id, "", "{}")
             return
-        akey = attempts_key(job.job_id)
-        run.attempt = n = int(self._retry(self.r.hincrby, akey, "n", 1))
-        self._retry(self.r.expire, akey, DONE_TTL)
+        run.attempt = n
         if n > job.max_attempts:
-            last = self._retry(self.r.hget, akey, "last_error")
-            why = last.decode() if last else "the worker running it died or was killed"
+            why = last or "the worker running it died or was killed"
             self._dead(run, f"gave up after {n - 1} attempt(s) of stage {job.stage!r}: {why}")
             return
         if job.stage not in stage_registry.STAGES:
