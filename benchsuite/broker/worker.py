@@ -222,6 +222,7 @@ class Worker:
             for entry_id, fields in resp[1]:
                 if entry_id is None:
                     continue
+                self._last_reclaim = 0.0  # there may be more: the next free consumer looks again
                 self.counts["reclaimed"] += 1
                 log.warning("reclaimed %s: pending > %gs on a worker that stopped beating",
                             entry_id.decode(), self.cfg.claim_idle)
@@ -265,6 +266,13 @@ class Worker:
         except MessageError as exc:
             job_id, reply_to = salvage_address(run.raw)
             self._dead(run, f"malformed message: {exc}", job_id=job_id, reply_to=reply_to)
+            return
+        if self.stop.is_set():  # taken while we were told to stop: give it straight back
+            if not self._claim_finish(run):
+                return
+            self._retry(self.streams.requeue, self.stream, run.entry_id, run.raw.decode(), 0,
+                        job.job_id)
+            log.info("job %s handed back unstarted (stopping)", job.job_id)
             return
         n, last = self._retry(self.streams.begin, job.job_id)
         if n == 0:
