@@ -68,6 +68,20 @@ def test_sigkill_mid_job_is_reclaimed(redis_server, r, start_worker, executor_fo
     _assert_drained(r, PRUNE)
 
 
+def test_sigkill_with_two_jobs_running(redis_server, r, start_worker, executor_for) -> None:
+    doomed = start_worker(redis_server.url, "bench", "--concurrency", "2")
+    ex = executor_for(redis_server.url)
+    wait_for_workers(r, 1, BENCH)
+    jobs = [ex.submit("sleep_bench", {"seconds": 1.0, "n": i}) for i in range(3)]
+    for job in jobs[:2]:
+        _wait_running(r, job)
+    doomed.kill()
+    start_worker(redis_server.url, "bench")
+    assert [ex.wait(job, timeout=30).result["n"] for job in jobs] == [0, 1, 2]
+    assert Counter(m["job_id"] for m in results_for(r, ex.session_id)) == Counter(jobs)
+    _assert_drained(r, BENCH)
+
+
 def test_twenty_jobs_two_workers_each(redis_server, r, start_worker, executor_for) -> None:
     for kind in ("prune", "prune", "bench", "bench"):
         start_worker(redis_server.url, kind)

@@ -35,7 +35,9 @@ def _ttl(value: str) -> int | None:
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``worker``, ``blobs`` and ``broker`` to an argparse CLI (each sets ``func``)."""
+    """Add ``worker``, ``blobs`` and ``broker`` to an argparse CLI.
+
+    Each sets ``args.func``; run the parsed command with ``run(args)``."""
     worker = subparsers.add_parser("worker", help="serve prune or bench jobs from Redis")
     worker.add_argument("kind", choices=["prune", "bench"])
     _url_arg(worker)
@@ -140,16 +142,20 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchsuite.broker.cli",
-                                     description="benchsuite's Redis broker commands")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed broker subcommand; a connection error is one line on stderr and exit 2."""
     try:
         return int(args.func(args) or 0)
     except BrokerConnectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchsuite.broker.cli",
+                                     description="benchsuite's Redis broker commands")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
