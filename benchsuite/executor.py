@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,33 @@ STAGES: dict[str, tuple[str, str]] = {
     "prune": ("benchsuite.stages:prune_stage", "prune"),
     "bench": ("benchsuite.stages:bench_stage", "bench"),
 }
+
+
+EXTRA_STAGES_ENV = "BENCHSUITE_EXTRA_STAGES"
+
+
+def register_stage(name: str, target: str, kind: str) -> None:
+    """Add (or replace) a stage: ``target`` is "module:function", ``kind`` "prune" or "bench"."""
+    if ":" not in target:
+        raise ValueError(f"stage target must be 'module:function', got {target!r}")
+    STAGES[name] = (target, kind)
+
+
+def register_stages_from_env(value: str | None = None) -> None:
+    """Register ``name=module:function:kind,...`` entries (default: $BENCHSUITE_EXTRA_STAGES).
+
+    Workers are separate processes, so this is how a test (or a plugin) gives them extra stages.
+    """
+    value = os.environ.get(EXTRA_STAGES_ENV, "") if value is None else value
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, _, rest = item.partition("=")
+        target, _, kind = rest.rpartition(":")
+        if not name or not target or not kind:
+            raise ValueError(f"bad {EXTRA_STAGES_ENV} entry {item!r}: want name=module:func:kind")
+        register_stage(name.strip(), target, kind)
+
+
+register_stages_from_env()
 
 
 def resolve_stage(name: str) -> StageFn:

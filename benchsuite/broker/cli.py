@@ -1,0 +1,162 @@
+"""The broker's commands, for the main ``benchsuite`` CLI (``add_subcommands``) or on their own:
+
+    python -m benchsuite.broker.cli worker prune --redis-url redis://host:6379/0
+    python -m benchsuite.broker.cli worker bench --redis-url ... --device CPU --benchmark-app PATH
+    python -m benchsuite.broker.cli blobs cleanup --redis-url ... [--older-than 86400] [--dry-run]
+    python -m benchsuite.broker.cli broker status --redis-url ...
+    python -m benchsuite.broker.cli broker server --dir DIR [--aof]
+
+The URL defaults to $BENCHSUITE_REDIS_URL.  Exit status 2 on a connection error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .blobs import DEFAULT_TTL
+from .connection import BrokerConnectionError, connect, default_url, mask_url
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"
+
+
+def _url_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", default=default_url(),
+                   help="redis://[:password@]host:port/db, rediss://..., unix:///path.sock "
+                        "[$BENCHSUITE_REDIS_URL]")
+
+
+def _ttl(value: str) -> int | None:
+    return None if value.lower() in ("0", "none", "never") else int(value)
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``worker``, ``blobs`` and ``broker`` to an argparse CLI.
+
+    Each sets ``args.func``; run the parsed command with ``run(args)``."""
+    worker = subparsers.add_parser("worker", help="serve prune or bench jobs from Redis")
+    worker.add_argument("kind", choices=["prune", "bench"])
+    _url_arg(worker)
+    worker.add_argument("--device", default="CPU", help="bench device (its own job stream)")
+    worker.add_argument("--benchmark-app", default=None, metavar="PATH",
+                        help="benchmark_app executable for bench jobs [the env's own]")
+    worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once [1]")
+    worker.add_argument("--workdir", type=Path, default=None, help="scratch folder [a temp dir]")
+    worker.add_argument("--claim-idle", type=float, default=60.0, metavar="S",
+                        help="take over a dead worker's job after S seconds pending [60]")
+    worker.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
+                        help="heartbeat period [5]")
+    worker.add_argument("--grace", type=float, default=30.0, metavar="S",
+                        help="on SIGTERM, finish running jobs for up to S s, then hand back [30]")
+    worker.add_argument("--blob-ttl", type=_ttl, default=DEFAULT_TTL, metavar="S",
+                        help=f"TTL of uploaded artifacts, 0 = none [{DEFAULT_TTL}]")
+    worker.add_argument("--log-level", default="INFO")
+    worker.set_defaults(func=cmd_worker)
+
+    blobs = subparsers.add_parser("blobs", help="artifact blobs in Redis")
+    blob_sub = blobs.add_subparsers(dest="blobs_command", required=True)
+    cleanup = blob_sub.add_parser("cleanup", help="drop expired and stale unreferenced blobs")
+    _url_arg(cleanup)
+    cleanup.add_argument("--older-than", type=float, default=None, metavar="S",
+                         help="also drop blobs unused for S seconds that no job/result names")
+    cleanup.add_argument("--dry-run", action="store_true")
+    cleanup.set_defaults(func=cmd_blobs_cleanup)
+
+    broker = subparsers.add_parser("broker", help="inspect the broker or run a Redis for it")
+    broker_sub = broker.add_subparsers(dest="broker_command", required=True)
+    status = broker_sub.add_parser("status", help="workers, queue lengths, dead letters")
+    _url_arg(status)
+    status.set_defaults(func=cmd_status)
+    server = broker_sub.add_parser("server", help="run a private redis-server on a unix socket")
+    server.add_argument("--dir", type=Path, required=True, help="data folder (socket, AOF)")
+    server.add_argument("--aof", action="store_true", help="append-only file (long runs)")
+    server.add_argument("--executable", default=None, help="redis-server binary")
+    server.set_defaults(func=cmd_server)
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import Worker, WorkerConfig
+
+    _setup_logging(args.log_level)
+    cfg = WorkerConfig(url=args.redis_url, kind=args.kind, device=args.device,
+                       concurrency=max(1, args.concurrency), benchmark_app=args.benchmark_app,
+                       workdir=args.workdir, claim_idle=args.claim_idle,
+                       heartbeat=args.heartbeat, grace=args.grace, blob_ttl=args.blob_ttl)
+    return Worker(cfg).run()
+
+
+def cmd_blobs_cleanup(args: argparse.Namespace) -> int:
+    from .blobs import BlobStore
+
+    _setup_logging()
+    report = BlobStore(connect(args.redis_url)).cleanup(older_than=args.older_than,
+                                                         dry_run=args.dry_run)
+    print(json.dumps({k: (len(v) if isinstance(v, list) else v) for k, v in report.items()}))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .streams import DEAD, dead_letters, iter_keys, workers
+
+    r = connect(args.redis_url)
+    print(f"redis: {mask_url(args.redis_url)}")
+    for w in workers(r):
+        env = w.get("env", {})
+        print(f"worker {w['worker_id']}: {w['state']} on {w['stream']}, running "
+              f"{[j['stage'] for j in w.get('running', [])]}, counts {w.get('counts')}, "
+              f"python {env.get('python')} torch {env.get('torch')} "
+              f"openvino {env.get('openvino')}, beat {time.time() - w['beat']:.1f}s ago")
+    for stream in sorted(iter_keys(r, "bs:jobs:*")):
+        pending = r.xpending(stream, "workers")["pending"] if r.exists(stream) else 0
+        print(f"{stream}: {r.xlen(stream)} queued or running, {pending} running")
+    print(f"{DEAD}: {r.xlen(DEAD)} dead letters")
+    for d in dead_letters(r, count=5):
+        print(f"  {d['id']} job {d.get('job_id') or '?'}: {d['reason'].splitlines()[0][:200]}")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    import signal
+
+    from .server import RedisServer
+
+    _setup_logging()
+    server = RedisServer(args.dir, executable=args.executable, appendonly=args.aof).start()
+    print(f"redis-server running; use --redis-url {server.url}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        while server.running:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed broker subcommand; a connection error is one line on stderr and exit 2."""
+    try:
+        return int(args.func(args) or 0)
+    except BrokerConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchsuite.broker.cli",
+                                     description="benchsuite's Redis broker commands")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

