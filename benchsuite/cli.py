@@ -1,4 +1,10 @@
-"""The `benchsuite` command: report (and the subcommands other modules add)."""
+"""The `benchsuite` command.
+
+  benchsuite report                     HTML report from the results table
+  benchsuite worker prune|bench         serve jobs from Redis (see README, "Distributed")
+  benchsuite broker status|server       inspect the broker / run a private redis-server
+  benchsuite blobs cleanup              drop expired artifact blobs
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchsuite", description=__doc__)
+    parser = argparse.ArgumentParser(prog="benchsuite", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     report = sub.add_parser("report", help="HTML report with plots from the results table")
     report.add_argument("--results", default=str(results_dir()),
@@ -29,11 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="case label whose per-layer latency to plot (repeatable; "
                              "default: the 3 fastest)")
     report.set_defaults(func=_report)
+    from .broker import cli as broker_cli
+
+    broker_cli.add_subcommands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("worker", "broker", "blobs"):
+        from .broker import cli as broker_cli
+
+        return broker_cli.run(args)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:

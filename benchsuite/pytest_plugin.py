@@ -136,7 +136,9 @@ def tracker(pytestconfig: pytest.Config):
     from .track.results import git_sha
     from .track.wandb_log import WandbTracker
 
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    # one group for the whole session, shared by pytest-xdist workers (their testrunuid)
+    run_id = getattr(pytestconfig, "workerinput", {}).get("testrunuid")
+    stamp = run_id[:12] if run_id else dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     t = WandbTracker(group=f"session-{stamp}-{git_sha()}",
                      mode=option(pytestconfig, "wandb") or None)
     yield t

@@ -12,6 +12,7 @@ Torch is imported inside the prune stages only: a bench worker's environment has
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import shutil
@@ -65,9 +66,17 @@ def dense_key(spec: dict) -> str:
 
 
 def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
-    """spec: model, dataset, seed, epochs[, data_dir]. Cached by content hash."""
+    """spec: model, dataset, seed, epochs[, data_dir]. Cached by content hash; concurrent
+    callers (pytest-xdist workers, several prune workers on one machine) train it once."""
     key = dense_key(spec)
     folder = cache_dir() / "dense" / key
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _train_cached(spec, key, folder, workdir)
+
+
+def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageResult:
     meta_path = folder / "meta.json"
     artifacts = {"checkpoint": folder / "model.pt", "onnx": folder / "model.onnx"}
     if meta_path.is_file():
@@ -99,9 +108,7 @@ def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         "input_shape": list(data.input_shape), "num_classes": data.num_classes,
     }
     (tmp / "meta.json").write_text(json.dumps(result, indent=1))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if not folder.exists():  # another worker may have finished the same model meanwhile
-        shutil.copytree(tmp, folder)
+    shutil.copytree(tmp, folder, dirs_exist_ok=True)
     return StageResult(result | {"cached": False}, artifacts)
 
 
