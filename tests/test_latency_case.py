@@ -128,3 +128,24 @@ def test_bad_recipe_fails_before_training(project: pytest.Pytester, tmp_path: Pa
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*pruners.filters.weights[[]1[]]: no parameter 'conv7.weight'*"])
     result.stdout.no_fnmatch_line("*dense baseline*")
+
+
+def test_cases_under_pytest_xdist(project: pytest.Pytester, tmp_path: Path):
+    (tmp_path / "schedules" / "grid.yaml").write_text(
+        "models: [small_cnn]\nrecipes:\n  small_filters: {sparsity: [0.25, 0.75]}\n")
+    result = project.runpytest_subprocess(
+        "-p", "benchsuite.pytest_plugin", "-m", "latency", "-n", "2", "--dense-epochs", "5",
+        "--epochs", "1", "--niter", "100", "--bench-repeats", "1", "--accuracy-threshold", "0")
+    result.assert_outcomes(passed=2)
+    # the controller's summary has both workers' rows
+    result.stdout.fnmatch_lines(["*benchsuite: latency cases*"])
+    result.stdout.fnmatch_lines(["*small_cnn-small_filters-0.25-CPU-f32*pass*"])
+    result.stdout.fnmatch_lines(["*small_cnn-small_filters-0.75-CPU-f32*pass*"])
+    from benchsuite.paths import results_dir
+
+    table = pd.read_csv(results_dir() / "results.csv")
+    assert {0.25, 0.75} <= set(table["sparsity"])
+    groups = {run_contents(d)["run"].run_group
+              for d in (Path(os.environ["WANDB_DIR"]) / "wandb").glob("offline-run-*")
+              if run_contents(d)["config"]["sparsity"] in (0.25, 0.75)}
+    assert len(groups) == 1  # one W&B group for the session, whichever worker ran the case
