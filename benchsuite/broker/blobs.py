@@ -131,6 +131,18 @@ class BlobStore:
         pipe.zadd(INDEX, {sha: time.time()})
         pipe.execute()
 
+    def _idle(self, sha: str) -> float:
+        """Seconds since any key of the blob was last touched (inf when none is left)."""
+        idle = float("inf")
+        for key in self.r.scan_iter(match=f"bs:blob:{sha}:*", count=1000):
+            try:
+                seconds = self.r.object("idletime", key)
+            except redis.ResponseError:  # an LFU maxmemory policy keeps no idle times
+                return float("inf")
+            if seconds is not None:
+                idle = min(idle, float(seconds))
+        return idle
+
     def delete(self, sha: str) -> int:
         """Remove a blob's keys (whatever is left of them); returns the number of keys removed."""
         keys = [k for k in self.r.scan_iter(match=f"bs:blob:{sha}:*", count=1000)]
@@ -139,28 +151,29 @@ class BlobStore:
         return int(removed)
 
     def cleanup(self, older_than: float | None = None, referenced: set[str] | None = None,
-                dry_run: bool = False) -> dict:
+                dry_run: bool = False, grace: float = 600.0) -> dict:
         """Drop expired blobs and, with ``older_than`` (seconds), stale unreferenced ones.
 
         ``referenced`` defaults to the blobs named by messages still in the job and result streams.
+        Leftover chunks of a blob with no meta key are removed once untouched for ``grace``
+        seconds (younger ones may belong to an upload in progress).
         """
         if referenced is None:
             from .streams import referenced_blobs
 
             referenced = referenced_blobs(self.r)
         now = time.time()
-        report = {"expired": [], "stale": [], "kept": 0, "keys_removed": 0}
-        known = {m.decode(): score for m, score in self.r.zrange(INDEX, 0, -1, withscores=True)}
-        # chunks whose blob is not in the index (an upload that died before its meta)
-        for key in self.r.scan_iter(match="bs:blob:*", count=1000):
-            sha = key.decode().split(":")[2]
-            if sha not in known and sha not in report["expired"]:
-                known[sha] = 0.0
-        for sha, last_used in sorted(known.items()):
+        report: dict = {"expired": [], "stale": [], "kept": 0, "keys_removed": 0}
+        last_use = {m.decode(): score for m, score in self.r.zrange(INDEX, 0, -1, withscores=True)}
+        for key in self.r.scan_iter(match="bs:blob:*", count=1000):  # chunks not in the index
+            last_use.setdefault(key.decode().split(":")[2], 0.0)
+        for sha, used in sorted(last_use.items()):
             if not self.exists(sha):
+                if self._idle(sha) < grace:
+                    report["kept"] += 1
+                    continue
                 report["expired"].append(sha)
-            elif (older_than is not None and now - last_used >= older_than
-                  and sha not in referenced):
+            elif older_than is not None and now - used >= older_than and sha not in referenced:
                 report["stale"].append(sha)
             else:
                 report["kept"] += 1

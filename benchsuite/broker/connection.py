@@ -39,7 +39,7 @@ def mask_url(url: str) -> str:
         user, sep, _password = userinfo.partition(":")
         netloc = f"{user}{':***' if sep else ''}@{hostport}"
         if not sep and user and parts.scheme in ("redis", "rediss"):
-            # redis://secret@host: redis-py reads a lone userinfo as the password
+            # redis://secret@host: some clients read a lone userinfo as the password; mask it
             netloc = f"***@{hostport}"
     query = parts.query
     if query:

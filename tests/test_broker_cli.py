@@ -1,0 +1,55 @@
+"""The broker's CLI: status, a private server, add_subcommands in another argparse CLI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from benchsuite.broker.cli import add_subcommands
+from benchsuite.broker.cli import main as cli_main
+from benchsuite.broker.connection import connect
+from benchsuite.broker.local import PACKAGE_ROOT, wait_for_workers
+
+pytest_plugins = ["broker_support"]
+
+
+def test_status(redis_server, r, start_worker, capsys: pytest.CaptureFixture) -> None:
+    start_worker(redis_server.url, "prune", python=sys.executable)
+    wait_for_workers(r, 1)
+    r.xadd("bs:jobs:prune", {"data": "garbage"})
+    assert cli_main(["broker", "status", "--redis-url", redis_server.url]) == 0
+    out = capsys.readouterr().out
+    assert "worker prune-" in out and "python 3." in out and "bs:dead" in out
+
+
+def test_server_command(tmp_path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "benchsuite.broker.cli", "broker", "server",
+                             "--dir", str(tmp_path), "--aof"], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split("--redis-url ")[1].strip()
+        assert connect(url).ping()
+        assert connect(url).config_get("appendonly")["appendonly"] == "yes"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
+def test_add_subcommands_to_another_cli() -> None:
+    parser = argparse.ArgumentParser(prog="benchsuite")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["worker", "bench", "--redis-url", "redis://h:1/0", "--device",
+                              "MYRIAD", "--benchmark-app", "/x/benchmark_app", "--concurrency",
+                              "2"])
+    assert (args.kind, args.device, args.benchmark_app, args.concurrency) == (
+        "bench", "MYRIAD", "/x/benchmark_app", 2)
+    assert callable(args.func)
+    args = parser.parse_args(["blobs", "cleanup", "--older-than", "60", "--dry-run"])
+    assert args.older_than == 60 and args.dry_run
