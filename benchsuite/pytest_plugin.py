@@ -32,6 +32,8 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("accuracy-threshold", "-1pt", "Top-1 floor: absolute (0.97) or below dense (-1pt)"),
     ("niter", "500", "benchmark_app iterations per run"),
     ("bench-repeats", "3", "benchmark_app runs per model (median of medians)"),
+    ("executor", "redis", "how stages run: redis (prune and bench workers behind a Redis "
+                          "broker, the default) or local (in this process)"),
     ("wandb", "", "W&B mode: offline, online or disabled (default: offline unless "
                   "WANDB_MODE or WANDB_API_KEY say otherwise)"),
     ("latency-baseline", "", "fail cases whose speed-up fell below this baseline file's"),
@@ -39,6 +41,8 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("save-latency-baseline", "", "write this session's speed-ups as a baseline file"),
 ]
 ROW_PROPERTY = "benchsuite_row"
+# the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
+pytest_plugins = ["benchsuite.broker.fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,9 +129,14 @@ def latency_baseline(pytestconfig: pytest.Config):
 
 
 @pytest.fixture(scope="session")
-def stage_executor(tmp_path_factory: pytest.TempPathFactory):
-    """Runs the stages; in-process by default."""
-    return LocalExecutor(tmp_path_factory.mktemp("stages"))
+def stage_executor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Runs the stages: through the Redis broker (its workers) by default, or in-process."""
+    kind = option(request.config, "executor")
+    if kind == "redis":
+        return request.getfixturevalue("broker_executor")
+    if kind == "local":
+        return LocalExecutor(tmp_path_factory.mktemp("stages"))
+    raise pytest.UsageError(f"--executor must be redis or local, got {kind!r}")
 
 
 @pytest.fixture(scope="session")

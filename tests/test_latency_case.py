@@ -63,6 +63,7 @@ def _wandb_cores() -> set[int]:
 
 
 def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
+    """Through the default path: a private Redis, a prune worker and a bench worker."""
     args = ["-p", "benchsuite.pytest_plugin", "-m", "latency", "-v", "--dense-epochs", "5",
             "--epochs", "2", "--niter", "200", "--bench-repeats", "2",
             "--accuracy-threshold", "0.5"]
@@ -110,12 +111,13 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     assert entry["speedup"] == pytest.approx(row["speedup"])
     entry["speedup"] = row["speedup"] * 1.5  # the baseline was much faster: a regression
     baseline.write_text(json.dumps(saved))
-    failed = project.runpytest_subprocess(*args, "--latency-baseline", str(baseline))
+    cached = [*args, "--executor", "local"]  # cached results: no stage runs, no broker needed
+    failed = project.runpytest_subprocess(*cached, "--latency-baseline", str(baseline))
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["*speed-up regressed*below the baseline*"])
     entry["speedup"] = row["speedup"] * 1.05  # within the 10% tolerance
     baseline.write_text(json.dumps(saved))
-    again = project.runpytest_subprocess(*args, "--latency-baseline", str(baseline))
+    again = project.runpytest_subprocess(*cached, "--latency-baseline", str(baseline))
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["*pass (cached)*"])
     assert len(pd.read_csv(results_dir() / "results.csv")) == len(table)  # cached: no new row
@@ -134,7 +136,8 @@ def test_cases_under_pytest_xdist(project: pytest.Pytester, tmp_path: Path):
     (tmp_path / "schedules" / "grid.yaml").write_text(
         "models: [small_cnn]\nrecipes:\n  small_filters: {sparsity: [0.25, 0.75]}\n")
     result = project.runpytest_subprocess(
-        "-p", "benchsuite.pytest_plugin", "-m", "latency", "-n", "2", "--dense-epochs", "5",
+        "-p", "benchsuite.pytest_plugin", "-m", "latency", "-n", "2", "--executor", "local",
+        "--dense-epochs", "5",
         "--epochs", "1", "--niter", "100", "--bench-repeats", "1", "--accuracy-threshold", "0")
     result.assert_outcomes(passed=2)
     # the controller's summary has both workers' rows
