@@ -2,7 +2,9 @@
 # benchsuite's two commands; each sets itself up from a clean clone (Python 3.11 + pip only).
 #
 #   ./run.sh latency [pytest args]   the main job: `pytest -m latency` over the default grid
-#   ./run.sh test    [pytest args]   the suite's own tests (what CI runs)
+#   ./run.sh test    [pytest args]   the suite's own tests (what CI runs); also builds the
+#                                    worker envs the tests use (tox envs prune and bench, the
+#                                    legacy OpenVINO 2021.4 env when Python 3.6 exists)
 #   ./run.sh setup                   only create/refresh the virtual environment
 #
 # The venv (.venv, or $BENCHSUITE_VENV) is refreshed when requirements.txt or pyproject.toml
@@ -26,11 +28,25 @@ setup() {
     cat requirements.txt pyproject.toml > "$VENV/.setup-stamp"
 }
 
+worker_envs() {
+    # the prune env (torch, no openvino) and the bench env (openvino, no torch)
+    if [ ! -x .tox/prune/bin/python ] || [ ! -x .tox/bench/bin/python ]; then
+        echo "[run.sh] building the tox envs prune and bench" >&2
+        "$VENV/bin/tox" -q -e prune,bench --notest
+    fi
+    # the legacy MYRIAD bench env (OpenVINO 2021.4.2 on Python 3.6), where Python 3.6 exists
+    if [ ! -x .venvs/bench-myriad/bin/benchmark_app ]; then
+        echo "[run.sh] building the legacy env .venvs/bench-myriad" >&2
+        scripts/legacy_env.sh || echo "[run.sh] legacy env not built (see above); its tests" \
+            "will skip and say why" >&2
+    fi
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
     setup) setup ;;
     latency) setup; exec "$VENV/bin/python" -m pytest -m latency -v "$@" ;;
-    test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+    test) setup; worker_envs; exec "$VENV/bin/python" -m pytest "$@" ;;
     *) sed -n '2,9p' "$0"; exit 2 ;;
 esac
