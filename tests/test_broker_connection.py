@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import socket
+import string
 import subprocess
 import sys
 import time
 
 import pytest
 from broker_stages import TESTS_DIR
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from benchsuite.broker import BrokerConnectionError, RedisExecutor, connect, mask_url
 from benchsuite.broker.local import PACKAGE_ROOT
@@ -94,3 +97,15 @@ def test_worker_command_fails_fast_and_clear(tmp_path) -> None:
     assert time.monotonic() - t0 < 5
     assert proc.returncode == 2
     assert "password=***" in proc.stderr and "wrong-pw" not in proc.stderr
+
+
+@given(password=st.text(alphabet=string.ascii_letters + string.digits + "-_.~", min_size=6,
+                        max_size=20),
+       scheme=st.sampled_from(["redis", "rediss"]), user=st.sampled_from(["", "bench"]))
+def test_mask_url_never_shows_the_password(password: str, scheme: str, user: str) -> None:
+    assume(password not in f"{scheme}://{user}:***@broker.example:6379/0"
+           "unix:///run/redis.sock?db=0&password=***")
+    for url in (f"{scheme}://{user}:{password}@broker.example:6379/0",
+                f"unix:///run/redis.sock?db=0&password={password}"):
+        masked = mask_url(url)
+        assert password not in masked and "***" in masked

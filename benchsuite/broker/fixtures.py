@@ -13,7 +13,12 @@ benchsuite.broker.fixtures``).  Options (each a flag and an ini key):
 Otherwise one prune and one bench worker are started as subprocesses, in the interpreters of
 the tox envs ``prune`` and ``bench`` when those are built (else this interpreter), and stopped
 (SIGTERM, then SIGKILL) at the end.  Fixtures: ``broker_url``, ``broker_workers``,
-``broker_executor``, ``broker_worker_factory``.
+``broker_executor``, ``broker_worker_factory``, ``broker_worker_args`` (override to tune the
+local workers).  The main plugin's stage executor becomes the broker with, e.g.:
+
+    @pytest.fixture(scope="session")
+    def stage_executor(request):
+        return request.getfixturevalue("broker_executor")
 """
 
 from __future__ import annotations
