@@ -1,6 +1,7 @@
 """Broker overhead and no-op throughput, through the full path with one worker.
 
-Run with ``pytest -m broker_bench tests/test_broker_bench.py -s`` (skipped otherwise).
+Run with ``pytest -m broker_bench tests/test_broker_bench.py -s`` (pytest.ini deselects it
+otherwise: a measurement, not a test).
 Overhead per job = (submit -> result received) - the stage's own time measured by the worker.
 """
 
@@ -21,13 +22,6 @@ pytest_plugins = ["broker_support"]
 with warnings.catch_warnings():  # the marker is declared by the plugin, loaded after this import
     warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
     pytestmark = pytest.mark.broker_bench
-
-
-@pytest.fixture(autouse=True)
-def _only_when_selected(request: pytest.FixtureRequest) -> None:
-    expr = request.config.getoption("markexpr") or ""
-    if "broker_bench" not in expr or "not broker_bench" in expr:
-        pytest.skip("measurement: run with -m broker_bench")
 
 
 def _pct(values: list[float], q: float) -> float:
