@@ -122,3 +122,19 @@ def test_percentile_line() -> None:
     out = parse_stdout("[ INFO ] Latency:\n[ INFO ]    90 percentile:     51.20 us\n"
                        "[ INFO ]    Average:       48.00 us\n")
     assert out["latency_p90_us"] == 51.2 and "latency_median_us" not in out
+
+
+def test_precision_hint_cross_checked_with_kernels() -> None:
+    from benchsuite.bench import BenchSettings
+    from benchsuite.bench.runner import _used_precision
+
+    rows = [{"status": "EXECUTED", "layer_type": "Convolution",
+             "exec_type": "brgconv_avx512_amx_bf16"}]
+    notes: list[str] = []
+    used = _used_precision({"inference_precision": "f32", "per_layer": rows}, BenchSettings(),
+                           notes)
+    assert used == "f32" and "kernels run bf16" in notes[0]
+    notes = []
+    assert _used_precision({"per_layer": rows}, BenchSettings(), notes) == "bf16" and not notes
+    assert _used_precision({"per_layer": []}, BenchSettings(precision="f16"), notes) == "f16"
+    assert "not reported" in notes[0]

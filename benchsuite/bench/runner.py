@@ -175,7 +175,11 @@ def run_once(model: Path, report_dir: Path, settings: BenchSettings,
     layers = average_over_requests(frame)
     merged = {k: v for k, v in summary.items() if k != "sections"}
     merged.update(out)  # stdout figures win: 1 µs resolution
-    merged.update(command=cmd, notes=notes, wall_time_s=wall, executable=executable,
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        notes.append("machine busy: 1-min load average above the CPU count during a run "
+                     "(see repeats[].load_1min)")
+    merged.update(command=cmd, notes=notes, wall_time_s=wall, executable=executable, load_1min=load,
                   per_layer=layers.to_dict("records"), totals_us=frame.attrs.get("totals_us", []))
     return merged
 
@@ -214,7 +218,7 @@ def _cv(values: list[float]) -> float:
 
 def _repeat_record(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("latency_median_us", "latency_avg_us", "latency_min_us", "latency_max_us",
-            "throughput_fps", "iterations", "wall_time_s")
+            "throughput_fps", "iterations", "wall_time_s", "load_1min")
     return {k: run.get(k) for k in keys}
 
 
