@@ -46,12 +46,27 @@ def _conditions(frame: pd.DataFrame) -> str:
     return "; ".join(parts) + ", batch 1, benchmark_app sync latency hint"
 
 
-def plot_accuracy_latency(frame: pd.DataFrame, path: Path) -> Path:
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, ax, title: str, path: Path, legend: bool = True) -> Path:
+    ax.set_title(title, fontsize=8)
+    if legend:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_accuracy_latency(frame: pd.DataFrame, path: Path) -> Path:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for recipe, group in frame.groupby("recipe"):
         ax.scatter(group["latency_median_us"], group["top1"] * 100, label=recipe, alpha=0.8)
@@ -62,20 +77,11 @@ def plot_accuracy_latency(frame: pd.DataFrame, path: Path) -> Path:
                c="k", label="dense")
     ax.set_xlabel("median latency (µs)")
     ax.set_ylabel("Top-1 (%)")
-    ax.set_title(f"Top-1 vs latency ({_conditions(frame)})", fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, f"Top-1 vs latency ({_conditions(frame)})", path)
 
 
 def plot_speedup_macs(frame: pd.DataFrame, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for recipe, group in frame.groupby("recipe"):
         ax.scatter(group["macs_reduction"], group["speedup"], label=recipe, alpha=0.8)
@@ -84,20 +90,11 @@ def plot_speedup_macs(frame: pd.DataFrame, path: Path) -> Path:
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xlabel("MACs reduction (dense / pruned)")
     ax.set_ylabel("speed-up (dense / pruned latency)")
-    ax.set_title(f"Speed-up vs MACs reduction ({_conditions(frame)})", fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, f"Speed-up vs MACs reduction ({_conditions(frame)})", path)
 
 
 def plot_per_layer(per_layer: pd.DataFrame, label: str, path: Path, top: int = 15) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     executed = per_layer[per_layer["real_time_us"] > 0]
     table = executed.pivot_table(index="layer", columns="model", values="real_time_us",
                                  aggfunc="sum").fillna(0.0)
@@ -107,12 +104,8 @@ def plot_per_layer(per_layer: pd.DataFrame, label: str, path: Path, top: int = 1
     ax.invert_yaxis()
     ax.set_xlabel("time per inference (µs)")
     ax.set_ylabel("")
-    ax.set_title(f"per-layer latency: {label}", fontsize=8)
     ax.tick_params(axis="y", labelsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, f"per-layer latency: {label}", path, legend=True)
 
 
 def build_report(results: Path, out: Path, cases: list[str] | None = None,
