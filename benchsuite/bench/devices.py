@@ -123,7 +123,10 @@ def device_skip_reason(device: str, model: Path | None = None) -> str | None:
         app = legacy_benchmark_app()
         if app.path is None:
             return f"device {device} needs the legacy env: {app.reason}"
-        probe = _cached_probe(app.path, model, device)
+        try:
+            probe = _cached_probe(app.path, model, device)
+        except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+            return f"device {device}: cannot probe the legacy env at {app.path}: {exc}"
         if probe.get("load_error"):
             return (unavailable_reason(probe["load_error"], device)
                     or f"device {device} not usable: {probe['load_error']}")
