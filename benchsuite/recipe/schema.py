@@ -142,8 +142,11 @@ def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Polic
     if instance not in recipe[section]:
         raise RecipeError(f"{path}.{kind}.instance_name", f"no {kind} named {instance!r} in "
                           f"{section} (defined: {', '.join(recipe[section]) or 'none'})")
-    args = check_args(catalog.POLICY_ARGS, ref.get("args") or {}, f"{path}.{kind}.args") \
-        if kind == "pruner" else dict(ref.get("args") or {})
+    spec = {"pruner": catalog.POLICY_ARGS, "regularizer": catalog.REGULARIZER_POLICY_ARGS}
+    given = ref.get("args") or {}
+    if not isinstance(given, dict):
+        raise RecipeError(f"{path}.{kind}.args", f"must be a map, got {given!r}")
+    args = check_args(spec.get(kind, {}), given, f"{path}.{kind}.args")
     policy = Policy(kind, instance, i, args=args)
     if "epochs" in body:
         if any(k in body for k in ("starting_epoch", "ending_epoch", "frequency")):
