@@ -34,7 +34,7 @@ from ..recipe import Component, RecipeError
 from .base import PruneContext, Pruner
 from .criteria import CRITERIA, NEEDS_DATA, Calibration
 from .graph import coupled_filters
-from .masks import get_mask, set_mask
+from .masks import effective, get_mask, set_mask
 from .names import resolve_list
 from .schedule import policy_agp_target
 
@@ -144,20 +144,27 @@ class StructurePruner(Pruner):
             out.append((members, extras))
         return out
 
-    def _keep(self, scores: list[torch.Tensor], level: float, epoch: int) -> list[torch.Tensor]:
-        """Which structures each group keeps (bool per structure)."""
+    def _keep(self, scores: list[torch.Tensor], alive: list[torch.Tensor], level: float,
+              epoch: int) -> list[torch.Tensor]:
+        """Which structures each group keeps (bool per structure); dead ones stay dead."""
         round_to = self.args.get("round_to") or 1
+        scores = [torch.where(a, s.float(), torch.full_like(s.float(), -1.0))
+                  for s, a in zip(scores, alive, strict=True)]
         if self.bernoulli:
             gen = torch.Generator().manual_seed(epoch)
             keeps = []
-            for s in scores:
-                keep = torch.rand(s.numel(), generator=gen) >= level
+            for s, a in zip(scores, alive, strict=True):
+                # drop each live structure with the probability that makes the expected
+                # fraction dropped equal `level` (structures already dropped stay dropped)
+                dead = 1.0 - float(a.float().mean())
+                p = max(0.0, (level - dead) / max(1e-12, 1.0 - dead))
+                keep = (torch.rand(s.numel(), generator=gen) >= p) & a
                 if not keep.any():
                     keep[s.argmax()] = True
                 keeps.append(keep)
             return keeps
         if self.args.get("ranking", "layer") == "global":
-            normed = [s / s.mean().clamp_min(1e-12) for s in scores]
+            normed = [s / s.clamp_min(0).mean().clamp_min(1e-12) for s in scores]
             flat = torch.cat(normed)
             k = int(flat.numel() * level)
             threshold = flat.sort().values[k - 1] if k > 0 else -float("inf")
@@ -180,13 +187,17 @@ class StructurePruner(Pruner):
         level = self.sparsity(ctx)
         scores = CRITERIA[self.criterion](model, live, self.dim, self.calibration, ctx.epoch)
         groups = self.groups(model, live)
-        group_scores = []
+        group_scores, alive = [], []
         for members, _ in groups:
+            w = torch.stack([effective(model, m).abs().transpose(0, self.dim).flatten(1).sum(1)
+                             for m in members])
+            alive.append((w > 0).any(0))
             if self.leader:
                 group_scores.append(scores[members[0]])
             else:
                 group_scores.append(torch.stack([scores[m] for m in members]).sum(0))
-        for (members, extras), keep in zip(groups, self._keep(group_scores, level, ctx.epoch),
+        for (members, extras), keep in zip(groups, self._keep(group_scores, alive, level,
+                                                                ctx.epoch),
                                            strict=True):
             for name in members:
                 set_mask(model, name, structure_mask(model.get_parameter(_param(name, model)),
