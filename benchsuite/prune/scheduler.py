@@ -141,7 +141,10 @@ class CompressionScheduler(TrainHooks):
                 replaced |= self._prune(policy, epoch)
             elif policy.kind == "extension":
                 ext = self.recipe.extensions[policy.instance]
-                kind = "Filters" if ext.cls == "FilterRemover" else "Channels"
+                channels = ext.cls == "ChannelRemover" or (
+                    ext.cls == "StructureRemover"
+                    and ext.args.get("thinning_func_str") == "remove_channels")
+                kind = "Channels" if channels else "Filters"
                 removed = thin(self.model, self.example_input, kind)
                 log.info("epoch %d: %s removed %s", epoch, ext.cls, removed)
                 for k, v in removed.items():

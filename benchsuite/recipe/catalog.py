@@ -71,13 +71,15 @@ PRUNERS: dict[str, dict[str, Arg]] = {
 }
 
 EXTENSIONS: dict[str, dict[str, Arg]] = {
-    # Distiller's net_thinning extension: physically remove zeroed filters / channels.
+    # Distiller's net_thinning extension: physically remove zeroed filters / channels
+    # (StructureRemover, Distiller's later name, removes channels when thinning_func_str is
+    # remove_channels, filters otherwise).
     name: {
-        "thinning_func_str": Arg("str"),
+        "thinning_func_str": Arg("choice", choices=("remove_filters", "remove_channels")),
         "arch": Arg("str"),
         "dataset": Arg("str"),
     }
-    for name in ("FilterRemover", "ChannelRemover")
+    for name in ("FilterRemover", "ChannelRemover", "StructureRemover")
 }
 
 _THRESHOLD = Arg("choice", choices=("Mean_Abs", "Max"))

@@ -84,8 +84,12 @@ class Recipe:
         return getattr(self, name)
 
     def last_epoch(self) -> int:
-        """The last epoch any policy acts in (0 for a one-shot recipe)."""
-        return max((max(p.scheduled_epochs(), default=0) for p in self.policies), default=0)
+        """The last epoch a pruner, regularizer or extension acts in (0 for a one-shot recipe).
+
+        lr-scheduler policies are left out: as in Distiller they span the whole run (e.g.
+        `ending_epoch: 400`), whose length the caller chooses."""
+        return max((max(p.scheduled_epochs(), default=0) for p in self.policies
+                    if p.kind != "lr_scheduler"), default=0)
 
 
 def _known(section: str) -> dict[str, dict[str, Arg]] | tuple[str, ...]:
