@@ -100,10 +100,6 @@ def test_the_base_recipe_binds():
 
 
 @pytest.mark.parametrize("pruner,message", [
-    ("class: ActivationAPoZRankedFilterPruner\n    group_type: Filters\n"
-     "    desired_sparsity: 0.5\n    weights: [layer1.0.conv1.weight]",
-     "pruners.p.class: ActivationAPoZRankedFilterPruner ranks by activations or gradients and "
-     "needs a calibration batch"),
     ("class: BlockRemover\n    blocks_per_stage: 1\n    fraction: 0.5",
      "pruners.p: give exactly one of blocks_per_stage, fraction"),
     ("class: ActivationAPoZRankedFilterPruner\n    group_type: Channels\n"
@@ -124,3 +120,18 @@ def test_pruner_binding_errors(pruner, message):
     with pytest.raises(RecipeError) as e:
         CompressionScheduler(parse_recipe(text, "r.yaml"), model, torch.zeros(1, 1, 32, 32))
     assert str(e.value).startswith("r.yaml: " + message), str(e.value)
+
+
+@pytest.mark.parametrize("pruner", [
+    "class: ActivationAPoZRankedFilterPruner\n    group_type: Filters\n"
+    "    desired_sparsity: 0.5\n    weights: [layer1.0.conv1.weight]",
+    "class: BlockRemover\n    blocks_per_stage: 1",
+])
+def test_data_driven_pruners_bind_without_data_but_refuse_to_guess(pruner):
+    """Binding (validation) needs no data; pruning without a calibration batch is an error."""
+    text = f"version: 1\npruners:\n  p:\n    {pruner}\npolicies:\n" \
+           "  - pruner: {instance_name: p}\n    epochs: [0]\n"
+    model = build_model("resnet20", 10, 1)
+    sched = CompressionScheduler(parse_recipe(text, "r.yaml"), model, torch.zeros(1, 1, 32, 32))
+    with pytest.raises(RecipeError, match=r"pruners\.p\.class: .* calibration batch"):
+        sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))

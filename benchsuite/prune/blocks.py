@@ -85,9 +85,6 @@ class BlockRemover(Pruner):
         given = [k for k in ("blocks_per_stage", "fraction") if self.args.get(k) is not None]
         if len(given) != 1:
             raise RecipeError(self.path, "give exactly one of blocks_per_stage, fraction")
-        if calibration is None:
-            raise RecipeError(f"{self.path}.class", "BlockRemover ranks blocks on a calibration "
-                              "batch (CompressionScheduler(..., calibration=(x, y)))")
         self.calibration = calibration
         blocks = residual_blocks(model)
         if not blocks:
@@ -136,6 +133,9 @@ class BlockRemover(Pruner):
             model.train(was_training)
 
     def apply(self, ctx: PruneContext) -> bool:
+        if self.calibration is None:
+            raise RecipeError(f"{self.path}.class", "BlockRemover ranks blocks on a calibration "
+                              "batch (CompressionScheduler(..., calibration=(x, y)))")
         chosen = self._quota(self.scores(ctx.model))
         for b in chosen:
             bypass(ctx.model, b)

@@ -98,10 +98,7 @@ class StructurePruner(Pruner):
                 raise RecipeError(f"{self.path}.group_dependency",
                                   f"Leader needs weights with the same number of "
                                   f"{self.group_type.lower()}, got sizes {sorted(sizes)}")
-        if self.criterion in NEEDS_DATA and calibration is None:
-            raise RecipeError(f"{self.path}.class",
-                              f"{component.cls} ranks by activations or gradients and needs a "
-                              f"calibration batch (CompressionScheduler(..., calibration=(x, y)))")
+        self.cls = component.cls
         self.example_input = example_input
         self.calibration = calibration
         self._coupling: dict[str, list[str]] = {}
@@ -184,6 +181,10 @@ class StructurePruner(Pruner):
         live = [w for w in self._weights if _exists(model, w)]  # blocks may have been removed
         if not live:
             return
+        if self.criterion in NEEDS_DATA and self.calibration is None:
+            raise RecipeError(f"{self.path}.class",
+                              f"{self.cls} ranks by activations or gradients and needs a "
+                              f"calibration batch (CompressionScheduler(..., calibration=(x, y)))")
         level = self.sparsity(ctx)
         scores = CRITERIA[self.criterion](model, live, self.dim, self.calibration, ctx.epoch)
         groups = self.groups(model, live)
