@@ -4,6 +4,8 @@ range, evaluate, and write a CSV (layer, sparsity, top1, top5) and a plot.
 Element-wise (`group_type="element"`, the default) zeroes the smallest-|w| fraction of the
 weight; `"Filters"` / `"Channels"` zero the lowest-L1 filters / input channels. Each point
 starts from the unpruned model. Optional per-point latency: pass `latency=fn(model) -> µs`.
+The module imports torch only inside its functions, so `add_subcommand` costs nothing in a
+torch-less environment.
 
 CLI (wired by `benchsuite.cli`): `benchsuite sensitivity --model resnet20 --sparsities
 0.1:0.9:0.2 --out DIR` trains (or takes from the cache) the dense model, as the pytest cases do,
@@ -17,9 +19,11 @@ import csv
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where used: the CLI parser must load without it
+    import torch
+    from torch import nn
 
 FIELDS = ("layer", "sparsity", "top1", "top5", "latency_us")
 
@@ -41,6 +45,8 @@ def parse_range(text: str) -> list[float]:
 
 
 def _mask(weight: torch.Tensor, sparsity: float, group_type: str) -> torch.Tensor:
+    import torch
+
     from .prune.elementwise import magnitude_mask
     from .prune.structured import kept_count, l1_scores, structure_mask
 
@@ -59,6 +65,8 @@ def sensitivity_analysis(
     latency: Callable[[nn.Module], float] | None = None,
 ) -> list[dict]:
     """One row per (layer, sparsity): Top-1 / Top-5 (fractions) with only that layer pruned."""
+    import torch
+    from torch import nn
     from tqdm import tqdm
 
     from .prune.masks import clone_model, make_permanent
