@@ -105,8 +105,13 @@ class CompressionScheduler(TrainHooks):
     def _lr_scheduler(self, name: str, optimizer: torch.optim.Optimizer):
         if name not in self._lr:
             self._lr[name] = check_lr_scheduler(self.recipe, name, optimizer)
-        elif self._lr[name].optimizer is not optimizer:
-            self._lr[name].optimizer = optimizer  # rebuilt after thinning: keep the schedule
+        elif self._lr[name].optimizer is not optimizer:  # rebuilt after thinning
+            old = self._lr[name]
+            new = check_lr_scheduler(self.recipe, name, optimizer)
+            new.load_state_dict(old.state_dict())  # keep the schedule's position
+            for group, lr in zip(optimizer.param_groups, old.get_last_lr(), strict=False):
+                group["lr"] = lr
+            self._lr[name] = new
         return self._lr[name]
 
     def check(self, optimizer: torch.optim.Optimizer) -> None:
