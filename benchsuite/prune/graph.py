@@ -46,6 +46,26 @@ def coupled_filters(model: nn.Module, example_input: torch.Tensor,
     return out
 
 
+_COUPLING: dict[tuple, dict[str, list[str]]] = {}
+
+
+def architecture_key(model: nn.Module, example_input: torch.Tensor) -> tuple:
+    """What coupling depends on: the module tree with its conv/linear/bn shapes."""
+    shapes = tuple((n, type(m).__name__, tuple(getattr(m, "weight", torch.empty(0)).shape))
+                   for n, m in model.named_modules())
+    return (type(model).__name__, tuple(example_input.shape), shapes)
+
+
+def all_coupled_filters(model: nn.Module, example_input: torch.Tensor) -> dict[str, list[str]]:
+    """`coupled_filters` for every conv weight, cached by architecture (it depends on nothing
+    else), so pruners of one recipe and models of one architecture trace the graph once."""
+    key = architecture_key(model, example_input)
+    if key not in _COUPLING:
+        convs = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+        _COUPLING[key] = coupled_filters(model, example_input, convs)
+    return _COUPLING[key]
+
+
 def _zero(weight: torch.Tensor, dim: int) -> set[int]:
     w = weight.detach().transpose(0, dim).flatten(1)
     return set(torch.nonzero((w == 0).all(dim=1)).flatten().tolist())

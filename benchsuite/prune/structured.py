@@ -33,7 +33,7 @@ from torch import nn
 from ..recipe import Component, RecipeError
 from .base import PruneContext, Pruner
 from .criteria import CRITERIA, NEEDS_DATA, Calibration
-from .graph import coupled_filters
+from .graph import all_coupled_filters
 from .masks import effective, get_mask, set_mask
 from .names import resolve_list
 from .schedule import policy_agp_target
@@ -101,8 +101,6 @@ class StructurePruner(Pruner):
         self.cls = component.cls
         self.example_input = example_input
         self.calibration = calibration
-        self._coupling: dict[str, list[str]] = {}
-        self._coupling_key: tuple | None = None
 
     def weights(self) -> list[str]:
         return self._weights
@@ -113,22 +111,17 @@ class StructurePruner(Pruner):
         return policy_agp_target(self.args["initial_sparsity"], self.args["final_sparsity"],
                                  ctx.policy, ctx.epoch)
 
-    def _coupled(self, model: nn.Module, live: list[str]) -> dict[str, list[str]]:
-        """Filter coupling, re-traced whenever the model's conv shapes changed (thinning)."""
+    def _coupled(self, model: nn.Module) -> dict[str, list[str]]:
+        """Filter coupling of the model as it is now (after thinning or block removal too)."""
         if self.group_type != "Filters" or self.example_input is None:
             return {}
-        key = tuple((n, tuple(m.weight.shape)) for n, m in model.named_modules()
-                    if isinstance(m, nn.Conv2d))
-        if key != self._coupling_key:
-            self._coupling = coupled_filters(model, self.example_input, live)
-            self._coupling_key = key
-        return self._coupling
+        return all_coupled_filters(model, self.example_input)
 
     def groups(self, model: nn.Module, live: list[str]) -> list[tuple[list[str], list[str]]]:
         """(ranked members, extra coupled convs masked alike) for each group of structures."""
         if self.leader:
             return [(live, [])]
-        coupled = self._coupled(model, live)
+        coupled = self._coupled(model)
         out: list[tuple[list[str], list[str]]] = []
         seen: set[str] = set()
         for name in live:
