@@ -126,7 +126,8 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     model = load_checkpoint(files["checkpoint"])
     example = torch.zeros(1, *data.input_shape)
     recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))
-    scheduler = CompressionScheduler(recipe, model, example)
+    calibration = (data.x_train[:256], data.y_train[:256])  # for APoZ / Taylor / block ranking
+    scheduler = CompressionScheduler(recipe, model, example, calibration=calibration)
     epochs = max(int(spec["epochs"]), recipe.last_epoch() + 1)
     t0 = time.perf_counter()
     train(model, data, epochs, FINETUNE_LR, spec["seed"], hooks=scheduler,
@@ -142,6 +143,7 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         "top1": metrics["top1"], "top5": metrics["top5"], **stats,
         "finetune_epochs": epochs, "finetune_seconds": finetune_seconds,
         "export_seconds": export_seconds, "thinned": scheduler.thinned,
+        "removed_blocks": scheduler.removed_blocks,
     }
     return StageResult(result, {"checkpoint": ckpt, "onnx": onnx})
 

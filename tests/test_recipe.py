@@ -93,3 +93,38 @@ def test_shipped_recipes_parse(tmp_path):
     for path in files.values():
         recipe = load_recipe(path)
         assert recipe.policies, path
+
+
+def _library():
+    from benchsuite.paths import schedules_dir
+
+    root = schedules_dir()
+    return sorted(p for p in root.rglob("*.yaml") if p.name != "grid.yaml")
+
+
+@pytest.mark.parametrize("path", _library(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_recipe_parses_and_binds_to_its_model(path, digits):
+    """Every recipe in schedules/ (subfolders too) parses, has a header comment, and binds to
+    the model its folder names (top level: resnet20) with its template defaults."""
+    text = path.read_text()
+    assert text.startswith("#"), f"{path}: needs a header comment saying what it tests"
+    recipe = load_recipe(path)
+    model = build_model("resnet56" if path.parent.name == "resnet56" else "resnet20", 10, 1)
+    calib = (digits.x_train[:8], digits.y_train[:8])
+    sched = CompressionScheduler(recipe, model, torch.zeros(1, 1, 32, 32), calibration=calib)
+    assert sched.pruners or sched.regularizers
+    assert recipe.last_epoch() <= 6  # fine-tuning kept short
+
+
+def test_library_covers_every_paradigm():
+    classes = set()
+    for path in _library():
+        recipe = load_recipe(path)
+        classes |= {c.cls for c in recipe.pruners.values()}
+        classes |= {c.cls for c in recipe.regularizers.values()}
+        classes |= {c.cls for c in recipe.extensions.values()}
+    assert {"SparsityLevelParameterPruner", "MagnitudeParameterPruner", "SensitivityPruner",
+            "SplicingPruner", "AutomatedGradualPruner", "L1RankedStructureParameterPruner",
+            "L1RankedStructureParameterPruner_AGP", "ActivationAPoZRankedFilterPruner_AGP",
+            "BlockRemover", "GroupLassoRegularizer", "L1Regularizer", "FilterRemover",
+            "ChannelRemover"} <= classes

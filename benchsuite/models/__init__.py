@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .blocks import restore_bypassed
 from .resnet_cifar import ResNetCifar
 from .small_cnn import SmallCNN
 
@@ -47,8 +48,11 @@ def load_thinned(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     """Load a state dict whose conv/bn/linear shapes may be smaller (a thinned model).
 
     Physical pruning changes tensor shapes, so a plain ``load_state_dict`` fails; the modules are
-    re-created with the saved shapes first. Checkpoints hold tensors only (``weights_only=True``).
+    re-created with the saved shapes first. Residual blocks whose convs the state dict lacks were
+    removed (depth pruning, `blocks.py`) and become their shortcut. Checkpoints hold tensors only
+    (``weights_only=True``).
     """
+    restore_bypassed(model, state)
     for name, module in list(model.named_modules()):
         if not name:
             continue

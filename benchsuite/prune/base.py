@@ -30,6 +30,7 @@ class Pruner:
         """Resolved parameter names this pruner acts on (checked when built)."""
         raise NotImplementedError
 
-    def apply(self, ctx: PruneContext) -> None:
-        """Compute and set masks for the current epoch."""
+    def apply(self, ctx: PruneContext) -> bool | None:
+        """Compute and set masks for the current epoch. A physical pruner (one that replaces
+        modules) returns True so that the train loop rebuilds its optimizer."""
         raise NotImplementedError

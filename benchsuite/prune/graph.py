@@ -23,20 +23,47 @@ def _dg(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
 
 def coupled_out_convs(model: nn.Module, example_input: torch.Tensor, weight: str) -> list[str]:
     """Other convs whose output channels must be removed with those of `weight`'s conv."""
+    return coupled_filters(model, example_input, [weight])[weight]
+
+
+def coupled_filters(model: nn.Module, example_input: torch.Tensor,
+                    weights: list[str]) -> dict[str, list[str]]:
+    """For each conv weight, the other convs whose output channels are tied to its own (a
+    residual add ties them), from one trace of the dependency graph."""
     clone = clone_model(model)
     make_permanent(clone)
-    conv_name = weight.rpartition(".")[0]
     dg = _dg(clone, example_input)
-    conv = clone.get_submodule(conv_name)
-    group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=[0])
     names = {id(m): n for n, m in clone.named_modules()}
-    out = []
-    for dep, _ in group.items:
-        target = dep.target.module
-        if (isinstance(target, nn.Conv2d) and dep.handler == tp.prune_conv_out_channels
-                and target is not conv):
-            out.append(names[id(target)] + ".weight")
+    out: dict[str, list[str]] = {}
+    for weight in weights:
+        conv = clone.get_submodule(weight.rpartition(".")[0])
+        group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=[0])
+        out[weight] = [
+            names[id(dep.target.module)] + ".weight" for dep, _ in group.items
+            if isinstance(dep.target.module, nn.Conv2d)
+            and dep.handler == tp.prune_conv_out_channels and dep.target.module is not conv
+        ]
     return out
+
+
+_COUPLING: dict[tuple, dict[str, list[str]]] = {}
+
+
+def architecture_key(model: nn.Module, example_input: torch.Tensor) -> tuple:
+    """What coupling depends on: the module tree with its conv/linear/bn shapes."""
+    shapes = tuple((n, type(m).__name__, tuple(getattr(m, "weight", torch.empty(0)).shape))
+                   for n, m in model.named_modules())
+    return (type(model).__name__, tuple(example_input.shape), shapes)
+
+
+def all_coupled_filters(model: nn.Module, example_input: torch.Tensor) -> dict[str, list[str]]:
+    """`coupled_filters` for every conv weight, cached by architecture (it depends on nothing
+    else), so pruners of one recipe and models of one architecture trace the graph once."""
+    key = architecture_key(model, example_input)
+    if key not in _COUPLING:
+        convs = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+        _COUPLING[key] = coupled_filters(model, example_input, convs)
+    return _COUPLING[key]
 
 
 def _zero(weight: torch.Tensor, dim: int) -> set[int]:

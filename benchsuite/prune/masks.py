@@ -31,14 +31,43 @@ def get_mask(model: nn.Module, param_name: str) -> torch.Tensor | None:
     return getattr(model.get_submodule(module_name), attr + "_mask", None)
 
 
-def set_mask(model: nn.Module, param_name: str, mask: torch.Tensor) -> None:
-    """Replace the parameter's mask (the weights under a zero are kept in `_orig`)."""
+class StraightThroughMask(prune.BasePruningMethod):
+    """A mask whose forward is `orig * mask` but whose gradient reaches every weight of `orig`.
+
+    Distiller's `mask_on_forward_only` / `use_double_copies`: the weights under a zero keep
+    training, so a pruner may splice them back (network surgery). With the default
+    (`custom_from_mask`) the gradient of a masked weight is zero.
+    """
+
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        self.mask = mask
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        return default_mask * self.mask.to(dtype=default_mask.dtype)
+
+    def apply_mask(self, module: nn.Module) -> torch.Tensor:
+        orig = getattr(module, self._tensor_name + "_orig")
+        mask = getattr(module, self._tensor_name + "_mask")
+        return orig + (orig * mask - orig).detach()
+
+
+def set_mask(model: nn.Module, param_name: str, mask: torch.Tensor,
+             straight_through: bool = False) -> None:
+    """Replace the parameter's mask (the weights under a zero are kept in `_orig`).
+
+    `straight_through` (first mask of a parameter only) lets gradients reach masked weights.
+    """
     module_name, attr = split_name(param_name)
     module = model.get_submodule(module_name)
     mask = mask.to(dtype=torch.float32).detach()
     existing = getattr(module, attr + "_mask", None)
     if existing is None:
-        prune.custom_from_mask(module, attr, mask)
+        if straight_through:
+            StraightThroughMask.apply(module, attr, mask=mask)
+        else:
+            prune.custom_from_mask(module, attr, mask)
     else:
         existing.copy_(mask)
         # refresh the derived attribute now, not only at the next forward

@@ -1,4 +1,4 @@
-"""Distiller class names -> implementations."""
+"""Distiller class names -> implementations (structured ones as criterion x schedule)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,47 @@ from torch import nn
 
 from ..recipe import Component
 from .base import Pruner
-from .elementwise import AutomatedGradualPruner, SparsityLevelParameterPruner
-from .structured import L1RankedStructureParameterPruner
+from .blocks import BlockRemover
+from .criteria import Calibration
+from .elementwise import (
+    AutomatedGradualPruner,
+    MagnitudeParameterPruner,
+    SensitivityPruner,
+    SparsityLevelParameterPruner,
+    SplicingPruner,
+)
+from .structured import L1RankedStructureParameterPruner, structure_class
+
+# Distiller one-shot name -> (criterion, Bernoulli selection); `<name>_AGP` is the AGP variant.
+STRUCTURED: dict[str, tuple[str, bool]] = {
+    "L1RankedStructureParameterPruner": ("l1", False),
+    "L2RankedStructureParameterPruner": ("l2", False),
+    "ActivationAPoZRankedFilterPruner": ("apoz", False),
+    "GradientRankedFilterPruner": ("taylor", False),
+    "RandomRankedFilterPruner": ("random", False),
+    "BernoulliFilterPruner": ("random", True),
+}
 
 PRUNER_CLASSES: dict[str, type[Pruner]] = {
     cls.__name__: cls
     for cls in (
-        SparsityLevelParameterPruner,
-        AutomatedGradualPruner,
-        L1RankedStructureParameterPruner,
+        SparsityLevelParameterPruner, MagnitudeParameterPruner, SensitivityPruner,
+        SplicingPruner, AutomatedGradualPruner, L1RankedStructureParameterPruner, BlockRemover,
     )
 }
+for _name, (_criterion, _bernoulli) in STRUCTURED.items():
+    PRUNER_CLASSES.setdefault(_name, structure_class(_name, _criterion, False, _bernoulli))
+    PRUNER_CLASSES[f"{_name}_AGP"] = structure_class(f"{_name}_AGP", _criterion, True,
+                                                     _bernoulli)
 
 
-def build_pruner(component: Component, model: nn.Module, example_input: torch.Tensor) -> Pruner:
+def build_pruner(component: Component, model: nn.Module, example_input: torch.Tensor,
+                 calibration: Calibration | None = None) -> Pruner:
     cls = PRUNER_CLASSES[component.cls]
-    if "example_input" in inspect.signature(cls.__init__).parameters:
-        return cls(component, model, example_input=example_input)
-    return cls(component, model)
+    params = inspect.signature(cls.__init__).parameters
+    kwargs: dict = {}
+    if "example_input" in params:
+        kwargs["example_input"] = example_input
+    if "calibration" in params:
+        kwargs["calibration"] = calibration
+    return cls(component, model, **kwargs)

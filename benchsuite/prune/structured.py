@@ -1,24 +1,42 @@
-"""Structured pruners: rank whole filters (output channels) or channels (input channels).
+"""Structured pruners: zero whole filters, channels or fc rows, as masks.
 
-The pruner only masks: zeroed filters/channels keep their shapes until the `net_thinning`
-extension (FilterRemover / ChannelRemover, see `thinning.py`) removes them physically through
-torch-pruning's dependency graph. Without thinning the model keeps its shape, which is one of
-the paradigms the research measures.
+One class, `StructurePruner`, combines an importance criterion (`criteria.py`: l1, l2, apoz,
+taylor, random) with a schedule (one-shot `desired_sparsity`, or AGP `initial_sparsity` ->
+`final_sparsity`) and a selection (keep the top-ranked, or Bernoulli sampling). Distiller's class
+names are registered as combinations in `registry.py`.
 
-Coupled convolutions (a residual add ties the output channels of several convs) receive the same
-filter mask, so that thinning can remove those channels from all of them.
+Groups (Distiller's `group_type`): `Filters` = conv output channels (dim 0), `Channels` = conv
+input channels (dim 1), `Rows` = fully-connected input features (dim 1 of a Linear weight, as
+Distiller ranked them like channels).
+
+Coupling: convs whose outputs meet in a residual add must lose the same filters for thinning to
+remove any of them. Listed `Filters` weights that are coupled are ranked together (their scores
+summed); coupled convs not listed get the same filter mask. With `group_dependency: Leader`
+every listed weight takes the first (leader) weight's ranking, as in Distiller.
+
+Ranking: `ranking: layer` (Distiller's, default) keeps the same fraction in every group;
+`ranking: global` normalises each group's scores by their mean and drops the lowest-scored
+structures across all groups (at least one kept per group), so sensitive layers keep more.
+`round_to: N` keeps every group's count at a multiple of N.
+
+The pruner only masks: the `net_thinning` extension (FilterRemover / ChannelRemover) removes the
+zeroed structures physically. Without thinning the model keeps its shape (a paradigm too).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..recipe import Component, RecipeError
 from .base import PruneContext, Pruner
-from .graph import coupled_out_convs
+from .criteria import CRITERIA, NEEDS_DATA, Calibration
+from .graph import all_coupled_filters
 from .masks import effective, get_mask, set_mask
 from .names import resolve_list
+from .schedule import policy_agp_target
 
 
 def kept_count(n: int, sparsity: float, round_to: int = 1) -> int:
@@ -35,67 +53,172 @@ def l1_scores(weight: torch.Tensor, group_type: str) -> torch.Tensor:
     return weight.abs().mean(dim=dims)
 
 
-def structure_mask(weight: torch.Tensor, scores: torch.Tensor, keep: int,
-                   group_type: str) -> torch.Tensor:
-    drop = scores.argsort(stable=True)[: scores.numel() - keep]
+def structure_mask(weight: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
+    """Mask of `weight`'s shape with the structures along `dim` not in the bool `keep` zeroed."""
     mask = torch.ones_like(weight, dtype=torch.float32)
-    if group_type == "Filters":
-        mask[drop] = 0.0
-    else:
-        mask[:, drop] = 0.0
+    drop = (~keep).nonzero().flatten()
+    mask.index_fill_(dim, drop, 0.0)
     return mask
 
 
-class L1RankedStructureParameterPruner(Pruner):
-    """One-shot: keep the filters (or channels) with the largest L1 norm, per layer."""
+def _exists(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name.rpartition(".")[0])
+    except AttributeError:
+        return False
+    return True
 
-    scores = staticmethod(l1_scores)
+
+class StructurePruner(Pruner):
+    """Criterion x schedule x selection; subclasses only set the three class attributes."""
+
+    criterion: ClassVar[str] = "l1"
+    gradual: ClassVar[bool] = False
+    bernoulli: ClassVar[bool] = False
 
     def __init__(self, component: Component, model: nn.Module,
-                 example_input: torch.Tensor | None = None) -> None:
+                 example_input: torch.Tensor | None = None,
+                 calibration: Calibration | None = None) -> None:
         super().__init__(component, model)
         self.group_type = self.args["group_type"]
+        self.dim = 0 if self.group_type == "Filters" else 1
         self._weights = resolve_list(model, self.args["weights"], f"{self.path}.weights")
+        kind = nn.Linear if self.group_type == "Rows" else nn.Conv2d
         for i, name in enumerate(self._weights):
             module = model.get_submodule(name.rpartition(".")[0])
-            if not isinstance(module, nn.Conv2d) or name.rpartition(".")[2] != "weight":
+            if not isinstance(module, kind) or not name.endswith(".weight"):
+                what = "fully-connected" if kind is nn.Linear else "convolution"
                 raise RecipeError(f"{self.path}.weights[{i}]",
-                                  f"{name} is not a convolution weight ({self.group_type} "
-                                  f"pruning ranks conv filters/channels)")
+                                  f"{name} is not a {what} weight ({self.group_type} pruning "
+                                  f"ranks {what} structures)")
         self.leader = self.args.get("group_dependency") == "Leader"
         if self.leader:
-            shapes = {model.get_parameter(w).shape[0] for w in self._weights}
-            if len(shapes) > 1:
+            sizes = {model.get_parameter(w).shape[self.dim] for w in self._weights}
+            if len(sizes) > 1:
                 raise RecipeError(f"{self.path}.group_dependency",
-                                  "Leader needs weights with the same number of filters")
-        self.coupled: dict[str, list[str]] = {}
-        if self.group_type == "Filters" and example_input is not None:
-            for name in self._weights:
-                self.coupled[name] = coupled_out_convs(model, example_input, name)
+                                  f"Leader needs weights with the same number of "
+                                  f"{self.group_type.lower()}, got sizes {sorted(sizes)}")
+        self.cls = component.cls
+        self.example_input = example_input
+        self.calibration = calibration
 
     def weights(self) -> list[str]:
         return self._weights
 
     def sparsity(self, ctx: PruneContext) -> float:
-        return self.args["desired_sparsity"]
+        if not self.gradual:
+            return self.args["desired_sparsity"]
+        return policy_agp_target(self.args["initial_sparsity"], self.args["final_sparsity"],
+                                 ctx.policy, ctx.epoch)
+
+    def _coupled(self, model: nn.Module) -> dict[str, list[str]]:
+        """Filter coupling of the model as it is now (after thinning or block removal too)."""
+        if self.group_type != "Filters" or self.example_input is None:
+            return {}
+        return all_coupled_filters(model, self.example_input)
+
+    def groups(self, model: nn.Module, live: list[str]) -> list[tuple[list[str], list[str]]]:
+        """(ranked members, extra coupled convs masked alike) for each group of structures."""
+        if self.leader:
+            return [(live, [])]
+        coupled = self._coupled(model)
+        out: list[tuple[list[str], list[str]]] = []
+        seen: set[str] = set()
+        for name in live:
+            if name in seen:
+                continue
+            tied = [name, *coupled.get(name, [])]
+            members = [w for w in live if w in tied]
+            extras = [w for w in tied if w not in live and _exists(model, w)]
+            seen.update(members)
+            out.append((members, extras))
+        return out
+
+    def _keep(self, scores: list[torch.Tensor], alive: list[torch.Tensor], level: float,
+              epoch: int) -> list[torch.Tensor]:
+        """Which structures each group keeps (bool per structure); dead ones stay dead."""
+        round_to = self.args.get("round_to") or 1
+        scores = [torch.where(a, s.float(), torch.full_like(s.float(), -1.0))
+                  for s, a in zip(scores, alive, strict=True)]
+        if self.bernoulli:
+            gen = torch.Generator().manual_seed(epoch)
+            keeps = []
+            for s, a in zip(scores, alive, strict=True):
+                # drop each live structure with the probability that makes the expected
+                # fraction dropped equal `level` (structures already dropped stay dropped)
+                dead = 1.0 - float(a.float().mean())
+                p = max(0.0, (level - dead) / max(1e-12, 1.0 - dead))
+                keep = (torch.rand(s.numel(), generator=gen) >= p) & a
+                if not keep.any():
+                    keep[s.argmax()] = True
+                keeps.append(keep)
+            return keeps
+        if self.args.get("ranking", "layer") == "global":
+            normed = [s / s.clamp_min(0).mean().clamp_min(1e-12) for s in scores]
+            flat = torch.cat(normed)
+            k = int(flat.numel() * level)
+            threshold = flat.sort().values[k - 1] if k > 0 else -float("inf")
+            counts = [kept_count(s.numel(), float((s <= threshold).sum()) / s.numel(), round_to)
+                      for s in normed]
+        else:
+            counts = [kept_count(s.numel(), level, round_to) for s in scores]
+        keeps = []
+        for s, count in zip(scores, counts, strict=True):
+            keep = torch.zeros(s.numel(), dtype=torch.bool)
+            keep[s.argsort(descending=True, stable=True)[:count]] = True
+            keeps.append(keep)
+        return keeps
 
     def apply(self, ctx: PruneContext) -> None:
+        model = ctx.model
+        live = [w for w in self._weights if _exists(model, w)]  # blocks may have been removed
+        if not live:
+            return
+        if self.criterion in NEEDS_DATA and self.calibration is None:
+            raise RecipeError(f"{self.path}.class",
+                              f"{self.cls} ranks by activations or gradients and needs a "
+                              f"calibration batch (CompressionScheduler(..., calibration=(x, y)))")
         level = self.sparsity(ctx)
-        round_to = self.args.get("round_to") or 1
-        leader_scores = None
-        if self.leader:
-            leader_scores = self.scores(effective(ctx.model, self._weights[0]), self.group_type)
-        for name in self._weights:
-            w = effective(ctx.model, name)
-            scores = leader_scores if leader_scores is not None else self.scores(w, self.group_type)
-            dim = 0 if self.group_type == "Filters" else 1
-            keep = kept_count(w.shape[dim], level, round_to)
-            mask = structure_mask(w, scores, keep, self.group_type)
-            set_mask(ctx.model, name, mask)
-            for other in self.coupled.get(name, []):
-                filt = mask.flatten(1)[:, 0]
-                old = get_mask(ctx.model, other)
-                w_other = effective(ctx.model, other)
-                new = (old if old is not None else torch.ones_like(w_other)).clone()
-                new[filt == 0] = 0.0
-                set_mask(ctx.model, other, new)
+        scores = CRITERIA[self.criterion](model, live, self.dim, self.calibration, ctx.epoch)
+        groups = self.groups(model, live)
+        group_scores, alive = [], []
+        for members, _ in groups:
+            w = torch.stack([effective(model, m).abs().transpose(0, self.dim).flatten(1).sum(1)
+                             for m in members])
+            alive.append((w > 0).any(0))
+            if self.leader:
+                group_scores.append(scores[members[0]])
+            else:
+                group_scores.append(torch.stack([scores[m] for m in members]).sum(0))
+        for (members, extras), keep in zip(groups, self._keep(group_scores, alive, level,
+                                                                ctx.epoch),
+                                           strict=True):
+            for name in members:
+                set_mask(model, name, structure_mask(model.get_parameter(_param(name, model)),
+                                                     keep, self.dim))
+            for other in extras:
+                w = model.get_parameter(_param(other, model))
+                old = get_mask(model, other)
+                new = structure_mask(w, keep, 0)
+                set_mask(model, other, new if old is None else old * new)
+
+
+def _param(name: str, model: nn.Module) -> str:
+    """The parameter that holds `name`'s values (`weight_orig` once a mask is set)."""
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name)
+    return f"{name}_orig" if hasattr(module, attr + "_orig") else name
+
+
+def structure_class(name: str, criterion: str, gradual: bool,
+                    bernoulli: bool = False) -> type[StructurePruner]:
+    """A registered combination, named as Distiller named it."""
+    return type(name, (StructurePruner,), {
+        "criterion": criterion, "gradual": gradual, "bernoulli": bernoulli,
+        "__doc__": f"{'AGP' if gradual else 'One-shot'} structured pruning ranked by "
+                   f"{'Bernoulli sampling' if bernoulli else criterion}.",
+    })
+
+
+L1RankedStructureParameterPruner = structure_class("L1RankedStructureParameterPruner", "l1",
+                                                   False)

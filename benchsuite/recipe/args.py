@@ -18,7 +18,8 @@ class Arg:
     """One accepted argument.
 
     kind: fraction (float in [0, 1)), fraction_map ({weight name or '*': fraction}),
-    weights (list of weight names), name_map ({weight name: value}), float, int, bool, str,
+    float_map ({weight name or '*': number >= minimum}), weights (list of weight names),
+    name_map ({weight name: value}), float, int, bool, str,
     choice (one of `choices`), any.
     """
 
@@ -58,6 +59,12 @@ def check_value(arg: Arg, value: Any, path: str) -> Any:
             raise RecipeError(path, f"must be a map of weight name (or '*') to sparsity, "
                               f"got {value!r}")
         return {str(k): _fraction(v, f"{path}.{k}") for k, v in value.items()}
+    if kind == "float_map":
+        if not isinstance(value, dict) or not value:
+            raise RecipeError(path, f"must be a map of weight name (or '*') to a number, "
+                              f"got {value!r}")
+        item = Arg("float", minimum=arg.minimum)
+        return {str(k): check_value(item, v, f"{path}.{k}") for k, v in value.items()}
     if kind == "name_map":
         if not isinstance(value, dict) or not value:
             raise RecipeError(path, f"must be a map of weight name (or '*') to a value, "
@@ -98,7 +105,7 @@ def check_args(spec: dict[str, Arg], given: dict[str, Any], path: str) -> dict[s
     unknown = sorted(set(given) - set(spec))
     if unknown:
         raise RecipeError(f"{path}.{unknown[0]}", f"unknown argument (accepted: "
-                          f"{', '.join(sorted(spec))})")
+                          f"{', '.join(sorted(spec)) or 'none'})")
     out: dict[str, Any] = {}
     for name, arg in spec.items():
         if name in given:

@@ -1,55 +1,106 @@
 """The classes a recipe may name, under Distiller's names, with the arguments each accepts.
 
 Pure data (no torch): the recipe is validated against this before anything is built. The
-implementations live in `benchsuite.prune` under the same names.
+implementations live in `benchsuite.prune` under the same names (`prune/registry.py`).
 """
 
 from __future__ import annotations
 
 from .args import Arg
 
-_STRUCT_GROUPS = ("Filters", "Channels")
+_WEIGHTS = Arg("weights", required=True)
+_ROUND_TO = Arg("int", default=1, minimum=1, help="keep channel counts at multiples of N")
+_RANKING = Arg("choice", default="layer", choices=("layer", "global"),
+               help="layer: same fraction per group (Distiller); global: rank across groups")
+_LEADER = Arg("choice", choices=("Leader",))
+
+
+def _structured(groups: tuple[str, ...], gradual: bool) -> dict[str, Arg]:
+    level = ({"initial_sparsity": Arg("fraction", required=True),
+              "final_sparsity": Arg("fraction", required=True)} if gradual
+             else {"desired_sparsity": Arg("fraction", required=True)})
+    return {
+        "group_type": Arg("choice", required=True, choices=groups), **level, "weights": _WEIGHTS,
+        "group_dependency": _LEADER, "round_to": _ROUND_TO, "ranking": _RANKING,
+    }
+
+
+# Distiller name (one-shot) -> the group types it ranks; each also has an `_AGP` variant.
+STRUCTURED: dict[str, tuple[str, ...]] = {
+    "L1RankedStructureParameterPruner": ("Filters", "Channels", "Rows"),
+    "L2RankedStructureParameterPruner": ("Filters", "Channels", "Rows"),
+    "ActivationAPoZRankedFilterPruner": ("Filters",),
+    "GradientRankedFilterPruner": ("Filters",),
+    "RandomRankedFilterPruner": ("Filters",),
+    "BernoulliFilterPruner": ("Filters",),
+}
 
 PRUNERS: dict[str, dict[str, Arg]] = {
     "SparsityLevelParameterPruner": {
         "levels": Arg("fraction_map", required=True,
                       help="{weight name or '*': sparsity}; '*' is the default level"),
     },
+    "MagnitudeParameterPruner": {
+        "thresholds": Arg("float_map", required=True, minimum=0,
+                          help="{weight name or '*': |w| threshold}"),
+    },
+    "SensitivityPruner": {
+        "sensitivities": Arg("float_map", required=True, minimum=0,
+                             help="{weight name or '*': s}; threshold = s x std(w)"),
+    },
+    "SplicingPruner": {
+        "sensitivities": Arg("float_map", required=True, minimum=0),
+        "low_thresh_mult": Arg("float", required=True, minimum=0),
+        "hi_thresh_mult": Arg("float", required=True, minimum=0),
+        "sensitivity_multiplier": Arg("float", default=0.0, minimum=0),
+    },
     "AutomatedGradualPruner": {
         "initial_sparsity": Arg("fraction", required=True),
         "final_sparsity": Arg("fraction", required=True),
-        "weights": Arg("weights", required=True),
+        "weights": _WEIGHTS,
     },
-    "L1RankedStructureParameterPruner": {
-        "group_type": Arg("choice", required=True, choices=_STRUCT_GROUPS),
-        "desired_sparsity": Arg("fraction", required=True),
-        "weights": Arg("weights", required=True),
-        "group_dependency": Arg("choice", choices=("Leader",)),
-        "round_to": Arg("int", default=1, minimum=1,
-                        help="keep channel counts at multiples of N"),
+    **{name: _structured(groups, False) for name, groups in STRUCTURED.items()},
+    **{f"{name}_AGP": _structured(groups, True) for name, groups in STRUCTURED.items()},
+    "BlockRemover": {
+        "criterion": Arg("choice", default="branch_norm", choices=("branch_norm", "bypass_loss")),
+        "blocks_per_stage": Arg("int", minimum=0, help="blocks removed from every stage"),
+        "fraction": Arg("fraction", help="fraction of the eligible blocks removed, ranked "
+                        "across stages"),
+        "include_downsample": Arg("bool", default=False),
     },
 }
 
 EXTENSIONS: dict[str, dict[str, Arg]] = {
-    # Distiller's net_thinning extension: physically remove zeroed filters / channels.
+    # Distiller's net_thinning extension: physically remove zeroed filters / channels
+    # (StructureRemover, Distiller's later name, removes channels when thinning_func_str is
+    # remove_channels, filters otherwise).
     name: {
-        "thinning_func_str": Arg("str"),
+        "thinning_func_str": Arg("choice", choices=("remove_filters", "remove_channels")),
         "arch": Arg("str"),
         "dataset": Arg("str"),
     }
-    for name in ("FilterRemover", "ChannelRemover")
+    for name in ("FilterRemover", "ChannelRemover", "StructureRemover")
 }
 
-REGULARIZERS: dict[str, dict[str, Arg]] = {}
+_THRESHOLD = Arg("choice", choices=("Mean_Abs", "Max"))
+REGULARIZERS: dict[str, dict[str, Arg]] = {
+    "L1Regularizer": {"reg_regims": Arg("name_map", required=True),
+                      "threshold_criteria": _THRESHOLD},
+    "GroupLassoRegularizer": {"reg_regims": Arg("name_map", required=True),
+                              "threshold_criteria": _THRESHOLD},
+}
 
-# torch.optim.lr_scheduler classes a recipe may step (arguments are checked by torch itself
-# when the scheduler is built, which is still before training starts).
+# torch.optim.lr_scheduler classes a recipe may step; their arguments are checked against the
+# class's signature and by building it when the recipe is bound to a model (before training).
 LR_SCHEDULERS = (
     "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
     "PolynomialLR", "LinearLR", "ConstantLR",
 )
 
-# The pruning-policy `args` Distiller accepted.
+# The pruning-policy `args` Distiller accepted. Masks are held by torch.nn.utils.prune and stay
+# applied after every optimizer step whatever `keep_mask` says; `mask_on_forward_only` and
+# `use_double_copies` make the masks straight-through (masked weights keep training);
+# `mini_batch_pruning_frequency: N` re-runs the pruner every N mini-batches of its epochs.
 POLICY_ARGS: dict[str, Arg] = {
     "keep_mask": Arg("bool", default=False),
     "mini_batch_pruning_frequency": Arg("int", default=0, minimum=0),
@@ -59,3 +110,4 @@ POLICY_ARGS: dict[str, Arg] = {
     "discard_masks_at_minibatch_end": Arg("bool", default=False),
     "fold_batchnorm": Arg("bool", default=False),
 }
+REGULARIZER_POLICY_ARGS: dict[str, Arg] = {"keep_mask": Arg("bool", default=False)}

@@ -84,8 +84,12 @@ class Recipe:
         return getattr(self, name)
 
     def last_epoch(self) -> int:
-        """The last epoch any policy acts in (0 for a one-shot recipe)."""
-        return max((max(p.scheduled_epochs(), default=0) for p in self.policies), default=0)
+        """The last epoch a pruner, regularizer or extension acts in (0 for a one-shot recipe).
+
+        lr-scheduler policies are left out: as in Distiller they span the whole run (e.g.
+        `ending_epoch: 400`), whose length the caller chooses."""
+        return max((max(p.scheduled_epochs(), default=0) for p in self.policies
+                    if p.kind != "lr_scheduler"), default=0)
 
 
 def _known(section: str) -> dict[str, dict[str, Arg]] | tuple[str, ...]:
@@ -142,8 +146,11 @@ def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Polic
     if instance not in recipe[section]:
         raise RecipeError(f"{path}.{kind}.instance_name", f"no {kind} named {instance!r} in "
                           f"{section} (defined: {', '.join(recipe[section]) or 'none'})")
-    args = check_args(catalog.POLICY_ARGS, ref.get("args") or {}, f"{path}.{kind}.args") \
-        if kind == "pruner" else dict(ref.get("args") or {})
+    spec = {"pruner": catalog.POLICY_ARGS, "regularizer": catalog.REGULARIZER_POLICY_ARGS}
+    given = ref.get("args") or {}
+    if not isinstance(given, dict):
+        raise RecipeError(f"{path}.{kind}.args", f"must be a map, got {given!r}")
+    args = check_args(spec.get(kind, {}), given, f"{path}.{kind}.args")
     policy = Policy(kind, instance, i, args=args)
     if "epochs" in body:
         if any(k in body for k in ("starting_epoch", "ending_epoch", "frequency")):

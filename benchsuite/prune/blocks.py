@@ -1,0 +1,143 @@
+"""Depth pruning: remove whole residual blocks (`class: BlockRemover` in a recipe).
+
+At batch 1 on a CPU, latency has a floor set by the number of layers (FACTS.md), which width
+pruning cannot pass; removing blocks does. The pruner ranks the residual blocks on the
+calibration batch and bypasses the lowest-ranked ones physically (`models/blocks.py`: an
+identity, or the block's downsampling shortcut), so the export has fewer layers.
+
+Criteria (`criterion:`):
+- `branch_norm` (default): ||branch(x)||_2 / ||shortcut(x)||_2 over the calibration batch, with
+  branch = the output of the block's last BN (before the add), shortcut = x or downsample(x).
+  A block whose residual adds little to its input changes the representation least
+  (Veit et al. 2016: residual networks behave like ensembles of shallow paths).
+- `bypass_loss`: the increase of the calibration batch's cross-entropy when that block alone is
+  bypassed (exact, one forward pass per block).
+
+How many: `blocks_per_stage: k` removes k blocks from every stage; `fraction: f` removes
+round(f x eligible blocks) ranked across stages. Every stage keeps at least one full block.
+Blocks with a downsampling shortcut are eligible only with `include_downsample: true`. The
+counts refer to the original model, so the policy may fire more than once without removing more.
+Other pruners of the recipe skip the weights of removed blocks; filter pruning on the remaining
+blocks and thinning combine with it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.blocks import bypass, residual_blocks
+from ..models.resnet_cifar import BasicBlock
+from ..recipe import Component, RecipeError
+from .base import PruneContext, Pruner
+from .criteria import Calibration
+
+
+def _stage(name: str) -> str:
+    return name.rpartition(".")[0]
+
+
+def branch_norm_scores(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, float]:
+    stats: dict[str, dict[str, float]] = {n: {} for n in names}
+    hooks = []
+    for n in names:
+        block = model.get_submodule(n)
+        hooks.append(block.bn2.register_forward_hook(
+            lambda _m, _i, out, n=n: stats[n].__setitem__("branch", float(out.norm()))))
+        if block.downsample is None:
+            hooks.append(block.register_forward_pre_hook(
+                lambda _m, inp, n=n: stats[n].__setitem__("short", float(inp[0].norm()))))
+        else:
+            hooks.append(block.downsample.register_forward_hook(
+                lambda _m, _i, out, n=n: stats[n].__setitem__("short", float(out.norm()))))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {n: s["branch"] / max(s["short"], 1e-12) for n, s in stats.items()}
+
+
+def bypass_loss_scores(model: nn.Module, names: list[str], calib: Calibration) -> dict[str, float]:
+    x, y = calib
+    with torch.no_grad():
+        base = float(F.cross_entropy(model(x), y))
+        out = {}
+        for n in names:
+            block = model.get_submodule(n)
+            parent, _, child = n.rpartition(".")
+            bypass(model, n)
+            out[n] = float(F.cross_entropy(model(x), y)) - base
+            setattr(model.get_submodule(parent), child, block)
+    return out
+
+
+class BlockRemover(Pruner):
+    """Bypass the lowest-ranked residual blocks (physical: the optimizer is rebuilt)."""
+
+    physical = True
+
+    def __init__(self, component: Component, model: nn.Module,
+                 calibration: Calibration | None = None) -> None:
+        super().__init__(component, model)
+        given = [k for k in ("blocks_per_stage", "fraction") if self.args.get(k) is not None]
+        if len(given) != 1:
+            raise RecipeError(self.path, "give exactly one of blocks_per_stage, fraction")
+        self.calibration = calibration
+        blocks = residual_blocks(model)
+        if not blocks:
+            raise RecipeError(f"{self.path}.class", "the model has no residual blocks")
+        self.stages: dict[str, list[str]] = {}
+        for b in blocks:
+            self.stages.setdefault(_stage(b), []).append(b)
+        self.eligible = [b for b in blocks if self.args["include_downsample"]
+                         or model.get_submodule(b).downsample is None]
+        self.removed: list[str] = []
+
+    def weights(self) -> list[str]:
+        return []
+
+    def _quota(self, scores: dict[str, float]) -> list[str]:
+        """Blocks to remove now, lowest score first, within the per-stage and total limits."""
+        alive = {s: [b for b in bs if b not in self.removed] for s, bs in self.stages.items()}
+        ranked = sorted(scores, key=lambda b: scores[b])
+        chosen: list[str] = []
+        if self.args.get("blocks_per_stage") is not None:
+            k = self.args["blocks_per_stage"]
+            for stage in self.stages:
+                done = sum(1 for b in self.removed if _stage(b) == stage)
+                room = min(k - done, len(alive[stage]) - 1)
+                chosen += [b for b in ranked if _stage(b) == stage][:max(0, room)]
+            return chosen
+        total = round(self.args["fraction"] * len(self.eligible)) - len(self.removed)
+        for b in ranked:
+            if len(chosen) >= total:
+                break
+            stage = _stage(b)
+            if len(alive[stage]) - sum(1 for c in chosen if _stage(c) == stage) > 1:
+                chosen.append(b)
+        return chosen
+
+    def scores(self, model: nn.Module) -> dict[str, float]:
+        names = [b for b in self.eligible if b not in self.removed
+                 and isinstance(model.get_submodule(b), BasicBlock)]
+        was_training = model.training
+        model.eval()
+        try:
+            if self.args["criterion"] == "bypass_loss":
+                return bypass_loss_scores(model, names, self.calibration)
+            return branch_norm_scores(model, names, self.calibration[0])
+        finally:
+            model.train(was_training)
+
+    def apply(self, ctx: PruneContext) -> bool:
+        if self.calibration is None:
+            raise RecipeError(f"{self.path}.class", "BlockRemover ranks blocks on a calibration "
+                              "batch (CompressionScheduler(..., calibration=(x, y)))")
+        chosen = self._quota(self.scores(ctx.model))
+        for b in chosen:
+            bypass(ctx.model, b)
+        self.removed += chosen
+        return bool(chosen)

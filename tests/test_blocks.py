@@ -1,0 +1,102 @@
+"""Depth pruning: bypassed blocks are exact, removed physically, and survive a checkpoint."""
+
+import pytest
+import torch
+
+from benchsuite.models import build_model, load_thinned
+from benchsuite.models.blocks import Shortcut, bypass, residual_blocks
+from benchsuite.prune import CompressionScheduler, model_stats
+from benchsuite.prune.masks import clone_model, make_permanent
+from benchsuite.recipe import parse_recipe
+
+X = torch.zeros(1, 1, 32, 32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bypass_equals_relu_of_the_shortcut():
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10, 1).eval()
+    x = torch.randn(2, 1, 32, 32)
+    for name in ("layer1.1", "layer2.0"):
+        block = model.get_submodule(name)
+        with torch.no_grad():  # zero the residual branch: the block is then its shortcut
+            block.bn2.weight.zero_()
+            block.bn2.bias.zero_()
+    before = model(x)
+    assert isinstance(bypass(model, "layer1.1"), torch.nn.Identity)
+    assert isinstance(bypass(model, "layer2.0"), Shortcut)
+    assert torch.allclose(model(x), before, atol=1e-6)
+    assert "layer1.1" not in residual_blocks(model)
+
+
+def test_blocks_and_filters_round_trip_through_a_checkpoint(digits, tmp_path):
+    text = """
+version: 1
+pruners:
+  depth: {class: BlockRemover, blocks_per_stage: 1, include_downsample: true}
+  filters:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    round_to: 4
+    weights: [layer1.0.conv1.weight, layer1.1.conv1.weight, layer1.2.conv1.weight,
+              layer2.1.conv1.weight, layer2.2.conv1.weight, layer3.1.conv1.weight,
+              layer3.2.conv1.weight]
+extensions:
+  thin: {class: FilterRemover}
+policies:
+  - pruner: {instance_name: depth}
+    epochs: [0]
+  - pruner: {instance_name: filters}
+    epochs: [0]
+  - extension: {instance_name: thin}
+    epochs: [0]
+"""
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10, 1)
+    dense = model_stats(model, X)
+    calib = (digits.x_train[:16], digits.y_train[:16])
+    sched = CompressionScheduler(parse_recipe(text, "t.yaml"), model, X, calibration=calib)
+    assert sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert len(sched.removed_blocks) == 3 and sched.thinned
+    after = model_stats(model, X)
+    assert after["macs"] < 0.5 * dense["macs"]
+    # save as the pipeline does (masks folded, tensors only) and rebuild from the state dict
+    clone = clone_model(model)
+    make_permanent(clone)
+    torch.save({"state_dict": clone.state_dict()}, tmp_path / "m.pt")
+    state = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
+    rebuilt = load_thinned(build_model("resnet20", 10, 1), state).eval()
+    model.eval()
+    x = digits.x_test[:8]
+    assert torch.allclose(rebuilt(x), model(x), atol=1e-5)
+    assert model_stats(rebuilt, X) == after
+    assert set(residual_blocks(rebuilt)) == set(residual_blocks(model))
+
+
+def test_sensitivity_analysis_writes_csv_and_plot(digits, tmp_path):
+    from benchsuite.sensitivity import parse_range, plot, sensitivity_analysis, write_csv
+
+    assert parse_range("0.1:0.9:0.2") == [0.1, 0.3, 0.5, 0.7, 0.9]
+    assert parse_range("0,0.5") == [0.0, 0.5]
+    with pytest.raises(ValueError):
+        parse_range("0.5:1.0:0.5")
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, 1).eval()
+    rows = sensitivity_analysis(model, digits.x_test[:32], digits.y_test[:32], [0.0, 0.9],
+                                weights=["conv1.weight", "fc.weight"], progress=False)
+    assert [(r["layer"], r["sparsity"]) for r in rows] == [
+        ("conv1.weight", 0.0), ("conv1.weight", 0.9), ("fc.weight", 0.0), ("fc.weight", 0.9)]
+    assert all(0 <= r["top1"] <= r["top5"] <= 1 for r in rows)
+    assert model.conv1.weight.abs().sum() > 0  # the analysed model is left untouched
+    csv = write_csv(rows, tmp_path / "s.csv").read_text().splitlines()
+    assert csv[0] == "layer,sparsity,top1,top5,latency_us" and len(csv) == 5
+    pytest.importorskip("matplotlib")
+    assert plot(rows, tmp_path / "s.png").stat().st_size > 1000

@@ -1,0 +1,78 @@
+"""Every library recipe runs all its policies on its model (no training: masks, removals and
+thinning only) and changes the model the way its paradigm should."""
+
+import pytest
+import torch
+
+from benchsuite.models import build_model
+from benchsuite.paths import schedules_dir
+from benchsuite.prune import CompressionScheduler, model_stats
+from benchsuite.recipe import load_recipe
+
+X = torch.zeros(1, 1, 32, 32)
+
+# recipe -> (MACs ratio range, weight-sparsity range, blocks removed)
+EXPECTED = {
+    "level_elementwise": ((1, 1), (0.49, 0.51), 0),
+    "l1_filters": ((0.45, 0.55), (0, 0), 0),
+    "resnet20/agp_elementwise": ((1, 1), (0.45, 0.5), 0),
+    "resnet20/magnitude": ((1, 1), (0.05, 0.6), 0),
+    "resnet20/sensitivity_pruner": ((1, 1), (0.45, 0.55), 0),
+    "resnet20/network_surgery": ((1, 1), (0.4, 0.7), 0),
+    "resnet20/hybrid_agp": ((0.6, 0.9), (0.3, 0.6), 0),
+    "resnet20/filters_oneshot": ((0.45, 0.55), (0, 0), 0),
+    "resnet20/filters_agp": ((0.45, 0.55), (0, 0), 0),
+    "resnet20/filters_masked": ((1, 1), (0.2, 0.3), 0),
+    "resnet20/channels_oneshot": ((0.45, 0.55), (0, 0), 0),
+    "resnet20/group_lasso": ((0.45, 0.55), (0, 0), 0),
+    "resnet20/l1_regularized_level": ((1, 1), (0.49, 0.51), 0),
+    "resnet20/block_removal": ((0.6, 0.7), (0, 0), 3),
+    "resnet20/blocks_and_filters": ((0.25, 0.4), (0, 0), 3),
+    "resnet56/agp_elementwise": ((1, 1), (0.45, 0.5), 0),
+    "resnet56/filters_l1_oneshot": ((0.62, 0.64), (0, 0), 0),  # Distiller: 1.59x fewer MACs
+    "resnet56/channels_l1_oneshot": ((0.4, 0.7), (0, 0), 0),
+    "resnet56/apoz_agp_filters": ((0.4, 0.7), (0, 0), 0),
+    "resnet56/filters_global": ((0.4, 0.6), (0, 0), 0),
+    "resnet56/block_removal": ((0.3, 0.35), (0, 0), 18),
+    "resnet56/blocks_and_filters": ((0.1, 0.2), (0, 0), 18),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_table_lists_every_recipe():
+    root = schedules_dir()
+    found = {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")
+             if p.name != "grid.yaml"}
+    assert found == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_library_recipe_applies(name, digits):
+    (lo, hi), (zlo, zhi), blocks = EXPECTED[name]
+    recipe = load_recipe(schedules_dir() / f"{name}.yaml")
+    torch.manual_seed(0)
+    model = build_model("resnet56" if name.startswith("resnet56") else "resnet20", 10, 1)
+    dense = model_stats(model, X)
+    sched = CompressionScheduler(recipe, model, X,
+                                 calibration=(digits.x_train[:8], digits.y_train[:8]))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched.check(opt)  # as the train loop does
+    for epoch in range(recipe.last_epoch() + 1):
+        if sched.on_epoch_begin(epoch, opt):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for step in range(3):
+            sched.on_minibatch_begin(epoch, step, 3)
+        opt.step()  # no gradients: parameters unchanged
+        sched.on_epoch_end(epoch, opt)
+    stats = model_stats(model, X)
+    assert lo <= stats["macs"] / dense["macs"] <= hi
+    assert zlo <= stats["weight_sparsity"] <= zhi
+    assert len(sched.removed_blocks) == blocks
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
