@@ -20,9 +20,27 @@ class GridError(ValueError):
     pass
 
 
+NOT_RECIPES = ("sweeps",)  # sweep configs live beside the recipes but are not recipes
+
+
 def recipe_files(folder: Path) -> dict[str, Path]:
-    """Recipes in `folder` (not the grid file), by stem."""
-    return {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.name != GRID_FILE}
+    """Recipes under `folder` (subfolders too, except sweeps/), by name: the path relative to
+    `folder` without `.yaml`, e.g. `l1_filters` or `resnet20/block_removal`."""
+    out = {}
+    for p in sorted(folder.rglob("*.yaml")):
+        rel = p.relative_to(folder)
+        if p.name == GRID_FILE or rel.parts[0] in NOT_RECIPES:
+            continue
+        out[rel.with_suffix("").as_posix()] = p
+    return out
+
+
+def _model_of(name: str) -> str | None:
+    """A recipe under a folder named after a model (`resnet56/...`) is written for that model."""
+    from .models import MODEL_NAMES
+
+    head = name.split("/", 1)[0]
+    return head if "/" in name and head in MODEL_NAMES else None
 
 
 DEFAULTS = {"models": ["resnet20"], "devices": ["CPU"], "precisions": ["f32"]}
@@ -64,14 +82,18 @@ def load_grid(path: Path) -> dict[str, Any]:
 
 def generate_cases(
     folder: Path | None = None,
-    recipes_glob: str = "*",
+    recipes_glob: str = "",
     models: list[str] | None = None,
     base: Case | None = None,
     devices: list[str] | None = None,
     precisions: list[str] | None = None,
 ) -> list[Case]:
-    """Cases: recipes matching `recipes_glob` x their grid parameters x models x devices x
-    precisions; the lists given here override the grid file's."""
+    """Cases: recipes x their grid parameters x models x devices x precisions.
+
+    With no `recipes_glob`, the recipes the grid file lists; else every recipe whose name
+    matches one of the comma-separated globs (listed ones with their grid parameters, others
+    once with their template defaults). A recipe in a model's folder runs on that model only,
+    unless `models` is given. `models`, `devices`, `precisions` override the grid file's."""
     folder = Path(folder or schedules_dir())
     grid = load_grid(folder / GRID_FILE)
     files = recipe_files(folder)
@@ -80,19 +102,24 @@ def generate_cases(
             raise GridError(f"{folder / GRID_FILE}: recipes.{name}: no recipe file "
                             f"{folder / (name + '.yaml')}")
     patterns = [p.strip() for p in recipes_glob.split(",") if p.strip()]
-    selected = [n for n in files if any(fnmatch.fnmatch(n, p) for p in patterns)]
+    if patterns:
+        selected = [n for n in files if any(fnmatch.fnmatch(n, p) for p in patterns)]
+    else:
+        selected = list(grid["recipes"])
     base = base or Case(recipe="")
     cases = []
-    axes = itertools.product(models or grid["models"], devices or grid["devices"],
-                             precisions or grid["precisions"])
-    for model, device, precision in axes:
-        for name in selected:
-            params = grid["recipes"].get(name) or {}
-            keys = sorted(params)
-            for values in itertools.product(*(params[k] for k in keys)):
-                cases.append(replace(
-                    base, recipe=str(files[name]), model=model, device=device,
-                    precision=None if precision == "default" else precision,
-                    params=dict(zip(keys, values, strict=True)),
-                ))
+    for name in selected:
+        own = _model_of(name)
+        recipe_models = [own] if own and not models else (models or grid["models"])
+        params = grid["recipes"].get(name) or {}
+        keys = sorted(params)
+        axes = itertools.product(recipe_models, devices or grid["devices"],
+                                 precisions or grid["precisions"],
+                                 itertools.product(*(params[k] for k in keys)))
+        for model, device, precision, values in axes:
+            cases.append(replace(
+                base, recipe=str(files[name]), model=model, device=device,
+                precision=None if precision == "default" else precision,
+                params=dict(zip(keys, values, strict=True)),
+            ))
     return cases

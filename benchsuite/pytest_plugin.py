@@ -20,7 +20,8 @@ from .threshold import Threshold
 
 OPTIONS: list[tuple[str, str, str]] = [
     # (name, default, help)
-    ("recipes", "*", "glob(s) of recipe names in schedules/ to run, comma-separated"),
+    ("recipes", "", "glob(s) of recipe names under schedules/ (e.g. 'resnet20/*'), "
+                    "comma-separated; default: the recipes grid.yaml lists"),
     ("model", "", "model name(s), comma-separated (default: the grid's models)"),
     ("device", "", "OpenVINO device(s), comma-separated (default: the grid's, CPU)"),
     ("precision", "", "inference precision(s): f32, bf16, f16, default (default: the grid's)"),

@@ -58,3 +58,17 @@ def test_bad_grid_file_errors(folder, grid, match):
     with pytest.raises(GridError, match=match) as e:
         generate_cases(folder, "*")
     assert str(folder / "grid.yaml") in str(e.value)
+
+
+def test_default_selection_and_model_folders(folder):
+    (folder / "resnet56").mkdir()
+    (folder / "resnet56" / "blocks.yaml").write_text(RECIPE)
+    (folder / "sweeps").mkdir()
+    (folder / "sweeps" / "s.yaml").write_text("method: bayes\n")  # not a recipe
+    default = {c.recipe_name for c in generate_cases(folder)}
+    assert default == {"agp_filters", "level"}  # what the grid lists
+    cases = generate_cases(folder, "resnet56/*", precisions=["f32"])
+    assert [c.label for c in cases] == ["resnet56-blocks-default-CPU-f32"]  # its folder's model
+    forced = generate_cases(folder, "resnet56/*", models=["resnet20"], precisions=["f32"])
+    assert [c.model for c in forced] == ["resnet20"]
+    assert generate_cases(folder, "sweeps/*") == []
