@@ -8,6 +8,7 @@ A sweep file is a plain W&B sweep config (`wandb sweep FILE` accepts it unchange
   (`resnet20/blocks` for `schedules/resnet20/blocks.yaml`) or a path to a `.yaml` file.
 - case settings (`CASE_KEYS`: model, dataset, precision, epochs, ...) and `accuracy_threshold`
   (`0.97` or `-1pt`): usually constants (`value:`); they override the command-line defaults.
+  (`values:` works too: e.g. a grid over accuracy floors.)
 - everything else: template parameters (`${name=default}` in the recipe). Each must exist in
   the template of at least one recipe choice; a trial whose recipe lacks one drops it.
 
@@ -90,8 +91,9 @@ class SweepSpec:
             fields["precision"] = None
         return replace(base, recipe=recipe_path(recipe), params=template, **fields)
 
-    def threshold(self, fallback: Threshold) -> Threshold:
-        value = self.constant(THRESHOLD_KEY)
+    def threshold(self, fallback: Threshold, params: dict[str, Any] | None = None) -> Threshold:
+        """The trial's accuracy floor: its `accuracy_threshold` parameter, else `fallback`."""
+        value = (params or {}).get(THRESHOLD_KEY, self.constant(THRESHOLD_KEY))
         return fallback if value is None else Threshold.parse(value)
 
     def objective(self, row: dict) -> float:
@@ -201,8 +203,12 @@ def check_config(config: Any, where: str = "sweep config") -> SweepSpec:
         if "value" not in params[key] and "values" not in params[key]:
             raise _err(where, f"parameters.{key}", "a case setting takes value or values")
     if THRESHOLD_KEY in params:
+        p = params[THRESHOLD_KEY]
         try:
-            Threshold.parse(params[THRESHOLD_KEY].get("value"))
+            if "value" not in p and "values" not in p:
+                raise ValueError("takes value (or values, for a grid over floors)")
+            for v in p.get("values") or [p.get("value")]:
+                Threshold.parse(v)
         except (ValueError, TypeError) as e:
             raise _err(where, f"parameters.{THRESHOLD_KEY}", str(e)) from None
     return SweepSpec(config=config, path=None, recipes=[str(r) for r in recipes],
