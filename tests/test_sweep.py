@@ -6,6 +6,7 @@ recipe folder of its own; the trials are read back from Redis.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,6 +23,8 @@ from benchsuite.broker.server import RedisServer
 from benchsuite.paths import project_root
 from benchsuite.sweep import SweepConfigError, load_sweep
 from benchsuite.sweep.store import RedisStore
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 pytest_plugins = ["pytester"]
 
@@ -195,3 +198,35 @@ def test_sweep_configs_in_schedules_are_valid():
             continue
         spec = load_sweep(f)
         assert spec.config["command"][-1] == "${args}"
+
+
+def test_online_path_as_wandb_agent_runs_it(project: pytest.Pytester, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch):
+    """W&B's own Agent builds the command line and environment of a trial and starts it."""
+    from wandb.wandb_agent import Agent
+    from wandb_records import run_contents
+
+    config = yaml.safe_load((project_root() / "schedules" / "sweeps" /
+                             "resnet20_width.yaml").read_text())
+    params = {"recipe": "small_filters", "sparsity": 0.5, "round_to": 4,
+              "accuracy_threshold": 0.1, **{k: v["value"] for k, v in CASE.items()}}
+    venv_bin = str(Path(sys.executable).parent)
+    for key in ("WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH"):  # the agent sets them: restore
+        monkeypatch.setenv(key, "")
+    monkeypatch.setenv("WANDB_SWEEP_ID", "offline-sweep")
+    monkeypatch.setenv("PATH", venv_bin + os.pathsep + os.environ["PATH"])  # ${interpreter}
+    monkeypatch.setenv("PYTHONPATH", str(project_root()))
+    monkeypatch.chdir(tmp_path)
+    agent = Agent(api=None, queue=None, sweep_id="offline-sweep")
+    agent._sweep_command = config["command"]  # what the agent reads from the sweep
+    agent._command_run({"type": "run", "run_id": "trial0001", "program": config["program"],
+                        "args": {k: {"value": v} for k, v in params.items()}})
+    proc = agent._run_processes["trial0001"]
+    assert proc.wait(timeout=300) == 0
+
+    (run_dir,) = (Path(os.environ["WANDB_DIR"]) / "wandb").glob("offline-run-*-trial0001")
+    contents = run_contents(run_dir)
+    assert contents["summary"]["speedup"] > 0 and contents["summary"]["passed"] is True
+    assert contents["config"]["model"] == "small_cnn"
+    assert json.loads(contents["config"]["recipe_params"]) == {"sparsity": 0.5}
+    assert contents["config"]["sparsity"] == 0.5  # round_to: not in this recipe, ignored
