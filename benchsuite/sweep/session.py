@@ -170,11 +170,7 @@ def log_best(tracker: Any, session: SweepSession, best: Trial, found: Path | Non
         return
     import os
 
-    from ..track.wandb_log import _keep_files_inside
-
-    _keep_files_inside()
-    import wandb
-
+    wandb = tracker._module()  # through the tracker: its close() stops wandb-core
     run = wandb.init(project=tracker.project, group=tracker.group, job_type="sweep-best",
                      name=f"sweep-best-{session.sweep_id}", mode=tracker.mode,
                      dir=os.environ["WANDB_DIR"], reinit="finish_previous",
