@@ -54,7 +54,7 @@ def sweep_file(folder: Path, name: str, **overrides) -> Path:
     config = {"name": name, "program": "benchsuite/sweep/agent_entry.py", "method": "random",
               "metric": {"name": "speedup", "goal": "maximize"},
               "parameters": {"recipe": {"value": "small_filters"},
-                             "sparsity": {"values": [0.25, 0.5, 0.75]},
+                             "sparsity": {"values": [0.25, 0.5]},  # cases of the first test
                              "accuracy_threshold": {"value": 0.1}, **CASE}}
     config.update(overrides)
     path = folder / f"{name}.yaml"
@@ -131,7 +131,10 @@ def test_two_agents_share_one_sweep(project: pytest.Pytester, redis_url: str, tm
 
 
 def test_killed_sweep_resumes(project: pytest.Pytester, redis_url: str, tmp_path: Path):
-    path = sweep_file(tmp_path, "resume")
+    # grid: trial 2 (0.6) is a new case, so the agent is killed while it trains
+    path = sweep_file(tmp_path, "resume", method="grid", parameters={
+        "recipe": {"value": "small_filters"}, "sparsity": {"values": [0.25, 0.6, 0.5]},
+        "accuracy_threshold": {"value": 0.1}, **CASE})
     common = [*FAST, "--sweep", str(path), "--sweep-count", "3", "--sweep-redis", redis_url,
               "--sweep-id", "resume", "--sweep-lease", "2"]
     env = os.environ | {"PYTHONPATH": str(project_root())}
@@ -155,6 +158,7 @@ def test_killed_sweep_resumes(project: pytest.Pytester, redis_url: str, tmp_path
     assert [t.number for t in got] == [1, 2, 3]  # continued at the right trial count
     assert all(t.status == "finished" for t in got)
     assert got[0].attempts == 1 and got[0].objective == before[0].objective
+    assert [t.params["sparsity"] for t in got] == [0.25, 0.6, 0.5]
     if interrupted.status == "running":  # killed mid-trial: re-run with the same parameters
         assert got[1].attempts == 2 and got[1].params == interrupted.params
         result.assert_outcomes(passed=2, skipped=1)
