@@ -46,9 +46,12 @@ def grid_values(p: dict[str, Any], step: float | None) -> list[Any]:
     return [round(lo + i * q, 10) for i in range(n + 1)]
 
 
-def space_points(spec: SweepSpec, step: float | None = None) -> list[dict[str, Any]]:
-    """Every grid point of the space, per recipe only its own template parameters."""
-    params = spec.config["parameters"]
+def space_points(spec: SweepSpec, step: float | None = None,
+                 only: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
+    """Every grid point of the space, per recipe only its own template parameters (`only`:
+    the values to take for some parameters instead of their whole range)."""
+    params = dict(spec.config["parameters"]) | {k: {"values": v} for k, v in
+                                                (only or {}).items()}
     points, seen = [], set()
     for recipe in spec.recipes:
         keys = [k for k in params if k != RECIPE_KEY and
@@ -209,6 +212,8 @@ def _base(spec: SweepSpec) -> Case:
 def main(argv: list[str] | None = None) -> int:
     import tempfile
 
+    import yaml
+
     parser = argparse.ArgumentParser(prog="python -m benchsuite.sweep.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.choices["measure"]
     m.add_argument("--step", type=float, default=None, help="grid step of min/max parameters")
     m.add_argument("--out", required=True, help="CSV of the measured rows")
+    m.add_argument("--only", action="append", default=[], metavar="NAME=V1,V2",
+                   help="measure only these values of a parameter (repeatable)")
     c = sub.choices["compare"]
     c.add_argument("--table", help="surrogate: a CSV written by `measure` (else real cases)")
     c.add_argument("--budget", type=int, default=20)
@@ -235,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
 
             obj = CaseObjective(spec, _base(spec), threshold, Path(work),
                                 progress=lambda s: print(f"    {s}", flush=True))
-            points = space_points(spec, args.step)
+            only = {k: [yaml.safe_load(v) for v in vs.split(",")]
+                    for k, _, vs in (o.partition("=") for o in args.only)}
+            points = space_points(spec, args.step, only)
             for i, point in enumerate(points, 1):
                 value, ok, _ = obj(point)
                 print(f"[{i}/{len(points)}] {json.dumps(point, sort_keys=True)}: "
