@@ -22,6 +22,7 @@ import yaml
 from benchsuite.broker.server import RedisServer
 from benchsuite.paths import project_root
 from benchsuite.sweep import SweepConfigError, load_sweep
+from benchsuite.sweep.session import found_recipe_info
 from benchsuite.sweep.store import RedisStore
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -111,6 +112,9 @@ def test_four_trials_one_infeasible(project: pytest.Pytester, redis_url: str, tm
     text = found.read_text()
     assert "${" not in text and "desired_sparsity: 0." in text
     assert "found_by: sweep four" in text
+    info = found_recipe_info(found)
+    assert info["case"]["model"] == "small_cnn" and info["trial"] in (1, 2, 3, 4)
+    assert info["result"]["top1"] >= info["result"]["threshold"]
 
 
 def test_two_agents_share_one_sweep(project: pytest.Pytester, redis_url: str, tmp_path: Path):

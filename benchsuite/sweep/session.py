@@ -146,6 +146,17 @@ class SweepSession:
         return lines
 
 
+def found_recipe_info(path: Path) -> dict[str, Any]:
+    """The header of a recipe saved in schedules/found/ (sweep, trial, case settings, figures):
+    what the grid needs to run it as an ordinary case (e.g. `info["case"]["model"]`)."""
+    lines = []
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[2:] if line.startswith("# ") else line[1:])
+    return yaml.safe_load("\n".join(lines)) or {}
+
+
 def best_trial(spec: SweepSpec, trials: list[Trial]) -> Trial | None:
     feasible = [t for t in trials if t.status == FINISHED and t.objective is not None]
     if not feasible:
