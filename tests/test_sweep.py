@@ -206,6 +206,11 @@ def test_sweep_configs_in_schedules_are_valid():
             continue
         spec = load_sweep(f)
         assert spec.config["command"][-1] == "${args}"
+        # what `wandb sweep` (wandb.wandb_controller) checks and builds before creating it
+        import sweeps
+
+        assert sweeps.schema_violations_from_proposed_config(spec.config) == []
+        sweeps.SweepConfig(spec.config)
 
 
 def test_online_path_as_wandb_agent_runs_it(project: pytest.Pytester, tmp_path: Path,
