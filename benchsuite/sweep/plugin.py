@@ -96,6 +96,10 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
     from ..broker.server import RedisServer
     from ..paths import cache_dir
 
+    if hasattr(pytestconfig, "workerinput"):  # xdist: workers would share one datadir
+        pytest.fail("sweeps under pytest-xdist need a shared Redis: pass --sweep-redis URL",
+                    pytrace=False)
+
     with RedisServer(cache_dir() / "sweeps" / "redis", appendonly=True) as server:
         yield server.url
 
