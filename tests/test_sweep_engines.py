@@ -96,3 +96,19 @@ def test_resumed_sweep_must_use_the_same_config(spec, redis_url):
     other = dict(spec.config) | {"method": "random"}
     with pytest.raises(ValueError, match="started with another config"):
         RedisStore(redis_url, "toy-cfg", config=other)
+
+
+def test_agent_argument_formats():
+    """Every format wandb's agent can produce (`${args}`, `${args_no_equals}`,
+    `${args_no_hyphens}`, `${args_no_boolean_flags}`), as its own code builds them."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    from benchsuite.sweep.agent_entry import parse_args
+
+    params = {"recipe": "l1_filters", "sparsity": 0.35, "round_to": 8, "thin": True,
+              "accuracy_threshold": "-1pt", "precision": None}
+    formats = create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})
+    for name in ("args", "args_no_equals", "args_no_hyphens"):
+        assert parse_args(formats[name]) == params, name
+    no_bool = parse_args(formats["args_no_boolean_flags"])
+    assert no_bool == params
