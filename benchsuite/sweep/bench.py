@@ -25,7 +25,7 @@ from typing import Any
 
 from ..case import Case
 from ..threshold import Threshold
-from .config import CASE_KEYS, RECIPE_KEY, SweepSpec, load_sweep
+from .config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
 from .engines import SweepsEngine
 from .store import MemoryStore
 
@@ -233,8 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--seeds", default="0,1,2")
     c.add_argument("--methods", default="bayes,random")
     c.add_argument("--json", help="write the results here too")
+    c.add_argument("--metric", help="objective instead of the file's metric (e.g. macs), its "
+                                    "goal from the known metrics")
     args = parser.parse_args(argv)
     spec = load_sweep(args.sweep)
+    if getattr(args, "metric", None):
+        if args.metric not in METRICS:
+            parser.error(f"--metric: one of {', '.join(METRICS)}")
+        spec = replace(spec, config=dict(spec.config) | {
+            "metric": {"name": args.metric, "goal": METRICS[args.metric]}})
     threshold = spec.threshold(Threshold.parse(args.accuracy_threshold))
     with tempfile.TemporaryDirectory(prefix="bs-sweep-bench-") as work:
         if args.command == "measure":
