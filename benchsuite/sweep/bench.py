@@ -1,0 +1,273 @@
+"""Does the search help? bayes vs random at the same budget and seeds, on the same space.
+
+    python -m benchsuite.sweep.bench measure --sweep FILE --step 0.1 --out table.csv
+    python -m benchsuite.sweep.bench compare --sweep FILE --budget 20 --seeds 0,1,2 \
+        [--table table.csv]          # surrogate: nearest measured case (fast)
+                                     # without --table: the real pipeline (cached cases)
+
+`measure` runs every point of the sweep's space on a grid (real cases, cached) and writes the
+rows to a CSV; `compare` then runs each method with each seed against the objective and
+reports, per method, the best feasible objective after k trials (mean over seeds) and the trial
+at which each run got within 5% of its own final best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..case import Case
+from ..threshold import Threshold
+from .config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
+from .engines import SweepsEngine
+from .store import MemoryStore
+
+Objective = Callable[[dict[str, Any]], tuple[float | None, bool, dict[str, Any]]]
+
+
+def grid_values(p: dict[str, Any], step: float | None) -> list[Any]:
+    if "value" in p:
+        return [p["value"]]
+    if "values" in p:
+        return list(p["values"])
+    lo, hi = p["min"], p["max"]
+    if isinstance(lo, int) and isinstance(hi, int) and p.get("distribution", "int_uniform") \
+            == "int_uniform":
+        return list(range(lo, hi + 1))
+    q = step or p.get("q") or (hi - lo) / 8
+    n = math.floor((hi - lo) / q + 1e-9)
+    return [round(lo + i * q, 10) for i in range(n + 1)]
+
+
+def space_points(spec: SweepSpec, step: float | None = None,
+                 only: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
+    """Every grid point of the space, per recipe only its own template parameters (`only`:
+    the values to take for some parameters instead of their whole range)."""
+    params = dict(spec.config["parameters"]) | {k: {"values": v} for k, v in
+                                                (only or {}).items()}
+    points, seen = [], set()
+    for recipe in spec.recipes:
+        keys = [k for k in params if k != RECIPE_KEY and
+                (k not in spec.template_keys or k in spec.templates[recipe])]
+        for values in itertools.product(*(grid_values(params[k], step) for k in keys)):
+            point = {RECIPE_KEY: recipe, **dict(zip(keys, values, strict=True))}
+            key = json.dumps(point, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                points.append(point)
+    return points
+
+
+class CaseObjective:
+    """The real pipeline: each trial runs its case (results cached by case hash)."""
+
+    def __init__(self, spec: SweepSpec, base: Case, threshold: Threshold, workdir: Path,
+                 progress: Callable[[str], None] | None = None) -> None:
+        from ..executor import LocalExecutor
+
+        self.spec, self.base, self.threshold = spec, base, threshold
+        self.executor = LocalExecutor(workdir)
+        self.progress = progress
+        self.rows: list[dict] = []
+
+    def __call__(self, params: dict[str, Any]) -> tuple[float | None, bool, dict[str, Any]]:
+        from ..case import run_case
+
+        case = self.spec.case_for(params, self.base)
+        row = run_case(case, self.executor, progress=self.progress)
+        floor = self.spec.threshold(self.threshold, params).floor(row["dense_top1"])
+        row |= {"threshold": floor, "passed": row["top1"] >= floor}
+        self.rows.append({k: v for k, v in row.items() if k not in ("per_layer", "artifacts")}
+                         | {"sweep_params": json.dumps(params, sort_keys=True)})
+        return self.spec.objective(row), bool(row["passed"]), {"top1": row["top1"],
+                                                                "threshold": floor}
+
+
+class TableObjective:
+    """Surrogate: the measured row nearest to the trial's parameters (same recipe)."""
+
+    def __init__(self, spec: SweepSpec, table: Path, threshold: Threshold) -> None:
+        import pandas as pd
+
+        self.spec, self.threshold = spec, threshold
+        frame = pd.read_csv(table)
+        self.rows = frame.to_dict("records")
+        for r in self.rows:
+            r["_params"] = json.loads(r["sweep_params"]) if "sweep_params" in r else (
+                json.loads(r["recipe_params"]) | {RECIPE_KEY: r["recipe"]})
+        self.ranges = {}
+        for k, p in spec.config["parameters"].items():
+            if "min" in p:
+                self.ranges[k] = float(p["max"] - p["min"]) or 1.0
+
+    def _distance(self, a: dict[str, Any], b: dict[str, Any]) -> float:
+        d = 0.0
+        for k in self.spec.template_keys:
+            if k not in a or k not in b:
+                continue
+            if k in self.ranges:
+                d += abs(float(a[k]) - float(b[k])) / self.ranges[k]
+            else:
+                d += 0.0 if a[k] == b[k] else 1.0
+        return d
+
+    def __call__(self, params: dict[str, Any]) -> tuple[float | None, bool, dict[str, Any]]:
+        recipe = str(params.get(RECIPE_KEY) or self.spec.recipes[0])
+        rows = [r for r in self.rows if str(r["_params"].get(RECIPE_KEY)) == recipe]
+        if not rows:
+            raise ValueError(f"the table has no measured case of recipe {recipe!r}")
+        own = {k: v for k, v in params.items() if k in self.spec.templates[recipe]}
+        row = min(rows, key=lambda r: self._distance(own, r["_params"]))
+        floor = self.spec.threshold(self.threshold, params).floor(row["dense_top1"])
+        return float(row[self.spec.metric]), row["top1"] >= floor, {"top1": row["top1"],
+                                                                    "threshold": floor}
+
+
+def run_search(spec: SweepSpec, method: str, budget: int, seed: int,
+               objective: Objective) -> list[tuple[float | None, bool]]:
+    """One sweep in memory; returns (objective, feasible) per trial, in trial order."""
+    cfg = dict(spec.config) | {"method": method}
+    engine = SweepsEngine(replace(spec, config=cfg), MemoryStore(), budget, seed)
+    out = []
+    while (got := engine.suggest()) is not None:
+        number, params = got
+        value, feasible, metrics = objective(params)
+        engine.tell(number, value, feasible, metrics)
+        out.append((value, feasible))
+    return out
+
+
+def best_curve(trials: list[tuple[float | None, bool]], goal: str) -> list[float]:
+    """Best feasible objective after k trials (nan until the first feasible one)."""
+    best, curve = math.nan, []
+    for value, feasible in trials:
+        if feasible and value is not None:
+            if math.isnan(best) or (value > best if goal == "maximize" else value < best):
+                best = value
+        curve.append(best)
+    return curve
+
+
+def within(curve: list[float], goal: str, tol: float = 0.05) -> int | None:
+    """First trial (1-based) whose best is within `tol` of the run's final best."""
+    final = curve[-1] if curve else math.nan
+    if math.isnan(final):
+        return None
+    for k, v in enumerate(curve, 1):
+        if not math.isnan(v) and (v >= final * (1 - tol) if goal == "maximize"
+                                  else v <= final * (1 + tol)):
+            return k
+    return None
+
+
+def compare(spec: SweepSpec, objective: Objective, methods: tuple[str, ...] = ("bayes",
+            "random"), budget: int = 20, seeds: tuple[int, ...] = (0, 1, 2),
+            checkpoints: tuple[int, ...] = (5, 10, 15, 20)) -> dict[str, Any]:
+    results: dict[str, Any] = {"metric": spec.metric, "goal": spec.goal, "budget": budget,
+                               "seeds": list(seeds), "methods": {}}
+    for method in methods:
+        curves = [best_curve(run_search(spec, method, budget, s, objective), spec.goal)
+                  for s in seeds]
+        reached = [within(c, spec.goal) for c in curves]
+        at = {k: _mean([c[k - 1] for c in curves]) for k in checkpoints if k <= budget}
+        results["methods"][method] = {
+            "final_best": [c[-1] for c in curves], "mean_final_best": _mean([c[-1]
+                                                                             for c in curves]),
+            "mean_best_at": at, "within_5pct_at": reached,
+            "mean_within_5pct_at": _mean([r for r in reached if r is not None]),
+        }
+    return results
+
+
+def _mean(values: list[float | int | None]) -> float:
+    ok = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return sum(ok) / len(ok) if ok else math.nan
+
+
+def format_report(results: dict[str, Any]) -> str:
+    lines = [f"best feasible {results['metric']} ({results['goal']}) after k trials, mean over "
+             f"seeds {results['seeds']}, budget {results['budget']}:"]
+    for method, r in results["methods"].items():
+        at = ", ".join(f"k={k}: {v:.3f}" for k, v in r["mean_best_at"].items())
+        finals = ", ".join(f"{v:.3f}" for v in r["final_best"])
+        lines.append(f"  {method:7s} {at}; final per seed [{finals}], mean "
+                     f"{r['mean_final_best']:.3f}; within 5% of own final best at trial "
+                     f"{r['within_5pct_at']} (mean {r['mean_within_5pct_at']:.1f})")
+    return "\n".join(lines)
+
+
+def _base(spec: SweepSpec) -> Case:
+    fields = {k: CASE_KEYS[k](spec.constant(k)) for k in CASE_KEYS
+              if spec.constant(k) is not None}
+    return replace(Case(recipe=""), **fields)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m benchsuite.sweep.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("measure", "compare"):
+        p = sub.add_parser(name)
+        p.add_argument("--sweep", required=True, help="sweep config file")
+        p.add_argument("--accuracy-threshold", default="-1pt",
+                       help="floor when the sweep file sets none [-1pt]")
+    m = sub.choices["measure"]
+    m.add_argument("--step", type=float, default=None, help="grid step of min/max parameters")
+    m.add_argument("--out", required=True, help="CSV of the measured rows")
+    m.add_argument("--only", action="append", default=[], metavar="NAME=V1,V2",
+                   help="measure only these values of a parameter (repeatable)")
+    c = sub.choices["compare"]
+    c.add_argument("--table", help="surrogate: a CSV written by `measure` (else real cases)")
+    c.add_argument("--budget", type=int, default=20)
+    c.add_argument("--seeds", default="0,1,2")
+    c.add_argument("--methods", default="bayes,random")
+    c.add_argument("--json", help="write the results here too")
+    c.add_argument("--metric", help="objective instead of the file's metric (e.g. macs), its "
+                                    "goal from the known metrics")
+    args = parser.parse_args(argv)
+    spec = load_sweep(args.sweep)
+    if getattr(args, "metric", None):
+        if args.metric not in METRICS:
+            parser.error(f"--metric: one of {', '.join(METRICS)}")
+        spec = replace(spec, config=dict(spec.config) | {
+            "metric": {"name": args.metric, "goal": METRICS[args.metric]}})
+    threshold = spec.threshold(Threshold.parse(args.accuracy_threshold))
+    with tempfile.TemporaryDirectory(prefix="bs-sweep-bench-") as work:
+        if args.command == "measure":
+            import pandas as pd
+
+            obj = CaseObjective(spec, _base(spec), threshold, Path(work),
+                                progress=lambda s: print(f"    {s}", flush=True))
+            only = {k: [yaml.safe_load(v) for v in vs.split(",")]
+                    for k, _, vs in (o.partition("=") for o in args.only)}
+            points = space_points(spec, args.step, only)
+            for i, point in enumerate(points, 1):
+                value, ok, _ = obj(point)
+                print(f"[{i}/{len(points)}] {json.dumps(point, sort_keys=True)}: "
+                      f"{spec.metric} {value:.4g} {'feasible' if ok else 'infeasible'}",
+                      flush=True)
+                pd.DataFrame(obj.rows).to_csv(args.out, index=False)  # after every case
+            return 0
+        objective: Objective = (TableObjective(spec, Path(args.table), threshold) if args.table
+                                else CaseObjective(spec, _base(spec), threshold, Path(work)))
+        results = compare(spec, objective, tuple(args.methods.split(",")), args.budget,
+                          tuple(int(s) for s in args.seeds.split(",")))
+    print(format_report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""pytest plugin of the sweeps: `pytest -m sweep --sweep FILE --sweep-count N`.
+
+Needs the main plugin (`benchsuite.pytest_plugin`: the case options, `run_experiment`,
+`accuracy_threshold`, `tracker`). Every option is a flag and an ini key (`benchsuite_<name>`).
+The sweep file is loaded and checked at start-up: a bad one stops the session before any
+training. `experiments/test_sweep.py` is parametrized with N slots; each slot claims the next
+trial of the sweep (shared through Redis), runs its case, and tells the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+OPTIONS: list[tuple[str, str, str]] = [
+    ("sweep", "", "sweep config file (W&B grammar; see schedules/sweeps/README.md)"),
+    ("sweep-count", "10", "trials in the sweep (its total budget, shared by all its agents)"),
+    ("sweep-engine", "sweeps", "sweeps (W&B's engine, offline) or optuna (GPSampler)"),
+    ("sweep-id", "", "name of the sweep's shared state in Redis (default: the config's name, "
+                     "engine and seed); agents with the same id share one sweep"),
+    ("sweep-redis", "", "Redis URL of the sweep state (default: a private redis-server with "
+                        "its AOF under .cache/benchsuite/sweeps/redis)"),
+    ("sweep-seed", "0", "seed of the engine's random choices"),
+    ("sweep-lease", "120", "seconds a trial stays claimed without its agent's heartbeat "
+                           "(then another agent, or a resumed sweep, re-runs it)"),
+]
+_STATE = "_benchsuite_sweep"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("benchsuite-sweep", "benchsuite Bayesian search (sweeps)")
+    for name, default, help_text in OPTIONS:
+        ini = "benchsuite_" + name.replace("-", "_")
+        group.addoption(f"--{name}", dest=ini, default=None, help=f"{help_text} [{default}]")
+        parser.addini(ini, help_text, default=default)
+
+
+def sweep_option(config: pytest.Config, name: str) -> str:
+    key = "benchsuite_" + name.replace("-", "_")
+    value = config.getoption(key)
+    return str(value if value is not None else config.getini(key))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sweep: a trial of a sweep (run with -m sweep --sweep F)")
+    config.addinivalue_line("markers", "sweep_bench: bayes vs random search at equal budget")
+    path = sweep_option(config, "sweep")
+    if not path:
+        return
+    from .config import SweepConfigError, load_sweep
+    from .engines import ENGINES, optuna_distributions
+
+    try:
+        spec = load_sweep(path)
+        engine = sweep_option(config, "sweep-engine")
+        if engine not in ENGINES:
+            raise SweepConfigError(f"--sweep-engine: unknown engine {engine!r} (one of "
+                                   f"{', '.join(ENGINES)})")
+        if engine == "optuna":
+            optuna_distributions(spec)
+        if int(sweep_option(config, "sweep-count")) < 1:
+            raise SweepConfigError("--sweep-count must be at least 1")
+    except (SweepConfigError, ValueError) as e:
+        raise pytest.UsageError(f"bad sweep config: {e}") from None
+    setattr(config, _STATE, {"spec": spec, "lines": [], "outputs": []})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sweep_slot" not in metafunc.fixturenames:
+        return
+    state = getattr(metafunc.config, _STATE, None)
+    if state is None:
+        metafunc.parametrize("sweep_slot", [0], ids=["no-sweep"])
+        return
+    count = int(sweep_option(metafunc.config, "sweep-count"))
+    name = state["spec"].name
+    metafunc.parametrize("sweep_slot", range(1, count + 1),
+                         ids=[f"{name}-{i:02d}" for i in range(1, count + 1)])
+
+
+def default_sweep_id(config: pytest.Config) -> str:
+    spec = getattr(config, _STATE)["spec"]
+    return (sweep_option(config, "sweep-id") or
+            f"{spec.name}-{sweep_option(config, 'sweep-engine')}-"
+            f"s{sweep_option(config, 'sweep-seed')}")
+
+
+@pytest.fixture(scope="session")
+def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """`--sweep-redis`, else a private redis-server keeping its AOF in the project cache."""
+    url = sweep_option(pytestconfig, "sweep-redis")
+    if url:
+        yield url
+        return
+    from ..broker.server import RedisServer
+    from ..paths import cache_dir
+
+    if hasattr(pytestconfig, "workerinput"):  # xdist: workers would share one datadir
+        pytest.fail("sweeps under pytest-xdist need a shared Redis: pass --sweep-redis URL",
+                    pytrace=False)
+
+    with RedisServer(cache_dir() / "sweeps" / "redis", appendonly=True) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, sweep_redis_url):
+    """The sweep this session is an agent of; at the end: best printed, logged, saved."""
+    from ..pytest_plugin import base_case
+    from .engines import make_engine
+    from .session import SweepSession, log_best
+    from .store import RedisStore
+
+    state = getattr(pytestconfig, _STATE, None)
+    if state is None:
+        pytest.skip("no sweep: give --sweep FILE (see schedules/sweeps/README.md)")
+    spec = state["spec"]
+    sweep_id = default_sweep_id(pytestconfig)
+    budget = int(sweep_option(pytestconfig, "sweep-count"))
+    store = RedisStore(sweep_redis_url, sweep_id, config=spec.config)
+    engine = make_engine(sweep_option(pytestconfig, "sweep-engine"), spec, store, budget,
+                         seed=int(sweep_option(pytestconfig, "sweep-seed")),
+                         redis_url=sweep_redis_url, study_name=sweep_id,
+                         lease=float(sweep_option(pytestconfig, "sweep-lease")))
+    session = SweepSession(spec, engine, base_case(pytestconfig), accuracy_threshold, sweep_id)
+    yield session
+    state["lines"] = session.summary_lines()
+    best = session.best()
+    if best is not None:
+        found = session.save_found(best)
+        state["outputs"].append(found)
+        log_best(tracker, session, best, found)
+    store.close()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    state = getattr(config, _STATE, None)
+    if not state or not state["lines"]:
+        return
+    terminalreporter.section("benchsuite: sweep")
+    for line in state["lines"]:
+        terminalreporter.write_line(line)
+    for path in state["outputs"]:
+        terminalreporter.write_line(f"found recipe: {path}")

@@ -1,0 +1,198 @@
+"""One sweep as seen by one agent: claim a trial, build its case, report back; the best result.
+
+Used by the pytest plugin (one test item per trial), by `agent_entry` (W&B agent) and by the
+benchmark. Knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..case import Case
+from ..paths import schedules_dir
+from ..threshold import Threshold
+from .config import SweepSpec
+from .engines import StoredEngine
+from .store import FINISHED, Trial
+
+REPORT_KEYS = ("top1", "dense_top1", "threshold", "passed", "speedup", "latency_median_us",
+               "dense_latency_median_us", "macs", "dense_macs", "params", "label", "case_id")
+
+
+@dataclass
+class TrialRun:
+    number: int
+    params: dict[str, Any]
+    case: Case
+    threshold: Threshold
+
+
+class SweepSession:
+    def __init__(self, spec: SweepSpec, engine: StoredEngine, base: Case,
+                 threshold: Threshold, sweep_id: str) -> None:
+        self.spec, self.engine, self.base = spec, engine, base
+        self.threshold = spec.threshold(threshold)  # the sweep's floor (a trial may set its own)
+        self.sweep_id = sweep_id
+        self.ran: list[int] = []  # trials this agent ran
+        self.outcomes: list[str] = []
+
+    def claim(self) -> TrialRun | None:
+        """The next trial (None when the sweep's budget is used up)."""
+        got = self.engine.suggest()
+        if got is None:
+            return None
+        number, params = got
+        return TrialRun(number, params, self.spec.case_for(params, self.base),
+                        self.spec.threshold(self.threshold, params))
+
+    @contextlib.contextmanager
+    def running(self, trial: TrialRun) -> Iterator[None]:
+        """Renew the trial's lease while it runs; a trial that raises is told as failed."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(max(self.engine.lease / 3, 0.2)):
+                with contextlib.suppress(Exception):
+                    self.engine.heartbeat(trial.number)
+
+        thread = threading.Thread(target=beat, daemon=True, name=f"sweep-lease-{trial.number}")
+        thread.start()
+        try:
+            yield
+        except BaseException as exc:
+            stop.set()
+            thread.join()
+            if trial.number in self.engine.claimed:
+                self.engine.tell(trial.number, None, False, {"error": repr(exc)[:500]},
+                                 failed=True)
+                self.outcomes.append(f"trial {trial.number}: failed ({exc!r:.200})")
+            raise
+        finally:
+            stop.set()
+            thread.join()
+
+    def record(self, trial: TrialRun, row: dict) -> str:
+        """Tell the engine; returns a one-line verdict with the figures."""
+        metrics = {k: row.get(k) for k in REPORT_KEYS}
+        feasible = bool(row["passed"])
+        objective = self.spec.objective(row)
+        self.engine.tell(trial.number, objective, feasible, metrics)
+        self.ran.append(trial.number)
+        verdict = (f"trial {trial.number} {'feasible' if feasible else 'INFEASIBLE'}: "
+                   f"{self.spec.metric} {objective:.4g}, Top-1 {row['top1']:.4f} vs floor "
+                   f"{row['threshold']:.4f} (dense {row['dense_top1']:.4f}, threshold "
+                   f"{trial.threshold}), speed-up {row['speedup']:.2f}x; params "
+                   f"{json.dumps(_searched(self.spec, trial.params), sort_keys=True)}")
+        self.outcomes.append(verdict)
+        return verdict
+
+    # --- results ---------------------------------------------------------------------------
+    def trials(self) -> list[Trial]:
+        return self.engine.store.trials()
+
+    def best(self) -> Trial | None:
+        return best_trial(self.spec, self.trials())
+
+    def save_found(self, best: Trial, folder: Path | None = None) -> Path:
+        """The best configuration as a plain recipe (rendered, no placeholders)."""
+        case = self.spec.case_for(best.params, self.base)
+        folder = Path(folder or schedules_dir() / "found")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{_slug(self.sweep_id)}.yaml"
+        header = {
+            "found_by": f"sweep {self.sweep_id} ({self.spec.path or self.spec.name}), "
+                        f"engine {type(self.engine).__name__}, method {self.spec.method}",
+            "trial": best.number, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+            "from_recipe": case.recipe_name, "template_parameters": case.params,
+            "case": {"model": case.model, "dataset": case.dataset, "device": case.device,
+                     "precision": case.precision, "epochs": case.epochs,
+                     "dense_epochs": case.dense_epochs},
+            "result": {k: best.metrics.get(k) for k in ("speedup", "top1", "threshold",
+                                                         "latency_median_us")},
+        }
+        comment = "".join(f"# {line}\n" for line in
+                          yaml.safe_dump(header, sort_keys=False).splitlines())
+        path.write_text(comment + case.recipe_text())
+        return path
+
+    def summary_lines(self) -> list[str]:
+        trials = self.trials()
+        done = sum(1 for t in trials if t.status != "running")
+        lines = [f"sweep {self.sweep_id}: {done}/{self.engine.budget} trials done "
+                 f"({len(self.ran)} by this agent), engine {type(self.engine).__name__}, "
+                 f"method {self.spec.method}, objective {self.spec.metric} "
+                 f"({self.spec.goal}) s.t. Top-1 >= floor ({self.threshold})"]
+        for t in trials:
+            figures = (f"{self.spec.metric} {t.objective:.4g}, Top-1 {t.metrics.get('top1')}"
+                       if t.objective is not None else t.metrics.get("error", ""))
+            lines.append(f"  trial {t.number:3d} {t.status:10s} {figures}  "
+                         f"{json.dumps(_searched(self.spec, t.params), sort_keys=True)}")
+        best = best_trial(self.spec, trials)
+        if best is None:
+            lines.append("no feasible trial yet")
+        else:
+            lines.append(f"best feasible: trial {best.number}, {self.spec.metric} "
+                         f"{best.objective:.4g}, Top-1 {best.metrics.get('top1')}, params "
+                         f"{json.dumps(_searched(self.spec, best.params), sort_keys=True)}")
+        return lines
+
+
+def found_recipe_info(path: Path) -> dict[str, Any]:
+    """The header of a recipe saved in schedules/found/ (sweep, trial, case settings, figures):
+    what the grid needs to run it as an ordinary case (e.g. `info["case"]["model"]`)."""
+    lines = []
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[2:] if line.startswith("# ") else line[1:])
+    return yaml.safe_load("\n".join(lines)) or {}
+
+
+def best_trial(spec: SweepSpec, trials: list[Trial]) -> Trial | None:
+    feasible = [t for t in trials if t.status == FINISHED and t.objective is not None]
+    if not feasible:
+        return None
+    pick = max if spec.goal == "maximize" else min
+    return pick(feasible, key=lambda t: t.objective)
+
+
+def _searched(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters that vary (constants left out, for readable lines)."""
+    cfg = spec.config["parameters"]
+    return {k: v for k, v in params.items() if "value" not in cfg.get(k, {})}
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
+def log_best(tracker: Any, session: SweepSession, best: Trial, found: Path | None) -> None:
+    """One W&B run `sweep-best-<id>`: the best trial's parameters and figures, all trials."""
+    if tracker is None or tracker.mode == "disabled":
+        return
+    import os
+
+    wandb = tracker._module()  # through the tracker: its close() stops wandb-core
+    run = wandb.init(project=tracker.project, group=tracker.group, job_type="sweep-best",
+                     name=f"sweep-best-{session.sweep_id}", mode=tracker.mode,
+                     dir=os.environ["WANDB_DIR"], reinit="finish_previous",
+                     config={"sweep_id": session.sweep_id, "sweep_config": session.spec.config,
+                             "params": best.params, "trial": best.number})
+    try:
+        run.summary.update({k: v for k, v in best.metrics.items() if k != "label"}
+                           | {"found_recipe": str(found) if found else None})
+        rows = [[t.number, t.status, t.objective, json.dumps(t.params, sort_keys=True)]
+                for t in session.trials()]
+        run.log({"trials": wandb.Table(columns=["trial", "status", "objective", "params"],
+                                       data=rows)})
+    finally:
+        run.finish()

@@ -1,0 +1,191 @@
+"""Where a sweep's trials live: Redis (shared by agents, survives a killed agent) or memory.
+
+Redis keys, under `benchsuite:sweep:<sweep id>:`
+
+- `counter`  INCR: trial numbers are claimed atomically, never twice;
+- `trials`   hash, trial number -> JSON record (params, status, owner, lease, results);
+- `lock`     held while a trial is claimed and its parameters suggested, so the engine's
+  suggestion sees every other agent's trials (finished and running) and the budget check
+  and the claim are one step;
+- `config`   the sweep config the sweep started with (a resumed sweep must match it).
+
+A running trial carries a lease its agent renews (`heartbeat`); a trial whose lease ran out
+(its agent was killed) is handed to the next agent that claims, with the same number and
+parameters, so a killed sweep resumes at the right trial count.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+RUNNING, FINISHED, INFEASIBLE, FAILED = "running", "finished", "infeasible", "failed"
+DONE = (FINISHED, INFEASIBLE, FAILED)
+
+
+@dataclass
+class Trial:
+    number: int
+    params: dict[str, Any]
+    status: str = RUNNING
+    owner: str = ""
+    lease_until: float = 0.0
+    engine_ref: Any = None  # e.g. Optuna's trial number
+    objective: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Trial:
+        return cls(**json.loads(text))
+
+    def stale(self, now: float | None = None) -> bool:
+        return self.status == RUNNING and self.lease_until < (now or time.time())
+
+
+# propose(number, all trials so far) -> (params, engine_ref)
+Propose = Callable[[int, list["Trial"]], tuple[dict[str, Any], Any] | None]
+
+
+class TrialStore(Protocol):
+    def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None: ...
+    def finish(self, trial: Trial) -> None: ...
+    def heartbeat(self, number: int, owner: str, lease: float) -> None: ...
+    def trials(self) -> list[Trial]: ...
+
+
+def _pick(trials: list[Trial], budget: int) -> tuple[Trial | None, bool]:
+    """(stale trial to re-run, or None; whether the budget still allows a new trial)."""
+    now = time.time()
+    stale = sorted((t for t in trials if t.stale(now)), key=lambda t: t.number)
+    if stale:
+        return stale[0], False
+    used = sum(1 for t in trials if t.status in DONE or t.status == RUNNING)
+    return None, used < budget
+
+
+class MemoryStore:
+    """One process, no sharing: for the surrogate benchmark and quick experiments."""
+
+    def __init__(self) -> None:
+        self._trials: dict[int, Trial] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None:
+        with self._lock:
+            stale, room = _pick(list(self._trials.values()), budget)
+            if stale is not None:
+                stale.owner, stale.lease_until = owner, time.time() + lease
+                stale.attempts += 1
+                return stale
+            if not room:
+                return None
+            number = len(self._trials) + 1
+            proposal = propose(number, self.trials())
+            if proposal is None:
+                return None
+            params, ref = proposal
+            trial = Trial(number, params, owner=owner, lease_until=time.time() + lease,
+                          engine_ref=ref)
+            self._trials[number] = trial
+            return trial
+
+    def finish(self, trial: Trial) -> None:
+        with self._lock:
+            self._trials[trial.number] = trial
+
+    def heartbeat(self, number: int, owner: str, lease: float) -> None:
+        with self._lock:
+            t = self._trials.get(number)
+            if t is not None and t.owner == owner and t.status == RUNNING:
+                t.lease_until = time.time() + lease
+
+    def trials(self) -> list[Trial]:
+        return [Trial.from_json(t.to_json()) for t in sorted(self._trials.values(),
+                                                             key=lambda t: t.number)]
+
+
+class RedisStore:
+    """The trials of sweep `sweep_id` in the Redis at `url` (shared by every agent)."""
+
+    def __init__(self, url: str, sweep_id: str, config: dict | None = None) -> None:
+        from ..broker.connection import connect
+
+        self.url, self.sweep_id = url, sweep_id
+        self.r = connect(url)
+        self.prefix = f"benchsuite:sweep:{sweep_id}:"
+        if config is not None:
+            self._check_config(config)
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _check_config(self, config: dict) -> None:
+        text = json.dumps(config, sort_keys=True)
+        if not self.r.set(self.key("config"), text, nx=True):
+            stored = self.r.get(self.key("config"))
+            stored = stored.decode() if isinstance(stored, bytes) else stored
+            if stored != text:
+                raise ValueError(f"sweep {self.sweep_id!r} in Redis was started with another "
+                                 "config; use another --sweep-id (or delete the old sweep)")
+
+    def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None:
+        with self.r.lock(self.key("lock"), timeout=120, blocking_timeout=300):
+            stale, room = _pick(self.trials(), budget)
+            if stale is not None:
+                stale.owner, stale.lease_until = owner, time.time() + lease
+                stale.attempts += 1
+                self.r.hset(self.key("trials"), str(stale.number), stale.to_json())
+                return stale
+            if not room:
+                return None
+            number = int(self.r.get(self.key("counter")) or 0) + 1
+            proposal = propose(number, self.trials())
+            if proposal is None:  # the engine has nothing left (grid exhausted)
+                return None
+            params, ref = proposal
+            claimed = int(self.r.incr(self.key("counter")))  # atomic: never twice
+            if claimed != number:
+                raise RuntimeError(f"sweep {self.sweep_id}: trial counter moved under the lock")
+            trial = Trial(number, params, owner=owner, lease_until=time.time() + lease,
+                          engine_ref=ref)
+            self.r.hset(self.key("trials"), str(number), trial.to_json())
+            return trial
+
+    def finish(self, trial: Trial) -> None:
+        self.r.hset(self.key("trials"), str(trial.number), trial.to_json())
+
+    def heartbeat(self, number: int, owner: str, lease: float) -> None:
+        """Renew the lease, atomically (WATCH/MULTI): never overwrites a finished record."""
+        key = self.key("trials")
+
+        def renew(pipe) -> None:
+            raw = pipe.hget(key, str(number))
+            if raw is None:
+                return
+            t = Trial.from_json(raw)
+            if t.owner == owner and t.status == RUNNING:
+                t.lease_until = time.time() + lease
+                pipe.multi()
+                pipe.hset(key, str(number), t.to_json())
+
+        self.r.transaction(renew, key)
+
+    def trials(self) -> list[Trial]:
+        raw = self.r.hgetall(self.key("trials"))
+        return sorted((Trial.from_json(v) for v in raw.values()), key=lambda t: t.number)
+
+    def delete(self) -> None:
+        self.r.delete(*(self.key(k) for k in ("counter", "trials", "lock", "config")))
+
+    def close(self) -> None:
+        self.r.close()

@@ -1,0 +1,22 @@
+"""Sweep trials as tests: `pytest -m sweep --sweep schedules/sweeps/FILE --sweep-count N`.
+
+Each item claims the sweep's next trial (the engine's suggestion, shared through Redis), runs
+its case with `run_experiment` (results table, W&B run, result cache), and tells the engine.
+An infeasible trial (Top-1 under the floor) is recorded and reported as xfail with its figures.
+"""
+
+import pytest
+
+
+@pytest.mark.sweep
+def test_sweep(sweep_slot, sweep_session, run_experiment):
+    trial = sweep_session.claim()
+    if trial is None:
+        pytest.skip(f"sweep {sweep_session.sweep_id}: budget of {sweep_session.engine.budget} "
+                    "trials reached (other agents ran the rest)")
+    with sweep_session.running(trial):
+        row = run_experiment(trial.case, trial.threshold)
+    verdict = sweep_session.record(trial, row)
+    print(verdict)
+    if not row["passed"]:
+        pytest.xfail(f"infeasible: {verdict}")
