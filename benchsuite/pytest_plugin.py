@@ -43,7 +43,8 @@ OPTIONS: list[tuple[str, str, str]] = [
 ]
 ROW_PROPERTY = "benchsuite_row"
 # the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
-pytest_plugins = ["benchsuite.broker.fixtures"]
+# and the sweep's: --sweep, --sweep-count, --sweep-engine, ... (pytest -m sweep)
+pytest_plugins = ["benchsuite.broker.fixtures", "benchsuite.sweep.plugin"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
