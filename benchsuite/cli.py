@@ -1,6 +1,7 @@
 """The `benchsuite` command.
 
   benchsuite report                     HTML report from the results table
+  benchsuite sensitivity                per-layer pruning sensitivity (CSV + plot)
   benchsuite worker prune|bench         serve jobs from Redis (see README, "Distributed")
   benchsuite broker status|server       inspect the broker / run a private redis-server
   benchsuite blobs cleanup              drop expired artifact blobs
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="case label whose per-layer latency to plot (repeatable; "
                              "default: the 3 fastest)")
     report.set_defaults(func=_report)
+    from .sensitivity import add_subcommand as add_sensitivity
+
+    add_sensitivity(sub)
     from .broker import cli as broker_cli
 
     broker_cli.add_subcommands(sub)
