@@ -96,10 +96,10 @@ def test_shipped_recipes_parse(tmp_path):
 
 
 def _library():
+    from benchsuite.grid import recipe_files
     from benchsuite.paths import schedules_dir
 
-    root = schedules_dir()
-    return sorted(p for p in root.rglob("*.yaml") if p.name != "grid.yaml")
+    return sorted(recipe_files(schedules_dir()).values())  # sweep configs are not recipes
 
 
 @pytest.mark.parametrize("path", _library(), ids=lambda p: f"{p.parent.name}/{p.stem}")
