@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from .executor import Executor
-from .hashing import content_hash
+from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
 from .recipe import render, template_parameters
 from .threshold import Threshold
 
 Progress = Callable[[str], None]
+# a case's result depends on this code too: change it and cached results are re-run
+CASE_CODE = ("models", "data", "train.py", "prune", "recipe", "export", "bench", "stages.py",
+             "case.py")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class Case:
     @property
     def case_id(self) -> str:
         """Content hash of everything that determines the result (the rendered recipe too)."""
-        return content_hash(asdict(self) | {"recipe": self.recipe_text(), "v": 1})
+        return content_hash(asdict(self) | {"recipe": self.recipe_text(),
+                                            "code": code_version(*CASE_CODE)})
 
     def dense_spec(self) -> dict:
         return {"model": self.model, "dataset": self.dataset, "data_dir": self.data_dir,

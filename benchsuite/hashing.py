@@ -20,3 +20,17 @@ def file_hash(path: Path, length: int = 16) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:length]
+
+
+def code_version(*parts: str, length: int = 12) -> str:
+    """Hash of the package's source files under `parts` (module files or folders, relative to
+    the package): cached results are keyed by it, so a code change re-runs what it affects."""
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for part in parts:
+        target = package / part
+        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
+        for f in files:
+            h.update(f.relative_to(package).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:length]

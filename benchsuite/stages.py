@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 from .executor import StageResult
-from .hashing import content_hash
+from .hashing import code_version, content_hash
 from .paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-TRAIN_STAGE_VERSION = 1  # bump when training changes, to invalidate cached dense models
+# dense models are cached by (model, dataset, seed, epochs) and the code that trains them
+TRAIN_CODE = ("models", "data", "train.py", "stages.py")
 DATA_SPLIT_SEED = 0  # one fixed split, so every seed is evaluated on the same test images
 
 
@@ -62,7 +63,7 @@ def load_checkpoint(path: Path):
 
 def dense_key(spec: dict) -> str:
     keys = ("model", "dataset", "seed", "epochs")
-    return content_hash({k: spec[k] for k in keys} | {"v": TRAIN_STAGE_VERSION})
+    return content_hash({k: spec[k] for k in keys} | {"code": code_version(*TRAIN_CODE)})
 
 
 def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
