@@ -33,9 +33,11 @@ TABLE_COLUMNS = [
 
 
 def _latest(frame: pd.DataFrame) -> pd.DataFrame:
-    """The newest row of each case (the table is append-only)."""
+    """The newest row of each case (the table is append-only, and a code change re-runs a
+    case under a new case id, so a case is its label on its dataset and seed)."""
     frame = frame.sort_values("timestamp")
-    return frame.drop_duplicates("case_id", keep="last").reset_index(drop=True)
+    keys = [k for k in ("label", "dataset", "seed") if k in frame.columns]
+    return frame.drop_duplicates(keys, keep="last").reset_index(drop=True)
 
 
 def _conditions(frame: pd.DataFrame) -> str:
