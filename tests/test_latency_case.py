@@ -82,6 +82,7 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     row = table.iloc[-1]
     assert row["model"] == "small_cnn" and row["sparsity"] == 0.5
     assert row["latency_median_us"] > 0 and row["dense_latency_median_us"] > 0
+    assert row["latency_cv"] >= 0 and row["dense_latency_cv"] >= 0  # spread over the 2 repeats
     assert row["speedup"] == pytest.approx(
         row["dense_latency_median_us"] / row["latency_median_us"], rel=1e-6)
     assert row["params"] < row["dense_params"] and row["macs"] < row["dense_macs"]
