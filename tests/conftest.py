@@ -23,3 +23,15 @@ def digits():
     from benchsuite.data import load_dataset
 
     return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """On a shared, loaded 2-core machine one intra-op thread is several times faster for the
+    small models of the pruner tests (`pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,12 +12,7 @@ from benchsuite.recipe import parse_recipe
 X = torch.zeros(1, 1, 32, 32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bypass_equals_relu_of_the_shortcut():

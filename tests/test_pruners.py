@@ -22,13 +22,7 @@ ONE_SHOT = "epochs: [0]"
 AGP_EPOCHS = "starting_epoch: 0\n    ending_epoch: 3\n    frequency: 1"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """On a shared, loaded 2-core machine one intra-op thread is several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
