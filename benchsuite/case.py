@@ -32,7 +32,7 @@ class Case:
     dataset: str = "digits"
     data_dir: str | None = None
     seed: int = 0
-    epochs: int = 2  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
+    epochs: int = 3  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
     dense_epochs: int = 5
     device: str = "CPU"
     precision: str | None = "f32"  # None: the device's default (bf16 on CPUs with AMX)

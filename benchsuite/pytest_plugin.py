@@ -27,7 +27,7 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("precision", "", "inference precision(s): f32, bf16, f16, default (default: the grid's)"),
     ("dataset", "digits", "digits (embedded) or cifar10 (needs --data-dir)"),
     ("data-dir", "", "folder of the CIFAR-10 python batches"),
-    ("epochs", "2", "fine-tuning epochs per case"),
+    ("epochs", "3", "fine-tuning epochs per case"),
     ("dense-epochs", "5", "training epochs of the dense baseline (cached)"),
     ("seed", "0", "random seed"),
     ("accuracy-threshold", "-1pt", "Top-1 floor: absolute (0.97) or below dense (-1pt)"),

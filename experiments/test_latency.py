@@ -2,6 +2,8 @@
 precision). Run with `pytest -m latency`; options: `pytest --help` (group "benchsuite").
 """
 
+import warnings
+
 import pytest
 
 from benchsuite.track.baseline import check
@@ -19,4 +21,6 @@ def test_latency(latency_case, run_experiment, accuracy_threshold, latency_basel
     if latency_baseline is not None:
         cases, tolerance = latency_baseline
         verdict = check(row, cases, tolerance)
+        if verdict.note:
+            warnings.warn(f"{row['label']}{verdict.note}", stacklevel=1)
         assert verdict.ok, verdict.message

@@ -62,3 +62,24 @@ def test_server_dies_with_its_parent(tmp_path: Path) -> None:
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid), "redis-server outlived its parent"
+
+
+def test_fixture_server_dies_with_a_killed_session(tmp_path: Path) -> None:
+    # the session fixture's pytest-redis server: mirakuru gives it its own process group, so a
+    # SIGKILLed pytest (whose clean-up never runs) must still take it down
+    code = ("import sys, time; from pathlib import Path; "
+            "from benchsuite.broker.fixtures import private_redis_executor; "
+            "from benchsuite.broker.server import find_redis_server; "
+            f"e = private_redis_executor(find_redis_server(), Path({str(tmp_path)!r})); "
+            "e.start(); print(e.process.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    assert _alive(pid) and os.getpgid(pid) != os.getpgid(parent.pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "the fixture's redis-server outlived its killed session"

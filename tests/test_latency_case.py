@@ -74,7 +74,7 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     result.stdout.fnmatch_lines([
         "*test_latency*small_cnn-small_filters-0.5-CPU-f32*PASSED*",
         "*benchsuite: latency cases*",
-        "*conditions: device CPU, precision f32*",
+        "*conditions: device CPU [[]*[]], precision f32*",
     ])
     from benchsuite.paths import results_dir
 
@@ -87,6 +87,7 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
         row["dense_latency_median_us"] / row["latency_median_us"], rel=1e-6)
     assert row["params"] < row["dense_params"] and row["macs"] < row["dense_macs"]
     assert row["precision"] == "f32" and row["top1"] >= 0.5
+    assert row["device_name"] not in ("", "unknown")  # the CPU model: ratios differ between CPUs
     assert (results_dir() / "per_layer" / f"{row['case_id']}.csv").is_file()
 
     assert (results_dir() / "results.parquet").is_file()

@@ -31,6 +31,35 @@ class LegacyApp(NamedTuple):
 
 
 @functools.cache
+def device_name(device: str) -> str:
+    """What the device is, for the conditions of every figure: OpenVINO's ``FULL_DEVICE_NAME``
+    and ``OPTIMIZATION_CAPABILITIES`` (whether bf16 is native, say), e.g. ``AMD EPYC (FP32,
+    INT8, BIN, EXPORT_IMPORT)``; for a CPU this env's OpenVINO cannot query, the model name
+    from /proc/cpuinfo; else "unknown". A speed-up measured on one CPU says little about
+    another (bf16 runs natively with AMX/AVX512-BF16, and is emulated or ignored without)."""
+    try:
+        import openvino
+
+        core = openvino.Core()
+        name = str(core.get_property(device, "FULL_DEVICE_NAME"))
+        try:
+            caps = ", ".join(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
+        except Exception:  # an optional property
+            caps = ""
+        return f"{name} ({caps})" if caps else name
+    except Exception:  # no openvino here, or a device it does not list
+        pass
+    if device.upper().startswith("CPU"):
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return "unknown"
+
+
+@functools.cache
 def available_devices() -> tuple[str, ...]:
     """``openvino.Core().available_devices`` of this env, e.g. ('CPU',)."""
     import openvino

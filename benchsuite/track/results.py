@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 COLUMNS = [
     "case_id", "label", "recipe", "recipe_params", "model", "dataset", "seed", "sparsity",
-    "device", "precision", "precision_requested", "threads", "streams", "batch", "input_shape",
-    "top1", "top5", "dense_top1", "dense_top5", "params", "dense_params", "macs", "dense_macs",
+    "device", "device_name", "precision", "precision_requested", "threads", "streams", "batch",
+    "input_shape", "top1", "top5", "dense_top1", "dense_top5", "params", "dense_params", "macs",
+    "dense_macs",
     "weight_sparsity", "latency_median_us", "latency_avg_us", "latency_min_us",
     "latency_max_us", "latency_cv", "dense_latency_median_us", "dense_latency_cv", "speedup",
     "fps", "dense_fps", "runtime_version", "finetune_epochs", "dense_epochs", "train_seconds",
@@ -48,7 +49,8 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
         "case_id": case.case_id, "label": case.label, "recipe": case.recipe_name,
         "recipe_params": json.dumps(params, sort_keys=True), "model": case.model,
         "dataset": case.dataset, "seed": case.seed, "sparsity": params.get("sparsity"),
-        "device": p["device"], "precision": p["precision"],
+        "device": p["device"], "device_name": p.get("device_name", "unknown"),
+        "precision": p["precision"],
         "precision_requested": case.precision, "threads": p.get("threads"),
         "streams": p.get("streams"), "batch": p.get("batch"), "input_shape": p.get("input_shape"),
         "top1": pruned["top1"], "top5": pruned["top5"],

@@ -18,12 +18,13 @@ def format_table(rows: list[dict]) -> str:
             f"{r.get('threshold', float('nan')):>6.3f} {r['latency_median_us']:>8.1f} "
             f"{r['dense_latency_median_us']:>8.1f} {r['speedup']:>7.2f}x {macs:>6.2f}  {verdict}"
         )
-    conds = {(r["device"], r["precision"], r.get("threads"), r.get("streams"), r.get("batch"),
-              r.get("input_shape"), r["runtime_version"]) for r in rows}
-    for dev, prec, threads, streams, batch, shape, version in sorted(conds, key=str):
-        lines.append(f"conditions: device {dev}, precision {prec}, threads {threads}, streams "
-                     f"{streams}, batch {batch}, input {shape}, OpenVINO {version}; latency = "
-                     "median of benchmark_app runs (sync API, latency hint)")
+    conds = {(r["device"], r.get("device_name") or "unknown", r["precision"], r.get("threads"),
+              r.get("streams"), r.get("batch"), r.get("input_shape"), r["runtime_version"])
+             for r in rows}
+    for dev, name, prec, threads, streams, batch, shape, version in sorted(conds, key=str):
+        lines.append(f"conditions: device {dev} [{name}], precision {prec}, threads {threads}, "
+                     f"streams {streams}, batch {batch}, input {shape}, OpenVINO {version}; "
+                     "latency = median of benchmark_app runs (sync API, latency hint)")
     lines.append("speed-up = dense median latency / pruned median latency, measured "
                  "interleaved in the same run; MACs = pruned / dense")
     return "\n".join(lines)

@@ -24,7 +24,8 @@ SUMMARY_KEYS = (
     "threshold", "passed",
 )
 CONFIG_KEYS = (
-    "case_id", "label", "recipe", "model", "dataset", "seed", "sparsity", "device", "precision",
+    "case_id", "label", "recipe", "model", "dataset", "seed", "sparsity", "device",
+    "device_name", "precision",
     "precision_requested", "threads", "streams", "batch", "input_shape", "runtime_version",
     "finetune_epochs", "dense_epochs", "git_sha",
 )
