@@ -156,10 +156,30 @@ def tracker(pytestconfig: pytest.Config):
     t.close()
 
 
+@pytest.fixture(scope="session")
+def hardware_skip_reason(pytestconfig):
+    """Callable (device, precision) -> why this session cannot measure them, or None: a device
+    OpenVINO does not list, a precision the device does not run natively. External bench
+    workers (--redis-url --no-local-workers) may sit on other hardware: then nothing is checked
+    here (their benchmark names what is missing there)."""
+    from .bench.devices import device_skip_reason, precision_skip_reason
+    from .broker.fixtures import broker_option
+
+    remote_bench = bool(broker_option(pytestconfig, "benchsuite_redis_url")) and bool(
+        broker_option(pytestconfig, "benchsuite_no_local_workers"))
+
+    def reason(device: str, precision: str | None) -> str | None:
+        if remote_bench:
+            return None
+        return device_skip_reason(device) or precision_skip_reason(device, precision)
+
+    return reason
+
+
 @pytest.fixture
-def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pytestconfig):
+def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pytestconfig,
+                   hardware_skip_reason):
     """Callable: run a case (or take its cached result), record it, return the result row."""
-    from .bench.devices import device_skip_reason
     from .track.results import append_row
 
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
@@ -167,7 +187,7 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
     force = bool(pytestconfig.getoption("force"))
 
     def run(case: Case, threshold: Threshold) -> dict:
-        if (reason := device_skip_reason(case.device)) is not None:
+        if (reason := hardware_skip_reason(case.device, case.precision)) is not None:
             pytest.skip(reason)
 
         def progress(stage: str) -> None:

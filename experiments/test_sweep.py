@@ -9,7 +9,9 @@ import pytest
 
 
 @pytest.mark.sweep
-def test_sweep(sweep_slot, sweep_session, run_experiment):
+def test_sweep(sweep_slot, sweep_session, run_experiment, hardware_skip_reason):
+    if (reason := sweep_session.constant_case_skip(hardware_skip_reason)) is not None:
+        pytest.skip(reason)  # before claiming: the budget is not spent on trials that cannot run
     trial = sweep_session.claim()
     if trial is None:
         pytest.skip(f"sweep {sweep_session.sweep_id}: budget of {sweep_session.engine.budget} "

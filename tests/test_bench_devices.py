@@ -13,6 +13,7 @@ from benchsuite.bench import (
     device_skip_reason,
     run_benchmark,
 )
+from benchsuite.bench.devices import device_name, precision_skip_reason
 from benchsuite.bench.stats import model_stats
 
 
@@ -54,3 +55,27 @@ def test_model_stats(tiny: tuple[Path, Path]) -> None:
     assert stats["onnx_bytes"] > 0 and stats["ir_bytes"] == stats["ir_xml_bytes"] + stats[
         "ir_bin_bytes"]
     assert stats["onnx_params"] == stats["onnx_nonzero_params"] > 0
+
+
+@pytest.mark.parametrize("precision, capability", [("bf16", "BF16"), ("f16", "FP16")])
+def test_reduced_precision_skips_where_not_native(precision: str, capability: str) -> None:
+    import openvino
+
+    native = capability in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    reason = precision_skip_reason("CPU", precision)
+    if native:
+        assert reason is None
+    else:  # e.g. an AVX2-only CPU: OpenVINO would quietly run f32
+        assert reason is not None and f"precision {precision} not supported natively" in reason
+        assert device_name("CPU") in reason and capability in reason
+
+
+def test_f32_and_default_never_skip() -> None:
+    assert precision_skip_reason("CPU", "f32") is None
+    assert precision_skip_reason("CPU", None) is None
+    assert precision_skip_reason("NOSUCHDEV", "bf16") is None  # device_skip_reason covers it
+
+
+def test_device_name_names_the_cpu() -> None:
+    name = device_name("CPU")
+    assert name != "unknown" and "(" in name  # model and OpenVINO's optimisation capabilities

@@ -243,3 +243,15 @@ def test_online_path_as_wandb_agent_runs_it(project: pytest.Pytester, tmp_path: 
     assert contents["config"]["model"] == "small_cnn"
     assert json.loads(contents["config"]["recipe_params"]) == {"sparsity": 0.5}
     assert contents["config"]["sparsity"] == 0.5  # round_to: not in this recipe, ignored
+
+
+def test_sweep_on_missing_hardware_skips_before_claiming(project: pytest.Pytester,
+                                                         redis_url: str, tmp_path: Path):
+    path = sweep_file(tmp_path, "nodev", parameters={
+        "recipe": {"value": "small_filters"}, "sparsity": {"values": [0.25, 0.5]},
+        "device": {"value": "NOSUCHDEV"}, **CASE})
+    result = project.runpytest_subprocess(*FAST, "--sweep", str(path), "--sweep-count", "2",
+                                          "--sweep-redis", redis_url, "--sweep-id", "nodev")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["SKIPPED*sweep nodev: device NOSUCHDEV not available*"])
+    assert trials(redis_url, "nodev") == []  # the budget was not spent

@@ -18,6 +18,7 @@ from typing import NamedTuple
 LEGACY_ENV_VAR = "BENCHSUITE_LEGACY_BENCHMARK_APP"
 LEGACY_ENV_NAME = "bench-myriad"
 LEGACY_DEVICES = frozenset({"MYRIAD", "HDDL"})
+VIRTUAL_DEVICES = frozenset({"MULTI", "AUTO", "HETERO", "BATCH"})  # their targets decide
 PY36 = "/root/.pyenv/versions/3.6.15/bin/python3.6"
 _PROBE = Path(__file__).with_name("legacy.py")
 # benchmark_app error texts meaning "this device is not here" rather than "the run is broken"
@@ -142,6 +143,31 @@ def unavailable_reason(error_text: str, device: str) -> str | None:
     return None
 
 
+NATIVE_CAPABILITY = {"bf16": "BF16", "f16": "FP16"}  # OpenVINO's OPTIMIZATION_CAPABILITIES
+CPU_FEATURE = {"BF16": "AVX512-BF16 or AMX", "FP16": "AVX512-FP16 or AMX-FP16"}
+
+
+def precision_skip_reason(device: str, precision: str | None) -> str | None:
+    """None when ``device`` runs ``precision`` natively (or no reduced precision is asked for),
+    else a reason naming what is missing. OpenVINO's CPU plugin quietly runs f32 when asked
+    for bf16 on a CPU without AVX512-BF16/AMX: such a figure would be f32 under a bf16 label."""
+    capability = NATIVE_CAPABILITY.get((precision or "").lower())
+    base = device.split(":", 1)[0].split(".", 1)[0].upper()
+    if capability is None or base in LEGACY_DEVICES or base in VIRTUAL_DEVICES:
+        return None
+    try:
+        import openvino
+
+        capabilities = openvino.Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # a device OpenVINO does not list: device_skip_reason says so
+        return None
+    if capability in capabilities:
+        return None
+    return (f"precision {precision} not supported natively by {device} ({device_name(device)}): "
+            f"OpenVINO would run f32 and label it {precision}; {precision} figures need a "
+            f"device with {capability} (on CPU: {CPU_FEATURE[capability]})")
+
+
 def device_skip_reason(device: str, model: Path | None = None) -> str | None:
     """None when ``device`` can run here, else a reason naming what is missing.
 
@@ -160,7 +186,7 @@ def device_skip_reason(device: str, model: Path | None = None) -> str | None:
             return (unavailable_reason(probe["load_error"], device)
                     or f"device {device} not usable: {probe['load_error']}")
         return None
-    if base in {"MULTI", "AUTO", "HETERO", "BATCH"}:
+    if base in VIRTUAL_DEVICES:
         return None  # virtual devices; their targets decide
     devices = available_devices()
     if base not in {d.split(".")[0] for d in devices}:

@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,18 @@ class SweepSession:
         self.sweep_id = sweep_id
         self.ran: list[int] = []  # trials this agent ran
         self.outcomes: list[str] = []
+
+    def constant_case_skip(self, reason: Callable[[str, str | None], str | None]) -> str | None:
+        """`reason(device, precision)` for the sweep's fixed device and precision (the file's
+        `value:` or the command line's), before any trial is claimed; None when searched."""
+        params = self.spec.config["parameters"]
+        if any("value" not in params.get(k, {"value": None}) for k in ("device", "precision")):
+            return None  # searched: each trial's case is checked when it runs
+        device = self.spec.constant("device") or self.base.device
+        precision = self.spec.constant("precision") if "precision" in params \
+            else self.base.precision
+        why = reason(device, None if precision == "default" else precision)
+        return f"sweep {self.sweep_id}: {why}" if why else None
 
     def claim(self) -> TrialRun | None:
         """The next trial (None when the sweep's budget is used up)."""
