@@ -88,13 +88,13 @@ def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageRes
     from .export.onnx import export_onnx
     from .models import build_model
     from .prune import model_stats
-    from .train import DENSE_LR, evaluate, seed_everything, train
+    from .train import DENSE_LR, DENSE_WARMUP, evaluate, seed_everything, train
 
     data = _load_data(spec)
     seed_everything(spec["seed"])
     model = build_model(spec["model"], data.num_classes, data.input_shape[0])
     t0 = time.perf_counter()
-    train(model, data, spec["epochs"], DENSE_LR, spec["seed"],
+    train(model, data, spec["epochs"], DENSE_LR, spec["seed"], warmup=DENSE_WARMUP,
           log=lambda e: log.info("dense %s epoch %d loss %.3f", spec["model"], e.epoch, e.loss))
     seconds = time.perf_counter() - t0
     metrics = evaluate(model, data.x_test, data.y_test)
