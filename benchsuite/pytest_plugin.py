@@ -89,7 +89,9 @@ class RowCollector:
             return
         for key, value in report.user_properties:
             if key == ROW_PROPERTY:
-                self.rows.append(json.loads(value) | {"outcome": report.outcome})
+                # an xfail (a sweep's infeasible trial) reports as "skipped": say what it was
+                outcome = "infeasible" if hasattr(report, "wasxfail") else report.outcome
+                self.rows.append(json.loads(value) | {"outcome": outcome})
 
 
 def _rows(config: pytest.Config) -> list[dict]:
