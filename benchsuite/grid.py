@@ -43,6 +43,22 @@ def _model_of(name: str) -> str | None:
     return head if "/" in name and head in MODEL_NAMES else None
 
 
+def found_recipe_info(path: Path) -> dict[str, Any]:
+    """The header of a recipe saved in schedules/found/ (sweep, trial, case settings, figures):
+    what the grid needs to run it as an ordinary case (e.g. `info["case"]["model"]`)."""
+    lines = []
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[2:] if line.startswith("# ") else line[1:])
+    return yaml.safe_load("\n".join(lines)) or {}
+
+
+# case settings a found recipe was measured with, applied to its grid case
+FOUND_SETTINGS = ("dataset", "epochs", "dense_epochs", "seed")
+FOUND_FOLDER = "found"
+
+
 DEFAULTS = {"models": ["resnet20"], "devices": ["CPU"], "precisions": ["f32"]}
 
 
@@ -93,7 +109,9 @@ def generate_cases(
     With no `recipes_glob`, the recipes the grid file lists; else every recipe whose name
     matches one of the comma-separated globs (listed ones with their grid parameters, others
     once with their template defaults). A recipe in a model's folder runs on that model only,
-    unless `models` is given. `models`, `devices`, `precisions` override the grid file's."""
+    unless `models` is given; one in `found/` (a sweep's best) on the model, device, precision,
+    dataset and epochs it was found with. `models`, `devices`, `precisions` override the grid
+    file's (and a found recipe's)."""
     folder = Path(folder or schedules_dir())
     grid = load_grid(folder / GRID_FILE)
     files = recipe_files(folder)
@@ -110,15 +128,22 @@ def generate_cases(
     cases = []
     for name in selected:
         own = _model_of(name)
+        found: dict[str, Any] = {}
+        if name.split("/", 1)[0] == FOUND_FOLDER:  # a sweep's best: run it as it was found
+            found = found_recipe_info(files[name]).get("case") or {}
+            own = found.get("model")
         recipe_models = [own] if own and not models else (models or grid["models"])
+        settings = {k: found[k] for k in FOUND_SETTINGS if found.get(k) is not None}
+        recipe_devices = devices or ([found["device"]] if found.get("device") else grid["devices"])
+        recipe_precisions = precisions or (
+            [found["precision"]] if found.get("precision") else grid["precisions"])
         params = grid["recipes"].get(name) or {}
         keys = sorted(params)
-        axes = itertools.product(recipe_models, devices or grid["devices"],
-                                 precisions or grid["precisions"],
+        axes = itertools.product(recipe_models, recipe_devices, recipe_precisions,
                                  itertools.product(*(params[k] for k in keys)))
         for model, device, precision, values in axes:
             cases.append(replace(
-                base, recipe=str(files[name]), model=model, device=device,
+                base, recipe=str(files[name]), model=model, device=device, **settings,
                 precision=None if precision == "default" else precision,
                 params=dict(zip(keys, values, strict=True)),
             ))

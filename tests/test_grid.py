@@ -72,3 +72,29 @@ def test_default_selection_and_model_folders(folder):
     forced = generate_cases(folder, "resnet56/*", models=["resnet20"], precisions=["f32"])
     assert [c.model for c in forced] == ["resnet20"]
     assert generate_cases(folder, "sweeps/*") == []
+
+
+FOUND = """# found_by: sweep r56 (schedules/sweeps/x.yaml),
+#   engine SweepsEngine, method bayes
+# trial: 11
+# case:
+#   model: resnet56
+#   dataset: digits
+#   device: CPU
+#   precision: f32
+#   epochs: 4
+#   dense_epochs: 8
+# result:
+#   speedup: 3.5
+""" + RECIPE
+
+
+def test_found_recipe_runs_as_it_was_found(folder):
+    (folder / "found").mkdir()
+    (folder / "found" / "r56.yaml").write_text(FOUND)
+    assert "found/r56" not in {c.recipe_name for c in generate_cases(folder)}  # opt-in
+    (case,) = generate_cases(folder, "found/*", base=Case(recipe="", epochs=3, dense_epochs=5))
+    assert (case.model, case.device, case.precision) == ("resnet56", "CPU", "f32")
+    assert (case.epochs, case.dense_epochs, case.dataset) == (4, 8, "digits")
+    (forced,) = generate_cases(folder, "found/*", models=["resnet20"], precisions=["bf16"])
+    assert (forced.model, forced.precision, forced.epochs) == ("resnet20", "bf16", 4)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..case import Case
+from ..grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
 from ..paths import schedules_dir
 from ..threshold import Threshold
 from .config import SweepSpec
@@ -156,17 +157,6 @@ class SweepSession:
                          f"{best.objective:.4g}, Top-1 {best.metrics.get('top1')}, params "
                          f"{json.dumps(_searched(self.spec, best.params), sort_keys=True)}")
         return lines
-
-
-def found_recipe_info(path: Path) -> dict[str, Any]:
-    """The header of a recipe saved in schedules/found/ (sweep, trial, case settings, figures):
-    what the grid needs to run it as an ordinary case (e.g. `info["case"]["model"]`)."""
-    lines = []
-    for line in Path(path).read_text().splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line[2:] if line.startswith("# ") else line[1:])
-    return yaml.safe_load("\n".join(lines)) or {}
 
 
 def best_trial(spec: SweepSpec, trials: list[Trial]) -> Trial | None:
