@@ -67,11 +67,21 @@ def _save(fig, ax, title: str, path: Path, legend: bool = True) -> Path:
     return path
 
 
+MARKERS = "os^DvPX<>"
+
+
+def _style(i: int) -> dict:
+    """A distinct colour and marker per paradigm (more paradigms than one palette has)."""
+    plt = _pyplot()
+    return {"color": plt.get_cmap("tab20")(i % 20), "marker": MARKERS[i % len(MARKERS)]}
+
+
 def plot_accuracy_latency(frame: pd.DataFrame, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for recipe, group in frame.groupby("recipe"):
-        ax.scatter(group["latency_median_us"], group["top1"] * 100, label=recipe, alpha=0.8)
+    for i, (recipe, group) in enumerate(frame.groupby("recipe")):
+        ax.scatter(group["latency_median_us"], group["top1"] * 100, label=recipe, alpha=0.8,
+                   **_style(i))
     front = frame[frame["pareto"]].sort_values("latency_median_us")
     ax.plot(front["latency_median_us"], front["top1"] * 100, "k--", lw=1, label="Pareto front")
     dense = frame.drop_duplicates("model")
@@ -85,8 +95,9 @@ def plot_accuracy_latency(frame: pd.DataFrame, path: Path) -> Path:
 def plot_speedup_macs(frame: pd.DataFrame, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for recipe, group in frame.groupby("recipe"):
-        ax.scatter(group["macs_reduction"], group["speedup"], label=recipe, alpha=0.8)
+    for i, (recipe, group) in enumerate(frame.groupby("recipe")):
+        ax.scatter(group["macs_reduction"], group["speedup"], label=recipe, alpha=0.8,
+                   **_style(i))
     top = max(frame["macs_reduction"].max(), frame["speedup"].max(), 1.0) * 1.1
     ax.plot([0, top], [0, top], "k:", lw=1, label="ideal (speed-up = MACs reduction)")
     ax.axhline(1.0, color="grey", lw=0.8)
