@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ class GridError(ValueError):
     pass
 
 
+_HEADER_KEY = re.compile(r"^[a-z_]+:( |$)")
 NOT_RECIPES = ("sweeps",)  # sweep configs live beside the recipes but are not recipes
 
 
@@ -48,9 +50,12 @@ def found_recipe_info(path: Path) -> dict[str, Any]:
     what the grid needs to run it as an ordinary case (e.g. `info["case"]["model"]`)."""
     lines = []
     for line in Path(path).read_text().splitlines():
-        if not line.startswith("#"):
+        text = line[2:] if line.startswith("# ") else line[1:]
+        # the header is `key: ...` lines and their indented continuations; the recipe's own
+        # comments (prose) follow it
+        if not line.startswith("#") or not (text.startswith(" ") or _HEADER_KEY.match(text)):
             break
-        lines.append(line[2:] if line.startswith("# ") else line[1:])
+        lines.append(text)
     return yaml.safe_load("\n".join(lines)) or {}
 
 

@@ -86,6 +86,8 @@ FOUND = """# found_by: sweep r56 (schedules/sweeps/x.yaml),
 #   dense_epochs: 8
 # result:
 #   speedup: 3.5
+# Depth + width, the recipe's own header comment (prose, not part of the found header):
+# Template: 4, 0.45, 8.
 """ + RECIPE
 
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from benchsuite.grid import found_recipe_info
 from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler
 from benchsuite.recipe import RecipeError, load_recipe, parse_recipe, render, template_parameters
@@ -105,11 +106,15 @@ def _library():
 @pytest.mark.parametrize("path", _library(), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_recipe_parses_and_binds_to_its_model(path, digits):
     """Every recipe in schedules/ (subfolders too) parses, has a header comment, and binds to
-    the model its folder names (top level: resnet20) with its template defaults."""
+    the model its folder names (top level: resnet20; found/: its header's) with its template
+    defaults."""
     text = path.read_text()
     assert text.startswith("#"), f"{path}: needs a header comment saying what it tests"
     recipe = load_recipe(path)
-    model = build_model("resnet56" if path.parent.name == "resnet56" else "resnet20", 10, 1)
+    name = "resnet56" if path.parent.name == "resnet56" else "resnet20"
+    if path.parent.name == "found":  # a sweep's best: run on the model it was found with
+        name = found_recipe_info(path)["case"]["model"]
+    model = build_model(name, 10, 1)
     calib = (digits.x_train[:8], digits.y_train[:8])
     sched = CompressionScheduler(recipe, model, torch.zeros(1, 1, 32, 32), calibration=calib)
     assert sched.pruners or sched.regularizers
