@@ -165,10 +165,9 @@ def hardware_skip_reason(pytestconfig):
     workers (--redis-url --no-local-workers) may sit on other hardware: then nothing is checked
     here (their benchmark names what is missing there)."""
     from .bench.devices import device_skip_reason, precision_skip_reason
-    from .broker.fixtures import broker_option
+    from .broker.fixtures import external_workers_only
 
-    remote_bench = bool(broker_option(pytestconfig, "benchsuite_redis_url")) and bool(
-        broker_option(pytestconfig, "benchsuite_no_local_workers"))
+    remote_bench = external_workers_only(pytestconfig)
 
     def reason(device: str, precision: str | None) -> str | None:
         if remote_bench:

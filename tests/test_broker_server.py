@@ -48,38 +48,41 @@ def test_bad_binary() -> None:
         find_redis_server("/nonexistent/redis-server")
 
 
-def test_server_dies_with_its_parent(tmp_path: Path) -> None:
-    code = ("import sys, time; from benchsuite.broker.server import RedisServer; "
-            f"s = RedisServer({str(tmp_path)!r}).start(); print(s.pid, flush=True); time.sleep(60)")
+def _start_parent(code: str) -> tuple[subprocess.Popen, int]:
+    """A Python process running `code`, which starts a server and prints its pid."""
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     assert parent.stdout is not None
-    pid = int(parent.stdout.readline())
-    assert _alive(pid)
+    return parent, int(parent.stdout.readline())
+
+
+def _kill_and_wait_gone(parent: subprocess.Popen, pid: int, timeout: float = 5.0) -> bool:
+    """SIGKILL `parent` (no clean-up runs); True once `pid` is gone within `timeout`."""
     parent.kill()
     parent.wait()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid), "redis-server outlived its parent"
+    return not _alive(pid)
+
+
+def test_server_dies_with_its_parent(tmp_path: Path) -> None:
+    parent, pid = _start_parent(
+        "import sys, time; from benchsuite.broker.server import RedisServer; "
+        f"s = RedisServer({str(tmp_path)!r}).start(); print(s.pid, flush=True); time.sleep(60)")
+    assert _alive(pid)
+    assert _kill_and_wait_gone(parent, pid), "redis-server outlived its parent"
 
 
 def test_fixture_server_dies_with_a_killed_session(tmp_path: Path) -> None:
     # the session fixture's pytest-redis server: mirakuru gives it its own process group, so a
     # SIGKILLed pytest (whose clean-up never runs) must still take it down
-    code = ("import sys, time; from pathlib import Path; "
-            "from benchsuite.broker.fixtures import private_redis_executor; "
-            "from benchsuite.broker.server import find_redis_server; "
-            f"e = private_redis_executor(find_redis_server(), Path({str(tmp_path)!r})); "
-            "e.start(); print(e.process.pid, flush=True); time.sleep(60)")
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
-    assert parent.stdout is not None
-    pid = int(parent.stdout.readline())
+    parent, pid = _start_parent(
+        "import sys, time; from pathlib import Path; "
+        "from benchsuite.broker.fixtures import private_redis_executor; "
+        "from benchsuite.broker.server import find_redis_server; "
+        f"e = private_redis_executor(find_redis_server(), Path({str(tmp_path)!r})); "
+        "e.start(); print(e.process.pid, flush=True); time.sleep(60)")
     assert _alive(pid) and os.getpgid(pid) != os.getpgid(parent.pid)
-    parent.kill()
-    parent.wait()
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(pid), "the fixture's redis-server outlived its killed session"
+    assert _kill_and_wait_gone(parent, pid), \
+        "the fixture's redis-server outlived its killed session"

@@ -31,6 +31,23 @@ class LegacyApp(NamedTuple):
     reason: str  # why path is None ("" when found)
 
 
+def _base(device: str) -> str:
+    """``GPU.1`` / ``HETERO:GPU,CPU`` -> ``GPU`` / ``HETERO``."""
+    return device.split(":", 1)[0].split(".", 1)[0].upper()
+
+
+@functools.cache
+def _capabilities(device: str) -> tuple[str, ...] | None:
+    """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of ``device`` (None: no openvino here, or a
+    device it cannot query)."""
+    try:
+        import openvino
+
+        return tuple(openvino.Core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # no openvino in this env, or a device it does not list
+        return None
+
+
 @functools.cache
 def device_name(device: str) -> str:
     """What the device is, for the conditions of every figure: OpenVINO's ``FULL_DEVICE_NAME``
@@ -41,12 +58,8 @@ def device_name(device: str) -> str:
     try:
         import openvino
 
-        core = openvino.Core()
-        name = str(core.get_property(device, "FULL_DEVICE_NAME"))
-        try:
-            caps = ", ".join(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
-        except Exception:  # an optional property
-            caps = ""
+        name = str(openvino.Core().get_property(device, "FULL_DEVICE_NAME"))
+        caps = ", ".join(_capabilities(device) or ())
         return f"{name} ({caps})" if caps else name
     except Exception:  # no openvino here, or a device it does not list
         pass
@@ -152,16 +165,10 @@ def precision_skip_reason(device: str, precision: str | None) -> str | None:
     else a reason naming what is missing. OpenVINO's CPU plugin quietly runs f32 when asked
     for bf16 on a CPU without AVX512-BF16/AMX: such a figure would be f32 under a bf16 label."""
     capability = NATIVE_CAPABILITY.get((precision or "").lower())
-    base = device.split(":", 1)[0].split(".", 1)[0].upper()
-    if capability is None or base in LEGACY_DEVICES or base in VIRTUAL_DEVICES:
+    if capability is None or _base(device) in LEGACY_DEVICES | VIRTUAL_DEVICES:
         return None
-    try:
-        import openvino
-
-        capabilities = openvino.Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
-    except Exception:  # a device OpenVINO does not list: device_skip_reason says so
-        return None
-    if capability in capabilities:
+    capabilities = _capabilities(device)  # None: a device OpenVINO does not list (see below)
+    if capabilities is None or capability in capabilities:
         return None
     return (f"precision {precision} not supported natively by {device} ({device_name(device)}): "
             f"OpenVINO would run f32 and label it {precision}; {precision} figures need a "
@@ -173,7 +180,7 @@ def device_skip_reason(device: str, model: Path | None = None) -> str | None:
 
     MYRIAD/HDDL need the legacy env; the plugin is asked to load a probe network (or ``model``,
     an ONNX file), so a missing stick gives the plugin's own reason (``NC_ERROR``)."""
-    base = device.split(":", 1)[0].split(".", 1)[0].upper()
+    base = _base(device)
     if base in LEGACY_DEVICES:
         app = legacy_benchmark_app()
         if app.path is None:

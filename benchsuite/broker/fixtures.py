@@ -57,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "broker_bench: broker overhead/throughput measurement")
 
 
-def broker_option(config: pytest.Config, name: str):
+def _option(config: pytest.Config, name: str):
     value = config.getoption(name, default=None)
     if value is None:
         try:
@@ -65,6 +65,13 @@ def broker_option(config: pytest.Config, name: str):
         except ValueError:  # the plugin's options are not registered (imported, not loaded)
             value = None
     return value
+
+
+def external_workers_only(config: pytest.Config) -> bool:
+    """--redis-url with --no-local-workers: stages run on external workers (other machines,
+    perhaps other hardware), none is started here."""
+    return bool(_option(config, "benchsuite_redis_url")) and bool(
+        _option(config, "benchsuite_no_local_workers"))
 
 
 def _executable() -> str | None:
@@ -121,7 +128,7 @@ def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[PytestRedisExe
 @pytest.fixture(scope="session")
 def broker_url(request: pytest.FixtureRequest) -> str:
     """The broker's Redis URL: ``--redis-url`` (checked now, clear error) or a private server."""
-    url = broker_option(request.config, "benchsuite_redis_url")
+    url = _option(request.config, "benchsuite_redis_url")
     if url:
         try:
             connect(url).close()
@@ -146,8 +153,7 @@ def broker_worker_args() -> list[str]:
 def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worker_args: list[str],
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WorkerProcess]]:
     """One local prune and one local bench worker (none with --redis-url --no-local-workers)."""
-    external = bool(broker_option(request.config, "benchsuite_redis_url"))
-    if external and broker_option(request.config, "benchsuite_no_local_workers"):
+    if external_workers_only(request.config):
         yield []
         return
     logs = tmp_path_factory.mktemp("broker-workers")
