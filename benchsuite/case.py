@@ -36,8 +36,11 @@ class Case:
     dense_epochs: int = 5
     device: str = "CPU"
     precision: str | None = "f32"  # None: the device's default (bf16 on CPUs with AMX)
-    niter: int = 500
-    repeats: int = 3
+    niter: int = 500  # benchmark_app iterations per run (per-layer counters, cross-check)
+    repeats: int = 1  # benchmark_app runs per model
+    threads: int | None = 1  # inference threads of the paired measurement (None: runtime's)
+    paired_mode: str = "alternate"  # or "duet" (bench/paired.py)
+    bench_seconds: float = 20.0  # time cap of the paired rounds
 
     @property
     def recipe_path(self) -> Path:
@@ -81,6 +84,11 @@ class Case:
     def bench_settings(self) -> dict:
         return {"device": self.device, "precision": self.precision, "niter": self.niter,
                 "repeats": self.repeats}
+
+    def paired_settings(self) -> dict:
+        """The paired in-process measurement's options (bench/paired.py: PairedSettings)."""
+        return {"threads": self.threads, "mode": self.paired_mode,
+                "max_seconds": self.bench_seconds}
 
 
 def validate(case: Case) -> None:
@@ -129,6 +137,7 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     say("benchmark")
     bench = executor.run("bench", {
         "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
+        "paired": case.paired_settings(),
     }, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"]})
     row = make_row(case, dense.result, pruned.result, bench.result,
                    wall_seconds=time.perf_counter() - t0)

@@ -39,6 +39,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("benchsuite.stages:train_stage", "prune"),
     "prune": ("benchsuite.stages:prune_stage", "prune"),
     "bench": ("benchsuite.stages:bench_stage", "bench"),
+    "calibrate": ("benchsuite.stages:calibrate_stage", "bench"),
 }
 
 

@@ -31,17 +31,25 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("dense-epochs", "5", "training epochs of the dense baseline (cached)"),
     ("seed", "0", "random seed"),
     ("accuracy-threshold", "-1pt", "Top-1 floor: absolute (0.97) or below dense (-1pt)"),
-    ("niter", "500", "benchmark_app iterations per run"),
-    ("bench-repeats", "3", "benchmark_app runs per model (median of medians)"),
+    ("niter", "500", "benchmark_app iterations per run (per-layer counters, cross-check)"),
+    ("bench-repeats", "1", "benchmark_app runs per model (median of medians)"),
+    ("bench-threads", "1", "inference threads of the paired speed-up measurement, or 'default' "
+                           "(the runtime's choice)"),
+    ("bench-seconds", "20", "time cap (s) of the paired rounds, which otherwise stop when the "
+                            "speed-up's 95 percent interval is within 1 percent"),
+    ("paired-mode", "alternate", "paired measurement: alternate (random-order rounds) or duet "
+                                 "(both models at once, one thread each)"),
     ("executor", "redis", "how stages run: redis (prune and bench workers behind a Redis "
                           "broker, the default) or local (in this process)"),
     ("wandb", "", "W&B mode: offline, online or disabled (default: offline unless "
                   "WANDB_MODE or WANDB_API_KEY say otherwise)"),
     ("latency-baseline", "", "fail cases whose speed-up fell below this baseline file's"),
-    ("latency-tolerance", "0.10", "allowed relative drop of the speed-up vs the baseline"),
+    ("latency-tolerance", "0.05", "allowed relative drop of the speed-up vs the baseline (a case "
+                                  "fails when its interval's upper end is below it)"),
     ("save-latency-baseline", "", "write this session's speed-ups as a baseline file"),
 ]
 ROW_PROPERTY = "benchsuite_row"
+AA_PROPERTY = "benchsuite_aa"
 # the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
 # and the sweep's: --sweep, --sweep-count, --sweep-engine, ... (pytest -m sweep)
 pytest_plugins = ["benchsuite.broker.fixtures", "benchsuite.sweep.plugin"]
@@ -55,6 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(ini, help_text, default=default)
     group.addoption("--force", action="store_true", default=False,
                     help="ignore cached results and re-run every case")
+    group.addoption("--no-calibration", action="store_true", default=False,
+                    help="skip the session's A/A calibration (dense measured against itself)")
 
 
 def option(config: pytest.Config, name: str) -> str:
@@ -73,7 +83,22 @@ def base_case(config: pytest.Config) -> Case:
         data_dir=option(config, "data-dir") or None, seed=int(option(config, "seed")),
         epochs=int(option(config, "epochs")), dense_epochs=int(option(config, "dense-epochs")),
         niter=int(option(config, "niter")), repeats=int(option(config, "bench-repeats")),
+        threads=_threads(option(config, "bench-threads")),
+        bench_seconds=float(option(config, "bench-seconds")),
+        paired_mode=option(config, "paired-mode"),
     )
+
+
+def _threads(text: str) -> int | None:
+    if text.strip().lower() in ("default", "auto", ""):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise pytest.UsageError(f"--bench-threads: a positive integer or 'default', got {text!r}")
+    return value
 
 
 class RowCollector:
@@ -83,6 +108,7 @@ class RowCollector:
 
     def __init__(self) -> None:
         self.rows: list[dict] = []
+        self.calibrations: list[dict] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -92,6 +118,8 @@ class RowCollector:
                 # an xfail (a sweep's infeasible trial) reports as "skipped": say what it was
                 outcome = "infeasible" if hasattr(report, "wasxfail") else report.outcome
                 self.rows.append(json.loads(value) | {"outcome": outcome})
+            elif key == AA_PROPERTY:
+                self.calibrations.append(json.loads(value))
 
 
 def _rows(config: pytest.Config) -> list[dict]:
@@ -177,9 +205,32 @@ def hardware_skip_reason(pytestconfig):
     return reason
 
 
+@pytest.fixture(scope="session")
+def aa_calibration(stage_executor, pytestconfig: pytest.Config):
+    """Callable (case) -> the session's A/A figure the first time it is called, else None: the
+    dense model of the first case measured against itself by the bench workers, with the same
+    method and settings as the cases. A speed-up's interval says how repeatable the method is;
+    A/A says whether it is biased (it should read 1.000x within its interval)."""
+    done: list[bool] = []
+
+    def run(case: Case) -> dict | None:
+        if done or pytestconfig.getoption("no_calibration"):
+            return None
+        done.append(True)
+        dense = stage_executor.run("train", case.dense_spec(), {})
+        result = stage_executor.run("calibrate", {
+            "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
+            "paired": case.paired_settings(),
+        }, {"dense_onnx": dense.files["onnx"]}).result
+        return result | {"model": case.model, "device": case.device,
+                         "precision_requested": case.precision}
+
+    return run
+
+
 @pytest.fixture
 def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pytestconfig,
-                   hardware_skip_reason):
+                   hardware_skip_reason, aa_calibration):
     """Callable: run a case (or take its cached result), record it, return the result row."""
     from .track.results import append_row
 
@@ -206,6 +257,9 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
             tracker.log_case(row, onnx)
         compact = {k: v for k, v in row.items() if k not in ("per_layer", "artifacts")}
         request.node.user_properties.append((ROW_PROPERTY, json.dumps(compact)))
+        if (aa := aa_calibration(case)) is not None:
+            progress(f"A/A calibration: {aa.get('speedup')}")
+            request.node.user_properties.append((AA_PROPERTY, json.dumps(aa)))
         return row
 
     return run
@@ -234,8 +288,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     from .paths import results_dir
     from .track.summary import format_table
 
+    calibrations = config.pluginmanager.get_plugin(RowCollector.name).calibrations
     terminalreporter.section("benchsuite: latency cases")
-    for line in format_table(rows).splitlines():
+    for line in format_table(rows, calibrations).splitlines():
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"results table: {results_dir() / 'results.csv'}")
     for path in getattr(config, "_benchsuite_outputs", []):

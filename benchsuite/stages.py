@@ -4,8 +4,10 @@
   epochs), cached by content hash in the worker's cache; returns its checkpoint and ONNX.
 - `prune_stage` (prune worker): apply a recipe to the dense checkpoint while fine-tuning,
   evaluate, count params/MACs, export ONNX.
-- `bench_stage` (bench worker): ONNX -> static IR for dense and pruned, then benchmark_app on
-  both, interleaved, so the speed-up is a ratio taken under one machine state.
+- `bench_stage` (bench worker): ONNX -> static IR for dense and pruned; the speed-up measured
+  in one process in paired random-order rounds, with its interval; benchmark_app on both
+  (per-layer counters, FPS, a cross-check speed-up).
+- `calibrate_stage` (bench worker): the dense model against itself (A/A), once a session.
 
 Torch is imported inside the prune stages only: a bench worker's environment has no torch.
 """
@@ -105,6 +107,7 @@ def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageRes
     export_onnx(model, data.input_shape, tmp / "model.onnx")
     result = {
         "dense_key": key, "top1": metrics["top1"], "top5": metrics["top5"],
+        "test_images": metrics["test_images"],
         "params": stats["params"], "macs": stats["macs"], "train_seconds": seconds,
         "input_shape": list(data.input_shape), "num_classes": data.num_classes,
     }
@@ -141,7 +144,8 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     export_seconds = time.perf_counter() - t0
     ckpt = _save_checkpoint(model, spec, data, workdir / "pruned.pt")
     result = {
-        "top1": metrics["top1"], "top5": metrics["top5"], **stats,
+        "top1": metrics["top1"], "top5": metrics["top5"], "test_images": metrics["test_images"],
+        **stats,
         "finetune_epochs": epochs, "finetune_seconds": finetune_seconds,
         "export_seconds": export_seconds, "thinned": scheduler.thinned,
         "removed_blocks": scheduler.removed_blocks,
@@ -149,27 +153,38 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     return StageResult(result, {"checkpoint": ckpt, "onnx": onnx})
 
 
-def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
-    """spec: input_shape, settings (BenchSettings fields). files: dense_onnx, pruned_onnx."""
-    from .bench import BenchSettings, benchmark_interleaved, speedup
+def _to_ir(files: dict[str, Path], names: tuple[str, ...], shape: tuple[int, ...],
+           workdir: Path) -> tuple[dict[str, Path], float]:
     from .export.ir import onnx_to_ir
 
-    shape = tuple(spec["input_shape"])
     t0 = time.perf_counter()
-    models = {
-        name: onnx_to_ir(files[f"{name}_onnx"], workdir / name / "model.xml", shape)
-        for name in ("dense", "pruned")
-    }
-    convert_seconds = time.perf_counter() - t0
+    models = {name: onnx_to_ir(files[f"{name}_onnx"], workdir / name / "model.xml", shape)
+              for name in names}
+    return models, time.perf_counter() - t0
+
+
+def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    """spec: input_shape, settings (BenchSettings fields)[, paired (PairedSettings fields)].
+    files: dense_onnx, pruned_onnx. The speed-up is measured in this process in paired rounds
+    (bench/verdict.py); benchmark_app runs beside it for per-layer counters and a cross-check."""
+    from .bench import BenchSettings
+    from .bench.verdict import measure_pair
+
+    models, convert_seconds = _to_ir(files, ("dense", "pruned"), tuple(spec["input_shape"]),
+                                     workdir)
     settings = BenchSettings(**spec.get("settings", {}))
-    t0 = time.perf_counter()
-    results = benchmark_interleaved(models, workdir / "reports", settings)
-    bench_seconds = time.perf_counter() - t0
+    result = measure_pair(models, workdir / "reports", settings, spec.get("paired"))
     sizes = {f"{n}_ir_bytes": p.stat().st_size + p.with_suffix(".bin").stat().st_size
              for n, p in models.items()}
-    result = {
-        "dense": results["dense"].to_dict(), "pruned": results["pruned"].to_dict(),
-        "speedup": speedup(results["dense"], results["pruned"]),
-        "convert_seconds": convert_seconds, "bench_seconds": bench_seconds, **sizes,
-    }
-    return StageResult(result, {})
+    return StageResult(result | {"convert_seconds": convert_seconds, **sizes}, {})
+
+
+def calibrate_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    """A/A calibration (bench worker): the dense model measured against itself with the same
+    method and settings as the cases. spec: input_shape, settings[, paired]; files: dense_onnx."""
+    from .bench import BenchSettings
+    from .bench.verdict import calibrate
+
+    models, _ = _to_ir(files, ("dense",), tuple(spec["input_shape"]), workdir)
+    settings = BenchSettings(**spec.get("settings", {}))
+    return StageResult(calibrate(models["dense"], settings, spec.get("paired")), {})

@@ -85,7 +85,7 @@ class EpochLog:
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> dict:
-    """Top-1 and Top-5 accuracy (fractions in [0, 1]) and mean loss."""
+    """Top-1 and Top-5 accuracy (fractions in [0, 1]), mean loss and the number of images."""
     model.eval()
     top1 = top5 = 0
     loss = 0.0
@@ -99,7 +99,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 25
             top1 += (topk[:, 0] == target).sum().item()
             top5 += (topk == target[:, None]).any(dim=1).sum().item()
     n = len(x)
-    return {"top1": top1 / n, "top5": top5 / n, "loss": loss / n}
+    return {"top1": top1 / n, "top5": top5 / n, "loss": loss / n, "test_images": n}
 
 
 def train(

@@ -10,11 +10,14 @@ import pytest
 from benchsuite.track.baseline import check, load_baseline, save_baseline
 
 
-def row(speedup: float, **conditions: object) -> dict:
+def row(speedup: float, halfwidth: float = 0.01, **conditions: object) -> dict:
     base = {"device": "CPU", "device_name": "AMD EPYC (FP32, INT8)", "precision": "f32",
             "threads": 2, "streams": 1, "batch": 1, "input_shape": "[1,1,32,32]",
             "runtime_version": "2026.4.1"}
-    return {"label": "resnet20-l1_filters-0.5-CPU-f32", "speedup": speedup, "top1": 0.99,
+    return {"label": "resnet20-l1_filters-0.5-CPU-f32", "speedup": speedup,
+            "speedup_ci_low": speedup * (1 - halfwidth),
+            "speedup_ci_high": speedup * (1 + halfwidth),
+            "speedup_method": "in-process paired rounds (alternate)", "top1": 0.99,
             "dense_top1": 0.992, "latency_median_us": 500.0 / speedup,
             "dense_latency_median_us": 500.0, "git_sha": "abc", **base, **conditions}
 
@@ -29,15 +32,50 @@ def test_within_tolerance_passes(baseline: dict) -> None:
     assert verdict.ok and not verdict.note
 
 
+def test_an_interval_that_reaches_the_floor_passes(baseline: dict) -> None:
+    # the estimate is below the floor 1.52 (1.6 - 5%), but its interval's upper end is not:
+    # the measurement cannot tell this case from the baseline's
+    assert check(row(1.50, halfwidth=0.02), baseline).ok
+    assert not check(row(1.50, halfwidth=0.01), baseline).ok  # upper end 1.515 < 1.52
+
+
+def test_default_tolerance_is_five_percent(baseline: dict) -> None:
+    assert check(row(1.53, halfwidth=0.0), baseline).ok
+    assert not check(row(1.51, halfwidth=0.0), baseline).ok
+
+
 def test_regression_fails_with_both_runs_figures(baseline: dict) -> None:
     verdict = check(row(1.40), baseline, tolerance=0.10)
     assert not verdict.ok
-    assert "1.400x is below the baseline 1.600x - 10% = 1.440x" in verdict.message
+    assert ("1.400x [1.386, 1.414] lies below the baseline 1.600x [1.584, 1.616] - 10% = 1.440x"
+            in verdict.message)
+    assert "in-process paired rounds (alternate)" in verdict.message
     assert "pruned 357.1 µs vs dense 500.0 µs in this run" in verdict.message
 
 
+def test_version_1_baseline_without_intervals_still_checks(tmp_path: Path) -> None:
+    old = tmp_path / "v1.json"
+    entry = {"speedup": 1.6, "top1": 0.99, "latency_median_us": 300.0,
+             "dense_latency_median_us": 480.0}
+    old.write_text(json.dumps({"version": 1, "cases": {row(1.0)["label"]: entry}}))
+    verdict = check(row(1.2), load_baseline(old))
+    assert not verdict.ok and "1.600x (no interval recorded)" in verdict.message
+
+
+@pytest.mark.parametrize(("cases", "match"), [
+    ([], "'cases' must map case labels"),
+    ({"a": {"top1": 0.9}}, r"cases.a.speedup must be a positive number, got None"),
+    ({"a": {"speedup": "fast"}}, "cases.a.speedup must be a positive number"),
+])
+def test_malformed_baselines_fail_at_load(tmp_path: Path, cases: object, match: str) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"version": 2, "cases": cases}))
+    with pytest.raises(ValueError, match=match):
+        load_baseline(path)
+
+
 def test_other_hardware_is_named(baseline: dict) -> None:
-    verdict = check(row(1.5, device_name="Intel Xeon (FP32, BF16, INT8)", threads=4), baseline)
+    verdict = check(row(1.58, device_name="Intel Xeon (FP32, BF16, INT8)", threads=4), baseline)
     assert verdict.ok
     assert "device_name 'AMD EPYC (FP32, INT8)' vs 'Intel Xeon (FP32, BF16, INT8)' now" in \
         verdict.note
@@ -54,5 +92,5 @@ def test_bad_baseline_files(tmp_path: Path) -> None:
         load_baseline(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"version": 99, "cases": {}}))
-    with pytest.raises(ValueError, match="version 99, expected 1"):
+    with pytest.raises(ValueError, match=r"version 99, expected one of \(1, 2\)"):
         load_baseline(bad)

@@ -12,7 +12,7 @@ import pytest
 
 from benchsuite.broker.cli import add_subcommands
 from benchsuite.broker.cli import main as cli_main
-from benchsuite.broker.connection import connect
+from benchsuite.broker.connection import BrokerConnectionError, connect
 from benchsuite.broker.local import PACKAGE_ROOT, wait_for_workers
 
 pytest_plugins = ["broker_support"]
@@ -40,6 +40,20 @@ def test_server_command(tmp_path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+def test_server_command_stops_cleanly_on_an_early_sigterm(tmp_path) -> None:
+    """SIGTERM the moment the URL is printed (the race CI hit under load: the handler used to be
+    installed after the print, so the server died with -15 and left redis-server behind)."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchsuite.broker.cli", "broker", "server",
+                             "--dir", str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+    assert proc.stdout is not None
+    url = proc.stdout.readline().split("--redis-url ")[1].strip()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    with pytest.raises(BrokerConnectionError):  # the redis-server went with it
+        connect(url, timeout=2)
 
 
 def test_add_subcommands_to_another_cli() -> None:

@@ -125,16 +125,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_server(args: argparse.Namespace) -> int:
     import signal
+    import threading
 
     from .server import RedisServer
 
     _setup_logging()
+    # The handler goes in before anything else: a SIGTERM that comes while the server starts,
+    # or right after the URL is printed, must still stop the server cleanly (exit 0).
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server = RedisServer(args.dir, executable=args.executable, appendonly=args.aof).start()
-    print(f"redis-server running; use --redis-url {server.url}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
-        while server.running:
-            time.sleep(1)
+        print(f"redis-server running; use --redis-url {server.url}", flush=True)
+        while server.running and not stop.wait(1.0):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,8 +1,9 @@
 """Latency regression checks against a saved baseline.
 
-A baseline holds, per case label, the speed-up (dense median / pruned median, both measured in
-the same run, so it compares across machines far better than raw latencies) and the Top-1.
-A case regresses when its speed-up falls below baseline × (1 − tolerance).
+A baseline holds, per case label, the speed-up (dense / pruned latency, both measured in the same
+run, so it compares across machines far better than raw latencies) with its 95 % interval, and
+the Top-1. A case regresses when even the upper end of its speed-up's interval lies below
+baseline × (1 − tolerance): a verdict the measurement's own uncertainty cannot explain.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-VERSION = 1
-DEFAULT_TOLERANCE = 0.10
+VERSION = 2
+READABLE = (1, 2)  # version 1: no intervals (its speed-ups are read as exact)
+DEFAULT_TOLERANCE = 0.05
 CONDITIONS = ("device", "device_name", "precision", "threads", "streams", "batch", "input_shape",
               "runtime_version")
 
@@ -35,9 +37,17 @@ def load_baseline(path: str | Path) -> dict[str, dict]:
         cases = doc["cases"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"latency baseline {path} is not a benchsuite baseline: {e}") from None
-    if doc.get("version") != VERSION:
+    if doc.get("version") not in READABLE:
         raise ValueError(f"latency baseline {path}: version {doc.get('version')!r}, "
-                         f"expected {VERSION}")
+                         f"expected one of {READABLE}")
+    if not isinstance(cases, dict):
+        raise ValueError(f"latency baseline {path}: 'cases' must map case labels to entries, "
+                         f"got {type(cases).__name__}")
+    for label, entry in cases.items():
+        speed = entry.get("speedup") if isinstance(entry, dict) else None
+        if not isinstance(speed, int | float) or speed <= 0:
+            raise ValueError(f"latency baseline {path}: cases.{label}.speedup must be a "
+                             f"positive number, got {speed!r}")
     return cases
 
 
@@ -46,7 +56,9 @@ def save_baseline(rows: list[dict], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     cases = {
         r["label"]: {
-            "speedup": r["speedup"], "top1": r["top1"], "dense_top1": r["dense_top1"],
+            "speedup": r["speedup"], "speedup_ci_low": r.get("speedup_ci_low"),
+            "speedup_ci_high": r.get("speedup_ci_high"), "speedup_method": r.get("speedup_method"),
+            "top1": r["top1"], "dense_top1": r["dense_top1"],
             "latency_median_us": r["latency_median_us"],
             "dense_latency_median_us": r["dense_latency_median_us"],
             "conditions": {k: r.get(k) for k in CONDITIONS},
@@ -59,22 +71,35 @@ def save_baseline(rows: list[dict], path: str | Path) -> Path:
     return path
 
 
+def _interval(entry: dict) -> str:
+    low, high = entry.get("speedup_ci_low"), entry.get("speedup_ci_high")
+    if low is None or high is None:
+        return f"{entry['speedup']:.3f}x (no interval recorded)"
+    return f"{entry['speedup']:.3f}x [{low:.3f}, {high:.3f}]"
+
+
 def check(row: dict, baseline: dict[str, dict], tolerance: float = DEFAULT_TOLERANCE) -> Verdict:
-    """Compare one result row with its baseline entry (missing entry: ok, said so)."""
+    """Compare one result row with its baseline entry (missing entry: ok, said so).
+
+    Fails when the row's interval lies wholly below baseline × (1 − tolerance): its upper end
+    (the point estimate when the row has no interval) is under that floor."""
     base = baseline.get(row["label"])
     if base is None:
         return Verdict(True, f"{row['label']}: not in the baseline (not checked)")
     floor = base["speedup"] * (1 - tolerance)
     other = conditions_differ(base.get("conditions") or {}, row)
-    if row["speedup"] < floor:
+    high = row.get("speedup_ci_high")
+    high = row["speedup"] if high is None or high != high else high  # NaN: no interval
+    now = _interval(row)
+    if high < floor:
         return Verdict(False, (
-            f"{row['label']}: speed-up regressed: {row['speedup']:.3f}x is below the baseline "
-            f"{base['speedup']:.3f}x - {tolerance:.0%} = {floor:.3f}x (pruned "
+            f"{row['label']}: speed-up regressed: {now} lies below the baseline "
+            f"{_interval(base)} - {tolerance:.0%} = {floor:.3f}x (method: "
+            f"{row.get('speedup_method') or 'unknown'}; pruned "
             f"{row['latency_median_us']:.1f} µs vs dense {row['dense_latency_median_us']:.1f} µs "
             f"in this run; baseline {base['latency_median_us']:.1f} vs "
             f"{base['dense_latency_median_us']:.1f} µs){other}"), other)
-    return Verdict(True, f"{row['label']}: speed-up {row['speedup']:.3f}x >= {floor:.3f}x{other}",
-                   other)
+    return Verdict(True, f"{row['label']}: speed-up {now} reaches {floor:.3f}x{other}", other)
 
 
 def conditions_differ(base: dict, row: dict) -> str:

@@ -1,8 +1,8 @@
 """Write results in pytest-benchmark's JSON format, so `pytest-benchmark compare` reads them.
 
-One benchmark per case: the pruned model's latency over the benchmark_app repeats (stats of
-the per-repeat medians, in seconds as pytest-benchmark expects); the speed-up and conditions go
-in `extra_info`.
+One benchmark per case: the pruned model's latency over the paired measurement's rounds (stats
+of the per-round medians, in seconds as pytest-benchmark expects); the speed-up with its
+interval and method, Top-1 with its interval, and the conditions go in `extra_info`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 import platform
 import statistics
 from pathlib import Path
+
+from .results import VERDICT_KEYS
 
 PYTEST_BENCHMARK_FORMAT = "5.3.1"
 
@@ -32,17 +34,17 @@ def _stats(values_s: list[float]) -> dict:
 
 
 def benchmark_entry(row: dict) -> dict:
-    repeats = row.get("pruned_repeat_medians_us") or [row["latency_median_us"]]
+    repeats = row.get("pruned_round_medians_us") or [row["latency_median_us"]]
     name = f"test_latency[{row['label']}]"
     return {
         "group": row["recipe"], "name": name,
         "fullname": f"experiments/test_latency.py::{name}",
         "params": {"case": row["label"]}, "param": row["label"],
         "extra_info": {k: row.get(k) for k in (
-            "speedup", "dense_latency_median_us", "top1", "dense_top1", "macs", "dense_macs",
-            "device", "device_name", "precision", "threads", "streams", "batch", "input_shape",
-            "runtime_version")},
-        "options": {"timer": "benchmark_app", "min_rounds": len(repeats)},
+            *VERDICT_KEYS, "macs", "dense_macs", "device", "device_name", "precision",
+            "threads", "streams", "batch", "input_shape", "runtime_version")},
+        "options": {"timer": row.get("speedup_method") or "benchmark_app",
+                    "min_rounds": len(repeats)},
         "stats": _stats([v / 1e6 for v in repeats]),
     }
 

@@ -26,8 +26,9 @@ document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventL
     rows.forEach(r => body.appendChild(r)); }));
 </script>"""
 TABLE_COLUMNS = [
-    "label", "recipe", "sparsity", "model", "device", "precision", "top1", "dense_top1",
-    "latency_median_us", "dense_latency_median_us", "speedup", "macs_reduction", "latency_cv",
+    "label", "recipe", "sparsity", "model", "device", "precision", "top1", "top1_ci_low",
+    "top1_ci_high", "dense_top1", "latency_median_us", "dense_latency_median_us", "speedup",
+    "speedup_ci_low", "speedup_ci_high", "speedup_method", "macs_reduction",
     "weight_sparsity", "pareto", "runtime_version", "timestamp",
 ]
 

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 COLUMNS = [
     "case_id", "label", "recipe", "recipe_params", "model", "dataset", "seed", "sparsity",
     "device", "device_name", "precision", "precision_requested", "threads", "streams", "batch",
-    "input_shape", "top1", "top5", "dense_top1", "dense_top5", "params", "dense_params", "macs",
-    "dense_macs",
-    "weight_sparsity", "latency_median_us", "latency_avg_us", "latency_min_us",
-    "latency_max_us", "latency_cv", "dense_latency_median_us", "dense_latency_cv", "speedup",
-    "fps", "dense_fps", "runtime_version", "finetune_epochs", "dense_epochs", "train_seconds",
+    "input_shape", "top1", "top1_ci_low", "top1_ci_high", "test_images", "top5", "dense_top1",
+    "dense_top1_ci_low", "dense_top1_ci_high", "dense_top5", "params", "dense_params", "macs",
+    "dense_macs", "weight_sparsity", "speedup", "speedup_ci_low", "speedup_ci_high",
+    "speedup_method", "bench_rounds", "speedup_benchmark_app", "latency_median_us",
+    "dense_latency_median_us", "latency_avg_us", "latency_min_us", "latency_max_us",
+    "latency_cv", "dense_latency_cv", "fps", "dense_fps", "runtime_version", "finetune_epochs",
+    "dense_epochs", "train_seconds",
     "finetune_seconds", "export_seconds", "bench_seconds", "wall_seconds", "git_sha",
     "timestamp",
 ]
@@ -43,25 +45,47 @@ def git_sha() -> str:
 
 
 def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: float) -> dict:
+    """The result row of one case: the train, prune and bench stages' results joined.
+
+    ``speedup`` and both latency medians come from the bench stage's headline method
+    (``speedup_method``: in-process paired rounds, or benchmark_app where the runtime cannot run
+    the device); benchmark_app's own statistics (avg/min/max, CV over runs, FPS) and its
+    speed-up (``speedup_benchmark_app``) stand beside them. Top-1 carries its 95 % Wilson
+    interval over ``test_images``."""
+    from ..threshold import wilson_interval
+
     d, p = bench["dense"], bench["pruned"]
+    cond = bench.get("conditions") or {}
     params = case.effective_params()
+    images = int(pruned.get("test_images") or dense.get("test_images") or 0)
+    top1_ci = wilson_interval(pruned["top1"], images) if images else (None, None)
+    dense_ci = wilson_interval(dense["top1"], images) if images else (None, None)
     return {
         "case_id": case.case_id, "label": case.label, "recipe": case.recipe_name,
         "recipe_params": json.dumps(params, sort_keys=True), "model": case.model,
         "dataset": case.dataset, "seed": case.seed, "sparsity": params.get("sparsity"),
-        "device": p["device"], "device_name": p.get("device_name", "unknown"),
-        "precision": p["precision"],
-        "precision_requested": case.precision, "threads": p.get("threads"),
-        "streams": p.get("streams"), "batch": p.get("batch"), "input_shape": p.get("input_shape"),
-        "top1": pruned["top1"], "top5": pruned["top5"],
-        "dense_top1": dense["top1"], "dense_top5": dense["top5"],
+        "device": p["device"], "device_name": cond.get("device_name",
+                                                       p.get("device_name", "unknown")),
+        "precision": cond.get("precision", p["precision"]),
+        "precision_requested": case.precision, "threads": cond.get("threads", p.get("threads")),
+        "streams": cond.get("streams", p.get("streams")), "batch": p.get("batch"),
+        "input_shape": p.get("input_shape"),
+        "top1": pruned["top1"], "top1_ci_low": top1_ci[0], "top1_ci_high": top1_ci[1],
+        "test_images": images or None, "top5": pruned["top5"],
+        "dense_top1": dense["top1"], "dense_top1_ci_low": dense_ci[0],
+        "dense_top1_ci_high": dense_ci[1], "dense_top5": dense["top5"],
         "params": pruned["params"], "dense_params": dense["params"],
         "macs": pruned["macs"], "dense_macs": dense["macs"],
         "weight_sparsity": pruned["weight_sparsity"],
-        "latency_median_us": p["latency_median_us"], "latency_avg_us": p["latency_avg_us"],
-        "latency_min_us": p["latency_min_us"], "latency_max_us": p["latency_max_us"],
-        "latency_cv": p.get("latency_cv"), "dense_latency_median_us": d["latency_median_us"],
-        "dense_latency_cv": d.get("latency_cv"), "speedup": bench["speedup"],
+        "speedup": bench["speedup"], "speedup_ci_low": bench["speedup_ci_low"],
+        "speedup_ci_high": bench["speedup_ci_high"], "speedup_method": bench["speedup_method"],
+        "bench_rounds": bench["bench_rounds"],
+        "speedup_benchmark_app": bench["speedup_benchmark_app"],
+        "latency_median_us": bench["latency_median_us"],
+        "dense_latency_median_us": bench["dense_latency_median_us"],
+        "latency_avg_us": p["latency_avg_us"], "latency_min_us": p["latency_min_us"],
+        "latency_max_us": p["latency_max_us"], "latency_cv": p.get("latency_cv"),
+        "dense_latency_cv": d.get("latency_cv"),
         "fps": p["throughput_fps"], "dense_fps": d["throughput_fps"],
         "runtime_version": p["runtime_version"], "finetune_epochs": pruned["finetune_epochs"],
         "dense_epochs": case.dense_epochs, "train_seconds": dense["train_seconds"],
@@ -69,11 +93,19 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
         "bench_seconds": bench["bench_seconds"], "wall_seconds": wall_seconds,
         "git_sha": git_sha(), "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "per_layer": {"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
-        "pruned_repeat_medians_us": [r["latency_median_us"] for r in p.get("repeats", [])],
+        "pruned_round_medians_us": bench.get("pruned_round_medians_us") or [],
     }
 
 
-NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "pruned_repeat_medians_us")
+NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "pruned_round_medians_us")
+# The verdict's figures, each with its interval and the method that made it: W&B's summary,
+# pytest-benchmark's extra_info and the report's table carry all of them.
+VERDICT_KEYS = (
+    "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_method", "bench_rounds",
+    "speedup_benchmark_app", "latency_median_us", "dense_latency_median_us", "top1",
+    "top1_ci_low", "top1_ci_high", "test_images", "dense_top1", "dense_top1_ci_low",
+    "dense_top1_ci_high",
+)
 
 
 def per_layer_frame(row: dict) -> pd.DataFrame | None:

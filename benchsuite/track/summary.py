@@ -1,30 +1,78 @@
-"""The end-of-session table: one line per case, with the conditions of the latency figures."""
+"""The end-of-session table: one line per case, every figure with its 95 % interval, then the
+A/A calibration and the conditions of the latency figures."""
 
 from __future__ import annotations
 
+import math
 
-def format_table(rows: list[dict]) -> str:
-    head = (f"{'case':<44} {'Top-1':>6} {'dense':>6} {'floor':>6} {'lat µs':>8} "
-            f"{'dense µs':>8} {'speed-up':>8} {'MACs':>6}  result")
+
+def _num(value: object) -> float:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def speedup_text(r: dict) -> str:
+    """``2.48x [2.47, 2.49]``, or the bare estimate where no interval was recorded."""
+    s, lo, hi = (_num(r.get(k)) for k in ("speedup", "speedup_ci_low", "speedup_ci_high"))
+    if math.isnan(s):
+        return "n/a"
+    if math.isnan(lo) or math.isnan(hi):
+        return f"{s:.2f}x"
+    return f"{s:.2f}x [{lo:.2f}, {hi:.2f}]"
+
+
+def top1_text(r: dict) -> str:
+    """``0.9889 [0.980, 0.994]`` (95 % Wilson interval over the test images)."""
+    t, lo, hi = _num(r.get("top1")), _num(r.get("top1_ci_low")), _num(r.get("top1_ci_high"))
+    if math.isnan(lo) or math.isnan(hi):
+        return f"{t:.4f}"
+    return f"{t:.4f} [{lo:.3f}, {hi:.3f}]"
+
+
+def calibration_lines(calibrations: list[dict]) -> list[str]:
+    lines = []
+    for c in calibrations:
+        if c.get("speedup") is None:
+            lines.append(f"A/A calibration ({c.get('model')}): {c.get('note', 'not measured')}")
+            continue
+        cond = c.get("conditions") or {}
+        lines.append(
+            f"A/A calibration: {c.get('model')} dense vs itself {speedup_text(c)} "
+            f"({c.get('bench_rounds')} rounds, {c.get('speedup_method')}, threads "
+            f"{cond.get('threads')}, precision {cond.get('precision')}); 1.00x is unbiased")
+    return lines
+
+
+def format_table(rows: list[dict], calibrations: list[dict] | None = None) -> str:
+    head = (f"{'case':<44} {'Top-1 [95% CI]':>24} {'floor':>6} {'dense µs':>8} "
+            f"{'lat µs':>8} {'speed-up [95% CI]':>22} {'MACs':>5}  result")
     lines = [head, "-" * len(head)]
     for r in rows:
-        macs = r["macs"] / r["dense_macs"] if r.get("dense_macs") else float("nan")
+        macs = r["macs"] / r["dense_macs"] if r.get("dense_macs") else math.nan
         outcome = r.get("outcome") or ("passed" if r.get("passed") else "failed")
         verdict = {"passed": "pass", "failed": "FAIL"}.get(outcome, outcome)
         if r.get("cached"):
             verdict += " (cached)"
         lines.append(
-            f"{r['label'][:44]:<44} {r['top1']:>6.3f} {r['dense_top1']:>6.3f} "
-            f"{r.get('threshold', float('nan')):>6.3f} {r['latency_median_us']:>8.1f} "
-            f"{r['dense_latency_median_us']:>8.1f} {r['speedup']:>7.2f}x {macs:>6.2f}  {verdict}"
-        )
+            f"{r['label'][:44]:<44} {top1_text(r):>24} {_num(r.get('threshold')):>6.3f} "
+            f"{_num(r.get('dense_latency_median_us')):>8.1f} "
+            f"{_num(r.get('latency_median_us')):>8.1f} {speedup_text(r):>22} {macs:>5.2f}  "
+            f"{verdict}")
+    lines.extend(calibration_lines(calibrations or []))
     conds = {(r["device"], r.get("device_name") or "unknown", r["precision"], r.get("threads"),
-              r.get("streams"), r.get("batch"), r.get("input_shape"), r["runtime_version"])
+              r.get("streams"), r.get("batch"), r.get("input_shape"), r["runtime_version"],
+              r.get("speedup_method") or "benchmark_app interleaved runs")
              for r in rows}
-    for dev, name, prec, threads, streams, batch, shape, version in sorted(conds, key=str):
+    for dev, name, prec, threads, streams, batch, shape, version, method in sorted(conds, key=str):
         lines.append(f"conditions: device {dev} [{name}], precision {prec}, threads {threads}, "
                      f"streams {streams}, batch {batch}, input {shape}, OpenVINO {version}; "
-                     "latency = median of benchmark_app runs (sync API, latency hint)")
-    lines.append("speed-up = dense median latency / pruned median latency, measured "
-                 "interleaved in the same run; MACs = pruned / dense")
+                     f"sync API, latency hint; method: {method}")
+    n_images = {r.get("test_images") for r in rows if r.get("test_images")}
+    images = f" on {', '.join(str(n) for n in sorted(n_images))} test images" if n_images else ""
+    lines.append("speed-up = dense / pruned latency, median of per-round ratios with a bootstrap "
+                 "95% interval; latencies = median of round medians; Top-1 with its 95% Wilson "
+                 f"interval{images}; MACs = pruned / dense")
     return "\n".join(lines)

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir, project_root
-from .results import per_layer_frame
+from .results import VERDICT_KEYS, per_layer_frame
 
 MODES = ("offline", "online", "disabled")
 SUMMARY_KEYS = (
-    "top1", "top5", "dense_top1", "dense_top5", "latency_median_us", "latency_avg_us",
-    "latency_min_us", "latency_max_us", "latency_cv", "dense_latency_median_us", "speedup",
-    "fps", "dense_fps", "params", "dense_params", "macs", "dense_macs", "weight_sparsity",
-    "threshold", "passed",
+    *VERDICT_KEYS, "top5", "dense_top5", "latency_avg_us", "latency_min_us", "latency_max_us",
+    "latency_cv", "fps", "dense_fps", "params", "dense_params", "macs", "dense_macs",
+    "weight_sparsity", "threshold", "passed",
 )
 CONFIG_KEYS = (
     "case_id", "label", "recipe", "model", "dataset", "seed", "sparsity", "device",

@@ -1,0 +1,277 @@
+"""The headline speed-up: dense and pruned timed in one process, in paired rounds.
+
+Separate benchmark_app processes see different machine states (a 2-vCPU shared VM drifts by
+tens of percent between seconds), so the ratio of two such runs carries that drift. Here both
+models are compiled once in this process (the OpenVINO runtime API) and warmed up, then timed
+in many short rounds; in each round every model runs ``round_size`` inferences, in a random
+order per round (randomized multiple interleaved trials, Abedi & Brecht, ICPE 2017). A round's
+ratio (dense round median / pruned round median) is taken under one machine state, so slow
+drifts cancel; the speed-up is the median of the per-round ratios with a bootstrap 95 %
+interval over rounds. Rounds go on until the interval's half-width is at most
+``target_halfwidth`` of the estimate, or ``max_seconds`` have passed (calibration in the
+spirit of pytest-benchmark's).
+
+``mode="duet"`` (Bulej et al., ICPE 2020) runs both models at once, one thread each, so both
+see the same interference; on 2 vCPUs it measured wider than alternation (docs/measurements.md)
+and stays an option.
+
+Needs only openvino and numpy: it runs in the bench worker's environment (no torch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODES = ("alternate", "duet")
+METHOD = "in-process paired rounds"
+
+
+@dataclass(frozen=True)
+class PairedSettings:
+    """Conditions and stopping rule of a paired measurement (all recorded with the result)."""
+
+    device: str = "CPU"
+    precision: str | None = "f32"  # None: the device's default (bf16 on CPUs with AMX)
+    threads: int | None = 1  # inference threads per model; None: the runtime's default
+    streams: int = 1
+    pinning: bool | None = None  # ENABLE_CPU_PINNING; None: the runtime's default
+    mode: str = "alternate"
+    round_size: int = 25  # inferences per model per round
+    warmup: int = 30  # inferences per model before the first round
+    min_rounds: int = 20
+    max_rounds: int = 2000
+    target_halfwidth: float = 0.01  # stop when the 95 % interval is within ±1 % of the estimate
+    max_seconds: float = 20.0  # ... or when this much time has gone into rounds
+    check_every: int = 10  # rounds between two interval computations
+    bootstrap: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"paired mode {self.mode!r} not in {MODES}")
+        if self.round_size < 1 or self.min_rounds < 2 or self.max_rounds < self.min_rounds:
+            raise ValueError("round_size >= 1 and 2 <= min_rounds <= max_rounds required")
+        if not 0 < self.target_halfwidth < 1:
+            raise ValueError(f"target_halfwidth must be in (0, 1), got {self.target_halfwidth}")
+        if self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PairedSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class PairedResult:
+    """A speed-up with its interval, and each model's latency from the same rounds (µs)."""
+
+    speedup: float
+    ci_low: float
+    ci_high: float
+    rounds: int
+    seconds: float
+    latency_median_us: dict[str, float]
+    ratios: list[float] = field(default_factory=list)  # per round, reference / other
+    round_medians_us: dict[str, list[float]] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)
+    method: str = METHOD
+    converged: bool = True  # False: the time cap came first
+
+    @property
+    def halfwidth(self) -> float:
+        """Half the interval's width relative to the estimate (0.01 = ±1 %)."""
+        return (self.ci_high - self.ci_low) / 2 / self.speedup
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def bootstrap_median_ci(values: np.ndarray, resamples: int = 2000, confidence: float = 0.95,
+                        seed: int = 0) -> tuple[float, float, float]:
+    """Median of ``values`` and its percentile-bootstrap interval (resampling the values)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ValueError("no values")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, values.size, size=(resamples, values.size))
+    medians = np.median(values[idx], axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(medians, [alpha, 1 - alpha])
+    return float(np.median(values)), float(low), float(high)
+
+
+def ratio_estimate(log_ratios: list[float], settings: PairedSettings) -> tuple[float, float, float]:
+    """Speed-up and interval from per-round log ratios (median; bootstrap over rounds)."""
+    mid, low, high = bootstrap_median_ci(np.asarray(log_ratios), settings.bootstrap,
+                                         seed=settings.seed)
+    return float(np.exp(mid)), float(np.exp(low)), float(np.exp(high))
+
+
+def _config(settings: PairedSettings) -> dict[str, Any]:
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": settings.streams}
+    pinning = settings.pinning
+    if pinning is None and settings.mode == "duet":
+        pinning = False  # pinned, both models' streams land on one core and queue for it
+    if settings.threads is not None:
+        config["INFERENCE_NUM_THREADS"] = settings.threads
+    if pinning is not None:
+        config["ENABLE_CPU_PINNING"] = pinning
+    if settings.precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = settings.precision
+    return config
+
+
+class _Timed:
+    """One compiled model with its infer request and a fixed random input set once."""
+
+    def __init__(self, core: Any, model: Path, settings: PairedSettings, seed: int) -> None:
+        import openvino as ov
+
+        self.compiled = core.compile_model(str(model), settings.device, _config(settings))
+        self.request = self.compiled.create_infer_request()
+        rng = np.random.default_rng(seed)
+        for port in self.compiled.inputs:
+            shape = list(port.get_shape())
+            data = rng.standard_normal(shape).astype(np.float32)
+            self.request.set_tensor(port, ov.Tensor(data))
+
+    def run(self, n: int) -> list[float]:
+        """Latencies (µs) of n sync inferences, as OpenVINO reports them per request."""
+        out = []
+        for _ in range(n):
+            self.request.infer()
+            out.append(self.request.latency * 1000.0)
+        return out
+
+    def run_until(self, stop: threading.Event, out: list[float]) -> None:
+        while not stop.is_set():
+            self.request.infer()
+            out.append(self.request.latency * 1000.0)
+
+
+def _round_alternate(timed: dict[str, _Timed], names: list[str], rng: random.Random,
+                     settings: PairedSettings) -> dict[str, float]:
+    order = names[:]
+    rng.shuffle(order)
+    return {name: float(np.median(timed[name].run(settings.round_size))) for name in order}
+
+
+def _round_duet(timed: dict[str, _Timed], names: list[str], settings: PairedSettings,
+                slice_s: float) -> dict[str, float]:
+    stop = threading.Event()
+    lats: dict[str, list[float]] = {n: [] for n in names}
+    threads = [threading.Thread(target=timed[n].run_until, args=(stop, lats[n])) for n in names]
+    for t in threads:
+        t.start()
+    time.sleep(slice_s)
+    stop.set()
+    for t in threads:
+        t.join()
+    return {n: float(np.median(v)) if v else float("nan") for n, v in lats.items()}
+
+
+def measure_paired(models: dict[str, Path], settings: PairedSettings | None = None,
+                   reference: str | None = None, progress: Any = None) -> PairedResult:
+    """Time two models in paired rounds; speed-up = reference latency / other latency.
+
+    ``models`` has exactly two entries; ``reference`` (default: the first) is the numerator,
+    e.g. ``{"dense": dense_xml, "pruned": pruned_xml}``. For an A/A check pass the same file
+    twice under two names: each is compiled separately.
+    """
+    import openvino as ov
+
+    from .devices import device_name
+
+    settings = settings or PairedSettings()
+    if len(models) != 2:
+        raise ValueError(f"measure_paired takes two models, got {len(models)}")
+    names = list(models)
+    ref = reference or names[0]
+    other = next(n for n in names if n != ref)
+    core = ov.Core()
+    timed = {n: _Timed(core, Path(p), settings, settings.seed + i)
+             for i, (n, p) in enumerate(models.items())}
+    for t in timed.values():
+        t.run(settings.warmup)
+    rng = random.Random(settings.seed)
+    per_round: dict[str, list[float]] = {n: [] for n in names}
+    logs: list[float] = []
+    slice_s = 0.0
+    if settings.mode == "duet":  # a slice as long as round_size inferences of the slower model
+        slice_s = max(float(np.median(t.run(settings.round_size))) for t in timed.values())
+        slice_s = slice_s * settings.round_size / 1e6
+    t0 = time.perf_counter()
+    estimate = (float("nan"),) * 3
+    converged = False
+    while len(logs) < settings.max_rounds:
+        if settings.mode == "duet":
+            medians = _round_duet(timed, names, settings, slice_s)
+        else:
+            medians = _round_alternate(timed, names, rng, settings)
+        for n in names:
+            per_round[n].append(medians[n])
+        logs.append(float(np.log(medians[ref] / medians[other])))
+        n_rounds = len(logs)
+        if n_rounds >= settings.min_rounds and n_rounds % settings.check_every == 0:
+            estimate = ratio_estimate(logs, settings)
+            halfwidth = (estimate[2] - estimate[1]) / 2 / estimate[0]
+            if progress is not None:
+                progress(f"round {n_rounds}: {estimate[0]:.3f}x "
+                         f"[{estimate[1]:.3f}, {estimate[2]:.3f}]")
+            if halfwidth <= settings.target_halfwidth:
+                converged = True
+                break
+            if time.perf_counter() - t0 >= settings.max_seconds:
+                break
+    seconds = time.perf_counter() - t0
+    if len(logs) % settings.check_every or not np.isfinite(estimate[0]):
+        estimate = ratio_estimate(logs, settings)
+    compiled = timed[ref].compiled
+    conditions = {
+        "device": settings.device, "device_name": device_name(settings.device),
+        "precision": _property(compiled, "INFERENCE_PRECISION_HINT", settings.precision),
+        "precision_requested": settings.precision,
+        "threads": _property(compiled, "INFERENCE_NUM_THREADS", settings.threads),
+        "streams": _property(compiled, "NUM_STREAMS", settings.streams),
+        "batch": int(compiled.inputs[0].get_shape()[0]),
+        "input_shape": str([int(d) for d in compiled.inputs[0].get_shape()]),
+        "runtime_version": ov.get_version(), "mode": settings.mode,
+        "round_size": settings.round_size, "api": "sync",
+    }
+    return PairedResult(
+        speedup=estimate[0], ci_low=estimate[1], ci_high=estimate[2], rounds=len(logs),
+        seconds=seconds,
+        latency_median_us={n: float(np.median(v)) for n, v in per_round.items()},
+        ratios=[float(np.exp(v)) for v in logs], round_medians_us=per_round, conditions=conditions,
+        method=f"{METHOD} ({settings.mode})", converged=converged,
+    )
+
+
+def _property(compiled: Any, name: str, fallback: Any) -> Any:
+    try:
+        value = compiled.get_property(name)
+    except RuntimeError:
+        return fallback
+    text = str(value)
+    if name == "INFERENCE_PRECISION_HINT":
+        from .report import normalise_precision
+
+        return normalise_precision(text) or text
+    try:
+        return int(text)
+    except ValueError:
+        return text

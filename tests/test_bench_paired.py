@@ -1,0 +1,131 @@
+"""The paired in-process speed-up: bootstrap interval, stopping rule, and real OpenVINO runs on
+two tiny models built here (a wide and a narrow conv net)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchsuite.bench.paired import (
+    PairedSettings,
+    bootstrap_median_ci,
+    measure_paired,
+)
+from benchsuite.bench.result import BenchSettings
+from benchsuite.bench.verdict import calibrate, in_process_usable, measure_pair
+
+
+def _conv_ir(folder: Path, name: str, channels: int, layers: int) -> Path:
+    """A static-shape IR of `layers` 3x3 convs with `channels` channels on 1x16x32x32."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(channels)
+    x = ops.parameter([1, 16, 32, 32], ov.Type.f32, name="input")
+    node, cin = x, 16
+    for _ in range(layers):
+        w = rng.standard_normal((channels, cin, 3, 3)).astype(np.float32) * 0.1
+        node = ops.relu(ops.convolution(node, ops.constant(w), [1, 1], [1, 1], [1, 1], [1, 1]))
+        cin = channels
+    path = folder / f"{name}.xml"
+    ov.save_model(ov.Model([node], [x], name), str(path), compress_to_fp16=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("paired")
+    return {"dense": _conv_ir(folder, "wide", 64, 4), "pruned": _conv_ir(folder, "narrow", 16, 4)}
+
+
+QUICK = {"round_size": 5, "warmup": 5, "min_rounds": 10, "check_every": 10, "max_seconds": 5.0,
+         "bootstrap": 500}
+
+
+def test_bootstrap_interval_brackets_the_median() -> None:
+    values = np.random.default_rng(1).normal(2.0, 0.1, 200)
+    mid, low, high = bootstrap_median_ci(values)
+    assert low < mid < high
+    assert mid == pytest.approx(np.median(values))
+    assert high - low < 0.1  # 200 values of SD 0.1: the median is known to a few hundredths
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0.5, 5.0), min_size=3, max_size=60), st.integers(0, 2**16))
+def test_bootstrap_interval_lies_within_the_data(values: list[float], seed: int) -> None:
+    mid, low, high = bootstrap_median_ci(np.asarray(values), resamples=200, seed=seed)
+    assert min(values) <= low <= mid <= high <= max(values)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"mode": "solo"}, "mode 'solo'"),
+    ({"min_rounds": 1}, "min_rounds"),
+    ({"target_halfwidth": 0.0}, "target_halfwidth"),
+    ({"max_seconds": 0}, "max_seconds"),
+    ({"threads": 0}, "threads"),
+])
+def test_bad_settings_fail_early(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        PairedSettings(**kwargs)
+
+
+def test_narrow_model_is_faster_with_a_tight_interval(pair: dict[str, Path]) -> None:
+    result = measure_paired(pair, PairedSettings(**QUICK), reference="dense")
+    # 16 vs 64 channels: 16x fewer MACs; on any CPU the narrow net is clearly faster
+    assert result.ci_low > 1.5
+    assert result.ci_low <= result.speedup <= result.ci_high
+    assert result.rounds >= 10 and len(result.ratios) == result.rounds
+    assert result.latency_median_us["dense"] > result.latency_median_us["pruned"] > 0
+    assert len(result.round_medians_us["pruned"]) == result.rounds
+    c = result.conditions
+    assert (c["threads"], c["streams"], c["batch"]) == (1, 1, 1)
+    assert c["precision"] == "f32" and c["input_shape"] == "[1, 16, 32, 32]"
+    assert result.method == "in-process paired rounds (alternate)"
+
+
+def test_stops_at_the_time_cap_when_the_target_is_out_of_reach(pair: dict[str, Path]) -> None:
+    s = PairedSettings(**QUICK | {"target_halfwidth": 1e-9, "max_seconds": 0.5,
+                                  "max_rounds": 100000})
+    result = measure_paired(pair, s)
+    assert not result.converged
+    assert result.seconds < 10  # the cap is checked every `check_every` rounds
+
+
+def test_a_a_reads_one(pair: dict[str, Path]) -> None:
+    """The same model against itself (compiled twice) reads 1: the method has no bias between
+    the two slots (a loose bound here; `pytest -m benchmark` holds it to 2 %)."""
+    result = calibrate(pair["pruned"], BenchSettings(precision="f32"), QUICK)
+    assert abs(result["speedup"] - 1) < 0.03
+    assert result["speedup_ci_low"] <= result["speedup"] <= result["speedup_ci_high"]
+
+
+def test_duet_mode_measures_the_same_direction(pair: dict[str, Path]) -> None:
+    result = measure_paired(pair, PairedSettings(**QUICK | {"mode": "duet"}))
+    assert result.speedup > 1.5 and result.method.endswith("(duet)")
+
+
+def test_measure_pair_reports_both_methods(pair: dict[str, Path], tmp_path: Path) -> None:
+    out = measure_pair(pair, tmp_path, BenchSettings(precision="f32", niter=50), QUICK)
+    assert out["speedup_method"] == "in-process paired rounds (alternate)"
+    assert out["speedup_ci_low"] <= out["speedup"] <= out["speedup_ci_high"]
+    assert out["speedup_benchmark_app"] > 1.2  # the cross-check agrees on the direction
+    assert out["dense"]["per_layer"] and out["pruned"]["per_layer"]  # benchmark_app's counters
+
+
+def test_another_benchmark_app_falls_back_to_its_runs(pair: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """A worker whose operator named a benchmark_app (the legacy env's) cannot time in-process:
+    the figure then comes from benchmark_app's interleaved runs and says so."""
+    from benchsuite.bench.runner import find_benchmark_app
+
+    settings = BenchSettings(precision="f32", niter=50, repeats=3,
+                             executable=find_benchmark_app())
+    assert not in_process_usable(settings)
+    out = measure_pair(pair, tmp_path, settings, QUICK)
+    assert out["speedup_method"] == "benchmark_app interleaved runs"
+    assert out["bench_rounds"] == 3
+    assert out["speedup_ci_low"] <= out["speedup"] <= out["speedup_ci_high"]
