@@ -114,7 +114,18 @@ def _cached(case_id: str) -> dict | None:
 def _store(row: dict) -> None:
     path = cache_dir() / "results" / f"{row['case_id']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(row, indent=1))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, indent=1))
+    tmp.replace(path)  # atomic: a killed writer leaves the old file or the new one
+
+
+def mark_recorded(case_id: str) -> None:
+    """The row of this case is in the results table (and W&B): a later run that finds it in
+    the cache need not record it again. Until then a cached row is recorded again, so a failed
+    append (a broken table, a full disk) loses nothing."""
+    row = _cached(case_id)
+    if row is not None and not row.get("recorded"):
+        _store(row | {"recorded": True})
 
 
 def run_case(case: Case, executor: Executor, force: bool = False,
@@ -141,9 +152,9 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     }, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"]})
     row = make_row(case, dense.result, pruned.result, bench.result,
                    wall_seconds=time.perf_counter() - t0)
-    _store(row)
+    _store(row | {"recorded": False})
     artifacts = {"dense_onnx": str(dense.files["onnx"]), "pruned_onnx": str(pruned.files["onnx"])}
     return row | {"cached": False, "artifacts": artifacts}
 
 
-__all__ = ["Case", "Threshold", "run_case", "validate"]
+__all__ = ["Case", "Threshold", "mark_recorded", "run_case", "validate"]

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from .case import Case, run_case
+from .case import Case, mark_recorded, run_case
 from .executor import LocalExecutor
 from .threshold import Threshold
 
@@ -251,10 +251,11 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
         row = run_case(case, stage_executor, force=force, progress=progress)
         floor = threshold.floor(row["dense_top1"])
         row |= {"threshold": floor, "passed": row["top1"] >= floor}
-        if not row["cached"]:
+        if not row["cached"] or not row.get("recorded", True):  # new, or its append failed
             append_row(row)
             onnx = (row.get("artifacts") or {}).get("pruned_onnx")
             tracker.log_case(row, onnx)
+            mark_recorded(row["case_id"])
         compact = {k: v for k, v in row.items() if k not in ("per_layer", "artifacts")}
         request.node.user_properties.append((ROW_PROPERTY, json.dumps(compact)))
         if (aa := aa_calibration(case)) is not None:

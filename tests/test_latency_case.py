@@ -164,3 +164,27 @@ def test_cases_under_pytest_xdist(project: pytest.Pytester, tmp_path: Path):
               for d in (Path(os.environ["WANDB_DIR"]) / "wandb").glob("offline-run-*")
               if run_contents(d)["config"]["sparsity"] in (0.25, 0.75)}
     assert len(groups) == 1  # one W&B group for the session, whichever worker ran the case
+
+
+def test_a_row_whose_append_failed_is_recorded_by_the_next_run(project: pytest.Pytester,
+                                                              tmp_path: Path, monkeypatch):
+    """The result cache used to be written before the table: a failed append (here an
+    unreadable results.csv) made every later run say "cached" and the row was lost for good."""
+    results = tmp_path / "own-results"
+    results.mkdir()
+    monkeypatch.setenv("BENCHSUITE_RESULTS", str(results))
+    (results / "results.csv").write_text('case_id,label\n"c0,unterminated\n')
+    args = ["-p", "benchsuite.pytest_plugin", "-m", "latency", "--executor", "local",
+            "--dense-epochs", "3", "--epochs", "1", "--niter", "50", "--bench-seconds", "2",
+            "--accuracy-threshold", "0", "--no-calibration", "--wandb", "disabled"]
+    broken = project.runpytest_subprocess(*args)
+    broken.assert_outcomes(failed=1)
+    broken.stdout.fnmatch_lines(["*results.csv is not a readable CSV*move it aside*"])
+    (results / "results.csv").rename(results / "results.csv.bad")
+    again = project.runpytest_subprocess(*args)
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["*small_cnn-small_filters-0.5-CPU-f32*pass (cached)*"])
+    assert len(pd.read_csv(results / "results.csv")) == 1  # recorded from the cache
+    third = project.runpytest_subprocess(*args)
+    third.assert_outcomes(passed=1)
+    assert len(pd.read_csv(results / "results.csv")) == 1  # recorded once, not twice

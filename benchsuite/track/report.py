@@ -8,12 +8,14 @@ cases. Then a sortable table of every case. The figures state their conditions.
 from __future__ import annotations
 
 import html
+import warnings
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
 from .pareto import pareto_front
+from .results import read_results
 
 SORT_JS = """
 <script>
@@ -31,6 +33,23 @@ TABLE_COLUMNS = [
     "speedup_ci_low", "speedup_ci_high", "speedup_method", "macs_reduction",
     "weight_sparsity", "pareto", "runtime_version", "timestamp",
 ]
+
+
+REQUIRED = ("label", "timestamp", "speedup", "latency_median_us", "top1")
+
+
+def _complete(frame: pd.DataFrame, source: object) -> pd.DataFrame:
+    """Drop rows missing a figure the report needs (a row cut short by a killed writer parses
+    with NaNs), with a warning that names the table and the rows."""
+    present = [c for c in REQUIRED if c in frame.columns]
+    bad = frame[present].isna().any(axis=1)
+    if "timestamp" in frame.columns:
+        stamps = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True)
+        bad |= stamps.isna()
+    if bad.any():
+        warnings.warn(f"{source}: ignored {int(bad.sum())} incomplete row(s) (table lines "
+                      f"{', '.join(str(i + 2) for i in frame.index[bad][:10])})", stacklevel=2)
+    return frame[~bad]
 
 
 def _latest(frame: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +148,7 @@ def build_report(results: Path, out: Path, cases: list[str] | None = None,
     if not table_path.is_file():
         raise FileNotFoundError(f"no results table at {table_path}: run `pytest -m latency` "
                                 "first (or pass --results DIR)")
-    frame = _latest(pd.read_csv(table_path))
+    frame = _latest(_complete(read_results(Path(results)), table_path))
     if frame.empty:
         raise ValueError(f"{table_path} has no rows")
     frame["macs_reduction"] = frame["dense_macs"] / frame["macs"]

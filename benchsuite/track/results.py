@@ -10,6 +10,7 @@ import datetime as dt
 import fcntl
 import json
 import subprocess
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,7 +98,7 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
     }
 
 
-NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "pruned_round_medians_us")
+NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "recorded", "pruned_round_medians_us")
 # The verdict's figures, each with its interval and the method that made it: W&B's summary,
 # pytest-benchmark's extra_info and the report's table carry all of them.
 VERDICT_KEYS = (
@@ -126,9 +127,44 @@ def _locked(folder: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+class ResultsTableError(ValueError):
+    """The results table cannot be read; the message names the file and what to do."""
+
+
+def repair_tail(path: Path) -> Path | None:
+    """A writer killed mid-row leaves a last line without its newline (often inside a quoted
+    field). Move that partial line to ``<name>.partial-<time>`` beside the table, cut the table
+    back to its last complete line, warn naming both files; return the quarantine file."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return None
+    cut = data.rfind(b"\n") + 1
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    quarantine = path.with_name(f"{path.name}.partial-{stamp}")
+    quarantine.write_bytes(data[cut:])
+    with open(path, "r+b") as f:
+        f.truncate(cut)
+    lines = data[:cut].count(b"\n")
+    warnings.warn(f"{path}: its last row was cut short (a writer was killed?); moved it to "
+                  f"{quarantine} and kept the {lines} complete lines",
+                  stacklevel=2)
+    return quarantine
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ResultsTableError(
+            f"results table {path} is not a readable CSV ({e}); move it aside (e.g. to "
+            f"{path.name}.bad) and re-run the cases (cached results are re-recorded), or "
+            "repair it by hand") from None
+
+
 def append_row(row: dict, folder: Path | None = None) -> Path:
     """Append a row to results.csv (new columns widen the file), refresh results.parquet, and
-    write the row's per-layer table to per_layer/<case_id>.csv."""
+    write the row's per-layer table to per_layer/<case_id>.csv. A partial last row left by a
+    killed writer is quarantined first (``repair_tail``)."""
     folder = Path(folder or results_dir())
     folder.mkdir(parents=True, exist_ok=True)
     table = per_layer_frame(row)
@@ -138,7 +174,9 @@ def append_row(row: dict, folder: Path | None = None) -> Path:
     new = pd.DataFrame([{k: v for k, v in row.items() if k not in NOT_IN_TABLE}])
     path = folder / "results.csv"
     with _locked(folder):
-        old = pd.read_csv(path) if path.is_file() else None
+        if path.is_file():
+            repair_tail(path)
+        old = _read_table(path) if path.is_file() and path.stat().st_size else None
         if old is not None and list(old.columns) == list(new.columns):
             new.to_csv(path, mode="a", header=False, index=False)
             full = pd.concat([old, new], ignore_index=True)
@@ -152,7 +190,8 @@ def append_row(row: dict, folder: Path | None = None) -> Path:
 
 
 def read_results(folder: Path | None = None) -> pd.DataFrame:
+    """The results table; a file that does not parse raises ``ResultsTableError`` naming it."""
     path = Path(folder or results_dir()) / "results.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no results table at {path}: run `pytest -m latency` first")
-    return pd.read_csv(path)
+    return _read_table(path)
