@@ -1,7 +1,7 @@
 """Depth pruning: remove whole residual blocks (`class: BlockRemover` in a recipe).
 
-At batch 1 on a CPU, latency has a floor set by the number of layers (FACTS.md), which width
-pruning cannot pass; removing blocks does. The pruner ranks the residual blocks on the
+At batch 1 on a CPU, latency has a floor set by the number of layers (docs/measurements.md),
+which width pruning cannot pass; removing blocks does. The pruner ranks the residual blocks on the
 calibration batch and bypasses the lowest-ranked ones physically (`models/blocks.py`: an
 identity, or the block's downsampling shortcut), so the export has fewer layers.
 
