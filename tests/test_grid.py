@@ -32,7 +32,9 @@ def test_filters_override_the_grid(folder):
     assert [c.label for c in cases] == ["small_cnn-agp_filters-0.5-CPU-default",
                                         "small_cnn-agp_filters-0.7-CPU-default"]
     assert cases[0].precision is None  # the device's own default precision
-    assert generate_cases(folder, "nothing*") == []
+    with pytest.raises(GridError, match=r"--recipes 'nothing\*' matched no recipe in .*"
+                                        r"\(known: agp_filters, level, other\)"):
+        generate_cases(folder, "nothing*")  # an empty selection is an error, never a silent pass
     unlisted = generate_cases(folder, "other", models=["resnet20"], precisions=["f32"])
     assert [c.label for c in unlisted] == ["resnet20-other-default-CPU-f32"]
 
@@ -71,7 +73,8 @@ def test_default_selection_and_model_folders(folder):
     assert [c.label for c in cases] == ["resnet56-blocks-default-CPU-f32"]  # its folder's model
     forced = generate_cases(folder, "resnet56/*", models=["resnet20"], precisions=["f32"])
     assert [c.model for c in forced] == ["resnet20"]
-    assert generate_cases(folder, "sweeps/*") == []
+    with pytest.raises(GridError, match="'sweeps/\\*' matched no recipe"):
+        generate_cases(folder, "sweeps/*")  # sweep configs are not recipes
 
 
 FOUND = """# found_by: sweep r56 (schedules/sweeps/x.yaml),
