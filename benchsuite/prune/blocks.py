@@ -88,7 +88,9 @@ class BlockRemover(Pruner):
         self.calibration = calibration
         blocks = residual_blocks(model)
         if not blocks:
-            raise RecipeError(f"{self.path}.class", "the model has no residual blocks")
+            raise RecipeError(f"{self.path}.class", f"the model ({type(model).__name__}) has no "
+                              "residual blocks BlockRemover can remove (it bypasses the blocks "
+                              "of the CIFAR ResNets, resnet20 ... resnet56)")
         self.stages: dict[str, list[str]] = {}
         for b in blocks:
             self.stages.setdefault(_stage(b), []).append(b)
