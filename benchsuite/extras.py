@@ -55,3 +55,39 @@ def explain(exc: ImportError, what: str) -> str | None:
     if name in EXTRA_OF:
         return f"{what} needs {name}, not installed here: {install_hint(EXTRA_OF[name])}"
     return None
+
+
+# --- the pytest session's choices that depend on extras ----------------------------------------
+
+def default_executor(given: str) -> str:
+    """--executor as given, else redis when the broker extra is installed, else local."""
+    return given or ("redis" if has_extra("broker") else "local")
+
+
+def default_wandb_mode(given: str) -> str | None:
+    """--wandb as given, else W&B's own default (offline) when wandb is installed, else
+    disabled."""
+    return given or (None if has_extra("wandb") else "disabled")
+
+
+def session_extras_problem(executor: str, wandb: str) -> str | None:
+    """Why the given --executor / --wandb cannot work here (a usage error), or None."""
+    if executor not in ("", "redis", "local"):
+        return f"--executor must be redis or local, got {executor!r}"
+    if executor == "redis" and not has_extra("broker"):
+        return (f"--executor redis needs the broker extra: {install_hint('broker')} "
+                "(or --executor local)")
+    if wandb in ("offline", "online") and not has_extra("wandb"):
+        return f"--wandb {wandb} needs wandb: {install_hint('wandb')}"
+    return None
+
+
+def session_extras_notes(executor: str, wandb: str) -> list[str]:
+    """Header lines for the defaults a missing extra changed."""
+    notes = []
+    if not executor and not has_extra("broker"):
+        notes.append(f"benchsuite: stages run in-process (for the Redis executor: "
+                     f"{install_hint('broker')})")
+    if not wandb and not has_extra("wandb"):
+        notes.append(f"benchsuite: W&B off (wandb not installed: {install_hint('wandb')})")
+    return notes

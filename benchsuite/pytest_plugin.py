@@ -18,7 +18,12 @@ import pytest
 
 from .case import Case, run_case
 from .executor import LocalExecutor
-from .extras import has_extra, install_hint
+from .extras import (
+    default_executor,
+    default_wandb_mode,
+    session_extras_notes,
+    session_extras_problem,
+)
 from .threshold import Threshold
 
 OPTIONS: list[tuple[str, str, str]] = [
@@ -75,28 +80,6 @@ def _list(config: pytest.Config, name: str) -> list[str] | None:
     return [v.strip() for v in option(config, name).split(",") if v.strip()] or None
 
 
-def executor_kind(config: pytest.Config) -> str:
-    """--executor, else redis when the broker extra is installed, else local."""
-    return option(config, "executor") or ("redis" if has_extra("broker") else "local")
-
-
-def wandb_mode(config: pytest.Config) -> str | None:
-    """--wandb, else W&B's own default (offline) when wandb is installed, else disabled."""
-    return option(config, "wandb") or (None if has_extra("wandb") else "disabled")
-
-
-def _check_extras(config: pytest.Config) -> None:
-    kind = option(config, "executor")
-    if kind not in ("", "redis", "local"):
-        raise pytest.UsageError(f"--executor must be redis or local, got {kind!r}")
-    if kind == "redis" and not has_extra("broker"):
-        raise pytest.UsageError(f"--executor redis needs the broker extra: "
-                                f"{install_hint('broker')} (or --executor local)")
-    if option(config, "wandb") in ("offline", "online") and not has_extra("wandb"):
-        raise pytest.UsageError(f"--wandb {option(config, 'wandb')} needs wandb: "
-                                f"{install_hint('wandb')}")
-
-
 def base_case(config: pytest.Config) -> Case:
     return Case(
         recipe="", dataset=option(config, "dataset"),
@@ -131,17 +114,12 @@ def _rows(config: pytest.Config) -> list[dict]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a pruning experiment (prune, fine-tune, bench)")
     config.pluginmanager.register(RowCollector(), RowCollector.name)
-    _check_extras(config)
+    if problem := session_extras_problem(option(config, "executor"), option(config, "wandb")):
+        raise pytest.UsageError(problem)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    notes = []
-    if not option(config, "executor") and not has_extra("broker"):
-        notes.append(f"benchsuite: stages run in-process (for the Redis executor: "
-                     f"{install_hint('broker')})")
-    if not option(config, "wandb") and not has_extra("wandb"):
-        notes.append(f"benchsuite: W&B off (wandb not installed: {install_hint('wandb')})")
-    return notes
+    return session_extras_notes(option(config, "executor"), option(config, "wandb"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -180,7 +158,7 @@ def latency_baseline(pytestconfig: pytest.Config):
 @pytest.fixture(scope="session")
 def stage_executor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Runs the stages: through the Redis broker (its workers) by default, or in-process."""
-    kind = executor_kind(request.config)
+    kind = default_executor(option(request.config, "executor"))
     if kind == "redis":
         return request.getfixturevalue("broker_executor")
     if kind == "local":
@@ -197,7 +175,8 @@ def tracker(pytestconfig: pytest.Config):
     # one group for the whole session, shared by pytest-xdist workers (their testrunuid)
     run_id = getattr(pytestconfig, "workerinput", {}).get("testrunuid")
     stamp = run_id[:12] if run_id else dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    t = WandbTracker(group=f"session-{stamp}-{git_sha()}", mode=wandb_mode(pytestconfig))
+    t = WandbTracker(group=f"session-{stamp}-{git_sha()}",
+                     mode=default_wandb_mode(option(pytestconfig, "wandb")))
     yield t
     t.close()
 
