@@ -129,8 +129,7 @@ def test_a_users_own_test_file_runs_its_own_case(user_project: pytest.Pytester):
     """The suite's fixtures in a user's test: a built-in ResNet-18 case on an image folder made
     by the test, in-process; progress shown without -v."""
     user_project.makepyfile(test_mine=USER_TEST)
-    result = run(user_project, "--executor", "local", "--wandb", "disabled", "-p",
-                 "no:randomly", "test_mine.py")
+    result = run(user_project, "--executor", "local", "--wandb", "disabled", "test_mine.py")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*resnet18-level_elementwise-*: dense baseline: epoch 1/1 loss*",
                                  "*benchsuite: latency cases*"])
