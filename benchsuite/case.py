@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,19 @@ from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
 from .recipe import render, template_parameters
 from .threshold import Threshold
+from .userspec import is_reference, source_digest
 
 Progress = Callable[[str], None]
+# appended to a case's label when they differ from the defaults (prefix of the value)
+LABEL_FIELDS = {"dataset": "", "seed": "seed", "epochs": "ep", "dense_epochs": "dense",
+                "niter": "niter", "repeats": "rep"}
+
+
+def _slug(value: str) -> str:
+    """A label-safe spelling: `imagefolder:/data/pets` -> `imagefolder.pets`, `m:f` -> `m.f`."""
+    if value.startswith("imagefolder:"):
+        return "imagefolder." + Path(value.removeprefix("imagefolder:")).name
+    return value.replace(":", ".").replace("/", ".")
 # a case's result depends on this code too: change it and cached results are re-run
 CASE_CODE = ("models", "data", "train.py", "prune", "recipe", "export", "bench", "stages.py",
              "case.py")
@@ -66,16 +77,28 @@ class Case:
 
     @property
     def label(self) -> str:
-        """Readable id, e.g. resnet20-l1_filters-0.5-CPU-f32."""
+        """Readable id telling cases apart: model, recipe, parameter values, device, precision,
+        then each setting that is not the default, e.g. resnet20-l1_filters-0.5-CPU-f32 or
+        mymodels.tiny-l1_filters-0.5-CPU-f32-cifar10-seed1-ep5-dense10."""
         values = "-".join(str(v) for _, v in sorted(self.params.items())) or "default"
         precision = self.precision or "default"
-        return f"{self.model}-{self.recipe_name}-{values}-{self.device}-{precision}"
+        label = f"{_slug(self.model)}-{self.recipe_name}-{values}-{self.device}-{precision}"
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in LABEL_FIELDS and value != f.default:
+                label += f"-{LABEL_FIELDS[f.name]}{_slug(str(value))}"
+        return label
 
     @property
     def case_id(self) -> str:
         """Content hash of everything that determines the result (the rendered recipe too)."""
+        # the user's own model or dataset code counts too (only when there is some, so the
+        # built-in cases keep their ids)
+        user = {ref: source_digest(ref) for ref in (self.model, self.dataset)
+                if is_reference(ref)}
         return content_hash(asdict(self) | {"recipe": self.recipe_text(),
-                                            "code": code_version(*CASE_CODE)})
+                                            "code": code_version(*CASE_CODE)}
+                            | ({"user_code": user} if user else {}))
 
     def dense_spec(self) -> dict:
         return {"model": self.model, "dataset": self.dataset, "data_dir": self.data_dir,
@@ -95,13 +118,14 @@ def validate(case: Case) -> None:
     """Parse the recipe and bind it to a fresh model: bad recipes fail before any training."""
     import torch
 
-    from .data import check_dataset
+    from .data import describe_dataset
     from .models import build_model
     from .prune import CompressionScheduler
     from .recipe import parse_recipe
 
-    data_shape = check_dataset(case.dataset, case.data_dir)  # a wrong path fails here, clearly
-    model = build_model(case.model, 10, data_shape[0])
+    # a wrong path fails here, clearly
+    data_shape, num_classes = describe_dataset(case.dataset, case.data_dir)
+    model = build_model(case.model, num_classes, data_shape[0])
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
     CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
 
@@ -140,11 +164,13 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     validate(case)
     t0 = time.perf_counter()
     say("dense baseline")
-    dense = executor.run("train", case.dense_spec(), {})
+    dense = executor.run("train", case.dense_spec(), {},
+                         progress=lambda line: say(f"dense baseline: {line}"))
     say("prune + fine-tune")
     pruned = executor.run("prune", case.dense_spec() | {
         "epochs": case.epochs, "recipe_text": case.recipe_text(), "recipe_name": case.recipe_name,
-    }, {"checkpoint": dense.files["checkpoint"]})
+    }, {"checkpoint": dense.files["checkpoint"]},
+        progress=lambda line: say(f"fine-tune: {line}"))
     say("benchmark")
     bench = executor.run("bench", {
         "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),

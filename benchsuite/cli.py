@@ -1,19 +1,38 @@
-"""The `benchsuite` command.
+"""The `benchsuite` command, the one entry to the suite's tools.
 
   benchsuite report                     HTML report from the results table
   benchsuite sensitivity                per-layer pruning sensitivity (CSV + plot)
   benchsuite worker prune|bench         serve jobs from Redis (see README, "Distributed")
   benchsuite broker status|server       inspect the broker / run a private redis-server
   benchsuite blobs cleanup              drop expired artifact blobs
+  benchsuite sweep bench measure|compare  bayes vs random search at equal budget
+  benchsuite recipe ...                 recipe tools (benchsuite/recipe/cli.py)
+
+`benchsuite COMMAND --help` gives each command's usage. The experiments themselves run under
+pytest: `pytest -m latency` (see `pytest --help`, group "benchsuite").
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from .extras import explain, install_hint
 from .paths import results_dir
+
+# Where the subcommands come from, one line each: "module:function" adding them to the
+# subparsers (each sets `func`; an optional `run` wraps it), the extra the module needs ("" if
+# none) and the command names it adds (for a placeholder when that extra is missing).
+SUBCOMMANDS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("benchsuite.cli:add_report", "", ("report",)),
+    ("benchsuite.sensitivity:add_subcommand", "", ("sensitivity",)),
+    ("benchsuite.cli:add_broker", "broker", ("worker", "broker", "blobs")),
+    ("benchsuite.cli:add_sweep", "", ("sweep",)),
+    ("benchsuite.recipe.cli:add_subcommands", "", ("recipe",)),  # absent until it is written
+]
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -24,10 +43,7 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchsuite", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_report(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="HTML report with plots from the results table")
     report.add_argument("--results", default=str(results_dir()),
                         help="folder holding results.csv [experiments/results]")
@@ -37,23 +53,86 @@ def build_parser() -> argparse.ArgumentParser:
                         help="case label whose per-layer latency to plot (repeatable; "
                              "default: the 3 fastest)")
     report.set_defaults(func=_report)
-    from .sensitivity import add_subcommand as add_sensitivity
 
-    add_sensitivity(sub)
+
+def add_broker(sub: argparse._SubParsersAction) -> None:
     from .broker import cli as broker_cli
 
     broker_cli.add_subcommands(sub)
+    for name in ("worker", "broker", "blobs"):  # a connection error: one line, exit 2
+        sub.choices[name].set_defaults(run=broker_cli.run)
+
+
+# commands whose arguments all go to another program's own parser: (words) -> "module:main"
+PASSTHROUGH: dict[tuple[str, ...], str] = {("sweep", "bench"): "benchsuite.sweep.bench:main"}
+
+
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    sweep = sub.add_parser("sweep", help="sweep tools (the sweeps themselves: pytest -m sweep)")
+    sweep_sub = sweep.add_subparsers(dest="sweep_command", required=True)
+    bench = sweep_sub.add_parser(
+        "bench", add_help=False, usage="benchsuite sweep bench {measure,compare} ...",
+        help="bayes vs random at equal budget (benchsuite sweep bench -h for its options)")
+    bench.add_argument("args", nargs=argparse.REMAINDER)  # main() passes them through
+
+
+def _placeholder(sub: argparse._SubParsersAction, name: str, exc: ImportError,
+                 extra: str) -> None:
+    """A command whose module cannot load (its extra is not installed): it says so."""
+    message = explain(exc, f"benchsuite {name}") or (
+        f"benchsuite {name}: cannot load: {exc}" + (f" ({install_hint(extra)})" if extra else ""))
+    short = f"needs {install_hint(extra)}" if extra else "cannot load"
+    p = sub.add_parser(name, help=f"(not available here: {short})", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+    def fail(_args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    p.set_defaults(func=fail)
+
+
+def _resolve(target: str) -> Callable[[argparse._SubParsersAction], None] | None:
+    module, _, func = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), func)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:  # an optional command module not there (yet)
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchsuite", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for target, extra, names in SUBCOMMANDS:
+        try:
+            if (add := _resolve(target)) is not None:
+                add(sub)
+        except ImportError as exc:  # an extra not installed: the commands say which
+            for name in names:
+                if name not in sub.choices:
+                    _placeholder(sub, name, exc, extra)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    for words, target in PASSTHROUGH.items():
+        if tuple(argv[:len(words)]) == words:
+            module, _, func = target.partition(":")
+            return int(getattr(importlib.import_module(module), func)(argv[len(words):]) or 0)
     args = build_parser().parse_args(argv)
-    if args.command in ("worker", "broker", "blobs"):
-        from .broker import cli as broker_cli
-
-        return broker_cli.run(args)
+    runner = getattr(args, "run", None) or args.func
     try:
-        return args.func(args)
+        return int(runner(args) or 0)
+    except ImportError as e:
+        message = explain(e, f"benchsuite {args.command}")
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError) as e:
         print(f"benchsuite {args.command}: {e}", file=sys.stderr)
         return 2

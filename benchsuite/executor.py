@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .progress import Progress, forward
+
 
 @dataclass
 class StageResult:
@@ -86,7 +88,10 @@ def worker_kind(stage: str) -> str:
 
 
 class Executor(Protocol):
-    def run(self, stage: str, spec: dict, files: dict[str, Path]) -> StageResult: ...
+    def run(self, stage: str, spec: dict, files: dict[str, Path],
+            progress: Progress | None = None) -> StageResult:
+        """Run a stage; `progress` receives its progress lines (epochs) as they come."""
+        ...
 
 
 class LocalExecutor:
@@ -96,8 +101,10 @@ class LocalExecutor:
         self.workdir = Path(workdir)
         self._count = 0
 
-    def run(self, stage: str, spec: dict, files: dict[str, Path]) -> StageResult:
+    def run(self, stage: str, spec: dict, files: dict[str, Path],
+            progress: Progress | None = None) -> StageResult:
         self._count += 1
         out = self.workdir / stage / f"{self._count:04d}"
         out.mkdir(parents=True, exist_ok=True)
-        return resolve_stage(stage)(json.loads(json.dumps(spec)), dict(files), out)
+        with forward(progress):
+            return resolve_stage(stage)(json.loads(json.dumps(spec)), dict(files), out)

@@ -101,6 +101,28 @@ def load_grid(path: Path) -> dict[str, Any]:
     return {**names, "recipes": recipes}
 
 
+def _recipe_file(pattern: str) -> Path | None:
+    """A `--recipes` entry naming a recipe file (`path/to/x.yaml`) rather than a glob."""
+    if not pattern.endswith((".yaml", ".yml")):
+        return None
+    path = Path(pattern).expanduser()
+    if not path.is_file():
+        raise GridError(f"--recipes: no recipe file {path}")
+    return path.resolve()
+
+
+def _selection_grid(folder: Path, extra: list[Path]) -> tuple[Path, dict]:
+    """The grid that decides the default selection: the last user folder's grid.yaml; a user
+    folder without one means all its recipes (template defaults); else the library's grid."""
+    for user in reversed(extra):
+        if (user / GRID_FILE).is_file():
+            return user / GRID_FILE, load_grid(user / GRID_FILE)
+    if extra:
+        own = {n: None for user in extra for n in recipe_files(user)}
+        return extra[-1], {**DEFAULTS, "recipes": own}
+    return folder / GRID_FILE, load_grid(folder / GRID_FILE)
+
+
 def generate_cases(
     folder: Path | None = None,
     recipes_glob: str = "",
@@ -108,27 +130,51 @@ def generate_cases(
     base: Case | None = None,
     devices: list[str] | None = None,
     precisions: list[str] | None = None,
+    extra_folders: list[Path] | None = None,
 ) -> list[Case]:
     """Cases: recipes x their grid parameters x models x devices x precisions.
 
-    With no `recipes_glob`, the recipes the grid file lists; else every recipe whose name
-    matches one of the comma-separated globs (listed ones with their grid parameters, others
-    once with their template defaults). A recipe in a model's folder runs on that model only,
-    unless `models` is given; one in `found/` (a sweep's best) on the model, device, precision,
-    dataset and epochs it was found with. `models`, `devices`, `precisions` override the grid
-    file's (and a found recipe's)."""
+    Recipes come from `folder` (default: the library) and `extra_folders` (the user's, whose
+    recipes shadow same-named ones). With no `recipes_glob`, the recipes the grid file lists (a
+    user folder's grid.yaml, else all of a user folder's recipes, else the library's grid);
+    else every recipe whose name matches one of the comma-separated globs, or the recipe files
+    named by path (listed ones with their grid parameters, others once with their template
+    defaults). A recipe in a model's folder runs on that model only, unless `models` is given;
+    one in `found/` (a sweep's best) on the model, device, precision, dataset and epochs it was
+    found with. `models`, `devices`, `precisions` override the grid file's (and a found
+    recipe's). An empty selection raises `GridError` naming what matched nothing."""
     folder = Path(folder or schedules_dir())
-    grid = load_grid(folder / GRID_FILE)
+    extra = [Path(f).expanduser() for f in extra_folders or []]
+    for user in extra:
+        if not user.is_dir():
+            raise GridError(f"--schedules: no folder {user}")
     files = recipe_files(folder)
+    for user in extra:
+        files |= recipe_files(user)
+    grid_path, grid = _selection_grid(folder, extra)
     for name in grid["recipes"]:
         if name not in files:
-            raise GridError(f"{folder / GRID_FILE}: recipes.{name}: no recipe file "
-                            f"{folder / (name + '.yaml')}")
+            raise GridError(f"{grid_path}: recipes.{name}: no recipe file "
+                            f"{grid_path.parent / (name + '.yaml')}")
     patterns = [p.strip() for p in recipes_glob.split(",") if p.strip()]
     if patterns:
-        selected = [n for n in files if any(fnmatch.fnmatch(n, p) for p in patterns)]
+        selected = []
+        for pattern in patterns:
+            if (path := _recipe_file(pattern)) is not None:
+                files[str(path)] = path
+                selected.append(str(path))
+                continue
+            matched = [n for n in files if fnmatch.fnmatch(n, pattern)]
+            if not matched:
+                where = ", ".join(str(f) for f in (folder, *extra))
+                known = ", ".join(sorted(files)[:12]) + (", ..." if len(files) > 12 else "")
+                raise GridError(f"--recipes {pattern!r} matched no recipe in {where} "
+                                f"(known: {known})")
+            selected += [n for n in matched if n not in selected]
     else:
         selected = list(grid["recipes"])
+        if not selected:
+            raise GridError(f"{grid_path}: lists no recipes (name some with --recipes GLOB)")
     base = base or Case(recipe="")
     cases = []
     for name in selected:

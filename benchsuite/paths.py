@@ -1,8 +1,10 @@
-"""Where things live: project root, the cache of trained models and results, the results table.
+"""Where things live: the recipe library, the cache of trained models and results, the results.
 
-Everything stays inside the project folder unless the environment says otherwise:
-`BENCHSUITE_CACHE` (default `<root>/.cache/benchsuite`), `BENCHSUITE_RESULTS`
-(default `<root>/experiments/results`), `BENCHSUITE_SCHEDULES` (default `<root>/schedules`).
+In a checkout (the folder holding `pyproject.toml` next to the package) everything stays inside
+it; an installed benchsuite writes under the current directory. The environment overrides:
+`BENCHSUITE_CACHE` (default `<root>/.cache/benchsuite`), `BENCHSUITE_RESULTS` (default
+`<root>/experiments/results`), `BENCHSUITE_SCHEDULES` (default: the recipe library shipped in
+the package as `benchsuite/schedules/`; in a checkout that is a link to `schedules/`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,18 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+LIBRARY_DIR = PACKAGE_DIR / "schedules"  # the recipe library, grid.yaml, sweep configs
+
+
+def in_checkout() -> bool:
+    """True when this benchsuite is a source checkout (or an editable install of one)."""
+    return (PACKAGE_DIR.parent / "pyproject.toml").is_file()
 
 
 def project_root() -> Path:
-    """The checkout holding `schedules/` (else the current directory)."""
-    here = PACKAGE_DIR.parent
-    return here if (here / "schedules").is_dir() else Path.cwd()
+    """The checkout, else the current directory (an installed benchsuite never writes into
+    site-packages)."""
+    return PACKAGE_DIR.parent if in_checkout() else Path.cwd()
 
 
 def cache_dir() -> Path:
@@ -32,5 +40,13 @@ def results_dir() -> Path:
 
 
 def schedules_dir() -> Path:
-    """Recipes and the grid: `BENCHSUITE_SCHEDULES` or `<root>/schedules`."""
-    return Path(os.environ.get("BENCHSUITE_SCHEDULES") or project_root() / "schedules")
+    """Recipes and the grid: `BENCHSUITE_SCHEDULES` or the packaged library."""
+    return Path(os.environ.get("BENCHSUITE_SCHEDULES") or LIBRARY_DIR)
+
+
+def found_dir() -> Path:
+    """Where a sweep saves its best recipe: `<schedules>/found` in a checkout or with
+    `BENCHSUITE_SCHEDULES`, else `./schedules/found` (not inside site-packages)."""
+    if os.environ.get("BENCHSUITE_SCHEDULES") or in_checkout():
+        return schedules_dir() / "found"
+    return Path.cwd() / "schedules" / "found"

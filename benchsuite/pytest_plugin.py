@@ -1,8 +1,10 @@
 """The pytest plugin: experiment options, the case grid, fixtures, the end-of-session outputs.
 
 Every option is both a command-line flag and an ini key (`benchsuite_<name>` in pytest.ini),
-the flag winning. Cases come from `schedules/grid.yaml` filtered by `--recipes`, `--model`,
-`--device`, `--precision`. Result rows travel from the test to the summary on the report's
+the flag winning. Cases come from the recipe library's `grid.yaml` (or the `--schedules`
+folder's) filtered by `--recipes`, `--model`, `--device`, `--precision`. Registered as a pytest11
+entry point: any test can use the fixtures (`run_experiment`, `accuracy_threshold`, ...).
+Result rows travel from the test to the summary on the report's
 `user_properties`, so the summary, the baseline and the pytest-benchmark file also work under
 pytest-xdist (the controller sees every worker's reports).
 """
@@ -16,16 +18,26 @@ import pytest
 
 from .case import Case, mark_recorded, run_case
 from .executor import LocalExecutor
+from .extras import (
+    default_executor,
+    default_wandb_mode,
+    session_extras_notes,
+    session_extras_problem,
+)
 from .threshold import Threshold
 
 OPTIONS: list[tuple[str, str, str]] = [
     # (name, default, help)
-    ("recipes", "", "glob(s) of recipe names under schedules/ (e.g. 'resnet20/*'), "
+    ("recipes", "", "glob(s) of recipe names (e.g. 'resnet20/*') or recipe file paths, "
                     "comma-separated; default: the recipes grid.yaml lists"),
-    ("model", "", "model name(s), comma-separated (default: the grid's models)"),
+    ("schedules", "", "your recipe folder, added to the library (its grid.yaml, else all its "
+                      "recipes, is the default selection)"),
+    ("model", "", "model(s), comma-separated: a built-in name or module:callable, "
+                  "(num_classes, in_channels) -> nn.Module (default: the grid's models)"),
     ("device", "", "OpenVINO device(s), comma-separated (default: the grid's, CPU)"),
     ("precision", "", "inference precision(s): f32, bf16, f16, default (default: the grid's)"),
-    ("dataset", "digits", "digits (embedded) or cifar10 (needs --data-dir)"),
+    ("dataset", "digits", "digits (embedded), cifar10 (needs --data-dir), imagefolder:PATH "
+                          "(train/ and val/, a folder per class) or module:callable"),
     ("data-dir", "", "folder of the CIFAR-10 python batches"),
     ("epochs", "3", "fine-tuning epochs per case"),
     ("dense-epochs", "5", "training epochs of the dense baseline (cached)"),
@@ -39,8 +51,8 @@ OPTIONS: list[tuple[str, str, str]] = [
                             "speed-up's 95 percent interval is within 1 percent"),
     ("paired-mode", "alternate", "paired measurement: alternate (random-order rounds) or duet "
                                  "(both models at once, one thread each)"),
-    ("executor", "redis", "how stages run: redis (prune and bench workers behind a Redis "
-                          "broker, the default) or local (in this process)"),
+    ("executor", "", "how stages run: redis (prune and bench workers behind a Redis broker; "
+                     "the default with the broker extra) or local (in this process)"),
     ("wandb", "", "W&B mode: offline, online or disabled (default: offline unless "
                   "WANDB_MODE or WANDB_API_KEY say otherwise)"),
     ("latency-baseline", "", "fail cases whose speed-up fell below this baseline file's"),
@@ -50,6 +62,7 @@ OPTIONS: list[tuple[str, str, str]] = [
 ]
 ROW_PROPERTY = "benchsuite_row"
 AA_PROPERTY = "benchsuite_aa"
+SELECTION_ERROR = pytest.StashKey[str]()
 # the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
 # and the sweep's: --sweep, --sweep-count, --sweep-engine, ... (pytest -m sweep)
 pytest_plugins = ["benchsuite.broker.fixtures", "benchsuite.sweep.plugin"]
@@ -129,19 +142,29 @@ def _rows(config: pytest.Config) -> list[dict]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a pruning experiment (prune, fine-tune, bench)")
     config.pluginmanager.register(RowCollector(), RowCollector.name)
+    if problem := session_extras_problem(option(config, "executor"), option(config, "wandb")):
+        raise pytest.UsageError(problem)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return session_extras_notes(option(config, "executor"), option(config, "wandb"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "latency_case" not in metafunc.fixturenames:
         return
-    from .grid import generate_cases
+    from .grid import GridError, generate_cases
 
     config = metafunc.config
-    cases = generate_cases(
-        recipes_glob=option(config, "recipes"), models=_list(config, "model"),
-        devices=_list(config, "device"), precisions=_list(config, "precision"),
-        base=base_case(config),
-    )
+    try:
+        cases = generate_cases(
+            recipes_glob=option(config, "recipes"), models=_list(config, "model"),
+            devices=_list(config, "device"), precisions=_list(config, "precision"),
+            base=base_case(config), extra_folders=_list(config, "schedules"),
+        )
+    except GridError as e:  # an empty or wrong selection must not pass silently: a usage
+        config.stash[SELECTION_ERROR] = str(e)  # error once collection is over
+        cases = []
     metafunc.parametrize("latency_case", cases, ids=[c.label for c in cases])
 
 
@@ -163,7 +186,7 @@ def latency_baseline(pytestconfig: pytest.Config):
 @pytest.fixture(scope="session")
 def stage_executor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Runs the stages: through the Redis broker (its workers) by default, or in-process."""
-    kind = option(request.config, "executor")
+    kind = default_executor(option(request.config, "executor"))
     if kind == "redis":
         return request.getfixturevalue("broker_executor")
     if kind == "local":
@@ -181,7 +204,7 @@ def tracker(pytestconfig: pytest.Config):
     run_id = getattr(pytestconfig, "workerinput", {}).get("testrunuid")
     stamp = run_id[:12] if run_id else dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     t = WandbTracker(group=f"session-{stamp}-{git_sha()}",
-                     mode=option(pytestconfig, "wandb") or None)
+                     mode=default_wandb_mode(option(pytestconfig, "wandb")))
     yield t
     t.close()
 
@@ -242,8 +265,8 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
         if (reason := hardware_skip_reason(case.device, case.precision)) is not None:
             pytest.skip(reason)
 
-        def progress(stage: str) -> None:
-            if reporter is None or pytestconfig.getoption("verbose") <= 0:
+        def progress(stage: str) -> None:  # stages and epochs; shown unless -q
+            if reporter is None or pytestconfig.getoption("verbose") < 0:
                 return
             with capman.global_and_fixture_disabled():  # shown live, not captured
                 reporter.write_line(f"    {case.label}: {stage}")
@@ -264,6 +287,11 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
         return row
 
     return run
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if (error := session.config.stash.get(SELECTION_ERROR, None)) is not None:
+        raise pytest.UsageError(error)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

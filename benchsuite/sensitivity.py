@@ -174,5 +174,6 @@ def run(args: argparse.Namespace) -> int:
         png = plot(rows, args.out / "sensitivity.png", f"{args.model} on {args.dataset}")
         print(f"wrote {png}")
     except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
+        print("matplotlib is not installed: no plot (pip install 'benchsuite[report]')",
+              file=sys.stderr)
     return 0

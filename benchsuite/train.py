@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Splits
+from .progress import epoch_line
+from .progress import log as progress_log
 
 DENSE_LR = 0.05
 FINETUNE_LR = 0.01
@@ -131,6 +133,7 @@ def train(
     steps = math.ceil(n / BATCH_SIZE)
     total = max(1, epochs * steps)
     logs: list[EpochLog] = []
+    start = time.perf_counter()
     for epoch in range(epochs):
         t0 = time.perf_counter()
         model.train()
@@ -157,6 +160,7 @@ def train(
         hooks.on_epoch_end(epoch, opt)
         entry = EpochLog(epoch, running / n, opt.param_groups[0]["lr"], time.perf_counter() - t0)
         logs.append(entry)
+        progress_log.info(epoch_line(epoch, epochs, entry.loss, time.perf_counter() - start))
         if log:
             log(entry)
     model.eval()

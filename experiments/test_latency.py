@@ -1,26 +1,7 @@
-"""The experiments: one case per (recipe in schedules/, its grid parameters, model, device,
-precision). Run with `pytest -m latency`; options: `pytest --help` (group "benchsuite").
+"""The experiments: `pytest -m latency` runs the packaged latency test, one case per (recipe,
+its grid parameters, model, device, precision); options: `pytest --help` (group "benchsuite").
+The test itself lives in the package (benchsuite/experiments/test_latency.py), so an installed
+benchsuite runs it too: `pytest --pyargs benchsuite.experiments -m latency`.
 """
 
-import warnings
-
-import pytest
-
-from benchsuite.track.baseline import check
-
-
-@pytest.mark.latency
-def test_latency(latency_case, run_experiment, accuracy_threshold, latency_baseline):
-    row = run_experiment(latency_case, accuracy_threshold)
-    assert row["latency_median_us"] > 0 and row["dense_latency_median_us"] > 0
-    assert row["top1"] >= row["threshold"], (
-        f"{row['label']}: Top-1 {row['top1']:.4f} is below the floor {row['threshold']:.4f} "
-        f"(dense {row['dense_top1']:.4f}, threshold {accuracy_threshold}); "
-        f"speed-up {row['speedup']:.2f}x"
-    )
-    if latency_baseline is not None:
-        cases, tolerance = latency_baseline
-        verdict = check(row, cases, tolerance)
-        if verdict.note:
-            warnings.warn(f"{row['label']}{verdict.note}", stacklevel=1)
-        assert verdict.ok, verdict.message
+from benchsuite.experiments.test_latency import test_latency  # noqa: F401

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the legacy MYRIAD bench env (OpenVINO 2021.4.2 benchmark_app on Python 3.6) outside tox,
 # at .venvs/bench-myriad (benchsuite.bench.legacy_benchmark_app() finds it there).
-# Same steps as [testenv:bench-myriad] in tox.ini; see ../shared/FACTS.md for why each is needed.
+# Same steps as [testenv:bench-myriad] in tox.ini; see docs/measurements.md for why each is needed.
 #   scripts/legacy_env.sh [PYTHON3.6] [ENV_DIR]
 # The MYRIAD plugin also needs Debian's libusb-1.0-0 (as root: apt-get update &&
 # apt-get install -y libusb-1.0-0); without a stick it then fails with NC_ERROR (tests skip).
@@ -10,14 +10,18 @@ cd "$(dirname "$0")/.."
 PY36="${1:-}"
 if [ -z "$PY36" ]; then
     # a pyenv shim named python3.6 may exist without 3.6 being selected: check that it runs
-    for cand in /root/.pyenv/versions/3.6.15/bin/python3.6 "$(command -v python3.6 || true)"; do
+    PYENV_PY36=""
+    if command -v pyenv >/dev/null 2>&1; then
+        PYENV_PY36="$(pyenv root)/versions/3.6.15/bin/python3.6"
+    fi
+    for cand in "${BENCH_PY36:-}" "$PYENV_PY36" "$(command -v python3.6 || true)"; do
         if [ -n "$cand" ] && "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 6)' \
             2>/dev/null; then PY36="$cand"; break; fi
     done
 fi
 ENV_DIR="${2:-.venvs/bench-myriad}"
 if [ -z "$PY36" ]; then
-    echo "no Python 3.6 interpreter (tried pyenv 3.6.15 and python3.6 on PATH)" >&2
+    echo "no Python 3.6 interpreter (tried \$BENCH_PY36, pyenv 3.6.15 and python3.6 on PATH)" >&2
     exit 2
 fi
 "$PY36" -m venv "$ENV_DIR"

@@ -19,6 +19,7 @@ EXTRA_STAGES = ",".join([
     "fail=broker_stages:fail:prune",
     "fail_bench=broker_stages:fail:bench",
     "echo_file=broker_stages:echo_file:prune",
+    "progress=broker_stages:progress:prune",
     "broken_import=broker_stages_missing_module:nothing:prune",
 ])
 
@@ -41,6 +42,15 @@ def echo_file(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     out = workdir / "echo.bin"
     out.write_bytes(data[::-1])
     return StageResult({"size": len(data)}, {"output": out})
+
+
+def progress(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    """Logs `spec["n"]` progress lines, as training does once per epoch."""
+    from benchsuite.progress import log
+
+    for i in range(1, int(spec.get("n", 3)) + 1):
+        log.info("step %d/%d", i, spec.get("n", 3))
+    return StageResult({"steps": spec.get("n", 3)})
 
 
 def results_for(r, session: str) -> list[dict]:

@@ -101,7 +101,7 @@ def test_ms_console_figures_have_10us_resolution() -> None:
 
 
 def test_cpp_style_summary_with_trailing_separators(tmp_path: Path) -> None:
-    # Layout of the C++ benchmark_app's report (keys per FACTS.md; not installed here).
+    # Layout of the C++ benchmark_app's report (keys per docs/measurements.md; not installed here).
     (tmp_path / "benchmark_report.csv").write_text(
         "Command line parameters;\n-m;model.xml;\n\nExecution results;\n"
         "Median latency (ms);0.15;\nAverage latency (ms);0.16;\nMin latency (ms);0.14;\n"

@@ -79,7 +79,7 @@ def test_fixture_server_dies_with_a_killed_session(tmp_path: Path) -> None:
     # SIGKILLed pytest (whose clean-up never runs) must still take it down
     parent, pid = _start_parent(
         "import sys, time; from pathlib import Path; "
-        "from benchsuite.broker.fixtures import private_redis_executor; "
+        "from benchsuite.broker.redis_proc import private_redis_executor; "
         "from benchsuite.broker.server import find_redis_server; "
         f"e = private_redis_executor(find_redis_server(), Path({str(tmp_path)!r})); "
         "e.start(); print(e.process.pid, flush=True); time.sleep(60)")

@@ -32,7 +32,9 @@ def test_filters_override_the_grid(folder):
     assert [c.label for c in cases] == ["small_cnn-agp_filters-0.5-CPU-default",
                                         "small_cnn-agp_filters-0.7-CPU-default"]
     assert cases[0].precision is None  # the device's own default precision
-    assert generate_cases(folder, "nothing*") == []
+    with pytest.raises(GridError, match=r"--recipes 'nothing\*' matched no recipe in .*"
+                                        r"\(known: agp_filters, level, other\)"):
+        generate_cases(folder, "nothing*")  # an empty selection is an error, never a silent pass
     unlisted = generate_cases(folder, "other", models=["resnet20"], precisions=["f32"])
     assert [c.label for c in unlisted] == ["resnet20-other-default-CPU-f32"]
 
@@ -71,7 +73,8 @@ def test_default_selection_and_model_folders(folder):
     assert [c.label for c in cases] == ["resnet56-blocks-default-CPU-f32"]  # its folder's model
     forced = generate_cases(folder, "resnet56/*", models=["resnet20"], precisions=["f32"])
     assert [c.model for c in forced] == ["resnet20"]
-    assert generate_cases(folder, "sweeps/*") == []
+    with pytest.raises(GridError, match="'sweeps/\\*' matched no recipe"):
+        generate_cases(folder, "sweeps/*")  # sweep configs are not recipes
 
 
 FOUND = """# found_by: sweep r56 (schedules/sweeps/x.yaml),
@@ -100,3 +103,18 @@ def test_found_recipe_runs_as_it_was_found(folder):
     assert (case.epochs, case.dense_epochs, case.dataset) == (4, 8, "digits")
     (forced,) = generate_cases(folder, "found/*", models=["resnet20"], precisions=["bf16"])
     assert (forced.model, forced.precision, forced.epochs) == ("resnet20", "bf16", 4)
+
+
+def test_label_names_every_setting_that_is_not_the_default():
+    from dataclasses import replace
+
+    base = Case(recipe="l1_filters", params={"sparsity": 0.5})
+    assert base.label == "resnet20-l1_filters-0.5-CPU-f32"  # the default grid's labels stay
+    mine = replace(base, model="mypkg.models:tiny", dataset="imagefolder:/data/pets", seed=1,
+                   epochs=5, dense_epochs=10)
+    assert mine.label == ("mypkg.models.tiny-l1_filters-0.5-CPU-f32-imagefolder.pets-seed1-ep5-"
+                          "dense10")
+    changes = [("epochs", 4), ("dense_epochs", 6), ("seed", 2), ("dataset", "cifar10"),
+               ("niter", 100), ("repeats", 5)]
+    labels = {replace(base, **{k: v}).label for k, v in changes}
+    assert len(labels) == len(changes) and base.label not in labels  # all told apart

@@ -24,7 +24,7 @@ def test_resnet_sizes_and_distiller_names(name, params):
 def test_model_channels_and_classes_are_parameters():
     for name in MODEL_NAMES:
         model = build_model(name, num_classes=7, in_channels=1)
-        assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 7)
+        assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
     with pytest.raises(ValueError, match="unknown model 'resnet21'"):
         build_model("resnet21", 10, 3)
 

@@ -76,6 +76,8 @@ def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.Monke
     (schedules / "small_filters.yaml").write_text(RECIPE)
     monkeypatch.setenv("BENCHSUITE_SCHEDULES", str(schedules))
     shutil.copy(project_root() / "experiments" / "test_sweep.py", pytester.path)
+    # the subprocess imports this checkout's benchsuite (not another install of it)
+    monkeypatch.setenv("PYTHONPATH", str(project_root()))
     pytester.makeini("[pytest]\nmarkers =\n    sweep: sweep trial\n")
     return pytester
 

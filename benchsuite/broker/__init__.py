@@ -14,11 +14,25 @@ Redis server.  Modules:
 - ``cli``: the ``worker`` / ``blobs`` / ``broker`` subcommands.
 - ``fixtures``: the pytest fixtures (a session Redis, local workers, the executor).
 
-Nothing here imports torch or openvino: a worker's stages import what they need.
+Nothing here imports torch or openvino: a worker's stages import what they need. The names
+below are imported on first use, so `benchsuite.broker.fixtures` loads without redis (the
+broker extra) installed.
 """
 
-from .connection import BrokerConnectionError, connect, mask_url
-from .executor import JobFailed, JobTimeout, RedisExecutor
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {"BrokerConnectionError": "connection", "connect": "connection", "mask_url": "connection",
+         "JobFailed": "executor", "JobTimeout": "executor", "RedisExecutor": "executor"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+
 
 __all__ = [
     "BrokerConnectionError",

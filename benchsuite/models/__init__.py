@@ -1,4 +1,9 @@
-"""Model zoo: names -> constructors, and loading of thinned (re-shaped) checkpoints."""
+"""Model zoo: names -> constructors, and loading of thinned (re-shaped) checkpoints.
+
+A model is a built-in name (CIFAR ResNets with Distiller's names, ImageNet ResNet-18/50 with
+torchvision's, a small CNN) or `module:callable`, the user's own: a callable
+`(num_classes: int, in_channels: int) -> torch.nn.Module`.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,34 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..userspec import is_reference, load_callable
 from .blocks import restore_bypassed
 from .resnet_cifar import ResNetCifar
+from .resnet_imagenet import resnet18, resnet50
 from .small_cnn import SmallCNN
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": lambda **kw: SmallCNN(**kw),
     **{f"resnet{d}": (lambda d=d, **kw: ResNetCifar(d, **kw)) for d in (20, 32, 44, 56)},
+    "resnet18": resnet18,
+    "resnet50": resnet50,
 }
 MODEL_NAMES = tuple(_BUILDERS)
 
 
 def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
-    """Build a fresh model by name (Distiller's `resnet20_cifar` spelling is accepted)."""
+    """Build a fresh model by name (Distiller's `resnet20_cifar` spelling is accepted) or by
+    `module:callable`."""
+    if is_reference(name):
+        model = load_callable(name, "--model")(num_classes, in_channels)
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"--model {name}: returned {type(model).__name__}, not a "
+                             "torch.nn.Module")
+        return model
     key = name.removesuffix("_cifar")
     if key not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}, or "
+                         "module:callable")
     return _BUILDERS[key](num_classes=num_classes, in_channels=in_channels)
 
 

@@ -1,7 +1,7 @@
 """Depth pruning: remove whole residual blocks (`class: BlockRemover` in a recipe).
 
-At batch 1 on a CPU, latency has a floor set by the number of layers (FACTS.md), which width
-pruning cannot pass; removing blocks does. The pruner ranks the residual blocks on the
+At batch 1 on a CPU, latency has a floor set by the number of layers (docs/measurements.md),
+which width pruning cannot pass; removing blocks does. The pruner ranks the residual blocks on the
 calibration batch and bypasses the lowest-ranked ones physically (`models/blocks.py`: an
 identity, or the block's downsampling shortcut), so the export has fewer layers.
 
@@ -88,7 +88,9 @@ class BlockRemover(Pruner):
         self.calibration = calibration
         blocks = residual_blocks(model)
         if not blocks:
-            raise RecipeError(f"{self.path}.class", "the model has no residual blocks")
+            raise RecipeError(f"{self.path}.class", f"the model ({type(model).__name__}) has no "
+                              "residual blocks BlockRemover can remove (it bypasses the blocks "
+                              "of the CIFAR ResNets, resnet20 ... resnet56)")
         self.stages: dict[str, list[str]] = {}
         for b in blocks:
             self.stages.setdefault(_stage(b), []).append(b)

@@ -48,9 +48,14 @@ def pytest_configure(config: pytest.Config) -> None:
     path = sweep_option(config, "sweep")
     if not path:
         return
+    from ..extras import MissingExtra, require
     from .config import SweepConfigError, load_sweep
     from .engines import ENGINES, optuna_distributions
 
+    try:
+        require("sweep", "--sweep")
+    except MissingExtra as exc:
+        raise pytest.UsageError(str(exc)) from None
     try:
         spec = load_sweep(path)
         engine = sweep_option(config, "sweep-engine")

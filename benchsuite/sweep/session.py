@@ -19,7 +19,7 @@ import yaml
 
 from ..case import Case
 from ..grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
-from ..paths import schedules_dir
+from ..paths import found_dir
 from ..threshold import Threshold
 from .config import SweepSpec
 from .engines import StoredEngine
@@ -118,7 +118,7 @@ class SweepSession:
     def save_found(self, best: Trial, folder: Path | None = None) -> Path:
         """The best configuration as a plain recipe (rendered, no placeholders)."""
         case = self.spec.case_for(best.params, self.base)
-        folder = Path(folder or schedules_dir() / "found")
+        folder = Path(folder or found_dir())
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{_slug(self.sweep_id)}.yaml"
         header = {

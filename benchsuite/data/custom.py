@@ -1,0 +1,53 @@
+"""`--dataset module:callable`: the user's own data.
+
+The callable takes no arguments and returns either a `Splits` or a pair `(train, test)` of
+map-style datasets (`len()` and `[i] -> (x, label)`, e.g. torch `Dataset`s or lists of
+pairs). Samples are stacked into tensors held in memory (C, H, W each, or (H, W) for one
+channel); the number of classes is `len(train.classes)` when the dataset has `classes`, else
+the largest label + 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..userspec import load_callable
+from .base import Splits
+
+
+def _stack(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        pairs: Sequence = [dataset[i] for i in range(len(dataset))]
+        xs = [torch.as_tensor(x, dtype=torch.float32) for x, _ in pairs]
+        ys = torch.tensor([int(y) for _, y in pairs], dtype=torch.int64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}: samples must be (x, int label) pairs ({e})") from None
+    if not xs:
+        raise ValueError(f"{what}: empty")
+    x = torch.stack(xs)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4:
+        raise ValueError(f"{what}: samples must be images (C, H, W) or (H, W), got "
+                         f"{tuple(xs[0].shape)}")
+    return x, ys
+
+
+def load_custom(reference: str) -> Splits:
+    what = f"--dataset {reference}"
+    out = load_callable(reference, "--dataset")()
+    if isinstance(out, Splits):
+        return out
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        raise ValueError(f"{what}: must return a Splits or (train, test), got "
+                         f"{type(out).__name__}")
+    train, test = out
+    x_train, y_train = _stack(train, f"{what} (train)")
+    x_test, y_test = _stack(test, f"{what} (test)")
+    classes = getattr(train, "classes", None)
+    num_classes = len(classes) if classes else int(max(y_train.max(), y_test.max())) + 1
+    return Splits(name=reference, x_train=x_train, y_train=y_train, x_test=x_test,
+                  y_test=y_test, num_classes=num_classes)

@@ -1,0 +1,6 @@
+"""The packaged experiments, runnable from any directory once benchsuite is installed:
+
+    pytest --pyargs benchsuite.experiments -m latency --model mymodels:tiny --recipes NAME
+
+Results and caches go under the current directory (see `benchsuite.paths`).
+"""

@@ -1,0 +1,68 @@
+"""Progress of long stages (per-epoch training lines), from wherever the stage runs.
+
+Training logs one line per epoch on the `benchsuite.progress` logger: `epoch 3/10 loss 0.412,
+1.8 s/epoch, ETA 13 s`. `forward(callback)` hands the lines logged by the current thread to a
+callback while a stage runs: the in-process executor passes them to the pytest session's
+progress display, a Redis worker publishes them on the job's progress stream, which the
+session's `RedisExecutor` reads while it waits for the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+LOGGER = "benchsuite.progress"
+log = logging.getLogger(LOGGER)
+Progress = Callable[[str], None]
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, s = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {s:02d} s"
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m:02d} min"
+
+
+def epoch_line(epoch: int, epochs: int, loss: float, elapsed: float) -> str:
+    """`epoch i/N loss L, S s/epoch, ETA T` (epoch counted from 1; ETA from the mean so far)."""
+    done = epoch + 1
+    per_epoch = elapsed / done
+    eta = "done" if done >= epochs else f"ETA {format_seconds(per_epoch * (epochs - done))}"
+    return f"epoch {done}/{epochs} loss {loss:.3f}, {per_epoch:.1f} s/epoch, {eta}"
+
+
+class _Forward(logging.Handler):
+    def __init__(self, callback: Progress, thread: int) -> None:
+        super().__init__(logging.INFO)
+        self.callback, self.thread = callback, thread
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
+        try:
+            self.callback(record.getMessage())
+        except Exception:  # progress must never fail the work it reports on
+            self.handleError(record)
+
+
+@contextmanager
+def forward(callback: Progress | None) -> Iterator[None]:
+    """While the block runs, pass this thread's progress lines to `callback` (None: nothing)."""
+    if callback is None:
+        yield
+        return
+    handler = _Forward(callback, threading.get_ident())
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)

@@ -1,0 +1,64 @@
+"""Progress lines (training epochs) reach the session from in-process stages and from Redis
+workers alike, and the pytest session shows them without -v."""
+
+from __future__ import annotations
+
+import threading
+
+from benchsuite.case import Case, run_case
+from benchsuite.executor import LocalExecutor
+from benchsuite.progress import epoch_line, format_seconds, forward, log
+
+pytest_plugins = ["broker_support"]
+
+
+def test_epoch_line_counts_from_one_and_estimates_the_rest():
+    assert epoch_line(0, 4, 1.23456, 2.0) == "epoch 1/4 loss 1.235, 2.0 s/epoch, ETA 6 s"
+    assert epoch_line(3, 4, 0.5, 8.0) == "epoch 4/4 loss 0.500, 2.0 s/epoch, done"
+    assert format_seconds(125) == "2 min 05 s" and format_seconds(3 * 3600 + 60) == "3 h 01 min"
+
+
+def test_forward_passes_only_this_threads_lines():
+    lines: list[str] = []
+    with forward(lines.append):
+        log.info("mine %d", 1)
+        other = threading.Thread(target=lambda: log.info("another thread's"))
+        other.start()
+        other.join()
+    log.info("after the block")
+    assert lines == ["mine 1"]
+
+
+def test_local_executor_forwards_a_stages_progress(tmp_path):
+    from benchsuite import executor
+
+    # the test stage broker_support registers for the workers
+    assert executor.STAGES["progress"] == ("broker_stages:progress", "prune")
+    lines: list[str] = []
+    out = LocalExecutor(tmp_path).run("progress", {"n": 2}, {}, progress=lines.append)
+    assert out.result == {"steps": 2} and lines == ["step 1/2", "step 2/2"]
+
+
+def test_redis_worker_progress_reaches_the_waiting_session(redis_server, start_worker,
+                                                          executor_for):
+    start_worker(redis_server.url, "prune")
+    lines: list[str] = []
+    result = executor_for(redis_server.url).run("progress", {"n": 3}, {}, progress=lines.append)
+    assert result.result == {"steps": 3}
+    assert lines == ["step 1/3", "step 2/3", "step 3/3"]
+
+
+def test_run_case_reports_every_training_epoch(tmp_path, monkeypatch):
+    """A real case in-process: each stage name, then each epoch of the dense training and of
+    the fine-tuning, with the total and an ETA."""
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCHSUITE_RESULTS", str(tmp_path / "results"))
+    case = Case(recipe="level_elementwise", model="small_cnn", dense_epochs=2, epochs=1,
+                niter=20, repeats=1)
+    said: list[str] = []
+    run_case(case, LocalExecutor(tmp_path / "work"), progress=said.append)
+    assert said[0] == "dense baseline"
+    assert said[1].startswith("dense baseline: epoch 1/2 loss ") and "ETA" in said[1]
+    assert said[2].startswith("dense baseline: epoch 2/2 loss ") and said[2].endswith("done")
+    assert said[3:] == ["prune + fine-tune", said[4], "benchmark"]
+    assert said[4].startswith("fine-tune: epoch 1/1 loss ")
