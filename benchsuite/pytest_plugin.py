@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 
@@ -90,14 +91,44 @@ def _list(config: pytest.Config, name: str) -> list[str] | None:
     return [v.strip() for v in option(config, name).split(",") if v.strip()] or None
 
 
+def _number(config: pytest.Config, name: str, kind: type, minimum: float,
+            exclusive: bool = False) -> Any:
+    """A numeric option, converted and range-checked; a bad value is a usage error that names
+    the option (before any work, not after a dense training)."""
+    text = option(config, name)
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (exclusive and value == minimum):
+        bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+        what = "an integer" if kind is int else "a number"
+        raise pytest.UsageError(f"--{name}: {what} {bound} expected, got {text!r}")
+    return value
+
+
+def _choices(config: pytest.Config, name: str, allowed: tuple[str, ...]) -> None:
+    for value in _list(config, name) or []:
+        if value not in allowed:
+            raise pytest.UsageError(f"--{name}: {value!r} is not one of {', '.join(allowed)}")
+
+
 def base_case(config: pytest.Config) -> Case:
+    from .bench.paired import MODES
+    from .bench.result import PRECISIONS
+
+    _choices(config, "precision", (*PRECISIONS, "default"))
+    _choices(config, "paired-mode", MODES)
+    _number(config, "latency-tolerance", float, 0.0)
     return Case(
         recipe="", dataset=option(config, "dataset"),
-        data_dir=option(config, "data-dir") or None, seed=int(option(config, "seed")),
-        epochs=int(option(config, "epochs")), dense_epochs=int(option(config, "dense-epochs")),
-        niter=int(option(config, "niter")), repeats=int(option(config, "bench-repeats")),
+        data_dir=option(config, "data-dir") or None, seed=_number(config, "seed", int, 0),
+        epochs=_number(config, "epochs", int, 1),
+        dense_epochs=_number(config, "dense-epochs", int, 1),
+        niter=_number(config, "niter", int, 1),
+        repeats=_number(config, "bench-repeats", int, 1),
         threads=_threads(option(config, "bench-threads")),
-        bench_seconds=float(option(config, "bench-seconds")),
+        bench_seconds=_number(config, "bench-seconds", float, 0.0, exclusive=True),
         paired_mode=option(config, "paired-mode"),
     )
 
@@ -144,6 +175,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(RowCollector(), RowCollector.name)
     if problem := session_extras_problem(option(config, "executor"), option(config, "wandb")):
         raise pytest.UsageError(problem)
+    base_case(config)  # every setting typed and range-checked before any collection or work
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -1,0 +1,38 @@
+"""Every setting is typed and range-checked when the session starts, before any work: a bad
+value is a usage error (exit 4) naming the option, never a traceback after a dense training."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--epochs", "0"], "--epochs: an integer >= 1 expected, got '0'"),
+    (["--epochs", "-1"], "--epochs: an integer >= 1 expected, got '-1'"),
+    (["--epochs", "abc"], "--epochs: an integer >= 1 expected, got 'abc'"),
+    (["--dense-epochs", "0"], "--dense-epochs: an integer >= 1 expected"),
+    (["--niter", "0"], "--niter: an integer >= 1 expected, got '0'"),
+    (["--precision", "int3"], "--precision: 'int3' is not one of f32, bf16, f16, default"),
+    (["--bench-seconds", "0"], "--bench-seconds: a number > 0 expected, got '0'"),
+    (["--bench-threads", "two"], "--bench-threads: a positive integer or 'default', got 'two'"),
+    (["--paired-mode", "solo"], "--paired-mode: 'solo' is not one of alternate, duet"),
+    (["--latency-tolerance", "x"], "--latency-tolerance: a number >= 0 expected, got 'x'"),
+])
+def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, args: list[str],
+                                       message: str) -> None:
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, "--co")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_an_absolute_path_in_the_space_form_is_an_option(pytester: pytest.Pytester,
+                                                         tmp_path) -> None:
+    """`--data-dir /x` (space form, a path outside the rootdir) used to move pytest's rootdir
+    and leave every benchsuite option unrecognized (the plugin now loads by entry point)."""
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--data-dir",
+                                           str(tmp_path), "--latency-baseline", "/tmp", "--co")
+    assert "unrecognized arguments" not in result.stderr.str()
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
