@@ -226,3 +226,13 @@ def test_no_worker_fails_the_wait_instead_of_hanging(redis_server, r, executor_f
     assert time.monotonic() - t0 < 4
     with pytest.raises(JobTimeout, match=r"within 0\.2 s"):
         ex.wait(job, timeout=0.2)
+
+
+def test_a_job_cannot_choose_the_program_a_bench_worker_runs(redis_server, r, start_worker,
+                                                             executor_for) -> None:
+    """A job's `settings.executable` used to be run (and even overrode the worker's own
+    --benchmark-app): only the worker's operator chooses what it executes."""
+    start_worker(redis_server.url, "bench")
+    ex = executor_for(redis_server.url)
+    echo = ex.run("noop_bench", {"settings": {"executable": "/bin/echo", "niter": 5}}, {})
+    assert echo.result["echo"]["settings"] == {"executable": None, "niter": 5}

@@ -31,6 +31,7 @@ from benchsuite.bench.report import (
     parse_stdout,
 )
 from benchsuite.bench.result import BenchResult, BenchSettings
+from benchsuite.children import die_with_parent
 
 TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the MYRIAD plugin's coloured log lines
@@ -153,7 +154,8 @@ def run_once(model: Path, report_dir: Path, settings: BenchSettings,
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                              env=_subprocess_env(), check=False)
+                              env=_subprocess_env(), check=False,
+                              preexec_fn=die_with_parent)  # no orphan loads the next bench
     except subprocess.TimeoutExpired as exc:
         raise BenchmarkAppError(f"benchmark_app timed out after {timeout_s:g} s\ncommand: "
                                 f"{' '.join(cmd)}", cmd) from exc

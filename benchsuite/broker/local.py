@@ -18,7 +18,7 @@ from pathlib import Path
 
 import benchsuite
 
-from .server import die_with_parent
+from ..children import die_with_parent
 
 log = logging.getLogger(__name__)
 

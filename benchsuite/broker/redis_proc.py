@@ -11,7 +11,8 @@ from pathlib import Path
 import port_for
 from pytest_redis.executor import RedisExecutor as PytestRedisExecutor
 
-from .server import RedisServerError, die_with_parent, find_redis_server
+from ..children import die_with_parent
+from .server import RedisServerError, find_redis_server
 
 
 def redis_server_executable() -> str | None:

