@@ -34,7 +34,7 @@ from ..recipe import Component, RecipeError
 from .base import PruneContext, Pruner
 from .criteria import CRITERIA, NEEDS_DATA, Calibration
 from .graph import all_coupled_filters
-from .masks import effective, get_mask, set_mask
+from .masks import combine_mask, effective
 from .names import resolve_list
 from .schedule import policy_agp_target
 
@@ -194,13 +194,11 @@ class StructurePruner(Pruner):
                                                                 ctx.epoch),
                                            strict=True):
             for name in members:
-                set_mask(model, name, structure_mask(model.get_parameter(_param(name, model)),
-                                                     keep, self.dim))
+                combine_mask(model, name, structure_mask(model.get_parameter(_param(name, model)),
+                                                         keep, self.dim))
             for other in extras:
                 w = model.get_parameter(_param(other, model))
-                old = get_mask(model, other)
-                new = structure_mask(w, keep, 0)
-                set_mask(model, other, new if old is None else old * new)
+                combine_mask(model, other, structure_mask(w, keep, 0))
 
 
 def _param(name: str, model: nn.Module) -> str:

@@ -1,0 +1,101 @@
+"""Distiller's semantics where the suite once differed (issue 13): masks of several pruners on
+one weight combine, level pruning masks every |w| at or below its threshold, lr policies step
+with the epoch number, temporary (per mini-batch) masks, BN folding, regularizer thresholding.
+
+Small and fast: random-init ResNet-20 or SmallCNN, 16 training images, one thread.
+"""
+
+import pytest
+import torch
+
+from benchsuite.data import Splits
+from benchsuite.models import build_model
+from benchsuite.prune import CompressionScheduler
+from benchsuite.prune.elementwise import magnitude_mask
+from benchsuite.prune.masks import effective
+from benchsuite.recipe import parse_recipe
+from benchsuite.train import train
+
+X = torch.zeros(1, 1, 32, 32)
+W = "layer3.1.conv2.weight"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny(digits):
+    return Splits("d", digits.x_train[:16], digits.y_train[:16], digits.x_test[:16],
+                  digits.y_test[:16], 10), (digits.x_train[16:32], digits.y_train[16:32])
+
+
+def bind(text, tiny, model="resnet20"):
+    torch.manual_seed(0)
+    m = build_model(model, 10, 1)
+    return m, CompressionScheduler(parse_recipe(text, "t.yaml"), m, X, calibration=tiny[1])
+
+
+def zero_filters(m, name):
+    return int((effective(m, name).flatten(1).abs().sum(1) == 0).sum())
+
+
+def test_level_pruner_after_filter_pruner_keeps_the_zero_filters(tiny):
+    """The shape of Distiller's resnet20_filters.schedule_agp_4: filters first, then a level
+    pruner on the same weight. The level pruner's mask used to replace the filter mask, zeroing
+    exactly round(s*n) weights, and revived the pruned filters."""
+    text = f"""
+version: 1
+pruners:
+  filters:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    weights: [{W}]
+  fine:
+    class: SparsityLevelParameterPruner
+    levels: {{{W}: 0.1}}
+policies:
+  - pruner: {{instance_name: filters}}
+    epochs: [0]
+  - pruner: {{instance_name: fine}}
+    epochs: [1]
+"""
+    m, sched = bind(text, tiny)
+    train(m, tiny[0], 2, 0.01, 0, hooks=sched)
+    assert zero_filters(m, W) == 32
+    # and the level pruner added nothing below the 50% already zero: 10% < 50%
+    assert float((effective(m, W) == 0).float().mean()) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_agp_after_filters_combines_both_masks(tiny):
+    text = f"""
+version: 1
+pruners:
+  filters:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.25
+    weights: [{W}]
+  agp:
+    class: AutomatedGradualPruner
+    initial_sparsity: 0.3
+    final_sparsity: 0.6
+    weights: [{W}]
+policies:
+  - pruner: {{instance_name: filters}}
+    epochs: [0]
+  - pruner: {{instance_name: agp}}
+    starting_epoch: 1
+    ending_epoch: 3
+"""
+    m, sched = bind(text, tiny)
+    train(m, tiny[0], 3, 0.01, 0, hooks=sched)
+    assert zero_filters(m, W) >= 16  # the filter pruner's 16 stay
+    assert float((effective(m, W) == 0).float().mean()) >= 0.6 - 1e-3
+
+
+def test_level_mask_masks_everything_at_or_below_the_threshold():
+    w = torch.tensor([0.0, 0.0, 0.0, 0.5, 0.2, -0.3, 0.0, 0.9])
+    # k = int(0.25 * 8) = 2 -> threshold 0, and all four zeros are masked (Distiller's rule)
+    assert magnitude_mask(w, 0.25).tolist() == [0, 0, 0, 1, 1, 1, 0, 1]
+    assert magnitude_mask(w, 0.75).tolist() == [0, 0, 0, 1, 0, 0, 0, 1]
+    assert magnitude_mask(w, 0.0).tolist() == [1] * 8
