@@ -99,3 +99,33 @@ def test_level_mask_masks_everything_at_or_below_the_threshold():
     assert magnitude_mask(w, 0.25).tolist() == [0, 0, 0, 1, 1, 1, 0, 1]
     assert magnitude_mask(w, 0.75).tolist() == [0, 0, 0, 1, 0, 0, 0, 1]
     assert magnitude_mask(w, 0.0).tolist() == [1] * 8
+
+
+def lr_recipe(cls_and_args: str, start: int) -> str:
+    return f"""
+version: 1
+lr_schedulers:
+  lr:
+    {cls_and_args}
+policies:
+  - lr_scheduler: {{instance_name: lr}}
+    starting_epoch: {start}
+    ending_epoch: 200
+"""
+
+
+@pytest.mark.parametrize("body,start,expected", [
+    # Distiller's StepLR(step_size=2) active from epoch 2 decays after epoch 2 (lr(3) =
+    # 0.1^(3 // 2)) and after epoch 3 (lr(4)), not two steps after its start
+    ("class: StepLR\n    step_size: 2\n    gamma: 0.1", 2, [0.01, 0.01, 0.001, 0.0001, 0.0001]),
+    ("class: PolynomialLR\n    T_max: 10\n    power: 2", 0,
+     [0.01 * 0.9 ** 2, 0.01 * 0.8 ** 2, 0.01 * 0.7 ** 2, 0.01 * 0.6 ** 2, 0.01 * 0.5 ** 2]),
+    ("class: MultiStepMultiGammaLR\n    milestones: [2, 4]\n    gammas: [0.5, 0.1]", 0,
+     [0.01, 0.005, 0.005, 0.0005, 0.0005]),
+])
+def test_lr_policies_step_with_the_epoch_number(body, start, expected, tiny):
+    torch.manual_seed(0)
+    m = build_model("small_cnn", 10, 1)
+    sched = CompressionScheduler(parse_recipe(lr_recipe(body, start), "t.yaml"), m, X)
+    logs = train(m, tiny[0], 5, 0.01, 0, hooks=sched)
+    assert [e.lr for e in logs] == pytest.approx(expected)

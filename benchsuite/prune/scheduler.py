@@ -7,8 +7,9 @@
 - Mini-batch begin: pruner policies with `mini_batch_pruning_frequency: N` re-run every N
   mini-batches of their active epochs (network surgery splices at every step).
 - Before the backward pass: the active regularizers add their loss terms.
-- Epoch end: the active lr-scheduler policies step their schedulers (by torch class name; when
-  a recipe has any, it owns the learning rate); regularizers with `threshold_criteria` mask what
+- Epoch end: the active lr-scheduler policies set their schedulers to epoch + 1, as Distiller
+  did (`lr.py`: the rate follows the epoch number; when a recipe has any, it owns the
+  learning rate); regularizers with `threshold_criteria` mask what
   fell below their strength.
 
 Masks are held by torch.nn.utils.prune (recomputed before every forward pass), so they stay
@@ -30,6 +31,7 @@ from ..train import TrainHooks
 from .base import PruneContext, Pruner
 from .criteria import Calibration
 from .graph import thin
+from .lr import lr_class, step_to
 from .masks import get_mask, set_mask
 from .registry import build_pruner
 from .regularizers import REGULARIZER_CLASSES, Regularizer
@@ -41,7 +43,7 @@ def check_lr_scheduler(recipe: Recipe, name: str,
                        optimizer: torch.optim.Optimizer | None = None):
     """Build lr scheduler `name` (on a throwaway optimizer by default); errors name the key."""
     comp = recipe.lr_schedulers[name]
-    cls = getattr(torch.optim.lr_scheduler, comp.cls)
+    cls = lr_class(comp.cls)
     accepted = [p for p in inspect.signature(cls.__init__).parameters
                 if p not in ("self", "optimizer", "verbose")]
     for key in comp.args:
@@ -176,6 +178,6 @@ class CompressionScheduler(TrainHooks):
             if not policy.active(epoch):
                 continue
             if policy.kind == "lr_scheduler":
-                self._lr_scheduler(policy.instance, optimizer).step()
+                step_to(self._lr_scheduler(policy.instance, optimizer), epoch + 1)
             elif policy.kind == "regularizer":
                 self.regularizers[policy.instance].threshold(self.model)

@@ -90,11 +90,13 @@ REGULARIZERS: dict[str, dict[str, Arg]] = {
                               "threshold_criteria": _THRESHOLD},
 }
 
-# torch.optim.lr_scheduler classes a recipe may step; their arguments are checked against the
-# class's signature and by building it when the recipe is bound to a model (before training).
+# lr scheduler classes a recipe may step (Distiller's own PolynomialLR(T_max, power) and
+# MultiStepMultiGammaLR, torch.optim.lr_scheduler's others); their arguments are checked
+# against the class's signature and by building it when the recipe is bound to a model
+# (before training).
 LR_SCHEDULERS = (
     "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
-    "PolynomialLR", "LinearLR", "ConstantLR",
+    "PolynomialLR", "LinearLR", "ConstantLR", "MultiStepMultiGammaLR",
 )
 
 # The pruning-policy `args` Distiller accepted. Masks are held by torch.nn.utils.prune and stay
