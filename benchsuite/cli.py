@@ -2,6 +2,7 @@
 
   benchsuite report                     HTML report from the results table
   benchsuite sensitivity                per-layer pruning sensitivity (CSV + plot)
+  benchsuite recipe check|dry-run FILE  validate a recipe / apply it without training
   benchsuite worker prune|bench         serve jobs from Redis (see README, "Distributed")
   benchsuite broker status|server       inspect the broker / run a private redis-server
   benchsuite blobs cleanup              drop expired artifact blobs
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .broker import cli as broker_cli
 
     broker_cli.add_subcommands(sub)
+    from .recipe.cli import add_subcommand as add_recipe
+    add_recipe(sub)
     return parser
 
 

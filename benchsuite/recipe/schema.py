@@ -183,6 +183,11 @@ def parse_recipe(text: str, source: str | None = None) -> Recipe:
         raise RecipeError("", "a recipe must be a YAML map", source)
     try:
         unknown = sorted(set(doc) - {"version", *SECTIONS, "policies"})
+        if "network" in unknown and "policies" not in doc:
+            raise RecipeError("network", "this is an AMC (automated model compression) "
+                              "configuration, not a scheduling recipe: it lists the layers an "
+                              "AMC agent may prune and has no policies; the suite runs "
+                              "scheduling recipes only")
         if unknown:
             raise RecipeError(unknown[0], f"unknown top-level key (accepted: version, "
                               f"{', '.join(SECTIONS)}, policies)")
