@@ -12,7 +12,7 @@ from benchsuite.data import Splits
 from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler
 from benchsuite.prune.elementwise import magnitude_mask
-from benchsuite.prune.masks import effective
+from benchsuite.prune.masks import effective, get_mask
 from benchsuite.recipe import parse_recipe
 from benchsuite.train import train
 
@@ -129,3 +129,47 @@ def test_lr_policies_step_with_the_epoch_number(body, start, expected, tiny):
     sched = CompressionScheduler(parse_recipe(lr_recipe(body, start), "t.yaml"), m, X)
     logs = train(m, tiny[0], 5, 0.01, 0, hooks=sched)
     assert [e.lr for e in logs] == pytest.approx(expected)
+
+
+LASSO = """
+version: 1
+regularizers:
+  r:
+    class: GroupLassoRegularizer
+    reg_regims: {{fc.weight: [0.01, Rows]}}
+    threshold_criteria: Mean_Abs
+policies:
+  - regularizer:
+      instance_name: r
+      args: {{keep_mask: {keep}}}
+    starting_epoch: 0
+    ending_epoch: 2
+"""
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_regularizer_threshold_is_temporary_unless_keep_mask(keep, tiny):
+    """Thresholding zeroes the weak groups (here fc output rows, Distiller's `Rows`) at every
+    mini-batch end; without keep_mask they are not masked and train again, with it the mask set
+    on the last mini-batch stays."""
+    torch.manual_seed(0)
+    m = build_model("small_cnn", 10, 1)
+    sched = CompressionScheduler(parse_recipe(LASSO.format(keep=str(keep).lower()), "t.yaml"),
+                                 m, X)
+    with torch.no_grad():
+        m.fc.weight[:5] *= 1e-4
+    sched.on_minibatch_end(0, 0, 2)
+    assert (m.fc.weight[:5] == 0).all()
+    assert get_mask(m, "fc.weight") is None  # not a mask: a zeroing
+    sched.on_minibatch_end(1, 0, 2)  # not yet the last mini-batch of the last epoch
+    assert get_mask(m, "fc.weight") is None
+    sched.on_minibatch_end(1, 1, 2)
+    mask = get_mask(m, "fc.weight")
+    if keep:
+        assert mask is not None and (mask[:5] == 0).all() and (mask[5:] == 1).all()
+    else:
+        assert mask is None
+    # after training on, the zeroed filters come back only without keep_mask
+    train(m, tiny[0], 1, 0.05, 0)
+    revived = (effective(m, "fc.weight")[:5].flatten(1).abs().sum(1) > 0).any()
+    assert bool(revived) != keep

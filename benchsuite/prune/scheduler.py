@@ -9,8 +9,10 @@
 - Before the backward pass: the active regularizers add their loss terms.
 - Epoch end: the active lr-scheduler policies set their schedulers to epoch + 1, as Distiller
   did (`lr.py`: the rate follows the epoch number; when a recipe has any, it owns the
-  learning rate); regularizers with `threshold_criteria` mask what
-  fell below their strength.
+  learning rate).
+- Mini-batch end: regularizers with `threshold_criteria` zero what is at or below their
+  strength, in place (a temporary mask, as Distiller's); the mask stays only with the policy
+  arg `keep_mask`, from the last mini-batch of the policy's last epoch on.
 
 Masks are held by torch.nn.utils.prune (recomputed before every forward pass), so they stay
 applied after every optimizer step. Binding (this constructor) resolves every weight name,
@@ -56,6 +58,11 @@ def check_lr_scheduler(recipe: Recipe, name: str,
         return cls(optimizer, **comp.args)
     except (TypeError, ValueError) as e:
         raise RecipeError(comp.path, f"{comp.cls}: {e}") from None
+
+
+def _last_epoch(policy: Policy) -> int:
+    """Distiller's `ending_epoch - 1` (the last of an `epochs:` list)."""
+    return policy.epochs[-1] if policy.epochs is not None else policy.ending_epoch - 1
 
 
 class CompressionScheduler(TrainHooks):
@@ -167,6 +174,13 @@ class CompressionScheduler(TrainHooks):
                     and not getattr(self.pruners[policy.instance], "physical", False)):
                 self._prune(policy, epoch)
 
+    def on_minibatch_end(self, epoch: int, step: int, steps_per_epoch: int) -> None:
+        for policy in self.recipe.policies:
+            if policy.kind == "regularizer" and policy.active(epoch):
+                last = (step == steps_per_epoch - 1 and epoch == _last_epoch(policy)
+                        and policy.args.get("keep_mask", False))
+                self.regularizers[policy.instance].threshold(self.model, keep_mask=last)
+
     def before_backward_pass(self, epoch: int, step: int, loss: torch.Tensor) -> torch.Tensor:
         for policy in self.recipe.policies:
             if policy.kind == "regularizer" and policy.active(epoch):
@@ -179,5 +193,3 @@ class CompressionScheduler(TrainHooks):
                 continue
             if policy.kind == "lr_scheduler":
                 step_to(self._lr_scheduler(policy.instance, optimizer), epoch + 1)
-            elif policy.kind == "regularizer":
-                self.regularizers[policy.instance].threshold(self.model)

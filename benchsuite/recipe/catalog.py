@@ -88,6 +88,8 @@ REGULARIZERS: dict[str, dict[str, Arg]] = {
                       "threshold_criteria": _THRESHOLD},
     "GroupLassoRegularizer": {"reg_regims": Arg("name_map", required=True),
                               "threshold_criteria": _THRESHOLD},
+    "GroupVarianceRegularizer": {"reg_regims": Arg("name_map", required=True),
+                                 "threshold_criteria": _THRESHOLD},
 }
 
 # lr scheduler classes a recipe may step (Distiller's own PolynomialLR(T_max, power) and
