@@ -173,3 +173,124 @@ def test_regularizer_threshold_is_temporary_unless_keep_mask(keep, tiny):
     train(m, tiny[0], 1, 0.05, 0)
     revived = (effective(m, "fc.weight")[:5].flatten(1).abs().sum(1) > 0).any()
     assert bool(revived) != keep
+
+
+DROP_FILTER = """
+version: 1
+pruners:
+  drop:
+    class: BernoulliFilterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    weights: [conv2.weight]
+policies:
+  - pruner:
+      instance_name: drop
+      args:
+        mini_batch_pruning_frequency: 1
+        discard_masks_at_minibatch_end: true
+        mask_on_forward_only: true
+        use_double_copies: true
+        mask_gradients: true
+    starting_epoch: 0
+    ending_epoch: 2
+"""
+
+
+def test_drop_filter_masks_are_temporary_and_mask_gradients(tiny):
+    """Distiller's DropFilter recipe shape: random filters are dropped for one mini-batch (no
+    gradient reaches them) and come back, unchanged, at its end."""
+    torch.manual_seed(0)
+    m = build_model("small_cnn", 10, 1)
+    sched = CompressionScheduler(parse_recipe(DROP_FILTER, "t.yaml"), m, X)
+    before = m.conv2.weight.detach().clone()
+    sched.on_epoch_begin(0, torch.optim.SGD(m.parameters(), lr=0.1))
+    dropped = effective(m, "conv2.weight").flatten(1).abs().sum(1) == 0
+    assert 0 < int(dropped.sum()) < 32
+    x, y = tiny[0].x_train[:8], tiny[0].y_train[:8]
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    grad = m.conv2.weight_orig.grad
+    assert (grad[dropped] == 0).all() and grad[~dropped].abs().sum() > 0
+    sched.on_minibatch_end(0, 0, 1)
+    assert get_mask(m, "conv2.weight") is None
+    assert torch.equal(m.conv2.weight.detach(), before)
+    # over a run the drop never becomes permanent
+    train(m, tiny[0], 2, 0.01, 0, hooks=sched)
+    assert get_mask(m, "conv2.weight") is None
+    assert (m.conv2.weight.detach().flatten(1).abs().sum(1) > 0).all()
+
+
+def test_mask_gradients_needs_mask_on_forward_only():
+    from benchsuite.recipe import RecipeError
+
+    text = DROP_FILTER.replace("        mask_on_forward_only: true\n", "")
+    with pytest.raises(RecipeError, match=r"policies\[0\]\.pruner\.args\.mask_gradients: needs "
+                                          r"mask_on_forward_only: true"):
+        parse_recipe(text, "t.yaml")
+
+
+def test_fold_batchnorm_ranks_folded_weights():
+    """Filters with a large |w| but a tiny BN gamma are the weak ones once BN is folded."""
+    text = """
+version: 1
+pruners:
+  f:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    weights: [conv1.weight]
+policies:
+  - pruner: {{instance_name: f, args: {{fold_batchnorm: {fold}}}}}
+    epochs: [0]
+"""
+    kept = {}
+    for fold in (False, True):
+        torch.manual_seed(0)
+        m = build_model("small_cnn", 10, 1)
+        with torch.no_grad():
+            m.conv1.weight[:8] *= 10  # the 8 largest filters ...
+            m.bn1.weight[:8] = 1e-3   # ... scaled away by their BN
+        before = m.conv1.weight.detach().clone()
+        sched = CompressionScheduler(parse_recipe(text.format(fold=str(fold).lower()), "t"),
+                                     m, X)
+        sched.on_epoch_begin(0, torch.optim.SGD(m.parameters(), lr=0.1))
+        alive = effective(m, "conv1.weight").flatten(1).abs().sum(1) > 0
+        kept[fold] = alive.nonzero().flatten().tolist()
+        assert torch.equal(m.conv1.weight_orig.detach(), before)  # trained values untouched
+    assert kept[False] == list(range(8))
+    assert kept[True] == list(range(8, 16))
+
+
+def test_skip_first_minibatch_and_policy_levels():
+    text = """
+version: 1
+pruners:
+  lvl:
+    class: SparsityLevelParameterPruner
+    levels: {'*': 0.1}
+policies:
+  - pruner:
+      instance_name: lvl
+      args: {skip_first_minibatch: true, levels: {conv2.weight: 0.5}}
+    epochs: [0]
+"""
+    torch.manual_seed(0)
+    m = build_model("small_cnn", 10, 1)
+    sched = CompressionScheduler(parse_recipe(text, "t.yaml"), m, X)
+    sched.on_epoch_begin(0, torch.optim.SGD(m.parameters(), lr=0.1))
+    assert get_mask(m, "conv2.weight") is None  # skipped at the epoch's start
+    sched.on_minibatch_begin(0, 1, 4)  # ... done at global mini-batch 1
+    assert float((effective(m, "conv2.weight") == 0).float().mean()) == pytest.approx(0.5, 0.01)
+    assert get_mask(m, "conv1.weight") is None  # the policy's levels replace the pruner's
+
+
+def test_policy_levels_need_a_level_pruner():
+    from benchsuite.recipe import RecipeError
+
+    text = DROP_FILTER.replace("        mini_batch_pruning_frequency: 1\n",
+                               "        levels: {conv2.weight: 0.5}\n")
+    m = build_model("small_cnn", 10, 1)
+    with pytest.raises(RecipeError, match=r"t.yaml: policies\[0\]\.pruner\.args\.levels: only a "
+                                          r"SparsityLevelParameterPruner has levels; 'drop' is "
+                                          r"a BernoulliFilterPruner"):
+        CompressionScheduler(parse_recipe(text, "t.yaml"), m, X)

@@ -32,9 +32,12 @@ from ..recipe import Policy, Recipe, RecipeError
 from ..train import TrainHooks
 from .base import PruneContext, Pruner
 from .criteria import Calibration
+from .elementwise import SparsityLevelParameterPruner
+from .folding import folded
 from .graph import thin
 from .lr import lr_class, step_to
-from .masks import get_mask, set_mask
+from .masks import drop_mask, get_mask, set_mask
+from .names import resolve_map
 from .registry import build_pruner
 from .regularizers import REGULARIZER_CLASSES, Regularizer
 
@@ -58,6 +61,21 @@ def check_lr_scheduler(recipe: Recipe, name: str,
         return cls(optimizer, **comp.args)
     except (TypeError, ValueError) as e:
         raise RecipeError(comp.path, f"{comp.cls}: {e}") from None
+
+
+def straight_through(args: dict) -> bool:
+    """Masks on the forward pass only (`mask_on_forward_only` / `use_double_copies`): masked
+    weights keep receiving gradients, unless `mask_gradients` masks those too."""
+    return bool((args.get("mask_on_forward_only") or args.get("use_double_copies"))
+                and not args.get("mask_gradients"))
+
+
+def _exists(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name.rpartition(".")[0])
+    except AttributeError:
+        return False  # removed with its block
+    return True
 
 
 def _last_epoch(policy: Policy) -> int:
@@ -84,6 +102,8 @@ class CompressionScheduler(TrainHooks):
                 for name, c in recipe.regularizers.items()
             }
             self._check_overlaps()
+            self._levels = {p.index: self._policy_levels(p) for p in recipe.policies
+                            if p.kind == "pruner" and p.args.get("levels") is not None}
             for name in recipe.lr_schedulers:
                 check_lr_scheduler(recipe, name)
         except RecipeError as e:
@@ -91,6 +111,8 @@ class CompressionScheduler(TrainHooks):
         self._lr: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self._optimizer: torch.optim.Optimizer | None = None
         self.thinned: dict[str, int] = {}
+        self._temporary: dict[str, torch.Tensor | None] = {}  # masks to restore
+        self._started: set[int] = set()  # pruner policies that have run once
         self.removed_blocks: list[str] = []
 
     def _check_overlaps(self) -> None:
@@ -107,6 +129,15 @@ class CompressionScheduler(TrainHooks):
                         f"pruner {b.instance!r} overlaps {a.path} (pruner {a.instance!r}): both "
                         f"prune {shared[0]}{more} at epoch(s) {', '.join(map(str, epochs[:5]))}",
                     )
+
+    def _policy_levels(self, policy: Policy) -> dict[str, object]:
+        """A policy's `levels` arg: it replaces its SparsityLevelParameterPruner's levels."""
+        path = f"{policy.path}.pruner.args.levels"
+        if not isinstance(self.pruners[policy.instance], SparsityLevelParameterPruner):
+            cls = self.recipe.pruners[policy.instance].cls
+            raise RecipeError(path, f"only a SparsityLevelParameterPruner has levels; "
+                              f"{policy.instance!r} is a {cls}")
+        return resolve_map(self.model, policy.args["levels"], path)
 
     def owns_lr(self) -> bool:
         return bool(self.recipe.lr_schedulers)
@@ -131,15 +162,26 @@ class CompressionScheduler(TrainHooks):
 
     def _prune(self, policy: Policy, epoch: int) -> bool:
         pruner = self.pruners[policy.instance]
-        if policy.args.get("mask_on_forward_only") or policy.args.get("use_double_copies"):
-            for name in pruner.weights():  # straight-through masks: masked weights keep training
-                try:
-                    if get_mask(self.model, name) is None:
-                        set_mask(self.model, name, torch.ones_like(self.model.get_parameter(name)),
-                                 straight_through=True)
-                except AttributeError:
-                    continue  # removed with its block
-        replaced = bool(pruner.apply(PruneContext(self.model, epoch, policy)))
+        args = policy.args
+        if policy.index in self._levels:  # Distiller: the policy sets its pruner's levels
+            pruner.values = self._levels[policy.index]
+        live = [n for n in pruner.weights() if _exists(self.model, n)]
+        if args.get("discard_masks_at_minibatch_end"):  # temporary: restored at mini-batch end
+            for name in live:
+                if name not in self._temporary:
+                    old = get_mask(self.model, name)
+                    self._temporary[name] = None if old is None else old.clone()
+        if straight_through(args):  # masked weights keep training (mask on forward only)
+            for name in live:
+                if get_mask(self.model, name) is None:
+                    set_mask(self.model, name, torch.ones_like(self.model.get_parameter(name)),
+                             straight_through=True)
+        ctx = PruneContext(self.model, epoch, policy)
+        if args.get("fold_batchnorm"):
+            with folded(self.model, live):
+                replaced = bool(pruner.apply(ctx))
+        else:
+            replaced = bool(pruner.apply(ctx))
         if replaced:
             self.removed_blocks = [b for p in self.pruners.values()
                                    for b in getattr(p, "removed", [])]
@@ -152,6 +194,10 @@ class CompressionScheduler(TrainHooks):
             if not policy.active(epoch):
                 continue
             if policy.kind == "pruner":
+                first = policy.index not in self._started
+                self._started.add(policy.index)
+                if first and policy.args.get("skip_first_minibatch"):
+                    continue  # Distiller prunes at global mini-batch 1 instead
                 replaced |= self._prune(policy, epoch)
             elif policy.kind == "extension":
                 ext = self.recipe.extensions[policy.instance]
@@ -167,14 +213,31 @@ class CompressionScheduler(TrainHooks):
         return replaced
 
     def on_minibatch_begin(self, epoch: int, step: int, steps_per_epoch: int) -> None:
+        """Distiller's mini-batch pruning: a policy with `mini_batch_pruning_frequency: N`
+        re-runs when the global mini-batch id (epoch x steps + step) is a multiple of N (not on
+        an epoch's first mini-batch: its epoch-begin pass did it); `skip_first_minibatch` moves
+        the first pruning to global mini-batch 1."""
+        global_step = epoch * steps_per_epoch + step
         for policy in self.recipe.policies:
+            if policy.kind != "pruner" or not policy.active(epoch) \
+                    or getattr(self.pruners[policy.instance], "physical", False):
+                continue
             freq = policy.args.get("mini_batch_pruning_frequency") or 0
-            if (policy.kind == "pruner" and freq and step > 0 and step % freq == 0
-                    and policy.active(epoch)
-                    and not getattr(self.pruners[policy.instance], "physical", False)):
+            due = step > 0 and freq > 0 and global_step % freq == 0
+            if policy.args.get("skip_first_minibatch") and global_step == 1:
+                due = True
+            if due:
                 self._prune(policy, epoch)
 
     def on_minibatch_end(self, epoch: int, step: int, steps_per_epoch: int) -> None:
+        for name, old in self._temporary.items():  # discard_masks_at_minibatch_end
+            if not _exists(self.model, name):
+                continue
+            if old is None:
+                drop_mask(self.model, name)
+            else:
+                set_mask(self.model, name, old)
+        self._temporary.clear()
         for policy in self.recipe.policies:
             if policy.kind == "regularizer" and policy.active(epoch):
                 last = (step == steps_per_epoch - 1 and epoch == _last_epoch(policy)

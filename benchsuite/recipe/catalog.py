@@ -113,5 +113,7 @@ POLICY_ARGS: dict[str, Arg] = {
     "use_double_copies": Arg("bool", default=False),
     "discard_masks_at_minibatch_end": Arg("bool", default=False),
     "fold_batchnorm": Arg("bool", default=False),
+    "skip_first_minibatch": Arg("bool", default=False),
+    "levels": Arg("fraction_map", help="SparsityLevelParameterPruner's levels, for this policy"),
 }
 REGULARIZER_POLICY_ARGS: dict[str, Arg] = {"keep_mask": Arg("bool", default=False)}

@@ -151,6 +151,9 @@ def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Polic
     if not isinstance(given, dict):
         raise RecipeError(f"{path}.{kind}.args", f"must be a map, got {given!r}")
     args = check_args(spec.get(kind, {}), given, f"{path}.{kind}.args")
+    if args.get("mask_gradients") and not args.get("mask_on_forward_only"):
+        raise RecipeError(f"{path}.{kind}.args.mask_gradients", "needs mask_on_forward_only: "
+                          "true (Distiller: the two are exclusive otherwise)")
     policy = Policy(kind, instance, i, args=args)
     if "epochs" in body:
         if any(k in body for k in ("starting_epoch", "ending_epoch", "frequency")):
