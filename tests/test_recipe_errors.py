@@ -108,7 +108,7 @@ def test_the_base_recipe_binds():
      "pruners.p: give exactly one of blocks_per_stage, fraction"),
     ("class: ActivationAPoZRankedFilterPruner\n    group_type: Channels\n"
      "    desired_sparsity: 0.5\n    weights: [layer1.0.conv1.weight]",
-     "pruners.p.group_type: must be one of Filters, got 'Channels'"),
+     "pruners.p.group_type: must be one of Filters, 3D, got 'Channels'"),
     ("class: L1RankedStructureParameterPruner\n    group_type: Rows\n"
      "    desired_sparsity: 0.5\n    weights: [layer1.0.conv1.weight]",
      "pruners.p.weights[0]: layer1.0.conv1.weight is not a fully-connected weight"),

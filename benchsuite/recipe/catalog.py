@@ -22,17 +22,20 @@ def _structured(groups: tuple[str, ...], gradual: bool) -> dict[str, Arg]:
     return {
         "group_type": Arg("choice", required=True, choices=groups), **level, "weights": _WEIGHTS,
         "group_dependency": _LEADER, "round_to": _ROUND_TO, "ranking": _RANKING,
+        "kwargs": Arg("any", help="Distiller's extra arguments: {block_shape: [r, d, 1, 1]}"),
     }
 
 
 # Distiller name (one-shot) -> the group types it ranks; each also has an `_AGP` variant.
+# (`3D` is Distiller's other name for Filters; `Blocks` takes `kwargs: {block_shape: [...]}`.)
 STRUCTURED: dict[str, tuple[str, ...]] = {
-    "L1RankedStructureParameterPruner": ("Filters", "Channels", "Rows"),
-    "L2RankedStructureParameterPruner": ("Filters", "Channels", "Rows"),
-    "ActivationAPoZRankedFilterPruner": ("Filters",),
-    "GradientRankedFilterPruner": ("Filters",),
-    "RandomRankedFilterPruner": ("Filters",),
-    "BernoulliFilterPruner": ("Filters",),
+    "L1RankedStructureParameterPruner": ("Filters", "3D", "Channels", "Rows", "Blocks"),
+    "L2RankedStructureParameterPruner": ("Filters", "3D", "Channels", "Rows", "Blocks"),
+    "ActivationAPoZRankedFilterPruner": ("Filters", "3D"),
+    "ActivationMeanRankedFilterPruner": ("Filters", "3D"),
+    "GradientRankedFilterPruner": ("Filters", "3D"),
+    "RandomRankedFilterPruner": ("Filters", "3D"),
+    "BernoulliFilterPruner": ("Filters", "3D"),
 }
 
 PRUNERS: dict[str, dict[str, Arg]] = {
@@ -61,6 +64,12 @@ PRUNERS: dict[str, dict[str, Arg]] = {
     },
     **{name: _structured(groups, False) for name, groups in STRUCTURED.items()},
     **{f"{name}_AGP": _structured(groups, True) for name, groups in STRUCTURED.items()},
+    "RandomLevelStructureParameterPruner": {
+        "group_type": Arg("choice", required=True, choices=("Filters", "3D", "Channels", "Rows")),
+        "sparsity_range": Arg("fraction_range", required=True),
+        "weights": _WEIGHTS, "group_dependency": _LEADER, "round_to": _ROUND_TO,
+        "kwargs": Arg("any"),
+    },
     "BlockRemover": {
         "criterion": Arg("choice", default="branch_norm", choices=("branch_norm", "bypass_loss")),
         "blocks_per_stage": Arg("int", minimum=0, help="blocks removed from every stage"),
