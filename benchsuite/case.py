@@ -16,6 +16,7 @@ from .executor import Executor
 from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
 from .recipe import render, template_parameters
+from .recipe.scale import scale_schedule
 from .threshold import Threshold
 
 Progress = Callable[[str], None]
@@ -38,6 +39,7 @@ class Case:
     precision: str | None = "f32"  # None: the device's default (bf16 on CPUs with AMX)
     niter: int = 500
     repeats: int = 3
+    schedule_scale: float = 1.0  # --schedule-scale: every policy epoch and lr step scaled
 
     @property
     def recipe_path(self) -> Path:
@@ -51,7 +53,8 @@ class Case:
         return self.recipe_path.stem
 
     def recipe_text(self) -> str:
-        return render(self.recipe_path.read_text(), self.params, source=self.recipe_path.name)
+        text = render(self.recipe_path.read_text(), self.params, source=self.recipe_path.name)
+        return scale_schedule(text, self.schedule_scale, source=self.recipe_path.name)
 
     def effective_params(self) -> dict[str, Any]:
         """Template parameters with defaults filled in (what the case really ran with)."""
@@ -59,19 +62,23 @@ class Case:
 
         defaults = template_parameters(self.recipe_path.read_text())
         out = {k: yaml.safe_load(v) for k, v in defaults.items() if v is not None}
-        return out | dict(self.params)
+        scale = {"schedule_scale": self.schedule_scale} if self.schedule_scale != 1 else {}
+        return out | dict(self.params) | scale
 
     @property
     def label(self) -> str:
         """Readable id, e.g. resnet20-l1_filters-0.5-CPU-f32."""
         values = "-".join(str(v) for _, v in sorted(self.params.items())) or "default"
         precision = self.precision or "default"
-        return f"{self.model}-{self.recipe_name}-{values}-{self.device}-{precision}"
+        scaled = f"-x{self.schedule_scale:g}" if self.schedule_scale != 1 else ""
+        return f"{self.model}-{self.recipe_name}-{values}{scaled}-{self.device}-{precision}"
 
     @property
     def case_id(self) -> str:
         """Content hash of everything that determines the result (the rendered recipe too)."""
-        return content_hash(asdict(self) | {"recipe": self.recipe_text(),
+        fields = {k: v for k, v in asdict(self).items()  # the scale is in the recipe text
+                  if k != "schedule_scale"}
+        return content_hash(fields | {"recipe": self.recipe_text(),
                                             "code": code_version(*CASE_CODE)})
 
     def dense_spec(self) -> dict:

@@ -29,6 +29,8 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("data-dir", "", "folder of the CIFAR-10 python batches"),
     ("epochs", "3", "fine-tuning epochs per case"),
     ("dense-epochs", "5", "training epochs of the dense baseline (cached)"),
+    ("schedule-scale", "1", "multiply every policy epoch and lr step of the recipes (0.1: a "
+                            "180-epoch Distiller recipe in 18; see schedules/README.md)"),
     ("seed", "0", "random seed"),
     ("accuracy-threshold", "-1pt", "Top-1 floor: absolute (0.97) or below dense (-1pt)"),
     ("niter", "500", "benchmark_app iterations per run"),
@@ -73,6 +75,7 @@ def base_case(config: pytest.Config) -> Case:
         data_dir=option(config, "data-dir") or None, seed=int(option(config, "seed")),
         epochs=int(option(config, "epochs")), dense_epochs=int(option(config, "dense-epochs")),
         niter=int(option(config, "niter")), repeats=int(option(config, "bench-repeats")),
+        schedule_scale=float(option(config, "schedule-scale")),
     )
 
 

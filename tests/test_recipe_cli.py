@@ -93,3 +93,24 @@ def test_an_amc_configuration_is_not_a_schedule(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "amc.yaml: network: this is an AMC (automated model compression) configuration, " \
            "not a scheduling recipe" in err
+
+
+def test_dry_run_with_a_scaled_schedule(tmp_path, capsys):
+    path = tmp_path / "agp.yaml"
+    path.write_text("""
+version: 1
+pruners:
+  agp: {class: AutomatedGradualPruner, initial_sparsity: 0.1, final_sparsity: 0.5,
+        weights: [layer1.0.conv1.weight]}
+policies:
+  - pruner: {instance_name: agp}
+    starting_epoch: 0
+    ending_epoch: 100
+    frequency: 10
+""")
+    assert main(["recipe", "dry-run", str(path), "--model", "resnet20", "--json",
+                 "--schedule-scale", "0.1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epochs"] == 10  # epochs 0..9 (the last AGP step at 9), not 0..90
+    layer = {r["name"]: r for r in out["layers"]}["layer1.0.conv1"]
+    assert layer["nnz"] == layer["params"] - int(0.5 * layer["params"])

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import RecipeError
-from .schema import Recipe, load_recipe
+from .scale import scale_schedule
+from .schema import Recipe, load_recipe, parse_recipe
+from .template import render
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
@@ -37,7 +40,13 @@ def _param(text: str) -> tuple[str, Any]:
 
 
 def _load(args: argparse.Namespace) -> Recipe:
-    return load_recipe(args.file, dict(args.param or []) or None)
+    if args.schedule_scale == 1:
+        return load_recipe(args.file, dict(args.param or []) or None)
+    path = Path(args.file)
+    if not path.is_file():
+        raise RecipeError("", f"recipe file not found: {path}")
+    text = render(path.read_text(), dict(args.param or []) or None, source=path.name)
+    return parse_recipe(scale_schedule(text, args.schedule_scale, path.name), source=path.name)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -110,6 +119,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                        help="input CxHxW [1x32x32, the suite's digits; CIFAR: 3x32x32]")
         p.add_argument("--param", type=_param, action="append",
                        help="template parameter NAME=VALUE (repeatable)")
+        p.add_argument("--schedule-scale", type=float, default=1.0,
+                       help="multiply every policy epoch and lr step (as pytest's option)")
         if name == "dry-run":
             p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=func)
