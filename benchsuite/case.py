@@ -97,12 +97,16 @@ def validate(case: Case) -> None:
     from .data import check_dataset
     from .models import build_model
     from .prune import CompressionScheduler
-    from .recipe import parse_recipe
+    from .prune.fit import explain_misfit
+    from .recipe import RecipeError, parse_recipe
 
     data_shape = check_dataset(case.dataset, case.data_dir)  # a wrong path fails here, clearly
     model = build_model(case.model, 10, data_shape[0])
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
-    CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
+    try:
+        CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
+    except RecipeError as e:  # a weight the model lacks: say which models the recipe fits
+        raise explain_misfit(e, recipe, case.model) from None
 
 
 def _cached(case_id: str) -> dict | None:

@@ -74,6 +74,13 @@ def test_check_reports_ok_and_bad_names(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "good.yaml: pruners.stage1.weights[1]: no parameter 'module.layer1.3.conv1.weight'" \
         in err
+    assert "(the recipe's weights fit resnet32, resnet44, resnet56, not resnet20)" in err
+    # weights of no model of the suite
+    bad = tmp_path / "vgg.yaml"
+    bad.write_text(FILTERS.replace("module.layer3.2.conv1.weight", "module.features.3.weight"))
+    assert main(["recipe", "check", str(bad), "--model", "resnet56"]) == 2
+    assert "the recipe's weights fit none of the suite's models (small_cnn, resnet20, " \
+           "resnet32, resnet44, resnet56)" in capsys.readouterr().err
 
 
 def test_text_output_has_the_totals(tmp_path, capsys):
@@ -114,3 +121,13 @@ policies:
     assert out["epochs"] == 10  # epochs 0..9 (the last AGP step at 9), not 0..90
     layer = {r["name"]: r for r in out["layers"]}["layer1.0.conv1"]
     assert layer["nnz"] == layer["params"] - int(0.5 * layer["params"])
+
+
+def test_a_case_on_the_wrong_model_says_which_models_fit(tmp_path):
+    from benchsuite.case import Case, validate
+    from benchsuite.recipe import RecipeError
+
+    path = tmp_path / "filters.yaml"
+    path.write_text(FILTERS)
+    with pytest.raises(RecipeError, match=r"fit resnet32, resnet44, resnet56, not resnet20"):
+        validate(Case(recipe=str(path), model="resnet20"))

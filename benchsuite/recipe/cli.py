@@ -51,12 +51,14 @@ def _load(args: argparse.Namespace) -> Recipe:
 
 def _check(args: argparse.Namespace) -> int:
     from ..prune.dryrun import bind
+    from ..prune.fit import explain_misfit
 
     recipe = _load(args)
     try:
         bind(recipe, args.model, args.input)
     except RecipeError as e:
-        raise RecipeError(e.path, e.message, recipe.source) from None
+        raise explain_misfit(RecipeError(e.path, e.message, recipe.source), recipe,
+                             args.model) from None
     kinds = {k: sum(1 for p in recipe.policies if p.kind == k)
              for k in ("pruner", "regularizer", "lr_scheduler", "extension")}
     counts = ", ".join(f"{n} {k} polic{'y' if n == 1 else 'ies'}" for k, n in kinds.items() if n)
@@ -71,12 +73,14 @@ def _fmt(n: int) -> str:
 
 def _dry_run(args: argparse.Namespace) -> int:
     from ..prune.dryrun import dry_run
+    from ..prune.fit import explain_misfit
 
     recipe = _load(args)
     try:
         result = dry_run(recipe, args.model, args.input)
     except RecipeError as e:
-        raise RecipeError(e.path, e.message, recipe.source) from None
+        raise explain_misfit(RecipeError(e.path, e.message, recipe.source), recipe,
+                             args.model) from None
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
         return 0
