@@ -294,3 +294,17 @@ def test_policy_levels_need_a_level_pruner():
                                           r"SparsityLevelParameterPruner has levels; 'drop' is "
                                           r"a BernoulliFilterPruner"):
         CompressionScheduler(parse_recipe(text, "t.yaml"), m, X)
+
+
+def test_thinning_does_not_remove_temporarily_dropped_filters():
+    text = DROP_FILTER.replace("policies:", """extensions:
+  thin: {class: FilterRemover}
+policies:""") + """  - extension: {instance_name: thin}
+    epochs: [0]
+"""
+    torch.manual_seed(0)
+    m = build_model("small_cnn", 10, 1)
+    sched = CompressionScheduler(parse_recipe(text, "t.yaml"), m, X)
+    sched.on_epoch_begin(0, torch.optim.SGD(m.parameters(), lr=0.1))
+    sched.on_minibatch_end(0, 0, 1)
+    assert m.conv2.weight.shape[0] == 32 and not sched.thinned

@@ -200,6 +200,7 @@ class CompressionScheduler(TrainHooks):
                     continue  # Distiller prunes at global mini-batch 1 instead
                 replaced |= self._prune(policy, epoch)
             elif policy.kind == "extension":
+                self._discard_temporary()  # thinning removes only what is pruned for good
                 ext = self.recipe.extensions[policy.instance]
                 channels = ext.cls == "ChannelRemover" or (
                     ext.cls == "StructureRemover"
@@ -229,8 +230,9 @@ class CompressionScheduler(TrainHooks):
             if due:
                 self._prune(policy, epoch)
 
-    def on_minibatch_end(self, epoch: int, step: int, steps_per_epoch: int) -> None:
-        for name, old in self._temporary.items():  # discard_masks_at_minibatch_end
+    def _discard_temporary(self) -> None:
+        """Undo the masks of `discard_masks_at_minibatch_end` policies."""
+        for name, old in self._temporary.items():
             if not _exists(self.model, name):
                 continue
             if old is None:
@@ -238,6 +240,9 @@ class CompressionScheduler(TrainHooks):
             else:
                 set_mask(self.model, name, old)
         self._temporary.clear()
+
+    def on_minibatch_end(self, epoch: int, step: int, steps_per_epoch: int) -> None:
+        self._discard_temporary()
         for policy in self.recipe.policies:
             if policy.kind == "regularizer" and policy.active(epoch):
                 last = (step == steps_per_epoch - 1 and epoch == _last_epoch(policy)
