@@ -167,3 +167,54 @@ policies:
     with pytest.raises(RecipeError, match=r"reg_regims\.conv2\.weight\[1\]: must be one of "
                                           r"Channels, got 'Filters'"):
         CompressionScheduler(parse_recipe(text.replace("Channels", "Filters"), "t.yaml"), m, X)
+
+
+KD = """
+version: 1
+knowledge_distillation: {temperature: 4.0, distill_weight: 0.7, student_weight: 0.3}
+pruners:
+  f: {class: L1RankedStructureParameterPruner, group_type: Filters, desired_sparsity: 0.5,
+      weights: [conv2.weight]}
+policies:
+  - pruner: {instance_name: f}
+    epochs: [0]
+"""
+
+
+def test_knowledge_distillation_from_the_dense_model(digits):
+    import copy
+
+    import torch.nn.functional as F
+
+    from benchsuite.data import Splits
+    from benchsuite.train import train
+
+    torch.manual_seed(0)
+    m = build_model("small_cnn", 10, 1)
+    dense = copy.deepcopy(m).eval()
+    sched = CompressionScheduler(parse_recipe(KD, "t.yaml"), m, X)
+    tiny = Splits("d", digits.x_train[:16], digits.y_train[:16], digits.x_test[:16],
+                  digits.y_test[:16], 10)
+    train(m, tiny, 2, 0.05, 0, hooks=sched)  # the student is pruned and trained ...
+    for (n, p), q in zip(sched.distillation.teacher.named_parameters(), dense.parameters(),
+                         strict=True):
+        assert torch.equal(p, q), n  # ... the teacher stays the dense model
+    x, y = tiny.x_train[:8], tiny.y_train[:8]
+    m.eval()
+    logits = m(x)
+    ce = F.cross_entropy(logits, y)
+    with torch.no_grad():
+        t = dense(x)
+    kl = F.kl_div(F.log_softmax(logits / 4, 1), F.softmax(t / 4, 1), reduction="batchmean")
+    expected = 0.3 * ce + 0.7 * 16 * kl
+    got = sched.on_forward(x, logits, ce).detach()
+    assert float(got) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert float(kl.detach()) > 0
+
+
+def test_knowledge_distillation_is_validated():
+    with pytest.raises(RecipeError, match=r"t.yaml: knowledge_distillation.temperature: must be "
+                                          r">= 1e-06, got 0"):
+        parse_recipe(KD.replace("temperature: 4.0", "temperature: 0"), "t.yaml")
+    with pytest.raises(RecipeError, match=r"knowledge_distillation.teacher: must be one of dense"):
+        parse_recipe(KD.replace("{temperature", "{teacher: resnet110, temperature"), "t.yaml")

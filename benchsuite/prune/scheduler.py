@@ -32,6 +32,7 @@ from ..recipe import Policy, Recipe, RecipeError
 from ..train import TrainHooks
 from .base import PruneContext, Pruner
 from .criteria import Calibration
+from .distillation import Distillation
 from .elementwise import SparsityLevelParameterPruner
 from .folding import folded
 from .graph import thin
@@ -112,6 +113,8 @@ class CompressionScheduler(TrainHooks):
         self._optimizer: torch.optim.Optimizer | None = None
         self.thinned: dict[str, int] = {}
         self._temporary: dict[str, torch.Tensor | None] = {}  # masks to restore
+        self.distillation = (Distillation(model, **recipe.knowledge_distillation)
+                             if recipe.knowledge_distillation else None)
         self._started: set[int] = set()  # pruner policies that have run once
         self.removed_blocks: list[str] = []
 
@@ -248,6 +251,12 @@ class CompressionScheduler(TrainHooks):
                 last = (step == steps_per_epoch - 1 and epoch == _last_epoch(policy)
                         and policy.args.get("keep_mask", False))
                 self.regularizers[policy.instance].threshold(self.model, keep_mask=last)
+
+    def on_forward(self, x: torch.Tensor, logits: torch.Tensor,
+                   loss: torch.Tensor) -> torch.Tensor:
+        if self.distillation is None:
+            return loss
+        return self.distillation.loss(x, logits, loss)
 
     def before_backward_pass(self, epoch: int, step: int, loss: torch.Tensor) -> torch.Tensor:
         for policy in self.recipe.policies:

@@ -126,3 +126,13 @@ POLICY_ARGS: dict[str, Arg] = {
     "levels": Arg("fraction_map", help="SparsityLevelParameterPruner's levels, for this policy"),
 }
 REGULARIZER_POLICY_ARGS: dict[str, Arg] = {"keep_mask": Arg("bool", default=False)}
+
+# A recipe-level `knowledge_distillation:` section (Distiller's KnowledgeDistillationPolicy, which
+# Distiller configured from its command line: --kd-teacher, --kd-temperature, --kd-distill-wt,
+# --kd-student-wt): the dense model the fine-tuning starts from teaches the pruned one.
+KNOWLEDGE_DISTILLATION: dict[str, Arg] = {
+    "teacher": Arg("choice", default="dense", choices=("dense",)),
+    "temperature": Arg("float", default=1.0, minimum=1e-6),
+    "distill_weight": Arg("float", default=0.5, minimum=0),
+    "student_weight": Arg("float", default=0.5, minimum=0),
+}
