@@ -16,13 +16,14 @@ from .executor import Executor
 from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
 from .recipe import render, template_parameters
+from .recipe.scale import scale_schedule
 from .threshold import Threshold
 from .userspec import is_reference, source_digest
 
 Progress = Callable[[str], None]
 # appended to a case's label when they differ from the defaults (prefix of the value)
 LABEL_FIELDS = {"dataset": "", "seed": "seed", "epochs": "ep", "dense_epochs": "dense",
-                "niter": "niter", "repeats": "rep"}
+                "niter": "niter", "repeats": "rep", "threads": "thr", "paired_mode": ""}
 
 
 def _slug(value: str) -> str:
@@ -52,6 +53,7 @@ class Case:
     threads: int | None = 1  # inference threads of the paired measurement (None: runtime's)
     paired_mode: str = "alternate"  # or "duet" (bench/paired.py)
     bench_seconds: float = 20.0  # time cap of the paired rounds
+    schedule_scale: float = 1.0  # --schedule-scale: every policy epoch and lr step scaled
 
     @property
     def recipe_path(self) -> Path:
@@ -65,7 +67,8 @@ class Case:
         return self.recipe_path.stem
 
     def recipe_text(self) -> str:
-        return render(self.recipe_path.read_text(), self.params, source=self.recipe_path.name)
+        text = render(self.recipe_path.read_text(), self.params, source=self.recipe_path.name)
+        return scale_schedule(text, self.schedule_scale, source=self.recipe_path.name)
 
     def effective_params(self) -> dict[str, Any]:
         """Template parameters with defaults filled in (what the case really ran with)."""
@@ -73,7 +76,8 @@ class Case:
 
         defaults = template_parameters(self.recipe_path.read_text())
         out = {k: yaml.safe_load(v) for k, v in defaults.items() if v is not None}
-        return out | dict(self.params)
+        scale = {"schedule_scale": self.schedule_scale} if self.schedule_scale != 1 else {}
+        return out | dict(self.params) | scale
 
     @property
     def label(self) -> str:
@@ -82,7 +86,8 @@ class Case:
         mymodels.tiny-l1_filters-0.5-CPU-f32-cifar10-seed1-ep5-dense10."""
         values = "-".join(str(v) for _, v in sorted(self.params.items())) or "default"
         precision = self.precision or "default"
-        label = f"{_slug(self.model)}-{self.recipe_name}-{values}-{self.device}-{precision}"
+        scaled = f"-x{self.schedule_scale:g}" if self.schedule_scale != 1 else ""
+        label = f"{_slug(self.model)}-{self.recipe_name}-{values}{scaled}-{self.device}-{precision}"
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in LABEL_FIELDS and value != f.default:
@@ -96,7 +101,9 @@ class Case:
         # built-in cases keep their ids)
         user = {ref: source_digest(ref) for ref in (self.model, self.dataset)
                 if is_reference(ref)}
-        return content_hash(asdict(self) | {"recipe": self.recipe_text(),
+        fields = {k: v for k, v in asdict(self).items()  # the scale is in the recipe text
+                  if k != "schedule_scale"}
+        return content_hash(fields | {"recipe": self.recipe_text(),
                                             "code": code_version(*CASE_CODE)}
                             | ({"user_code": user} if user else {}))
 
@@ -121,13 +128,17 @@ def validate(case: Case) -> None:
     from .data import describe_dataset
     from .models import build_model
     from .prune import CompressionScheduler
-    from .recipe import parse_recipe
+    from .prune.fit import explain_misfit
+    from .recipe import RecipeError, parse_recipe
 
     # a wrong path fails here, clearly
     data_shape, num_classes = describe_dataset(case.dataset, case.data_dir)
     model = build_model(case.model, num_classes, data_shape[0])
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
-    CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
+    try:
+        CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
+    except RecipeError as e:  # a weight the model lacks: say which models the recipe fits
+        raise explain_misfit(e, recipe, case.model) from None
 
 
 def _cached(case_id: str) -> dict | None:

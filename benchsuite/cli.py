@@ -2,11 +2,11 @@
 
   benchsuite report                     HTML report from the results table
   benchsuite sensitivity                per-layer pruning sensitivity (CSV + plot)
+  benchsuite recipe check|dry-run FILE  validate a recipe / apply it without training
   benchsuite worker prune|bench         serve jobs from Redis (see README, "Distributed")
   benchsuite broker status|server       inspect the broker / run a private redis-server
   benchsuite blobs cleanup              drop expired artifact blobs
   benchsuite sweep bench measure|compare  bayes vs random search at equal budget
-  benchsuite recipe ...                 recipe tools (benchsuite/recipe/cli.py)
 
 `benchsuite COMMAND --help` gives each command's usage. The experiments themselves run under
 pytest: `pytest -m latency` (see `pytest --help`, group "benchsuite").
@@ -31,7 +31,7 @@ SUBCOMMANDS: list[tuple[str, str, tuple[str, ...]]] = [
     ("benchsuite.sensitivity:add_subcommand", "", ("sensitivity",)),
     ("benchsuite.cli:add_broker", "broker", ("worker", "broker", "blobs")),
     ("benchsuite.cli:add_sweep", "", ("sweep",)),
-    ("benchsuite.recipe.cli:add_subcommands", "", ("recipe",)),  # absent until it is written
+    ("benchsuite.recipe.cli:add_subcommand", "", ("recipe",)),
 ]
 
 

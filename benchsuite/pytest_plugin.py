@@ -42,6 +42,8 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("data-dir", "", "folder of the CIFAR-10 python batches"),
     ("epochs", "3", "fine-tuning epochs per case"),
     ("dense-epochs", "5", "training epochs of the dense baseline (cached)"),
+    ("schedule-scale", "1", "multiply every policy epoch and lr step of the recipes (0.1: a "
+                            "180-epoch Distiller recipe in 18; see schedules/README.md)"),
     ("seed", "0", "random seed"),
     ("accuracy-threshold", "-1pt", "Top-1 floor: absolute (0.97) or below dense (-1pt)"),
     ("niter", "500", "benchmark_app iterations per run (per-layer counters, cross-check)"),
@@ -130,6 +132,7 @@ def base_case(config: pytest.Config) -> Case:
         threads=_threads(option(config, "bench-threads")),
         bench_seconds=_number(config, "bench-seconds", float, 0.0, exclusive=True),
         paired_mode=option(config, "paired-mode"),
+        schedule_scale=_number(config, "schedule-scale", float, 0.0, exclusive=True),
     )
 
 

@@ -63,6 +63,11 @@ class TrainHooks:
 
     def on_minibatch_begin(self, epoch: int, step: int, steps_per_epoch: int) -> None: ...
 
+    def on_forward(self, x: torch.Tensor, logits: torch.Tensor,
+                   loss: torch.Tensor) -> torch.Tensor:
+        """The mini-batch's inputs and logits (knowledge distillation); returns the loss."""
+        return loss
+
     def before_backward_pass(self, epoch: int, step: int, loss: torch.Tensor) -> torch.Tensor:
         return loss
 
@@ -150,7 +155,9 @@ def train(
                     group["lr"] = scheduled_lr(lr, epoch * steps + step, total, warmup)
             hooks.on_minibatch_begin(epoch, step, steps)
             idx = order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]
-            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+            x = data.x_train[idx]
+            logits = model(x)
+            loss = hooks.on_forward(x, logits, F.cross_entropy(logits, data.y_train[idx]))
             loss = hooks.before_backward_pass(epoch, step, loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()

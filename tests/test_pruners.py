@@ -73,7 +73,8 @@ def zero_fraction(m, name, dim=0):
 
 def test_registry_has_every_distiller_name():
     expected = {"SparsityLevelParameterPruner", "MagnitudeParameterPruner", "SensitivityPruner",
-                "SplicingPruner", "AutomatedGradualPruner", "BlockRemover"}
+                "SplicingPruner", "AutomatedGradualPruner", "BlockRemover",
+                "RandomLevelStructureParameterPruner"}
     expected |= set(STRUCTURED) | {f"{n}_AGP" for n in STRUCTURED}
     assert expected == set(PRUNER_CLASSES)
 

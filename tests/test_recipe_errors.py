@@ -73,7 +73,11 @@ ERRORS = [
      "lr_schedulers.lr.class: unknown lr scheduler class 'StepLRR'"),
     ("regularizer group type", ("[0.001, Filters]", "[0.001, Kernels]"),
      "regularizers.lasso.reg_regims.module.layer2.0.conv1.weight[1]: must be one of Filters, "
-     "Channels, Rows, Columns, got 'Kernels'"),
+     "3D, Channels, 2D, 4D, Rows, Cols, Rows+Cols, Cols+Rows, Channels+4D, 4D+Channels, "
+     "got 'Kernels'"),
+    ("regularizer group type of another rank", ("[0.001, Filters]", "[0.001, Rows]"),
+     "regularizers.lasso.reg_regims.module.layer2.0.conv1.weight[1]: Rows groups a 2D weight "
+     "(fully-connected); layer2.0.conv1.weight is 4D"),
     ("regularizer weight", ("layer2.0.conv1.weight: [", "layer2.0.conv7.weight: ["),
      "regularizers.lasso.reg_regims.module.layer2.0.conv7.weight: no parameter"),
     ("ending before starting", ("ending_epoch: 10", "ending_epoch: 0"),
@@ -104,7 +108,7 @@ def test_the_base_recipe_binds():
      "pruners.p: give exactly one of blocks_per_stage, fraction"),
     ("class: ActivationAPoZRankedFilterPruner\n    group_type: Channels\n"
      "    desired_sparsity: 0.5\n    weights: [layer1.0.conv1.weight]",
-     "pruners.p.group_type: must be one of Filters, got 'Channels'"),
+     "pruners.p.group_type: must be one of Filters, 3D, got 'Channels'"),
     ("class: L1RankedStructureParameterPruner\n    group_type: Rows\n"
      "    desired_sparsity: 0.5\n    weights: [layer1.0.conv1.weight]",
      "pruners.p.weights[0]: layer1.0.conv1.weight is not a fully-connected weight"),

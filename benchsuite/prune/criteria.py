@@ -9,6 +9,7 @@ per layer or global) and keeps the highest-scored ones.
 - `l2`: L2 norm of w / sqrt(structure size);
 - `apoz`: 1 - APoZ, the fraction of the filter's post-BN ReLU outputs that are non-zero on the
   calibration batch (Hu et al. 2016); needs data;
+- `activation_mean`: mean of the filter's post-BN ReLU output on the calibration batch;
 - `taylor`: |sum over the filter of w * dL/dw| on the calibration batch (first-order Taylor,
   Molchanov et al. 2017); needs data;
 - `random`: uniform random, seeded by the epoch and the weight name.
@@ -77,10 +78,11 @@ def _following_bn(model: nn.Module, conv_name: str) -> nn.Module | None:
     return None
 
 
-def apoz(model: nn.Module, names: list[str], dim: int, calib: Calibration | None,
-         epoch: int) -> dict[str, torch.Tensor]:
-    """1 - average percentage of zeros of each filter's activation (Hu et al. 2016)."""
-    assert calib is not None, "APoZ needs a calibration batch"
+def _activation_stat(model: nn.Module, names: list[str], calib: Calibration | None,
+                     stat: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`stat` of each filter's post-BN ReLU output (N, C, H, W) -> (C,) on the calibration
+    batch."""
+    assert calib is not None, "activation ranking needs a calibration batch"
     stats: dict[str, torch.Tensor] = {}
     hooks = []
     for n in names:
@@ -88,7 +90,7 @@ def apoz(model: nn.Module, names: list[str], dim: int, calib: Calibration | None
         module = _following_bn(model, conv_name) or model.get_submodule(conv_name)
 
         def hook(_m, _i, out, n=n):
-            stats[n] = (F.relu(out) > 0).float().mean(dim=(0, 2, 3))
+            stats[n] = stat(F.relu(out))
 
         hooks.append(module.register_forward_hook(hook))
     was_training = model.training
@@ -101,6 +103,19 @@ def apoz(model: nn.Module, names: list[str], dim: int, calib: Calibration | None
         for h in hooks:
             h.remove()
     return stats
+
+
+def apoz(model: nn.Module, names: list[str], dim: int, calib: Calibration | None,
+         epoch: int) -> dict[str, torch.Tensor]:
+    """1 - average percentage of zeros of each filter's activation (Hu et al. 2016)."""
+    return _activation_stat(model, names, calib, lambda a: (a > 0).float().mean(dim=(0, 2, 3)))
+
+
+def activation_mean(model: nn.Module, names: list[str], dim: int, calib: Calibration | None,
+                    epoch: int) -> dict[str, torch.Tensor]:
+    """Mean of each filter's activation (Molchanov et al. 2017; Distiller's
+    ActivationMeanRankedFilterPruner)."""
+    return _activation_stat(model, names, calib, lambda a: a.mean(dim=(0, 2, 3)))
 
 
 def _param(model: nn.Module, name: str) -> nn.Parameter:
@@ -139,6 +154,7 @@ def taylor(model: nn.Module, names: list[str], dim: int, calib: Calibration | No
 
 
 CRITERIA: dict[str, Criterion] = {
-    "l1": l1, "l2": l2, "apoz": apoz, "taylor": taylor, "random": random,
+    "l1": l1, "l2": l2, "apoz": apoz, "activation_mean": activation_mean, "taylor": taylor,
+    "random": random,
 }
-NEEDS_DATA = {"apoz", "taylor"}
+NEEDS_DATA = {"apoz", "activation_mean", "taylor"}

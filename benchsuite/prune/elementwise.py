@@ -26,7 +26,7 @@ from torch import nn
 
 from ..recipe import Component
 from .base import PruneContext, Pruner
-from .masks import effective, get_mask, set_mask, split_name
+from .masks import combine_mask, effective, get_mask, set_mask, split_name
 from .names import resolve_list, resolve_map
 from .schedule import agp_target, policy_agp_target
 
@@ -37,16 +37,18 @@ __all__ = [
 
 
 def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Mask zeroing exactly round(sparsity * numel) of the smallest-magnitude weights."""
-    k = round(sparsity * weight.numel())
-    mask = torch.ones_like(weight, dtype=torch.float32)
-    if k > 0:
-        idx = weight.abs().flatten().argsort(stable=True)[:k]
-        mask.view(-1)[idx] = 0.0
-    return mask
+    """Distiller's level criterion: t = the k-th smallest |w| with k = int(sparsity * numel);
+    every |w| <= t is masked. Weights already at zero are at or below any threshold, so they
+    stay masked (at least k weights are masked; more when there are ties at t)."""
+    k = int(sparsity * weight.numel())
+    if k <= 0:
+        return torch.ones_like(weight, dtype=torch.float32)
+    threshold = weight.abs().flatten().kthvalue(k).values
+    return (weight.abs() > threshold).float()
 
 
 def threshold_mask(weight: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Distiller's threshold criterion: |w| <= threshold is masked."""
     return (weight.abs() > threshold).float()
 
 
@@ -82,7 +84,8 @@ class SparsityLevelParameterPruner(_MapPruner):
 
     def apply(self, ctx: PruneContext) -> None:
         for name, level in self.items(ctx.model):
-            set_mask(ctx.model, name, magnitude_mask(effective(ctx.model, name), float(level)))
+            combine_mask(ctx.model, name, magnitude_mask(effective(ctx.model, name),
+                                                             float(level)))
 
 
 class MagnitudeParameterPruner(_MapPruner):
@@ -92,7 +95,7 @@ class MagnitudeParameterPruner(_MapPruner):
 
     def apply(self, ctx: PruneContext) -> None:
         for name, t in self.items(ctx.model):
-            set_mask(ctx.model, name, threshold_mask(effective(ctx.model, name), float(t)))
+            combine_mask(ctx.model, name, threshold_mask(effective(ctx.model, name), float(t)))
 
 
 class SensitivityPruner(_MapPruner):
@@ -103,7 +106,7 @@ class SensitivityPruner(_MapPruner):
     def apply(self, ctx: PruneContext) -> None:
         for name, s in self.items(ctx.model):
             w = effective(ctx.model, name)
-            set_mask(ctx.model, name, threshold_mask(w, float(s) * float(w.std())))
+            combine_mask(ctx.model, name, threshold_mask(w, float(s) * float(w.std())))
 
 
 class SplicingPruner(_MapPruner):
@@ -151,7 +154,7 @@ class AutomatedGradualPruner(Pruner):
         level = self.target(ctx)
         for name in self._weights:
             if _alive(ctx.model, name):
-                set_mask(ctx.model, name, magnitude_mask(effective(ctx.model, name), level))
+                combine_mask(ctx.model, name, magnitude_mask(effective(ctx.model, name), level))
 
 
 def _alive(model: nn.Module, name: str) -> bool:

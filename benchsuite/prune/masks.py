@@ -74,6 +74,40 @@ def set_mask(model: nn.Module, param_name: str, mask: torch.Tensor,
         setattr(module, attr, getattr(module, attr + "_orig") * existing)
 
 
+def is_straight_through(model: nn.Module, param_name: str) -> bool:
+    """Whether the parameter's mask lets gradients through (see StraightThroughMask)."""
+    module_name, attr = split_name(param_name)
+    module = model.get_submodule(module_name)
+    return any(isinstance(h, StraightThroughMask) and h._tensor_name == attr
+               for h in module._forward_pre_hooks.values())
+
+
+def combine_mask(model: nn.Module, param_name: str, mask: torch.Tensor) -> None:
+    """Set a pruner's mask so that masks of several pruners on one weight combine.
+
+    With Distiller a mask zeroes the weight itself, so what one pruner masked stays zero for the
+    next. Here the weights under a mask are kept in `_orig`; to keep Distiller's semantics the
+    new mask is multiplied into the existing one (a weight masked by any pruner stays masked).
+    A straight-through mask (`mask_on_forward_only`, network surgery) is replaced instead: its
+    weights keep training and Distiller recomputes such masks from the unmasked values.
+    """
+    old = get_mask(model, param_name)
+    if old is not None and not is_straight_through(model, param_name):
+        mask = old * mask.to(old.dtype)
+    set_mask(model, param_name, mask)
+
+
+def drop_mask(model: nn.Module, param_name: str) -> None:
+    """Remove a parameter's mask without folding it in: the weights under it come back."""
+    module_name, attr = split_name(param_name)
+    module = model.get_submodule(module_name)
+    existing = getattr(module, attr + "_mask", None)
+    if existing is None:
+        return
+    existing.fill_(1.0)
+    prune.remove(module, attr)
+
+
 def masked_names(model: nn.Module) -> list[str]:
     names = []
     for mname, module in model.named_modules():

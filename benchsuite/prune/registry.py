@@ -18,13 +18,19 @@ from .elementwise import (
     SparsityLevelParameterPruner,
     SplicingPruner,
 )
-from .structured import L1RankedStructureParameterPruner, structure_class
+from .kernel_blocks import RankedBlocksPruner
+from .structured import (
+    L1RankedStructureParameterPruner,
+    RandomLevelStructureParameterPruner,
+    structure_class,
+)
 
 # Distiller one-shot name -> (criterion, Bernoulli selection); `<name>_AGP` is the AGP variant.
 STRUCTURED: dict[str, tuple[str, bool]] = {
     "L1RankedStructureParameterPruner": ("l1", False),
     "L2RankedStructureParameterPruner": ("l2", False),
     "ActivationAPoZRankedFilterPruner": ("apoz", False),
+    "ActivationMeanRankedFilterPruner": ("activation_mean", False),
     "GradientRankedFilterPruner": ("taylor", False),
     "RandomRankedFilterPruner": ("random", False),
     "BernoulliFilterPruner": ("random", True),
@@ -35,6 +41,7 @@ PRUNER_CLASSES: dict[str, type[Pruner]] = {
     for cls in (
         SparsityLevelParameterPruner, MagnitudeParameterPruner, SensitivityPruner,
         SplicingPruner, AutomatedGradualPruner, L1RankedStructureParameterPruner, BlockRemover,
+        RandomLevelStructureParameterPruner,
     )
 }
 for _name, (_criterion, _bernoulli) in STRUCTURED.items():
@@ -46,6 +53,8 @@ for _name, (_criterion, _bernoulli) in STRUCTURED.items():
 def build_pruner(component: Component, model: nn.Module, example_input: torch.Tensor,
                  calibration: Calibration | None = None) -> Pruner:
     cls = PRUNER_CLASSES[component.cls]
+    if component.args.get("group_type") == "Blocks":  # L1/L2 only (the catalog's choices)
+        return RankedBlocksPruner(component, model, cls.criterion, cls.gradual)
     params = inspect.signature(cls.__init__).parameters
     kwargs: dict = {}
     if "example_input" in params:

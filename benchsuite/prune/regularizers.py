@@ -1,13 +1,19 @@
 """Regularizers: a loss term added before the backward pass while their policy is active.
 
 - `L1Regularizer`: `reg_regims: {weight: strength}`; adds strength x sum |w|.
-- `GroupLassoRegularizer`: `reg_regims: {weight: [strength, group_type]}` with group_type one
-  of Filters, Channels, Rows (fc input features), Columns (fc output features); adds
-  strength x sum over groups of ||w_g||_2 (Wen et al. 2016, structured sparsity learning).
+- `GroupLassoRegularizer`: `reg_regims: {weight: [strength, group_type]}`; adds strength x the
+  sum of the groups' L2 norms (Wen et al. 2016, structured sparsity learning). Group types are
+  Distiller's (`groups.py`): Filters / 3D, Channels, 2D, 4D, Channels+4D for convs; Rows
+  (output rows), Cols, Rows+Cols for fully-connected weights.
+- `GroupVarianceRegularizer`: `reg_regims: {weight: [strength, Channels]}`; adds strength /
+  variance of the channels' L2 norms (Torfi et al. 2018), pushing channel norms apart.
 
-`threshold_criteria` (Distiller's): `Mean_Abs` or `Max`. When set, at the end of each active
-epoch the weights (L1) or groups (group lasso) whose mean |w| (or max |w|) falls below the
-strength are masked to zero, so a later thinning can remove what the regularizer emptied.
+`threshold_criteria` (`Mean_Abs` or `Max`), as Distiller's RegularizationPolicy: at the end of
+every mini-batch of an active epoch the weights (L1: |w| <= strength) or groups (mean or max
+|w| <= strength) are zeroed in place, a temporary mask: they may grow back with the next
+steps. Only with the policy arg `keep_mask: true`, on the last mini-batch of the policy's last
+epoch, does the mask stay (combined with the weight's other masks), so that a later thinning
+removes what the regularizer emptied.
 """
 
 from __future__ import annotations
@@ -16,10 +22,9 @@ import torch
 from torch import nn
 
 from ..recipe import Component, RecipeError
-from .masks import effective, get_mask, set_mask, split_name
+from .groups import GROUP_TYPES, channel_norms, lasso, threshold_keep
+from .masks import combine_mask, effective, split_name
 from .names import resolve
-
-_DIMS = {"Filters": 0, "Channels": 1, "Rows": 1, "Columns": 0}
 
 
 def _weight(model: nn.Module, name: str) -> torch.Tensor:
@@ -28,11 +33,17 @@ def _weight(model: nn.Module, name: str) -> torch.Tensor:
     return getattr(model.get_submodule(module_name), attr)
 
 
-def group_norms(weight: torch.Tensor, dim: int) -> torch.Tensor:
-    return weight.transpose(0, dim).flatten(1).norm(dim=1)
+def _stored(model: nn.Module, name: str) -> torch.Tensor:
+    """The tensor that holds the trained values (`weight_orig` under a mask)."""
+    module_name, attr = split_name(name)
+    module = model.get_submodule(module_name)
+    orig = getattr(module, attr + "_orig", None)
+    return orig if orig is not None else getattr(module, attr)
 
 
 class Regularizer:
+    group_types: tuple[str, ...] = tuple(GROUP_TYPES)
+
     def __init__(self, component: Component, model: nn.Module) -> None:
         self.name = component.name
         self.path = component.path
@@ -40,10 +51,27 @@ class Regularizer:
         self.regims: dict[str, tuple[float, str | None]] = {}
         for key, value in self.args["reg_regims"].items():
             where = f"{self.path}.reg_regims.{key}"
-            self.regims[resolve(model, key, where)] = self._regim(value, where)
+            name = resolve(model, key, where)
+            strength, group = self._regim(value, where)
+            if group is not None:
+                rank = GROUP_TYPES[group][0]
+                dim = model.get_parameter(name).dim()
+                if dim != rank:
+                    raise RecipeError(f"{where}[1]", f"{group} groups a {rank}D weight "
+                                      f"({'conv' if rank == 4 else 'fully-connected'}); "
+                                      f"{name} is {dim}D")
+            self.regims[name] = (strength, group)
 
     def _regim(self, value: object, path: str) -> tuple[float, str | None]:
-        raise NotImplementedError
+        ok = (isinstance(value, list) and len(value) == 2
+              and isinstance(value[0], int | float) and not isinstance(value[0], bool)
+              and value[0] >= 0)
+        if not ok:
+            raise RecipeError(path, f"must be [strength, group_type], got {value!r}")
+        if value[1] not in self.group_types:
+            raise RecipeError(f"{path}[1]", f"must be one of {', '.join(self.group_types)}, "
+                              f"got {value[1]!r}")
+        return float(value[0]), str(value[1])
 
     def weights(self) -> list[str]:
         return list(self.regims)
@@ -58,27 +86,29 @@ class Regularizer:
             out.append((name, strength, group))
         return out
 
-    def loss(self, model: nn.Module) -> torch.Tensor:
+    def term(self, weight: torch.Tensor, strength: float, group: str | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def threshold(self, model: nn.Module) -> None:
-        """Mask what fell below the strength (only with `threshold_criteria`)."""
+    def loss(self, model: nn.Module) -> torch.Tensor:
+        terms = [self.term(_weight(model, n), s, g) for n, s, g in self._alive(model)]
+        return torch.stack(terms).sum() if terms else torch.zeros(())
+
+    def threshold(self, model: nn.Module, keep_mask: bool = False) -> None:
+        """Zero what is at or below the strength (only with `threshold_criteria`); keep it as a
+        mask when `keep_mask`."""
         crit = self.args.get("threshold_criteria")
         if crit is None:
             return
         for name, strength, group in self._alive(model):
             w = effective(model, name)
             if group is None:
-                keep = (w.abs() >= strength).float()
+                keep = (w.abs() > strength).float()
             else:
-                dim = _DIMS[group]
-                a = w.abs().transpose(0, dim).flatten(1)
-                stat = a.mean(1) if crit == "Mean_Abs" else a.amax(1)
-                shape = [1] * w.dim()
-                shape[dim] = -1
-                keep = (stat >= strength).float().view(shape).expand_as(w)
-            old = get_mask(model, name)
-            set_mask(model, name, keep if old is None else old * keep)
+                keep = threshold_keep(w, group, strength, crit)
+            with torch.no_grad():
+                _stored(model, name).mul_(keep)
+            if keep_mask:
+                combine_mask(model, name, keep)
 
 
 class L1Regularizer(Regularizer):
@@ -87,29 +117,27 @@ class L1Regularizer(Regularizer):
             raise RecipeError(path, f"must be a strength >= 0, got {value!r}")
         return float(value), None
 
-    def loss(self, model: nn.Module) -> torch.Tensor:
-        terms = [s * _weight(model, n).abs().sum() for n, s, _ in self._alive(model)]
-        return torch.stack(terms).sum() if terms else torch.zeros(())
+    def term(self, weight: torch.Tensor, strength: float, group: str | None) -> torch.Tensor:
+        return strength * weight.abs().sum()
 
 
 class GroupLassoRegularizer(Regularizer):
-    def _regim(self, value: object, path: str) -> tuple[float, str | None]:
-        ok = (isinstance(value, list) and len(value) == 2
-              and isinstance(value[0], int | float) and not isinstance(value[0], bool)
-              and value[0] >= 0)
-        if not ok:
-            raise RecipeError(path, f"must be [strength, group_type], got {value!r}")
-        if value[1] not in _DIMS:
-            raise RecipeError(f"{path}[1]", f"must be one of {', '.join(_DIMS)}, "
-                              f"got {value[1]!r}")
-        return float(value[0]), str(value[1])
+    def term(self, weight: torch.Tensor, strength: float, group: str | None) -> torch.Tensor:
+        return strength * lasso(weight, group)
 
-    def loss(self, model: nn.Module) -> torch.Tensor:
-        terms = [s * group_norms(_weight(model, n), _DIMS[g]).sum()
-                 for n, s, g in self._alive(model)]
-        return torch.stack(terms).sum() if terms else torch.zeros(())
+
+class GroupVarianceRegularizer(Regularizer):
+    group_types = ("Channels",)
+
+    def term(self, weight: torch.Tensor, strength: float, group: str | None) -> torch.Tensor:
+        return strength / channel_norms(weight).var().clamp_min(1e-12)
 
 
 REGULARIZER_CLASSES: dict[str, type[Regularizer]] = {
-    c.__name__: c for c in (L1Regularizer, GroupLassoRegularizer)
+    c.__name__: c for c in (L1Regularizer, GroupLassoRegularizer, GroupVarianceRegularizer)
 }
+
+
+def group_norms(weight: torch.Tensor, dim: int) -> torch.Tensor:
+    """L2 norm of each structure along `dim` (0: filters, 1: input channels)."""
+    return weight.transpose(0, dim).flatten(1).norm(dim=1)

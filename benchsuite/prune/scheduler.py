@@ -7,9 +7,12 @@
 - Mini-batch begin: pruner policies with `mini_batch_pruning_frequency: N` re-run every N
   mini-batches of their active epochs (network surgery splices at every step).
 - Before the backward pass: the active regularizers add their loss terms.
-- Epoch end: the active lr-scheduler policies step their schedulers (by torch class name; when
-  a recipe has any, it owns the learning rate); regularizers with `threshold_criteria` mask what
-  fell below their strength.
+- Epoch end: the active lr-scheduler policies set their schedulers to epoch + 1, as Distiller
+  did (`lr.py`: the rate follows the epoch number; when a recipe has any, it owns the
+  learning rate).
+- Mini-batch end: regularizers with `threshold_criteria` zero what is at or below their
+  strength, in place (a temporary mask, as Distiller's); the mask stays only with the policy
+  arg `keep_mask`, from the last mini-batch of the policy's last epoch on.
 
 Masks are held by torch.nn.utils.prune (recomputed before every forward pass), so they stay
 applied after every optimizer step. Binding (this constructor) resolves every weight name,
@@ -29,8 +32,13 @@ from ..recipe import Policy, Recipe, RecipeError
 from ..train import TrainHooks
 from .base import PruneContext, Pruner
 from .criteria import Calibration
+from .distillation import Distillation
+from .elementwise import SparsityLevelParameterPruner
+from .folding import folded
 from .graph import thin
-from .masks import get_mask, set_mask
+from .lr import lr_class, step_to
+from .masks import drop_mask, get_mask, set_mask
+from .names import resolve_map
 from .registry import build_pruner
 from .regularizers import REGULARIZER_CLASSES, Regularizer
 
@@ -41,7 +49,7 @@ def check_lr_scheduler(recipe: Recipe, name: str,
                        optimizer: torch.optim.Optimizer | None = None):
     """Build lr scheduler `name` (on a throwaway optimizer by default); errors name the key."""
     comp = recipe.lr_schedulers[name]
-    cls = getattr(torch.optim.lr_scheduler, comp.cls)
+    cls = lr_class(comp.cls)
     accepted = [p for p in inspect.signature(cls.__init__).parameters
                 if p not in ("self", "optimizer", "verbose")]
     for key in comp.args:
@@ -54,6 +62,26 @@ def check_lr_scheduler(recipe: Recipe, name: str,
         return cls(optimizer, **comp.args)
     except (TypeError, ValueError) as e:
         raise RecipeError(comp.path, f"{comp.cls}: {e}") from None
+
+
+def straight_through(args: dict) -> bool:
+    """Masks on the forward pass only (`mask_on_forward_only` / `use_double_copies`): masked
+    weights keep receiving gradients, unless `mask_gradients` masks those too."""
+    return bool((args.get("mask_on_forward_only") or args.get("use_double_copies"))
+                and not args.get("mask_gradients"))
+
+
+def _exists(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name.rpartition(".")[0])
+    except AttributeError:
+        return False  # removed with its block
+    return True
+
+
+def _last_epoch(policy: Policy) -> int:
+    """Distiller's `ending_epoch - 1` (the last of an `epochs:` list)."""
+    return policy.epochs[-1] if policy.epochs is not None else policy.ending_epoch - 1
 
 
 class CompressionScheduler(TrainHooks):
@@ -75,6 +103,8 @@ class CompressionScheduler(TrainHooks):
                 for name, c in recipe.regularizers.items()
             }
             self._check_overlaps()
+            self._levels = {p.index: self._policy_levels(p) for p in recipe.policies
+                            if p.kind == "pruner" and p.args.get("levels") is not None}
             for name in recipe.lr_schedulers:
                 check_lr_scheduler(recipe, name)
         except RecipeError as e:
@@ -82,6 +112,10 @@ class CompressionScheduler(TrainHooks):
         self._lr: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self._optimizer: torch.optim.Optimizer | None = None
         self.thinned: dict[str, int] = {}
+        self._temporary: dict[str, torch.Tensor | None] = {}  # masks to restore
+        self.distillation = (Distillation(model, **recipe.knowledge_distillation)
+                             if recipe.knowledge_distillation else None)
+        self._started: set[int] = set()  # pruner policies that have run once
         self.removed_blocks: list[str] = []
 
     def _check_overlaps(self) -> None:
@@ -98,6 +132,15 @@ class CompressionScheduler(TrainHooks):
                         f"pruner {b.instance!r} overlaps {a.path} (pruner {a.instance!r}): both "
                         f"prune {shared[0]}{more} at epoch(s) {', '.join(map(str, epochs[:5]))}",
                     )
+
+    def _policy_levels(self, policy: Policy) -> dict[str, object]:
+        """A policy's `levels` arg: it replaces its SparsityLevelParameterPruner's levels."""
+        path = f"{policy.path}.pruner.args.levels"
+        if not isinstance(self.pruners[policy.instance], SparsityLevelParameterPruner):
+            cls = self.recipe.pruners[policy.instance].cls
+            raise RecipeError(path, f"only a SparsityLevelParameterPruner has levels; "
+                              f"{policy.instance!r} is a {cls}")
+        return resolve_map(self.model, policy.args["levels"], path)
 
     def owns_lr(self) -> bool:
         return bool(self.recipe.lr_schedulers)
@@ -122,15 +165,26 @@ class CompressionScheduler(TrainHooks):
 
     def _prune(self, policy: Policy, epoch: int) -> bool:
         pruner = self.pruners[policy.instance]
-        if policy.args.get("mask_on_forward_only") or policy.args.get("use_double_copies"):
-            for name in pruner.weights():  # straight-through masks: masked weights keep training
-                try:
-                    if get_mask(self.model, name) is None:
-                        set_mask(self.model, name, torch.ones_like(self.model.get_parameter(name)),
-                                 straight_through=True)
-                except AttributeError:
-                    continue  # removed with its block
-        replaced = bool(pruner.apply(PruneContext(self.model, epoch, policy)))
+        args = policy.args
+        if policy.index in self._levels:  # Distiller: the policy sets its pruner's levels
+            pruner.values = self._levels[policy.index]
+        live = [n for n in pruner.weights() if _exists(self.model, n)]
+        if args.get("discard_masks_at_minibatch_end"):  # temporary: restored at mini-batch end
+            for name in live:
+                if name not in self._temporary:
+                    old = get_mask(self.model, name)
+                    self._temporary[name] = None if old is None else old.clone()
+        if straight_through(args):  # masked weights keep training (mask on forward only)
+            for name in live:
+                if get_mask(self.model, name) is None:
+                    set_mask(self.model, name, torch.ones_like(self.model.get_parameter(name)),
+                             straight_through=True)
+        ctx = PruneContext(self.model, epoch, policy)
+        if args.get("fold_batchnorm"):
+            with folded(self.model, live):
+                replaced = bool(pruner.apply(ctx))
+        else:
+            replaced = bool(pruner.apply(ctx))
         if replaced:
             self.removed_blocks = [b for p in self.pruners.values()
                                    for b in getattr(p, "removed", [])]
@@ -143,8 +197,13 @@ class CompressionScheduler(TrainHooks):
             if not policy.active(epoch):
                 continue
             if policy.kind == "pruner":
+                first = policy.index not in self._started
+                self._started.add(policy.index)
+                if first and policy.args.get("skip_first_minibatch"):
+                    continue  # Distiller prunes at global mini-batch 1 instead
                 replaced |= self._prune(policy, epoch)
             elif policy.kind == "extension":
+                self._discard_temporary()  # thinning removes only what is pruned for good
                 ext = self.recipe.extensions[policy.instance]
                 channels = ext.cls == "ChannelRemover" or (
                     ext.cls == "StructureRemover"
@@ -158,12 +217,46 @@ class CompressionScheduler(TrainHooks):
         return replaced
 
     def on_minibatch_begin(self, epoch: int, step: int, steps_per_epoch: int) -> None:
+        """Distiller's mini-batch pruning: a policy with `mini_batch_pruning_frequency: N`
+        re-runs when the global mini-batch id (epoch x steps + step) is a multiple of N (not on
+        an epoch's first mini-batch: its epoch-begin pass did it); `skip_first_minibatch` moves
+        the first pruning to global mini-batch 1."""
+        global_step = epoch * steps_per_epoch + step
         for policy in self.recipe.policies:
+            if policy.kind != "pruner" or not policy.active(epoch) \
+                    or getattr(self.pruners[policy.instance], "physical", False):
+                continue
             freq = policy.args.get("mini_batch_pruning_frequency") or 0
-            if (policy.kind == "pruner" and freq and step > 0 and step % freq == 0
-                    and policy.active(epoch)
-                    and not getattr(self.pruners[policy.instance], "physical", False)):
+            due = step > 0 and freq > 0 and global_step % freq == 0
+            if policy.args.get("skip_first_minibatch") and global_step == 1:
+                due = True
+            if due:
                 self._prune(policy, epoch)
+
+    def _discard_temporary(self) -> None:
+        """Undo the masks of `discard_masks_at_minibatch_end` policies."""
+        for name, old in self._temporary.items():
+            if not _exists(self.model, name):
+                continue
+            if old is None:
+                drop_mask(self.model, name)
+            else:
+                set_mask(self.model, name, old)
+        self._temporary.clear()
+
+    def on_minibatch_end(self, epoch: int, step: int, steps_per_epoch: int) -> None:
+        self._discard_temporary()
+        for policy in self.recipe.policies:
+            if policy.kind == "regularizer" and policy.active(epoch):
+                last = (step == steps_per_epoch - 1 and epoch == _last_epoch(policy)
+                        and policy.args.get("keep_mask", False))
+                self.regularizers[policy.instance].threshold(self.model, keep_mask=last)
+
+    def on_forward(self, x: torch.Tensor, logits: torch.Tensor,
+                   loss: torch.Tensor) -> torch.Tensor:
+        if self.distillation is None:
+            return loss
+        return self.distillation.loss(x, logits, loss)
 
     def before_backward_pass(self, epoch: int, step: int, loss: torch.Tensor) -> torch.Tensor:
         for policy in self.recipe.policies:
@@ -176,6 +269,4 @@ class CompressionScheduler(TrainHooks):
             if not policy.active(epoch):
                 continue
             if policy.kind == "lr_scheduler":
-                self._lr_scheduler(policy.instance, optimizer).step()
-            elif policy.kind == "regularizer":
-                self.regularizers[policy.instance].threshold(self.model)
+                step_to(self._lr_scheduler(policy.instance, optimizer), epoch + 1)

@@ -34,7 +34,7 @@ from ..recipe import Component, RecipeError
 from .base import PruneContext, Pruner
 from .criteria import CRITERIA, NEEDS_DATA, Calibration
 from .graph import all_coupled_filters
-from .masks import effective, get_mask, set_mask
+from .masks import combine_mask, effective
 from .names import resolve_list
 from .schedule import policy_agp_target
 
@@ -80,7 +80,8 @@ class StructurePruner(Pruner):
                  example_input: torch.Tensor | None = None,
                  calibration: Calibration | None = None) -> None:
         super().__init__(component, model)
-        self.group_type = self.args["group_type"]
+        # Distiller's `3D` is its other name for Filters
+        self.group_type = "Filters" if self.args["group_type"] == "3D" else self.args["group_type"]
         self.dim = 0 if self.group_type == "Filters" else 1
         self._weights = resolve_list(model, self.args["weights"], f"{self.path}.weights")
         kind = nn.Linear if self.group_type == "Rows" else nn.Conv2d
@@ -110,6 +111,10 @@ class StructurePruner(Pruner):
             return self.args["desired_sparsity"]
         return policy_agp_target(self.args["initial_sparsity"], self.args["final_sparsity"],
                                  ctx.policy, ctx.epoch)
+
+    def group_levels(self, level: float, n: int, epoch: int) -> list[float]:
+        """The sparsity of each of `n` groups (the same level for all)."""
+        return [level] * n
 
     def _coupled(self, model: nn.Module) -> dict[str, list[str]]:
         """Filter coupling of the model as it is now (after thinning or block removal too)."""
@@ -161,7 +166,9 @@ class StructurePruner(Pruner):
             counts = [kept_count(s.numel(), float((s <= threshold).sum()) / s.numel(), round_to)
                       for s in normed]
         else:
-            counts = [kept_count(s.numel(), level, round_to) for s in scores]
+            counts = [kept_count(s.numel(), lvl, round_to)
+                      for s, lvl in zip(scores, self.group_levels(level, len(scores), epoch),
+                                        strict=True)]
         keeps = []
         for s, count in zip(scores, counts, strict=True):
             keep = torch.zeros(s.numel(), dtype=torch.bool)
@@ -194,13 +201,11 @@ class StructurePruner(Pruner):
                                                                 ctx.epoch),
                                            strict=True):
             for name in members:
-                set_mask(model, name, structure_mask(model.get_parameter(_param(name, model)),
-                                                     keep, self.dim))
+                combine_mask(model, name, structure_mask(model.get_parameter(_param(name, model)),
+                                                         keep, self.dim))
             for other in extras:
                 w = model.get_parameter(_param(other, model))
-                old = get_mask(model, other)
-                new = structure_mask(w, keep, 0)
-                set_mask(model, other, new if old is None else old * new)
+                combine_mask(model, other, structure_mask(w, keep, 0))
 
 
 def _param(name: str, model: nn.Module) -> str:
@@ -222,3 +227,31 @@ def structure_class(name: str, criterion: str, gradual: bool,
 
 L1RankedStructureParameterPruner = structure_class("L1RankedStructureParameterPruner", "l1",
                                                    False)
+
+
+class RandomLevelStructureParameterPruner(StructurePruner):
+    """Distiller's: L1-ranked structures at a level drawn uniformly from `sparsity_range`
+    at every application, one draw per group of weights (seeded by the epoch and the number of
+    applications, so a run is reproducible). With `discard_masks_at_minibatch_end` it is a
+    DropFilter-like regulariser that drops the weakest filters."""
+
+    criterion = "l1"
+
+    def __init__(self, component: Component, model: nn.Module,
+                 example_input: torch.Tensor | None = None,
+                 calibration: Calibration | None = None) -> None:
+        super().__init__(component, model, example_input, calibration)
+        lo, hi = self.args["sparsity_range"]
+        if hi < lo:
+            raise RecipeError(f"{self.path}.sparsity_range", f"must be [low, high] with low <= "
+                              f"high, got {[lo, hi]}")
+        self._calls = 0
+
+    def sparsity(self, ctx: PruneContext) -> float:
+        return float(self.args["sparsity_range"][0])
+
+    def group_levels(self, level: float, n: int, epoch: int) -> list[float]:
+        self._calls += 1
+        gen = torch.Generator().manual_seed(epoch * 1_000_003 + self._calls)
+        lo, hi = self.args["sparsity_range"]
+        return [lo + (hi - lo) * float(u) for u in torch.rand(n, generator=gen)]

@@ -17,7 +17,8 @@ _MISSING = object()
 class Arg:
     """One accepted argument.
 
-    kind: fraction (float in [0, 1)), fraction_map ({weight name or '*': fraction}),
+    kind: fraction (float in [0, 1)), fraction_range ([low, high]),
+    fraction_map ({weight name or '*': fraction}),
     float_map ({weight name or '*': number >= minimum}), weights (list of weight names),
     name_map ({weight name: value}), float, int, bool, str,
     choice (one of `choices`), any.
@@ -70,6 +71,10 @@ def check_value(arg: Arg, value: Any, path: str) -> Any:
             raise RecipeError(path, f"must be a map of weight name (or '*') to a value, "
                               f"got {value!r}")
         return {str(k): v for k, v in value.items()}
+    if kind == "fraction_range":
+        if not isinstance(value, list) or len(value) != 2:
+            raise RecipeError(path, f"must be [low, high] fractions, got {value!r}")
+        return [_fraction(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if kind == "weights":
         return _weights(value, path)
     if kind in ("float", "int"):

@@ -22,17 +22,20 @@ def _structured(groups: tuple[str, ...], gradual: bool) -> dict[str, Arg]:
     return {
         "group_type": Arg("choice", required=True, choices=groups), **level, "weights": _WEIGHTS,
         "group_dependency": _LEADER, "round_to": _ROUND_TO, "ranking": _RANKING,
+        "kwargs": Arg("any", help="Distiller's extra arguments: {block_shape: [r, d, 1, 1]}"),
     }
 
 
 # Distiller name (one-shot) -> the group types it ranks; each also has an `_AGP` variant.
+# (`3D` is Distiller's other name for Filters; `Blocks` takes `kwargs: {block_shape: [...]}`.)
 STRUCTURED: dict[str, tuple[str, ...]] = {
-    "L1RankedStructureParameterPruner": ("Filters", "Channels", "Rows"),
-    "L2RankedStructureParameterPruner": ("Filters", "Channels", "Rows"),
-    "ActivationAPoZRankedFilterPruner": ("Filters",),
-    "GradientRankedFilterPruner": ("Filters",),
-    "RandomRankedFilterPruner": ("Filters",),
-    "BernoulliFilterPruner": ("Filters",),
+    "L1RankedStructureParameterPruner": ("Filters", "3D", "Channels", "Rows", "Blocks"),
+    "L2RankedStructureParameterPruner": ("Filters", "3D", "Channels", "Rows", "Blocks"),
+    "ActivationAPoZRankedFilterPruner": ("Filters", "3D"),
+    "ActivationMeanRankedFilterPruner": ("Filters", "3D"),
+    "GradientRankedFilterPruner": ("Filters", "3D"),
+    "RandomRankedFilterPruner": ("Filters", "3D"),
+    "BernoulliFilterPruner": ("Filters", "3D"),
 }
 
 PRUNERS: dict[str, dict[str, Arg]] = {
@@ -61,6 +64,12 @@ PRUNERS: dict[str, dict[str, Arg]] = {
     },
     **{name: _structured(groups, False) for name, groups in STRUCTURED.items()},
     **{f"{name}_AGP": _structured(groups, True) for name, groups in STRUCTURED.items()},
+    "RandomLevelStructureParameterPruner": {
+        "group_type": Arg("choice", required=True, choices=("Filters", "3D", "Channels", "Rows")),
+        "sparsity_range": Arg("fraction_range", required=True),
+        "weights": _WEIGHTS, "group_dependency": _LEADER, "round_to": _ROUND_TO,
+        "kwargs": Arg("any"),
+    },
     "BlockRemover": {
         "criterion": Arg("choice", default="branch_norm", choices=("branch_norm", "bypass_loss")),
         "blocks_per_stage": Arg("int", minimum=0, help="blocks removed from every stage"),
@@ -88,13 +97,17 @@ REGULARIZERS: dict[str, dict[str, Arg]] = {
                       "threshold_criteria": _THRESHOLD},
     "GroupLassoRegularizer": {"reg_regims": Arg("name_map", required=True),
                               "threshold_criteria": _THRESHOLD},
+    "GroupVarianceRegularizer": {"reg_regims": Arg("name_map", required=True),
+                                 "threshold_criteria": _THRESHOLD},
 }
 
-# torch.optim.lr_scheduler classes a recipe may step; their arguments are checked against the
-# class's signature and by building it when the recipe is bound to a model (before training).
+# lr scheduler classes a recipe may step (Distiller's own PolynomialLR(T_max, power) and
+# MultiStepMultiGammaLR, torch.optim.lr_scheduler's others); their arguments are checked
+# against the class's signature and by building it when the recipe is bound to a model
+# (before training).
 LR_SCHEDULERS = (
     "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
-    "PolynomialLR", "LinearLR", "ConstantLR",
+    "PolynomialLR", "LinearLR", "ConstantLR", "MultiStepMultiGammaLR",
 )
 
 # The pruning-policy `args` Distiller accepted. Masks are held by torch.nn.utils.prune and stay
@@ -109,5 +122,17 @@ POLICY_ARGS: dict[str, Arg] = {
     "use_double_copies": Arg("bool", default=False),
     "discard_masks_at_minibatch_end": Arg("bool", default=False),
     "fold_batchnorm": Arg("bool", default=False),
+    "skip_first_minibatch": Arg("bool", default=False),
+    "levels": Arg("fraction_map", help="SparsityLevelParameterPruner's levels, for this policy"),
 }
 REGULARIZER_POLICY_ARGS: dict[str, Arg] = {"keep_mask": Arg("bool", default=False)}
+
+# A recipe-level `knowledge_distillation:` section (Distiller's KnowledgeDistillationPolicy, which
+# Distiller configured from its command line: --kd-teacher, --kd-temperature, --kd-distill-wt,
+# --kd-student-wt): the dense model the fine-tuning starts from teaches the pruned one.
+KNOWLEDGE_DISTILLATION: dict[str, Arg] = {
+    "teacher": Arg("choice", default="dense", choices=("dense",)),
+    "temperature": Arg("float", default=1.0, minimum=1e-6),
+    "distill_weight": Arg("float", default=0.5, minimum=0),
+    "student_weight": Arg("float", default=0.5, minimum=0),
+}

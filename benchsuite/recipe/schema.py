@@ -22,6 +22,7 @@ from .errors import RecipeError
 from .template import render
 
 SECTIONS = ("pruners", "regularizers", "lr_schedulers", "extensions")
+KD = "knowledge_distillation"
 POLICY_KINDS = {
     "pruner": "pruners", "regularizer": "regularizers",
     "lr_scheduler": "lr_schedulers", "extension": "extensions",
@@ -79,6 +80,7 @@ class Recipe:
     policies: list[Policy]
     source: str | None = None
     text: str = ""
+    knowledge_distillation: dict[str, Any] | None = None  # see catalog.KNOWLEDGE_DISTILLATION
 
     def section(self, name: str) -> dict[str, Component]:
         return getattr(self, name)
@@ -151,6 +153,9 @@ def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Polic
     if not isinstance(given, dict):
         raise RecipeError(f"{path}.{kind}.args", f"must be a map, got {given!r}")
     args = check_args(spec.get(kind, {}), given, f"{path}.{kind}.args")
+    if args.get("mask_gradients") and not args.get("mask_on_forward_only"):
+        raise RecipeError(f"{path}.{kind}.args.mask_gradients", "needs mask_on_forward_only: "
+                          "true (Distiller: the two are exclusive otherwise)")
     policy = Policy(kind, instance, i, args=args)
     if "epochs" in body:
         if any(k in body for k in ("starting_epoch", "ending_epoch", "frequency")):
@@ -182,10 +187,15 @@ def parse_recipe(text: str, source: str | None = None) -> Recipe:
     if not isinstance(doc, dict):
         raise RecipeError("", "a recipe must be a YAML map", source)
     try:
-        unknown = sorted(set(doc) - {"version", *SECTIONS, "policies"})
+        unknown = sorted(set(doc) - {"version", *SECTIONS, "policies", KD})
+        if "network" in unknown and "policies" not in doc:
+            raise RecipeError("network", "this is an AMC (automated model compression) "
+                              "configuration, not a scheduling recipe: it lists the layers an "
+                              "AMC agent may prune and has no policies; the suite runs "
+                              "scheduling recipes only")
         if unknown:
             raise RecipeError(unknown[0], f"unknown top-level key (accepted: version, "
-                              f"{', '.join(SECTIONS)}, policies)")
+                              f"{', '.join(SECTIONS)}, policies, {KD})")
         version = doc.get("version", 1)
         if version != 1:
             raise RecipeError("version", f"only version 1 is supported, got {version!r}")
@@ -199,9 +209,15 @@ def parse_recipe(text: str, source: str | None = None) -> Recipe:
         if not isinstance(policies, list):
             raise RecipeError("policies", f"must be a list, got {policies!r}")
         parsed = [_policy(i, p, sections) for i, p in enumerate(policies)]
+        kd = None
+        if doc.get(KD) is not None:
+            if not isinstance(doc[KD], dict):
+                raise RecipeError(KD, f"must be a map, got {doc[KD]!r}")
+            kd = check_args(catalog.KNOWLEDGE_DISTILLATION, doc[KD], KD)
     except RecipeError as e:
         raise RecipeError(e.path, e.message, source) from None
-    return Recipe(version, **sections, policies=parsed, source=source, text=text)
+    return Recipe(version, **sections, policies=parsed, source=source, text=text,
+                  knowledge_distillation=kd)
 
 
 def load_recipe(path: str | Path, params: dict[str, Any] | None = None) -> Recipe:

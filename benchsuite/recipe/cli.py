@@ -1,0 +1,130 @@
+"""`benchsuite recipe check|dry-run FILE --model M`: see what a recipe does before training.
+
+  check     parse, validate and bind the recipe to the model (every weight name, argument and
+            lr scheduler checked); nothing is applied
+  dry-run   apply the whole schedule to a freshly built model without training (masks,
+            thinning, block removal) and print per-layer shapes, non-zeros and MACs, and the
+            totals dense_macs, macs, dense_params, params, nnz_params (MACs as Distiller counts
+            them: conv and linear layers, direct convolution; params: conv and linear weights)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RecipeError
+from .scale import scale_schedule
+from .schema import Recipe, load_recipe, parse_recipe
+from .template import render
+
+
+def _input_shape(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--input must be CxHxW, e.g. 3x32x32, got {text!r}") from None
+    return c, h, w
+
+
+def _param(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--param must be NAME=VALUE, got {text!r}")
+    return name, yaml.safe_load(value)
+
+
+def _load(args: argparse.Namespace) -> Recipe:
+    if args.schedule_scale == 1:
+        return load_recipe(args.file, dict(args.param or []) or None)
+    path = Path(args.file)
+    if not path.is_file():
+        raise RecipeError("", f"recipe file not found: {path}")
+    text = render(path.read_text(), dict(args.param or []) or None, source=path.name)
+    return parse_recipe(scale_schedule(text, args.schedule_scale, path.name), source=path.name)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..prune.dryrun import bind
+    from ..prune.fit import explain_misfit
+
+    recipe = _load(args)
+    try:
+        bind(recipe, args.model, args.input)
+    except RecipeError as e:
+        raise explain_misfit(RecipeError(e.path, e.message, recipe.source), recipe,
+                             args.model) from None
+    kinds = {k: sum(1 for p in recipe.policies if p.kind == k)
+             for k in ("pruner", "regularizer", "lr_scheduler", "extension")}
+    counts = ", ".join(f"{n} {k} polic{'y' if n == 1 else 'ies'}" for k, n in kinds.items() if n)
+    print(f"{recipe.source}: ok on {args.model} ({counts or 'no policies'}; "
+          f"pruning epochs 0..{recipe.last_epoch()})")
+    return 0
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from ..prune.dryrun import dry_run
+    from ..prune.fit import explain_misfit
+
+    recipe = _load(args)
+    try:
+        result = dry_run(recipe, args.model, args.input)
+    except RecipeError as e:
+        raise explain_misfit(RecipeError(e.path, e.message, recipe.source), recipe,
+                             args.model) from None
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+        return 0
+    dense = {r.name: r for r in result.dense_rows}
+    print(f"{recipe.source} on {args.model}, input {'x'.join(map(str, args.input))}, "
+          f"epochs 0..{result.epochs - 1} applied without training")
+    print(f"{'layer':<28} {'shape':<16} {'dense shape':<16} {'nnz':>9} {'sparsity':>8} "
+          f"{'MACs':>12}")
+    for r in result.rows:
+        before = dense.get(r.name)
+        shape = "x".join(map(str, r.shape))
+        orig = "x".join(map(str, before.shape)) if before else "-"
+        print(f"{r.name:<28} {shape:<16} {orig:<16} {r.nnz:>9} "
+              f"{1 - r.nnz / max(1, r.params):>8.3f} {r.macs:>12,}")
+    d, p = result.dense, result.pruned
+    print(f"dense_macs   {_fmt(d['macs']):>14}")
+    print(f"macs         {_fmt(p['macs']):>14}  ({p['macs'] / max(1, d['macs']):.4f} of dense)")
+    print(f"dense_params {_fmt(d['params']):>14}")
+    print(f"params       {_fmt(p['params']):>14}  ({p['params'] / max(1, d['params']):.4f})")
+    print(f"nnz_params   {_fmt(p['nnz_params']):>14}  "
+          f"({p['nnz_params'] / max(1, d['params']):.4f})")
+    if result.removed_blocks:
+        print(f"removed blocks: {', '.join(result.removed_blocks)}")
+    return 0
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("recipe", help="check a recipe, or dry-run it on a fresh model",
+                            description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", required=True)
+    for name, func, helptext in (("check", _check, "validate and bind only"),
+                                 ("dry-run", _dry_run, "apply the schedule without training")):
+        p = actions.add_parser(name, help=helptext)
+        p.add_argument("file", help="recipe YAML file")
+        p.add_argument("--model", required=True,
+                       help="resnet20, resnet32, resnet44, resnet56 or small_cnn "
+                            "(Distiller's resnet56_cifar spelling accepted)")
+        p.add_argument("--input", type=_input_shape, default=(1, 32, 32),
+                       help="input CxHxW [1x32x32, the suite's digits; CIFAR: 3x32x32]")
+        p.add_argument("--param", type=_param, action="append",
+                       help="template parameter NAME=VALUE (repeatable)")
+        p.add_argument("--schedule-scale", type=float, default=1.0,
+                       help="multiply every policy epoch and lr step (as pytest's option)")
+        if name == "dry-run":
+            p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func)
