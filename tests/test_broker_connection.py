@@ -109,3 +109,33 @@ def test_mask_url_never_shows_the_password(password: str, scheme: str, user: str
                 f"unix:///run/redis.sock?db=0&password={password}"):
         masked = mask_url(url)
         assert password not in masked and "***" in masked
+
+
+def test_tls_url_against_a_plain_server_fails_within_the_stated_timeout() -> None:
+    """rediss:// against a plain server used to wait out the 30 s socket timeout while saying
+    "within 3 s"; now the first PING's every step has the connect timeout, and the message
+    says what the cause may be."""
+    from benchsuite.broker.server import find_redis_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([find_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", ""], stdout=subprocess.DEVNULL)
+    try:
+        connect(f"redis://127.0.0.1:{port}/0", timeout=10).close()  # it is up
+        t0 = time.monotonic()
+        with pytest.raises(BrokerConnectionError, match=r"within 1 s.*rediss:// URL against a "
+                                                        r"server without TLS"):
+            connect(f"rediss://127.0.0.1:{port}/0", timeout=1)
+        assert time.monotonic() - t0 < 10  # not the 30 s socket timeout
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize("url", ["redis://:pw@[::1", "redis://host:notaport/0"])
+def test_malformed_url_is_a_clear_error_without_the_password(url: str) -> None:
+    with pytest.raises(BrokerConnectionError, match="malformed Redis URL") as info:
+        connect(url)
+    assert "pw" not in str(info.value)

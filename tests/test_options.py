@@ -22,7 +22,7 @@ pytest_plugins = ["pytester"]
 ])
 def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, args: list[str],
                                        message: str) -> None:
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, "--co")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args, "--co")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}*"])
     assert "Traceback" not in result.stderr.str()

@@ -54,7 +54,13 @@ def check_url(url: str) -> None:
     """Raise ``BrokerConnectionError`` if the URL is not one redis-py can use."""
     if not url:
         raise BrokerConnectionError(f"no Redis URL given (use --redis-url or ${URL_ENV})")
-    scheme = urlsplit(url).scheme
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsing the port raises on a bad one)
+    except ValueError as exc:  # the URL itself is not echoed: it may hold a password
+        raise BrokerConnectionError(f"malformed Redis URL: {exc} (expected e.g. "
+                                    "redis://:PASSWORD@host:6379/0)") from None
+    scheme = parts.scheme
     if scheme not in SCHEMES:
         raise BrokerConnectionError(
             f"unsupported Redis URL {mask_url(url)!r}: scheme must be one of "
@@ -89,7 +95,9 @@ def connect(url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT,
     closed, a restart).  Commands that may run twice are harmless here: job results are
     written once per job id.
     """
-    r = client(url, timeout=timeout, socket_timeout=socket_timeout)
+    # the first PING waits at most `timeout` for every step (a TLS handshake against a plain
+    # server would otherwise hang for `socket_timeout`); later commands get `socket_timeout`
+    r = client(url, timeout=timeout, socket_timeout=timeout)
     try:
         r.execute_command("PING")
     except redis.AuthenticationError as exc:
@@ -98,14 +106,20 @@ def connect(url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT,
             f"Redis at {mask_url(url)} refused the credentials: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         r.close()
+        hint = isinstance(exc, redis.TimeoutError) or "ssl" in str(exc).lower()
+        tls = (" (a rediss:// URL against a server without TLS, or redis:// against a TLS "
+               "port, fails like this)") if hint and urlsplit(url).scheme != "unix" else ""
         raise BrokerConnectionError(
             f"cannot connect to Redis at {mask_url(url)} within {timeout:g} s: "
-            f"{_scrub(str(exc), url)}") from None
+            f"{_scrub(str(exc), url)}{tls}") from None
     except redis.ResponseError as exc:
         r.close()
         text = str(exc)
         kind = "refused the credentials" if "auth" in text.lower() else "answered with an error"
         raise BrokerConnectionError(f"Redis at {mask_url(url)} {kind}: {text}") from None
+    if socket_timeout != timeout:  # reachable: later commands get their own timeout
+        r.close()
+        r = client(url, timeout=timeout, socket_timeout=socket_timeout)
     if retries:
         r.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.05), retries))
     return r

@@ -339,10 +339,8 @@ class Worker:
         spec = json.loads(json.dumps(job.spec))
         settings = spec.get("settings") if self.cfg.kind == "bench" else None
         if isinstance(settings, dict):
-            asked = settings.get("executable")
-            if asked and asked != self.cfg.benchmark_app:
-                log.warning("job %s named the executable %r: ignored, this worker runs %s",
-                            job.job_id, asked, self.cfg.benchmark_app or "its env's benchmark_app")
+            if settings.get("executable") not in (None, self.cfg.benchmark_app):
+                log.warning("job %s: its executable %r ignored", job.job_id, settings["executable"])
             settings["executable"] = self.cfg.benchmark_app
         return spec
 
@@ -396,8 +394,7 @@ class Worker:
         self._retry(self.streams.finish, self.stream, run.entry_id, job_id, reply_to,
                     result.to_json(), dead)
 
-    def _retry(self, op, *args, **kwargs):
-        """Run a Redis operation, waiting out connection errors (a restarting server)."""
+    def _retry(self, op, *args, **kwargs):  # a Redis op, waiting out a restarting server
         return call_until_available(
             op, *args, give_up=lambda waited: self.stop.is_set() and waited > self.cfg.grace,
             **kwargs)
