@@ -19,6 +19,7 @@ from pathlib import Path
 import benchsuite
 
 from ..children import die_with_parent
+from .connection import URL_ENV
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,16 @@ class WorkerProcess:
             paths.append(self.env["PYTHONPATH"])
         self.env["PYTHONPATH"] = os.pathsep.join(paths)
         self.env.update(env or {})
+        self.env[URL_ENV] = url
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self._log_file = None
         self._terminated = False
 
     def command(self) -> list[str]:
-        return [self.python, "-m", "benchsuite.broker.cli", "worker", self.kind,
-                "--redis-url", self.url, *self.args]
+        """The worker's command line; the URL (it may hold a password) goes through the
+        environment ($BENCHSUITE_REDIS_URL), never argv, which `ps` shows to every user."""
+        return [self.python, "-m", "benchsuite.broker.cli", "worker", self.kind, *self.args]
 
     def start(self) -> WorkerProcess:
         out = subprocess.DEVNULL

@@ -80,6 +80,9 @@ class WandbTracker:
             mode=self.mode, dir=os.environ["WANDB_DIR"], reinit="finish_previous",
             tags=[f"git:{row.get('git_sha', 'unknown')}", row["recipe"], row["model"]],
             config={k: row.get(k) for k in CONFIG_KEYS} | {"recipe_params": row["recipe_params"]},
+            # no system metadata: it holds the process's argv, where a --redis-url password
+            # would sit in clear (the conditions that matter are in the config above)
+            settings=wandb.Settings(x_disable_meta=True),
         )
         try:
             run.summary.update({k: row.get(k) for k in SUMMARY_KEYS})
