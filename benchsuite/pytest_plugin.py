@@ -343,6 +343,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         write_benchmark_json(rows, results_dir() / "pytest-benchmark" / f"{stamp}.json")]
     if path := option(config, "save-latency-baseline"):
         config._benchsuite_outputs.append(save_baseline(rows, path))  # type: ignore[attr-defined]
+    if path := option(config, "latency-baseline"):
+        config._benchsuite_baseline = _baseline_coverage(rows, path)  # type: ignore[attr-defined]
+        if not config._benchsuite_baseline[0]:  # type: ignore[attr-defined]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a check that checked nothing
+
+
+def _baseline_coverage(rows: list[dict], path: str) -> tuple[list[str], list[str], str]:
+    """(labels checked, labels not in the baseline, the baseline's path)."""
+    from .track.baseline import load_baseline
+
+    known = load_baseline(path)
+    checked = [r["label"] for r in rows if r["label"] in known]
+    return checked, [r["label"] for r in rows if r["label"] not in known], path
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -356,6 +369,18 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     terminalreporter.section("benchsuite: latency cases")
     for line in format_table(rows, calibrations).splitlines():
         terminalreporter.write_line(line)
+    if coverage := getattr(config, "_benchsuite_baseline", None):
+        checked, unchecked, path = coverage
+        if not checked:
+            terminalreporter.write_line(
+                f"latency baseline {path}: no case of this session is in it, so nothing was "
+                "checked (a baseline of another grid, model or precision?): session failed",
+                red=True)
+        else:
+            terminalreporter.write_line(
+                f"latency baseline {path}: {len(checked)} case(s) checked"
+                + (f"; unchecked (not in the baseline): {', '.join(unchecked)}"
+                   if unchecked else ""), yellow=bool(unchecked))
     terminalreporter.write_line(f"results table: {results_dir() / 'results.csv'}")
     for path in getattr(config, "_benchsuite_outputs", []):
         terminalreporter.write_line(f"written: {path}")

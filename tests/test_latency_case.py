@@ -134,8 +134,16 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     baseline.write_text(json.dumps(saved))
     again = project.runpytest_subprocess(*cached, "--latency-baseline", str(baseline))
     again.assert_outcomes(passed=1)
-    again.stdout.fnmatch_lines(["*pass (cached)*"])
+    again.stdout.fnmatch_lines(["*pass (cached)*", "*latency baseline *: 1 case(s) checked*"])
+    assert again.ret == 0
     assert len(pd.read_csv(results_dir() / "results.csv")) == len(table)  # cached: no new row
+    # a baseline of another grid: its case passes, but a check that checked nothing is red
+    saved["cases"] = {"resnet56-other-0.5-CPU-f32": entry}
+    baseline.write_text(json.dumps(saved))
+    other = project.runpytest_subprocess(*cached, "--latency-baseline", str(baseline))
+    other.assert_outcomes(passed=1)
+    other.stdout.fnmatch_lines(["*no case of this session is in it, so nothing was checked*"])
+    assert other.ret == pytest.ExitCode.TESTS_FAILED
 
 
 def test_bad_recipe_fails_before_training(project: pytest.Pytester, tmp_path: Path):
