@@ -123,7 +123,15 @@ def test_tls_url_against_a_plain_server_fails_within_the_stated_timeout() -> Non
     server = subprocess.Popen([find_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
                                "--save", ""], stdout=subprocess.DEVNULL)
     try:
-        connect(f"redis://127.0.0.1:{port}/0", timeout=10).close()  # it is up
+        deadline = time.monotonic() + 60
+        while True:  # wait until it is up (bounded)
+            try:
+                connect(f"redis://127.0.0.1:{port}/0", timeout=5).close()
+                break
+            except BrokerConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         t0 = time.monotonic()
         with pytest.raises(BrokerConnectionError, match=r"within 1 s.*rediss:// URL against a "
                                                         r"server without TLS"):

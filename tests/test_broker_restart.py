@@ -45,3 +45,17 @@ def test_restart_mid_run_loses_nothing(aof_server: RedisServer, start_worker,
     assert ex.run("noop", {"after": "restart"}, {}).result["echo"] == {"after": "restart"}
     for stream in (job_stream("prune"), job_stream("bench")):
         assert r.xpending(stream, GROUP)["pending"] == 0
+
+
+def test_a_job_lost_by_a_restart_without_aof_is_resubmitted(tmp_path, start_worker,
+                                                              executor_for) -> None:
+    """Redis without persistence restarts while a job is queued: the waiting side used to wait
+    forever (no output until killed). It now notices the job is gone and queues it again."""
+    with RedisServer(tmp_path / "redis", appendonly=False) as server:
+        ex = executor_for(server.url)
+        job = ex.submit("noop", {"n": 1})  # no worker yet: it stays queued
+        server.stop()
+        server.start()  # empty: the queued job is gone
+        worker = start_worker(server.url, "prune")
+        assert ex.wait(job, timeout=120).result["echo"] == {"n": 1}
+        assert worker.alive()

@@ -70,6 +70,8 @@ class RedisExecutor:
         self._results: dict[str, Result] = {}
         self._stages: dict[str, str] = {}
         self._streams: dict[str, str] = {}
+        self._entries: dict[str, str] = {}  # job id -> its entry id in the job stream
+        self._submitted: dict[str, tuple] = {}  # job id -> (stage, spec, files, case_id)
         self._last_id = "0-0"
         self._lock = threading.Lock()
         self._count = 0
@@ -113,6 +115,7 @@ class RedisExecutor:
                   reply_to=self.results_key, session=self.session_id, case_id=case_id,
                   max_attempts=self.max_attempts)
         stream = self.stream_for(stage, spec)
+        self._submitted[job.job_id] = (stage, spec, dict(files or {}), case_id)
         return self.submit_raw(stream, job.to_json(), job.job_id, stage)
 
     def submit_raw(self, stream: str, data: str, job_id: str, stage: str = "?") -> str:
@@ -120,7 +123,8 @@ class RedisExecutor:
         if stream not in self._groups:
             self._call(ensure_group, self.r, stream)
             self._groups.add(stream)
-        self._call(self.r.xadd, stream, {FIELD: data})
+        entry = self._call(self.r.xadd, stream, {FIELD: data})
+        self._entries[job_id] = entry.decode() if isinstance(entry, bytes) else str(entry)
         self._stages[job_id] = stage
         self._streams[job_id] = stream
         log.debug("submitted %s job %s to %s", stage, job_id, stream)
@@ -139,6 +143,7 @@ class RedisExecutor:
         deadline = None if timeout is None else time.monotonic() + timeout
         backoff = 0.1
         worker_seen = last_check = time.monotonic()
+        missing = 0  # consecutive checks that found neither the job nor its result
         while True:
             with self._lock:
                 if job_id in self._results:
@@ -155,6 +160,10 @@ class RedisExecutor:
                     elif now - worker_seen >= self.no_worker_timeout:
                         raise JobTimeout(self._timeout_text(
                             job_id, f"after {now - worker_seen:.0f} s without a live worker"))
+                    missing = missing + 1 if self._vanished(job_id) else 0
+                    if missing >= 2:  # two checks apart: not a result still on its way
+                        missing = 0
+                        self._resubmit_lost(job_id)
                 block = 1000 if remaining is None else max(1, int(min(remaining, 1.0) * 1000))
                 try:
                     self._read(block)
@@ -184,6 +193,32 @@ class RedisExecutor:
                     continue
                 # results are written once per job id; keep the first if one ever repeats
                 self._results.setdefault(result.job_id, result)
+
+    def _vanished(self, job_id: str) -> bool:
+        """True when the job's entry is gone from its stream and no result came: Redis lost it
+        (restarted without AOF while it was queued or running). A finished job's entry is
+        deleted in the same script that writes its result, which `_read` picks up first."""
+        stream, entry = self._streams.get(job_id), self._entries.get(job_id)
+        if stream is None or entry is None:
+            return False
+        try:
+            return not self.r.xrange(stream, entry, entry)
+        except redis.RedisError:
+            return False  # Redis itself is away: the reconnect logic deals with that
+
+    def _resubmit_lost(self, job_id: str) -> None:
+        """Queue a lost job again, once, under the same id (its input files uploaded again);
+        a job lost twice fails the wait, saying why."""
+        stage, spec, files, case_id = self._submitted.pop(job_id, (None,) * 4)
+        if stage is None:
+            raise JobFailed(f"{self._stages.get(job_id, '?')} job {job_id} was lost by Redis "
+                            f"at {mask_url(self.url)} again after it was resubmitted (a Redis "
+                            "without persistence restarting? turn on --appendonly)")
+        log.warning("%s job %s vanished from Redis at %s (restarted without AOF?); submitting "
+                    "it again", stage, job_id, mask_url(self.url))
+        self._groups.clear()  # the consumer groups went with the data
+        self.submit(stage, spec, files, case_id=case_id, job_id=job_id)  # takes no lock of ours
+        self._submitted.pop(job_id, None)  # resubmitted once: a second loss fails
 
     def _has_worker(self, job_id: str) -> bool:
         stream = self._streams.get(job_id)
