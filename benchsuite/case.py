@@ -44,8 +44,8 @@ class Case:
     dataset: str = "digits"
     data_dir: str | None = None
     seed: int = 0
-    epochs: int = 3  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
-    dense_epochs: int = 5
+    epochs: int = 5  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
+    dense_epochs: int = 30  # on digits' 898 training images: 98 % Top-1 (docs/measurements.md)
     device: str = "CPU"
     precision: str | None = "f32"  # None: the device's default (bf16 on CPUs with AMX)
     niter: int = 500  # benchmark_app iterations per run (per-layer counters, cross-check)

@@ -40,8 +40,8 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("dataset", "digits", "digits (embedded), cifar10 (needs --data-dir), imagefolder:PATH "
                           "(train/ and val/, a folder per class) or module:callable"),
     ("data-dir", "", "folder of the CIFAR-10 python batches"),
-    ("epochs", "3", "fine-tuning epochs per case"),
-    ("dense-epochs", "5", "training epochs of the dense baseline (cached)"),
+    ("epochs", "5", "fine-tuning epochs per case"),
+    ("dense-epochs", "30", "training epochs of the dense baseline (cached)"),
     ("schedule-scale", "1", "multiply every policy epoch and lr step of the recipes (0.1: a "
                             "180-epoch Distiller recipe in 18; see schedules/README.md)"),
     ("seed", "0", "random seed"),

@@ -57,7 +57,7 @@ def test_my_resnet18(run_experiment, accuracy_threshold, tmp_path):
     row = run_experiment(case, accuracy_threshold)
     assert row["model"] == "resnet18" and row["dataset"] == f"imagefolder:{data}"
     assert row["label"] == ("resnet18-level_elementwise-default-CPU-f32-imagefolder.shapes-"
-                            "ep1-dense1-niter20-rep1")
+                            "ep1-dense1-niter20")
     assert row["latency_median_us"] > 0 and 0 <= row["top1"] <= 1
 """
 
