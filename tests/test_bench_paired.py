@@ -129,3 +129,24 @@ def test_another_benchmark_app_falls_back_to_its_runs(pair: dict[str, Path],
     assert out["speedup_method"] == "benchmark_app interleaved runs"
     assert out["bench_rounds"] == 3
     assert out["speedup_ci_low"] <= out["speedup"] <= out["speedup_ci_high"]
+
+
+def test_preempted_rounds_are_left_out_and_an_oversubscribed_run_says_so(
+        pair: dict[str, Path]) -> None:
+    """Three CPU-bound processes beside on a 2-core machine: this process gets about half a
+    core, so its rounds measure the scheduler. The result says so (cpu share, disturbed)."""
+    import os
+    import subprocess
+    import sys
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(max(3, 2 * (os.cpu_count() or 2) - 1))]
+    try:
+        loaded = measure_paired(pair, PairedSettings(**QUICK | {"max_seconds": 2.0}))
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert loaded.conditions["cpu_share"] < 0.9
+    assert loaded.conditions["disturbed"] is True
+    assert loaded.conditions["rounds_preempted"] > 0

@@ -51,6 +51,7 @@ class PairedSettings:
     target_halfwidth: float = 0.01  # stop when the 95 % interval is within ±1 % of the estimate
     max_seconds: float = 20.0  # ... or when this much time has gone into rounds
     check_every: int = 10  # rounds between two interval computations
+    min_cpu_share: float = 0.9  # rounds in which the process got less CPU were preempted
     bootstrap: int = 2000
     seed: int = 0
 
@@ -163,25 +164,54 @@ class _Timed:
             out.append(self.request.latency * 1000.0)
 
 
+def _timed_median(t: _Timed, n: int) -> tuple[float, float]:
+    """Median latency (µs) of n inferences and this process's CPU share while they ran (1.0:
+    never preempted; about 0.5 when another runnable process shares our core)."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    median = float(np.median(t.run(n)))
+    return median, (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-9)
+
+
 def _round_alternate(timed: dict[str, _Timed], names: list[str], rng: random.Random,
-                     settings: PairedSettings) -> dict[str, float]:
+                     settings: PairedSettings) -> dict[str, tuple[float, float]]:
     order = names[:]
     rng.shuffle(order)
-    return {name: float(np.median(timed[name].run(settings.round_size))) for name in order}
+    return {name: _timed_median(timed[name], settings.round_size) for name in order}
 
 
 def _round_duet(timed: dict[str, _Timed], names: list[str], settings: PairedSettings,
-                slice_s: float) -> dict[str, float]:
+                slice_s: float) -> dict[str, tuple[float, float]]:
     stop = threading.Event()
     lats: dict[str, list[float]] = {n: [] for n in names}
     threads = [threading.Thread(target=timed[n].run_until, args=(stop, lats[n])) for n in names]
+    c0, w0 = time.process_time(), time.perf_counter()
     for t in threads:
         t.start()
     time.sleep(slice_s)
     stop.set()
     for t in threads:
         t.join()
-    return {n: float(np.median(v)) if v else float("nan") for n, v in lats.items()}
+    share = (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-9) / len(names)
+    return {n: (float(np.median(v)) if v else float("nan"), share) for n, v in lats.items()}
+
+
+class _Rounds:
+    """Per-round medians and log ratios; a round in which this process was preempted (CPU share
+    below ``min_cpu_share`` for either model) is kept apart: on an oversubscribed machine the
+    wall-clock latency of a preempted round measures the scheduler, not the model."""
+
+    def __init__(self, ref: str, other: str, min_share: float) -> None:
+        self.ref, self.other, self.min_share = ref, other, min_share
+        self.all: list[dict[str, tuple[float, float]]] = []
+        self.clean: list[dict[str, tuple[float, float]]] = []
+
+    def add(self, medians: dict[str, tuple[float, float]]) -> None:
+        self.all.append(medians)
+        if min(share for _, share in medians.values()) >= self.min_share:
+            self.clean.append(medians)
+
+    def logs(self, rounds: list[dict[str, tuple[float, float]]]) -> list[float]:
+        return [float(np.log(r[self.ref][0] / r[self.other][0])) for r in rounds]
 
 
 def measure_paired(models: dict[str, Path], settings: PairedSettings | None = None,
@@ -190,7 +220,9 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
 
     ``models`` has exactly two entries; ``reference`` (default: the first) is the numerator,
     e.g. ``{"dense": dense_xml, "pruned": pruned_xml}``. For an A/A check pass the same file
-    twice under two names: each is compiled separately.
+    twice under two names: each is compiled separately. Rounds in which the process was
+    preempted are left out of the estimate; when too few others remain by the time cap, all
+    rounds are used and the result says ``disturbed``.
     """
     import openvino as ov
 
@@ -208,38 +240,38 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     for t in timed.values():
         t.run(settings.warmup)
     rng = random.Random(settings.seed)
-    per_round: dict[str, list[float]] = {n: [] for n in names}
-    logs: list[float] = []
+    rounds = _Rounds(ref, other, settings.min_cpu_share)
     slice_s = 0.0
     if settings.mode == "duet":  # a slice as long as round_size inferences of the slower model
         slice_s = max(float(np.median(t.run(settings.round_size))) for t in timed.values())
         slice_s = slice_s * settings.round_size / 1e6
     t0 = time.perf_counter()
-    estimate = (float("nan"),) * 3
     converged = False
-    while len(logs) < settings.max_rounds:
+    while len(rounds.all) < settings.max_rounds:
         if settings.mode == "duet":
-            medians = _round_duet(timed, names, settings, slice_s)
+            rounds.add(_round_duet(timed, names, settings, slice_s))
         else:
-            medians = _round_alternate(timed, names, rng, settings)
-        for n in names:
-            per_round[n].append(medians[n])
-        logs.append(float(np.log(medians[ref] / medians[other])))
-        n_rounds = len(logs)
-        if n_rounds >= settings.min_rounds and n_rounds % settings.check_every == 0:
-            estimate = ratio_estimate(logs, settings)
+            rounds.add(_round_alternate(timed, names, rng, settings))
+        n_clean = len(rounds.clean)
+        if len(rounds.all) % settings.check_every:
+            continue
+        if n_clean >= settings.min_rounds:
+            estimate = ratio_estimate(rounds.logs(rounds.clean), settings)
             halfwidth = (estimate[2] - estimate[1]) / 2 / estimate[0]
             if progress is not None:
-                progress(f"round {n_rounds}: {estimate[0]:.3f}x "
+                progress(f"round {n_clean}: {estimate[0]:.3f}x "
                          f"[{estimate[1]:.3f}, {estimate[2]:.3f}]")
             if halfwidth <= settings.target_halfwidth:
                 converged = True
                 break
-            if time.perf_counter() - t0 >= settings.max_seconds:
-                break
+        if time.perf_counter() - t0 >= settings.max_seconds:
+            break
     seconds = time.perf_counter() - t0
-    if len(logs) % settings.check_every or not np.isfinite(estimate[0]):
-        estimate = ratio_estimate(logs, settings)
+    used = rounds.clean if len(rounds.clean) >= settings.min_rounds else rounds.all
+    disturbed = used is rounds.all and len(rounds.clean) < len(rounds.all)
+    logs = rounds.logs(used)
+    estimate = ratio_estimate(logs, settings)
+    shares = [min(sh for _, sh in r.values()) for r in rounds.all]
     compiled = timed[ref].compiled
     conditions = {
         "device": settings.device, "device_name": device_name(settings.device),
@@ -251,13 +283,18 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
         "input_shape": str([int(d) for d in compiled.inputs[0].get_shape()]),
         "runtime_version": ov.get_version(), "mode": settings.mode,
         "round_size": settings.round_size, "api": "sync",
+        "cpu_share": float(np.median(shares)),
+        "rounds_preempted": len(rounds.all) - len(rounds.clean),
+        "disturbed": disturbed,
     }
     return PairedResult(
         speedup=estimate[0], ci_low=estimate[1], ci_high=estimate[2], rounds=len(logs),
         seconds=seconds,
-        latency_median_us={n: float(np.median(v)) for n, v in per_round.items()},
-        ratios=[float(np.exp(v)) for v in logs], round_medians_us=per_round, conditions=conditions,
-        method=f"{METHOD} ({settings.mode})", converged=converged,
+        latency_median_us={n: float(np.median([r[n][0] for r in used])) for n in names},
+        ratios=[float(np.exp(v)) for v in logs],
+        round_medians_us={n: [r[n][0] for r in used] for n in names}, conditions=conditions,
+        method=f"{METHOD} ({settings.mode})",
+        converged=converged,
     )
 
 

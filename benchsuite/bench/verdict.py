@@ -65,6 +65,8 @@ def measure_pair(models: dict[str, Path], report_dir: Path, settings: BenchSetti
             "speedup_ci_high": result.ci_high, "speedup_method": result.method,
             "bench_rounds": result.rounds, "paired_seconds": result.seconds,
             "paired_converged": result.converged,
+            "bench_cpu_share": result.conditions["cpu_share"],
+            "bench_disturbed": result.conditions["disturbed"],
             "latency_median_us": result.latency_median_us["pruned"],
             "dense_latency_median_us": result.latency_median_us["dense"],
             "pruned_round_medians_us": result.round_medians_us["pruned"],
@@ -79,6 +81,7 @@ def measure_pair(models: dict[str, Path], report_dir: Path, settings: BenchSetti
             "speedup": bapp_speedup, "speedup_ci_low": math.exp(low),
             "speedup_ci_high": math.exp(high), "speedup_method": BAPP_METHOD,
             "bench_rounds": len(logs), "paired_seconds": 0.0, "paired_converged": False,
+            "bench_cpu_share": None, "bench_disturbed": None,
             "latency_median_us": p.latency_median_us,
             "dense_latency_median_us": bapp["dense"].latency_median_us,
             "pruned_round_medians_us": [r["latency_median_us"] for r in p.repeats],
@@ -101,4 +104,4 @@ def calibrate(model: Path, settings: BenchSettings,
     return {"speedup": result.speedup, "speedup_ci_low": result.ci_low,
             "speedup_ci_high": result.ci_high, "speedup_method": result.method,
             "bench_rounds": result.rounds, "seconds": result.seconds,
-            "conditions": result.conditions}
+            "bench_disturbed": result.conditions["disturbed"], "conditions": result.conditions}

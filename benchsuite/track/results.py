@@ -27,7 +27,8 @@ COLUMNS = [
     "input_shape", "top1", "top1_ci_low", "top1_ci_high", "test_images", "top5", "dense_top1",
     "dense_top1_ci_low", "dense_top1_ci_high", "dense_top5", "params", "dense_params", "macs",
     "dense_macs", "weight_sparsity", "speedup", "speedup_ci_low", "speedup_ci_high",
-    "speedup_method", "bench_rounds", "speedup_benchmark_app", "latency_median_us",
+    "speedup_method", "bench_rounds", "bench_cpu_share", "bench_disturbed",
+    "speedup_benchmark_app", "latency_median_us",
     "dense_latency_median_us", "latency_avg_us", "latency_min_us", "latency_max_us",
     "latency_cv", "dense_latency_cv", "fps", "dense_fps", "runtime_version", "finetune_epochs",
     "dense_epochs", "train_seconds",
@@ -80,7 +81,8 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
         "weight_sparsity": pruned["weight_sparsity"],
         "speedup": bench["speedup"], "speedup_ci_low": bench["speedup_ci_low"],
         "speedup_ci_high": bench["speedup_ci_high"], "speedup_method": bench["speedup_method"],
-        "bench_rounds": bench["bench_rounds"],
+        "bench_rounds": bench["bench_rounds"], "bench_cpu_share": bench.get("bench_cpu_share"),
+        "bench_disturbed": bench.get("bench_disturbed"),
         "speedup_benchmark_app": bench["speedup_benchmark_app"],
         "latency_median_us": bench["latency_median_us"],
         "dense_latency_median_us": bench["dense_latency_median_us"],
@@ -103,9 +105,9 @@ NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "recorded", "pruned_round_me
 # pytest-benchmark's extra_info and the report's table carry all of them.
 VERDICT_KEYS = (
     "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_method", "bench_rounds",
-    "speedup_benchmark_app", "latency_median_us", "dense_latency_median_us", "top1",
-    "top1_ci_low", "top1_ci_high", "test_images", "dense_top1", "dense_top1_ci_low",
-    "dense_top1_ci_high",
+    "bench_cpu_share", "bench_disturbed", "speedup_benchmark_app", "latency_median_us",
+    "dense_latency_median_us", "top1", "top1_ci_low", "top1_ci_high", "test_images",
+    "dense_top1", "dense_top1_ci_low", "dense_top1_ci_high",
 )
 
 

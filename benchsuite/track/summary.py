@@ -19,9 +19,10 @@ def speedup_text(r: dict) -> str:
     s, lo, hi = (_num(r.get(k)) for k in ("speedup", "speedup_ci_low", "speedup_ci_high"))
     if math.isnan(s):
         return "n/a"
+    mark = "!" if r.get("bench_disturbed") is True else ""
     if math.isnan(lo) or math.isnan(hi):
-        return f"{s:.2f}x"
-    return f"{s:.2f}x [{lo:.2f}, {hi:.2f}]"
+        return f"{s:.2f}x{mark}"
+    return f"{s:.2f}x [{lo:.2f}, {hi:.2f}]{mark}"
 
 
 def top1_text(r: dict) -> str:
@@ -62,6 +63,9 @@ def format_table(rows: list[dict], calibrations: list[dict] | None = None) -> st
             f"{_num(r.get('latency_median_us')):>8.1f} {speedup_text(r):>22} {macs:>5.2f}  "
             f"{verdict}")
     lines.extend(calibration_lines(calibrations or []))
+    if any(r.get("bench_disturbed") is True for r in [*rows, *(calibrations or [])]):
+        lines.append("! disturbed: the machine was oversubscribed during the measurement (this "
+                     "process got < 90% of a core in most rounds); the interval may not hold")
     conds = {(r["device"], r.get("device_name") or "unknown", r["precision"], r.get("threads"),
               r.get("streams"), r.get("batch"), r.get("input_shape"), r["runtime_version"],
               r.get("speedup_method") or "benchmark_app interleaved runs")
