@@ -111,7 +111,8 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     assert contents["summary"]["top1"] == pytest.approx(row["top1"])
     assert contents["summary"]["speedup"] == pytest.approx(row["speedup"])
     # every setting that is not the default is in the label
-    assert contents["config"]["label"] == "small_cnn-small_filters-0.5-CPU-f32-ep2-dense10-niter200-rep2"
+    label = "small_cnn-small_filters-0.5-CPU-f32-ep2-dense10-niter200-rep2"
+    assert contents["config"]["label"] == label
     assert contents["run"].run_group.startswith("session-")
     assert "per_layer/_type" in contents["history_keys"]  # logged as a wandb.Table
     (table_file,) = (run_dir / "files" / "media" / "table").glob("per_layer*.table.json")
@@ -120,7 +121,7 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
 
     # the regression check, against the baseline this run wrote (cached reruns, same figures)
     saved = json.loads(baseline.read_text())
-    entry = saved["cases"]["small_cnn-small_filters-0.5-CPU-f32-ep2-dense10-niter200-rep2"]
+    entry = saved["cases"][label]
     assert entry["speedup"] == pytest.approx(row["speedup"])
     assert entry["speedup_ci_high"] == pytest.approx(row["speedup_ci_high"])
     # the baseline was faster than this run's interval reaches, beyond the 5% tolerance
