@@ -44,7 +44,7 @@ class Case:
     dataset: str = "digits"
     data_dir: str | None = None
     seed: int = 0
-    epochs: int = 5  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
+    epochs: int = 8  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
     dense_epochs: int = 30  # on digits' 898 training images: 98 % Top-1 (docs/measurements.md)
     device: str = "CPU"
     precision: str | None = "f32"  # None: the device's default (bf16 on CPUs with AMX)

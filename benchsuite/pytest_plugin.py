@@ -40,7 +40,7 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("dataset", "digits", "digits (embedded), cifar10 (needs --data-dir), imagefolder:PATH "
                           "(train/ and val/, a folder per class) or module:callable"),
     ("data-dir", "", "folder of the CIFAR-10 python batches"),
-    ("epochs", "5", "fine-tuning epochs per case"),
+    ("epochs", "8", "fine-tuning epochs per case"),
     ("dense-epochs", "30", "training epochs of the dense baseline (cached)"),
     ("schedule-scale", "1", "multiply every policy epoch and lr step of the recipes (0.1: a "
                             "180-epoch Distiller recipe in 18; see schedules/README.md)"),
@@ -317,7 +317,9 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
         compact = {k: v for k, v in row.items() if k not in ("per_layer", "artifacts")}
         request.node.user_properties.append((ROW_PROPERTY, json.dumps(compact)))
         if (aa := aa_calibration(case)) is not None:
-            progress(f"A/A calibration: {aa.get('speedup')}")
+            from .track.summary import speedup_text
+
+            progress(f"A/A calibration: {speedup_text(aa)}")
             request.node.user_properties.append((AA_PROPERTY, json.dumps(aa)))
         return row
 
