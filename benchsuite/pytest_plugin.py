@@ -1,19 +1,17 @@
-"""The pytest plugin: experiment options, the case grid, fixtures, the end-of-session outputs.
-
-Every option is both a command-line flag and an ini key (`benchsuite_<name>` in pytest.ini),
-the flag winning. Cases come from the recipe library's `grid.yaml` (or the `--schedules`
-folder's) filtered by `--recipes`, `--model`, `--device`, `--precision`. Registered as a pytest11
-entry point: any test can use the fixtures (`run_experiment`, `accuracy_threshold`, ...).
-Result rows travel from the test to the summary on the report's
-`user_properties`, so the summary, the baseline and the pytest-benchmark file also work under
-pytest-xdist (the controller sees every worker's reports).
+"""The pytest plugin: glue between pytest and the library. It declares the options (defined
+and validated in options.py; each a flag and an ini key `benchsuite_<name>`, the flag winning),
+parametrises the case grid (the recipe library's `grid.yaml`, or the `--schedules` folder's,
+filtered by `--recipes`, `--model`, `--device`, `--precision`), provides the fixtures
+(`run_experiment`, `accuracy_threshold`, ...; registered as a pytest11 entry point, so any test
+can use them) and writes the end-of-session outputs. Result rows travel from the test to the
+summary on the report's `user_properties`, so the summary, the baseline and the
+pytest-benchmark file also work under pytest-xdist (the controller sees every worker's reports).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
 
 import pytest
 
@@ -25,44 +23,9 @@ from .extras import (
     session_extras_notes,
     session_extras_problem,
 )
+from .options import OPTIONS, base_case, option, option_list
 from .threshold import Threshold
 
-OPTIONS: list[tuple[str, str, str]] = [
-    # (name, default, help)
-    ("recipes", "", "glob(s) of recipe names (e.g. 'resnet20/*') or recipe file paths, "
-                    "comma-separated; default: the recipes grid.yaml lists"),
-    ("schedules", "", "your recipe folder, added to the library (its grid.yaml, else all its "
-                      "recipes, is the default selection)"),
-    ("model", "", "model(s), comma-separated: a built-in name or module:callable, "
-                  "(num_classes, in_channels) -> nn.Module (default: the grid's models)"),
-    ("device", "", "OpenVINO device(s), comma-separated (default: the grid's, CPU)"),
-    ("precision", "", "inference precision(s): f32, bf16, f16, default (default: the grid's)"),
-    ("dataset", "digits", "digits (embedded), cifar10 (needs --data-dir), imagefolder:PATH "
-                          "(train/ and val/, a folder per class) or module:callable"),
-    ("data-dir", "", "folder of the CIFAR-10 python batches"),
-    ("epochs", "8", "fine-tuning epochs per case"),
-    ("dense-epochs", "30", "training epochs of the dense baseline (cached)"),
-    ("schedule-scale", "1", "multiply every policy epoch and lr step of the recipes (0.1: a "
-                            "180-epoch Distiller recipe in 18; see schedules/README.md)"),
-    ("seed", "0", "random seed"),
-    ("accuracy-threshold", "-1pt", "Top-1 floor: absolute (0.97) or below dense (-1pt)"),
-    ("niter", "500", "benchmark_app iterations per run (per-layer counters, cross-check)"),
-    ("bench-repeats", "1", "benchmark_app runs per model (median of medians)"),
-    ("bench-threads", "1", "inference threads of the paired speed-up measurement, or 'default' "
-                           "(the runtime's choice)"),
-    ("bench-seconds", "20", "time cap (s) of the paired rounds, which otherwise stop when the "
-                            "speed-up's 95 percent interval is within 1 percent"),
-    ("paired-mode", "alternate", "paired measurement: alternate (random-order rounds) or duet "
-                                 "(both models at once, one thread each)"),
-    ("executor", "", "how stages run: redis (prune and bench workers behind a Redis broker; "
-                     "the default with the broker extra) or local (in this process)"),
-    ("wandb", "", "W&B mode: offline, online or disabled (default: offline unless "
-                  "WANDB_MODE or WANDB_API_KEY say otherwise)"),
-    ("latency-baseline", "", "fail cases whose speed-up fell below this baseline file's"),
-    ("latency-tolerance", "0.05", "allowed relative drop of the speed-up vs the baseline (a case "
-                                  "fails when its interval's upper end is below it)"),
-    ("save-latency-baseline", "", "write this session's speed-ups as a baseline file"),
-]
 ROW_PROPERTY = "benchsuite_row"
 AA_PROPERTY = "benchsuite_aa"
 SELECTION_ERROR = pytest.StashKey[str]()
@@ -81,71 +44,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="ignore cached results and re-run every case")
     group.addoption("--no-calibration", action="store_true", default=False,
                     help="skip the session's A/A calibration (dense measured against itself)")
-
-
-def option(config: pytest.Config, name: str) -> str:
-    key = "benchsuite_" + name.replace("-", "_")
-    value = config.getoption(key)
-    return str(value if value is not None else config.getini(key))
-
-
-def _list(config: pytest.Config, name: str) -> list[str] | None:
-    return [v.strip() for v in option(config, name).split(",") if v.strip()] or None
-
-
-def _number(config: pytest.Config, name: str, kind: type, minimum: float,
-            exclusive: bool = False) -> Any:
-    """A numeric option, converted and range-checked; a bad value is a usage error that names
-    the option (before any work, not after a dense training)."""
-    text = option(config, name)
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum or (exclusive and value == minimum):
-        bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
-        what = "an integer" if kind is int else "a number"
-        raise pytest.UsageError(f"--{name}: {what} {bound} expected, got {text!r}")
-    return value
-
-
-def _choices(config: pytest.Config, name: str, allowed: tuple[str, ...]) -> None:
-    for value in _list(config, name) or []:
-        if value not in allowed:
-            raise pytest.UsageError(f"--{name}: {value!r} is not one of {', '.join(allowed)}")
-
-
-def base_case(config: pytest.Config) -> Case:
-    from .bench.paired import MODES
-    from .bench.result import PRECISIONS
-
-    _choices(config, "precision", (*PRECISIONS, "default"))
-    _choices(config, "paired-mode", MODES)
-    _number(config, "latency-tolerance", float, 0.0)
-    return Case(
-        recipe="", dataset=option(config, "dataset"),
-        data_dir=option(config, "data-dir") or None, seed=_number(config, "seed", int, 0),
-        epochs=_number(config, "epochs", int, 1),
-        dense_epochs=_number(config, "dense-epochs", int, 1),
-        niter=_number(config, "niter", int, 1),
-        repeats=_number(config, "bench-repeats", int, 1),
-        threads=_threads(option(config, "bench-threads")),
-        bench_seconds=_number(config, "bench-seconds", float, 0.0, exclusive=True),
-        paired_mode=option(config, "paired-mode"),
-        schedule_scale=_number(config, "schedule-scale", float, 0.0, exclusive=True),
-    )
-
-
-def _threads(text: str) -> int | None:
-    if text.strip().lower() in ("default", "auto", ""):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise pytest.UsageError(f"--bench-threads: a positive integer or 'default', got {text!r}")
-    return value
 
 
 class RowCollector:
@@ -193,9 +91,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     try:
         cases = generate_cases(
-            recipes_glob=option(config, "recipes"), models=_list(config, "model"),
-            devices=_list(config, "device"), precisions=_list(config, "precision"),
-            base=base_case(config), extra_folders=_list(config, "schedules"),
+            recipes_glob=option(config, "recipes"), models=option_list(config, "model"),
+            devices=option_list(config, "device"), precisions=option_list(config, "precision"),
+            base=base_case(config), extra_folders=option_list(config, "schedules"),
         )
     except GridError as e:  # an empty or wrong selection must not pass silently: a usage
         config.stash[SELECTION_ERROR] = str(e)  # error once collection is over

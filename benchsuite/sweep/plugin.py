@@ -112,7 +112,7 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, sweep_redis_url):
     """The sweep this session is an agent of; at the end: best printed, logged, saved."""
-    from ..pytest_plugin import base_case
+    from ..options import base_case
     from .engines import make_engine
     from .session import SweepSession, log_best
     from .store import RedisStore
