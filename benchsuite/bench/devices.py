@@ -19,7 +19,6 @@ LEGACY_ENV_VAR = "BENCHSUITE_LEGACY_BENCHMARK_APP"
 LEGACY_ENV_NAME = "bench-myriad"
 LEGACY_DEVICES = frozenset({"MYRIAD", "HDDL"})
 VIRTUAL_DEVICES = frozenset({"MULTI", "AUTO", "HETERO", "BATCH"})  # their targets decide
-PY36 = "/root/.pyenv/versions/3.6.15/bin/python3.6"
 _PROBE = Path(__file__).with_name("legacy.py")
 # benchmark_app error texts meaning "this device is not here" rather than "the run is broken"
 UNAVAILABLE_PATTERNS = ("NC_ERROR", "Can not init Myriad device",
@@ -96,9 +95,12 @@ def legacy_candidates() -> list[Path]:
 
 @functools.cache
 def python36() -> str | None:
-    """A working Python 3.6: pyenv's 3.6.15, else ``python3.6`` on PATH if it really runs (a
-    pyenv shim exists even when 3.6 is not selected)."""
-    for cand in (PY36, shutil.which("python3.6")):
+    """A working Python 3.6: ``$BENCH_PY36``, pyenv's 3.6.15 (under ``$PYENV_ROOT`` or
+    ``~/.pyenv``), else ``python3.6`` on PATH if it really runs (a pyenv shim exists even when
+    3.6 is not selected)."""
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    for cand in (os.environ.get("BENCH_PY36"), str(pyenv / "versions/3.6.15/bin/python3.6"),
+                 shutil.which("python3.6")):
         if cand and Path(cand).is_file():
             probe = "import sys; assert sys.version_info[:2] == (3, 6)"
             check = subprocess.run([cand, "-c", probe], capture_output=True, timeout=60,

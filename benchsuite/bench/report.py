@@ -1,6 +1,6 @@
 """Parsers for benchmark_app's console output and report folders.
 
-Handles what three benchmark_apps write (see ../shared/FACTS.md):
+Handles what three benchmark_apps write (docs/measurements.md, "OpenVINO and benchmark_app"):
 - OpenVINO 2026 Python benchmark_app: stdout prints latency as ``Median: 48.01 us`` when the
   average is under 1 ms (else ``0.42 ms``); ``benchmark_report.csv`` (``;``-separated, three
   sections) or ``.json`` (with ``-json_stats``) with keys ``latency (ms)``, ``avg latency``, ...;
