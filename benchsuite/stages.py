@@ -65,7 +65,10 @@ def load_checkpoint(path: Path):
 
 def dense_key(spec: dict) -> str:
     keys = ("model", "dataset", "seed", "epochs")
-    return content_hash({k: spec[k] for k in keys} | {"code": code_version(*TRAIN_CODE)})
+    from .train import TRAIN_THREADS  # the numbers depend on the thread count
+
+    return content_hash({k: spec[k] for k in keys} | {"code": code_version(*TRAIN_CODE)}
+                        | ({"train_threads": TRAIN_THREADS} if TRAIN_THREADS != 1 else {}))
 
 
 def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
