@@ -179,7 +179,7 @@ def _round_alternate(timed: dict[str, _Timed], names: list[str], rng: random.Ran
     return {name: _timed_median(timed[name], settings.round_size) for name in order}
 
 
-def _round_duet(timed: dict[str, _Timed], names: list[str], settings: PairedSettings,
+def _round_duet(timed: dict[str, _Timed], names: list[str],
                 slice_s: float) -> dict[str, tuple[float, float]]:
     stop = threading.Event()
     lats: dict[str, list[float]] = {n: [] for n in names}
@@ -249,7 +249,7 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     converged = False
     while len(rounds.all) < settings.max_rounds:
         if settings.mode == "duet":
-            rounds.add(_round_duet(timed, names, settings, slice_s))
+            rounds.add(_round_duet(timed, names, slice_s))
         else:
             rounds.add(_round_alternate(timed, names, rng, settings))
         n_clean = len(rounds.clean)
