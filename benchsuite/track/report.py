@@ -62,10 +62,15 @@ def _latest(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _conditions(frame: pd.DataFrame) -> str:
     parts = []
-    for keys, _ in frame.groupby(["device", "precision", "runtime_version"], dropna=False):
-        dev, prec, ver = keys
-        parts.append(f"{dev} {prec}, OpenVINO {str(ver).split('-')[0]}")
-    return "; ".join(parts) + ", batch 1, benchmark_app sync latency hint"
+    keys = [k for k in ("device", "precision", "runtime_version", "threads", "speedup_method")
+            if k in frame.columns]
+    for values, _ in frame.groupby(keys, dropna=False):
+        c = dict(zip(keys, values, strict=True))
+        text = f"{c['device']} {c['precision']}, OpenVINO {str(c['runtime_version']).split('-')[0]}"
+        if "threads" in c:
+            text += f", threads {c['threads']}"
+        parts.append(text + f", {c.get('speedup_method', 'benchmark_app interleaved runs')}")
+    return "; ".join(parts) + ", batch 1, sync API, latency hint"
 
 
 def _pyplot():
@@ -188,7 +193,8 @@ th{{cursor:pointer;background:#eee}}</style></head><body>
 <h1>benchsuite report</h1>
 <p>{len(frame)} cases from {html.escape(str(table_path))}.
 Conditions: {html.escape(_conditions(frame))}.
-Speed-up = dense median latency / pruned median latency, both measured in the same run.
+Speed-up = dense / pruned latency, both measured in the same run (median of per-round ratios
+with its 95% interval, speedup_ci_low/high); Top-1 with its 95% Wilson interval.
 Pareto = no other case is both faster and more accurate. Click a column to sort.</p>
 {imgs}
 <h2>All cases</h2>
