@@ -69,3 +69,13 @@ def test_cifar10_wrong_path_names_path_and_files(tmp_path):
     assert str(tmp_path / "nowhere") in msg and "data_batch_1" in msg and "test_batch" in msg
     with pytest.raises(ValueError, match="--data-dir"):
         load_dataset("cifar10")
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\x01garbage", b"", b"\x80\x04\x95"])
+def test_cifar10_garbage_batch_names_the_file(tmp_path, garbage):
+    """A corrupt batch used to raise `UnpicklingError: invalid load key` naming no file."""
+    _write_cifar(tmp_path)
+    (tmp_path / "data_batch_3").write_bytes(garbage)
+    with pytest.raises(ValueError, match=r"data_batch_3 is not a CIFAR-10 python batch \(it "
+                                         r"does not unpickle"):
+        load_dataset("cifar10", data_dir=tmp_path)

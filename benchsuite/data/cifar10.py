@@ -37,8 +37,13 @@ def find_cifar10(root: Path) -> Path:
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError) as e:  # what a corrupt or foreign file raises
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (it does not unpickle: "
+                         f"{type(e).__name__}: {e}); re-extract cifar-10-python.tar.gz") from None
     try:
         data, labels = d[b"data"], d[b"labels"]
     except (KeyError, TypeError):
