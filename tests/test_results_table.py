@@ -66,3 +66,14 @@ def test_a_cached_row_stays_unrecorded_until_its_append_succeeds(tmp_path, monke
     assert _cached("c0")["recorded"] is False  # a later run records it again
     mark_recorded("c0")
     assert _cached("c0")["recorded"] is True
+
+
+def test_identifiers_that_look_like_numbers_stay_text(tmp_path) -> None:
+    """A git sha of digits and one 'e' (63834692e263) read back as a float broke the Parquet
+    copy of the table on the next append."""
+    append_row(_row(0, git_sha="63834692e263", case_id="1e5"), tmp_path)
+    append_row(_row(1, git_sha="abc123"), tmp_path)
+    table = read_results(tmp_path)
+    assert table["git_sha"].tolist() == ["63834692e263", "abc123"]
+    assert table["case_id"].tolist() == ["1e5", "c1"]
+    assert pd.read_parquet(tmp_path / "results.parquet")["git_sha"].tolist()[0] == "63834692e263"

@@ -153,9 +153,13 @@ def repair_tail(path: Path) -> Path | None:
     return quarantine
 
 
+# identifiers stay text: a git sha such as 63834692e263 would otherwise parse as a float
+TEXT_COLUMNS = ("case_id", "label", "recipe", "recipe_params", "git_sha", "timestamp")
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise ResultsTableError(
             f"results table {path} is not a readable CSV ({e}); move it aside (e.g. to "
