@@ -47,7 +47,9 @@ class Case:
     epochs: int = 8  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
     dense_epochs: int = 30  # on digits' 898 training images: 98 % Top-1 (docs/measurements.md)
     device: str = "CPU"
-    precision: str | None = "f32"  # None: the device's default (bf16 on CPUs with AMX)
+    # None: the device's default (bf16 on CPUs with AMX); "int8": NNCF post-training
+    # quantization of the pruned model, timed and scored against dense at f32 (bench/int8.py)
+    precision: str | None = "f32"
     niter: int = 500  # benchmark_app iterations per run (per-layer counters, cross-check)
     repeats: int = 1  # benchmark_app runs per model
     threads: int | None = 1  # inference threads of the paired measurement (None: runtime's)
@@ -112,8 +114,16 @@ class Case:
                 "seed": self.seed, "epochs": self.dense_epochs}
 
     def bench_settings(self) -> dict:
-        return {"device": self.device, "precision": self.precision, "niter": self.niter,
-                "repeats": self.repeats}
+        from .bench.int8 import inference_precision
+
+        return {"device": self.device, "precision": inference_precision(self.precision),
+                "niter": self.niter, "repeats": self.repeats}
+
+    @property
+    def int8(self) -> bool:
+        from .bench.int8 import is_int8
+
+        return is_int8(self.precision)
 
     def paired_settings(self) -> dict:
         """The paired in-process measurement's options (bench/paired.py: PairedSettings)."""
@@ -182,11 +192,12 @@ def run_case(case: Case, executor: Executor, force: bool = False,
         "epochs": case.epochs, "recipe_text": case.recipe_text(), "recipe_name": case.recipe_name,
     }, {"checkpoint": dense.files["checkpoint"]},
         progress=lambda line: say(f"fine-tune: {line}"))
-    say("benchmark")
+    say("quantize (INT8) + benchmark" if case.int8 else "benchmark")
     bench = executor.run("bench", {
         "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
-        "paired": case.paired_settings(),
-    }, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"]})
+        "paired": case.paired_settings(), "int8": case.int8,
+    }, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"],
+        "eval_data": dense.files["eval_data"]})
     row = make_row(case, dense.result, pruned.result, bench.result,
                    wall_seconds=time.perf_counter() - t0)
     _store(row | {"recorded": False})

@@ -22,7 +22,9 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("model", "", "model(s), comma-separated: a built-in name or module:callable, "
                   "(num_classes, in_channels) -> nn.Module (default: the grid's models)"),
     ("device", "", "OpenVINO device(s), comma-separated (default: the grid's, CPU)"),
-    ("precision", "", "inference precision(s): f32, bf16, f16, default (default: the grid's)"),
+    ("precision", "", "inference precision(s): f32, bf16, f16, default, or int8 (NNCF "
+                      "post-training quantization, timed against dense at f32) (default: the "
+                      "grid's)"),
     ("dataset", "digits", "digits (embedded), cifar10 (needs --data-dir), imagefolder:PATH "
                           "(train/ and val/, a folder per class) or module:callable"),
     ("data-dir", "", "folder of the CIFAR-10 python batches"),
@@ -85,7 +87,7 @@ def base_case(config: pytest.Config) -> Case:
     from .bench.paired import MODES
     from .bench.result import PRECISIONS
 
-    _choices(config, "precision", (*PRECISIONS, "default"))
+    _choices(config, "precision", (*PRECISIONS, "default", "int8"))
     _choices(config, "paired-mode", MODES)
     _number(config, "latency-tolerance", float, 0.0)
     return Case(

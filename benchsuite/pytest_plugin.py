@@ -162,6 +162,41 @@ def hardware_skip_reason(pytestconfig):
 
 
 @pytest.fixture(scope="session")
+def int8_problem(pytestconfig):
+    """Callable (case) -> why an INT8 case cannot run, or None; checked before any training:
+    the device lists INT8 and nncf imports in the bench workers' environment (the local
+    workers' interpreter). External bench workers are not checked here (their bench stage
+    says what is missing there)."""
+    from .bench.int8 import int8_problem as problem
+    from .broker.fixtures import external_workers_only
+
+    remote_bench = external_workers_only(pytestconfig)
+    known: dict[str, str | None] = {}
+
+    def check(case: Case) -> str | None:
+        if not case.int8 or remote_bench:
+            return None
+        if case.device not in known:
+            known[case.device] = problem(case.device, _bench_python(pytestconfig))
+        return known[case.device]
+
+    return check
+
+
+def _bench_python(config: pytest.Config) -> str | None:
+    """The interpreter the session's local bench worker runs in (None: this one)."""
+    import sys
+
+    from .broker.local import env_python
+    from .extras import default_executor
+
+    if default_executor(option(config, "executor")) != "redis":
+        return None
+    python = env_python("bench")
+    return None if python == sys.executable else python
+
+
+@pytest.fixture(scope="session")
 def aa_calibration(stage_executor, pytestconfig: pytest.Config):
     """Callable (case) -> the session's A/A figure the first time it is called, else None: the
     dense model of the first case measured against itself by the bench workers, with the same
@@ -186,7 +221,7 @@ def aa_calibration(stage_executor, pytestconfig: pytest.Config):
 
 @pytest.fixture
 def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pytestconfig,
-                   hardware_skip_reason, aa_calibration):
+                   hardware_skip_reason, aa_calibration, int8_problem):
     """Callable: run a case (or take its cached result), record it, return the result row."""
     from .track.results import append_row
 
@@ -195,6 +230,8 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
     force = bool(pytestconfig.getoption("force"))
 
     def run(case: Case, threshold: Threshold) -> dict:
+        if (problem := int8_problem(case)) is not None:
+            pytest.fail(problem, pytrace=False)  # asked for, not possible: an error, not a skip
         if (reason := hardware_skip_reason(case.device, case.precision)) is not None:
             pytest.skip(reason)
 

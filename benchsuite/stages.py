@@ -4,9 +4,10 @@
   epochs), cached by content hash in the worker's cache; returns its checkpoint and ONNX.
 - `prune_stage` (prune worker): apply a recipe to the dense checkpoint while fine-tuning,
   evaluate, count params/MACs, export ONNX.
-- `bench_stage` (bench worker): ONNX -> static IR for dense and pruned; the speed-up measured
-  in one process in paired random-order rounds, with its interval; benchmark_app on both
-  (per-layer counters, FPS, a cross-check speed-up).
+- `bench_stage` (bench worker): ONNX -> static IR for dense and pruned (the pruned one quantized
+  to INT8 by NNCF for an int8 case); the speed-up measured in one process in paired
+  random-order rounds, with its interval; benchmark_app on both (per-layer counters, FPS, a
+  cross-check speed-up); Top-1 of both compiled models, as benchmarked, on the test split.
 - `calibrate_stage` (bench worker): the dense model against itself (A/A), once a session.
 
 Torch is imported inside the prune stages only: a bench worker's environment has no torch.
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 # dense models are cached by (model, dataset, seed, epochs) and the code that trains them
 TRAIN_CODE = ("models", "data", "train.py", "stages.py")
 DATA_SPLIT_SEED = 0  # one fixed split, so every seed is evaluated on the same test images
+EVAL_DATA = "eval_data.npz"  # calibration subset + test split for the bench worker
 
 
 def _load_data(spec: dict):
@@ -84,8 +86,11 @@ def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
 
 def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageResult:
     meta_path = folder / "meta.json"
-    artifacts = {"checkpoint": folder / "model.pt", "onnx": folder / "model.onnx"}
+    artifacts = {"checkpoint": folder / "model.pt", "onnx": folder / "model.onnx",
+                 "eval_data": folder / EVAL_DATA}
     if meta_path.is_file():
+        if not artifacts["eval_data"].is_file():  # cached before the blob existed
+            _write_eval_data(_load_data(spec), artifacts["eval_data"])
         return StageResult(json.loads(meta_path.read_text()) | {"cached": True}, artifacts)
 
     import torch
@@ -108,6 +113,7 @@ def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageRes
     tmp.mkdir(parents=True, exist_ok=True)
     _save_checkpoint(model, spec, data, tmp / "model.pt")
     export_onnx(model, data.input_shape, tmp / "model.onnx")
+    _write_eval_data(data, tmp / EVAL_DATA)
     result = {
         "dense_key": key, "top1": metrics["top1"], "top5": metrics["top5"],
         "test_images": metrics["test_images"],
@@ -117,6 +123,14 @@ def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageRes
     (tmp / "meta.json").write_text(json.dumps(result, indent=1))
     shutil.copytree(tmp, folder, dirs_exist_ok=True)
     return StageResult(result | {"cached": False}, artifacts)
+
+
+def _write_eval_data(data, path: Path) -> Path:
+    """The bench stage's data (bench/evaldata.py): a calibration subset of the training split
+    and the test split, as numpy arrays (the bench worker has no torch)."""
+    from .bench.evaldata import write_eval_data
+
+    return write_eval_data(path, data.x_train.numpy(), data.x_test.numpy(), data.y_test.numpy())
 
 
 def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
@@ -167,19 +181,45 @@ def _to_ir(files: dict[str, Path], names: tuple[str, ...], shape: tuple[int, ...
 
 
 def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
-    """spec: input_shape, settings (BenchSettings fields)[, paired (PairedSettings fields)].
-    files: dense_onnx, pruned_onnx. The speed-up is measured in this process in paired rounds
-    (bench/verdict.py); benchmark_app runs beside it for per-layer counters and a cross-check."""
+    """spec: input_shape, settings (BenchSettings fields)[, paired (PairedSettings fields)]
+    [, int8: true]. files: dense_onnx, pruned_onnx[, eval_data]. The speed-up is measured in
+    this process in paired rounds (bench/verdict.py); benchmark_app runs beside it for per-layer
+    counters and a cross-check. With int8 the pruned IR is quantized by NNCF first (calibrated
+    on the blob's training subset) and timed against the dense IR at f32. With eval_data, both
+    compiled models' Top-1 is measured on its test split (bench/accuracy.py)."""
     from .bench import BenchSettings
     from .bench.verdict import measure_pair
 
     models, convert_seconds = _to_ir(files, ("dense", "pruned"), tuple(spec["input_shape"]),
                                      workdir)
     settings = BenchSettings(**spec.get("settings", {}))
+    eval_data = None
+    if "eval_data" in files:
+        from .bench.evaldata import read_eval_data
+
+        eval_data = read_eval_data(files["eval_data"])
+    extra: dict = {}
+    if spec.get("int8"):
+        from .bench.int8 import quantize_ir
+
+        if eval_data is None:
+            raise ValueError("an int8 case needs the evaluation blob (eval_data): its "
+                             "calibration subset of the training split")
+        models["pruned"], extra = quantize_ir(models["pruned"], eval_data.x_calib,
+                                              workdir / "pruned_int8" / "model.xml",
+                                              settings.device)
     result = measure_pair(models, workdir / "reports", settings, spec.get("paired"))
+    if eval_data is not None and result.get("conditions", {}).get("mode") != "interleaved":
+        from .bench.accuracy import deployed_pair
+
+        label = ("INT8 (NNCF), dense at f32" if spec.get("int8")
+                 else str(result["conditions"].get("precision")))
+        extra |= deployed_pair(models, eval_data.x_test, eval_data.y_test, settings.device,
+                               settings.precision, (spec.get("paired") or {}).get("threads"),
+                               label)
     sizes = {f"{n}_ir_bytes": p.stat().st_size + p.with_suffix(".bin").stat().st_size
              for n, p in models.items()}
-    return StageResult(result | {"convert_seconds": convert_seconds, **sizes}, {})
+    return StageResult(result | extra | {"convert_seconds": convert_seconds, **sizes}, {})
 
 
 def calibrate_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..paths import project_root, results_dir
+from .top1 import COLUMNS as TOP1_COLUMNS
+from .top1 import VERDICT_KEYS as TOP1_KEYS
+from .top1 import top1_fields
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -24,8 +27,7 @@ if TYPE_CHECKING:
 COLUMNS = [
     "case_id", "label", "recipe", "recipe_params", "model", "dataset", "seed", "sparsity",
     "device", "device_name", "precision", "precision_requested", "threads", "streams", "batch",
-    "input_shape", "top1", "top1_ci_low", "top1_ci_high", "test_images", "top5", "dense_top1",
-    "dense_top1_ci_low", "dense_top1_ci_high", "dense_top5", "params", "dense_params", "macs",
+    "input_shape", *TOP1_COLUMNS, "params", "dense_params", "macs",
     "dense_macs", "weight_sparsity", "speedup", "speedup_ci_low", "speedup_ci_high",
     "speedup_method", "bench_rounds", "bench_cpu_share", "bench_disturbed",
     "speedup_benchmark_app", "latency_median_us",
@@ -53,16 +55,11 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
     (``speedup_method``: in-process paired rounds, or benchmark_app where the runtime cannot run
     the device); benchmark_app's own statistics (avg/min/max, CV over runs, FPS) and its
     speed-up (``speedup_benchmark_app``) stand beside them. Top-1 carries its 95 % Wilson
-    interval over ``test_images``."""
-    from ..threshold import wilson_interval
-
+    interval over ``test_images``; ``top1`` is the deployed model's (track/top1.py)."""
     d, p = bench["dense"], bench["pruned"]
     cond = bench.get("conditions") or {}
     params = case.effective_params()
-    images = int(pruned.get("test_images") or dense.get("test_images") or 0)
-    top1_ci = wilson_interval(pruned["top1"], images) if images else (None, None)
-    dense_ci = wilson_interval(dense["top1"], images) if images else (None, None)
-    return {
+    row = {
         "case_id": case.case_id, "label": case.label, "recipe": case.recipe_name,
         "recipe_params": json.dumps(params, sort_keys=True), "model": case.model,
         "dataset": case.dataset, "seed": case.seed, "sparsity": params.get("sparsity"),
@@ -72,10 +69,7 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
         "precision_requested": case.precision, "threads": cond.get("threads", p.get("threads")),
         "streams": cond.get("streams", p.get("streams")), "batch": p.get("batch"),
         "input_shape": p.get("input_shape"),
-        "top1": pruned["top1"], "top1_ci_low": top1_ci[0], "top1_ci_high": top1_ci[1],
-        "test_images": images or None, "top5": pruned["top5"],
-        "dense_top1": dense["top1"], "dense_top1_ci_low": dense_ci[0],
-        "dense_top1_ci_high": dense_ci[1], "dense_top5": dense["top5"],
+        **top1_fields(dense, pruned, bench),
         "params": pruned["params"], "dense_params": dense["params"],
         "macs": pruned["macs"], "dense_macs": dense["macs"],
         "weight_sparsity": pruned["weight_sparsity"],
@@ -98,6 +92,10 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
         "per_layer": {"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
         "pruned_round_medians_us": bench.get("pruned_round_medians_us") or [],
     }
+    if case.int8:  # INT8 is the case's precision; its speed-up reference is dense at f32
+        row |= {"precision": "int8", "speedup_method": f"{row['speedup_method']}; reference: "
+                f"dense at {cond.get('precision', 'f32')}, pruned INT8 (NNCF)"}
+    return row
 
 
 NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "recorded", "pruned_round_medians_us")
@@ -106,8 +104,7 @@ NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "recorded", "pruned_round_me
 VERDICT_KEYS = (
     "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_method", "bench_rounds",
     "bench_cpu_share", "bench_disturbed", "speedup_benchmark_app", "latency_median_us",
-    "dense_latency_median_us", "top1", "top1_ci_low", "top1_ci_high", "test_images",
-    "dense_top1", "dense_top1_ci_low", "dense_top1_ci_high",
+    "dense_latency_median_us", *TOP1_KEYS,
 )
 
 

@@ -1,0 +1,104 @@
+"""INT8 by post-training quantization: NNCF on the OpenVINO model, in the bench worker.
+
+``quantize_ir`` reads a static IR, quantizes it with ``nncf.quantize`` (weights and activations
+to INT8; activation ranges from a calibration subset of the training split, the evaluation
+blob's ``x_calib``) and saves the quantized IR. It needs openvino, nncf and numpy, no torch.
+
+A case asks for it with ``precision="int8"`` (``--precision int8``, ``precisions: [int8]`` in a
+grid, ``precision: int8`` in a sweep file): the pruned model (any recipe; a recipe that prunes
+nothing gives dense -> INT8) is quantized after conversion, and its speed-up is measured
+against the dense model at f32: both are compiled with the f32 inference precision hint, so
+what stays unquantized runs f32 in both.
+
+``int8_problem`` is the up-front check (before any training): the device lists INT8 among its
+``OPTIMIZATION_CAPABILITIES`` and nncf imports in the bench environment.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+INT8 = "int8"
+REFERENCE_PRECISION = "f32"  # an INT8 case's speed-up and accuracy reference: dense at f32
+NNCF_HINT = "pip install nncf==3.4.0 (requirements.txt; the bench tox env has it)"
+
+
+def is_int8(precision: str | None) -> bool:
+    return (precision or "").lower() == INT8
+
+
+def inference_precision(precision: str | None) -> str | None:
+    """The inference precision hint a case's models are compiled with: f32 for INT8 (what
+    NNCF left unquantized runs f32, as the dense reference does), else the case's own."""
+    return REFERENCE_PRECISION if is_int8(precision) else precision
+
+
+def capability_problem(device: str, capabilities: tuple[str, ...] | None) -> str | None:
+    """Why ``device`` with these ``OPTIMIZATION_CAPABILITIES`` cannot run INT8 (None: it can)."""
+    if capabilities is None:
+        return (f"precision int8 needs a device OpenVINO can query, and {device} is not one "
+                "here (not listed by openvino.Core().available_devices)")
+    if "INT8" not in capabilities:
+        return (f"precision int8: device {device} does not list INT8 among its "
+                f"OPTIMIZATION_CAPABILITIES ({', '.join(capabilities) or 'none'}); a quantized "
+                "model would not run INT8 kernels there")
+    return None
+
+
+def nncf_problem(python: str | None = None) -> str | None:
+    """Why nncf does not import in the bench environment (``python``: its interpreter; None:
+    this one), or None."""
+    if python is None:
+        try:
+            import nncf  # noqa: F401
+        except ImportError as exc:
+            return f"precision int8 needs nncf in the bench environment ({exc}): {NNCF_HINT}"
+        return None
+    probe = subprocess.run([python, "-c", "import nncf"], capture_output=True, text=True,
+                           timeout=300, check=False)
+    if probe.returncode:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        return (f"precision int8 needs nncf in the bench environment {python} ({last}): "
+                f"{NNCF_HINT}")
+    return None
+
+
+def int8_problem(device: str, bench_python: str | None = None) -> str | None:
+    """The up-front check of an INT8 case: the device's INT8 capability, nncf importable."""
+    from .devices import _base, _capabilities
+
+    return (capability_problem(device, _capabilities(_base(device)))
+            or nncf_problem(bench_python))
+
+
+def quantize_ir(model_xml: Path, calibration: np.ndarray, out_xml: Path,
+                device: str = "CPU") -> tuple[Path, dict[str, Any]]:
+    """Quantize a static IR with NNCF (post-training, default preset) and save it.
+
+    ``calibration``: (N, C, H, W) float32 images of the training split; the IR's batch is 1,
+    so each image is one calibration sample. Returns the quantized IR and what was done."""
+    try:
+        import nncf
+    except ImportError as exc:
+        raise RuntimeError(f"precision int8 needs nncf here ({exc}): {NNCF_HINT}") from exc
+    import openvino as ov
+
+    t0 = time.perf_counter()
+    model = ov.Core().read_model(str(model_xml))
+    samples = [np.ascontiguousarray(x[None], dtype=np.float32) for x in calibration]
+    target = nncf.TargetDevice.CPU if device.upper().startswith("CPU") else nncf.TargetDevice.ANY
+    quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples),
+                              target_device=target)
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(quantized, str(out_xml))
+    fq = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ops())
+    return out_xml, {
+        "quantization": (f"NNCF {nncf.__version__} post-training INT8 (default preset), "
+                         f"{len(samples)} calibration images of the training split"),
+        "quantize_seconds": time.perf_counter() - t0, "fake_quantize_ops": fq,
+    }
