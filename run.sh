@@ -29,10 +29,13 @@ setup() {
 }
 
 worker_envs() {
-    # the prune env (torch, no openvino) and the bench env (openvino, no torch)
-    if [ ! -x .tox/prune/bin/python ] || [ ! -x .tox/bench/bin/python ]; then
+    # the prune env (torch, no openvino) and the bench env (openvino + nncf, no torch); tox
+    # brings them up to date when tox.ini (their pinned deps) changed since the last build
+    if [ ! -x .tox/prune/bin/python ] || [ ! -x .tox/bench/bin/python ] \
+        || ! cmp -s tox.ini .tox/.setup-stamp; then
         echo "[run.sh] building the tox envs prune and bench" >&2
         "$VENV/bin/tox" -q -e prune,bench --notest
+        cp tox.ini .tox/.setup-stamp
     fi
     # the legacy MYRIAD bench env (OpenVINO 2021.4.2 on Python 3.6), where Python 3.6 exists
     if [ ! -x .venvs/bench-myriad/bin/benchmark_app ]; then

@@ -15,6 +15,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "wandb": ("wandb",),
     "sweep": ("sweeps", "optuna", "redis"),
     "report": ("matplotlib", "tqdm"),
+    "int8": ("nncf",),
 }
 # module -> the extra that installs it (the first extra listing it)
 EXTRA_OF: dict[str, str] = {}
