@@ -208,6 +208,11 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         models["pruned"], extra = quantize_ir(models["pruned"], eval_data.x_calib,
                                               workdir / "pruned_int8" / "model.xml",
                                               settings.device)
+        if settings.device.upper().startswith("CPU"):
+            from .bench.int8 import int8_layers
+
+            quantized, total = int8_layers(models["pruned"], settings.device)
+            extra["int8_layers"] = f"{quantized}/{total} conv/fc layers run u8/i8"
     result = measure_pair(models, workdir / "reports", settings, spec.get("paired"))
     if eval_data is not None and result.get("conditions", {}).get("mode") != "interleaved":
         from .bench.accuracy import deployed_pair

@@ -22,7 +22,7 @@ COLUMNS = ("top1", "top1_ci_low", "top1_ci_high", "test_images", "top5", "top1_m
            "dense_top1", "dense_top1_ci_low", "dense_top1_ci_high", "dense_top5",
            "top1_torch", "top1_torch_ci_low", "top1_torch_ci_high",
            "dense_top1_torch", "dense_top1_torch_ci_low", "dense_top1_torch_ci_high",
-           "quantization")
+           "quantization", "int8_layers")
 VERDICT_KEYS = ("top1", "top1_ci_low", "top1_ci_high", "test_images", "top1_method",
                 "dense_top1", "dense_top1_ci_low", "dense_top1_ci_high",
                 "top1_torch", "top1_torch_ci_low", "top1_torch_ci_high", "dense_top1_torch")
@@ -51,4 +51,5 @@ def top1_fields(dense: dict, pruned: dict, bench: dict) -> dict[str, Any]:
     return (_with_ci("top1", top1, images) | {"test_images": images or None, "top5": top5,
                                               "top1_method": method}
             | _with_ci("dense_top1", dense_top1, images) | {"dense_top5": dense_top5}
-            | torch_fields | {"quantization": bench.get("quantization")})
+            | torch_fields | {"quantization": bench.get("quantization"),
+                               "int8_layers": bench.get("int8_layers")})
