@@ -77,6 +77,10 @@ def format_table(rows: list[dict], calibrations: list[dict] | None = None) -> st
     n_images = {r.get("test_images") for r in rows if r.get("test_images")}
     images = f" on {', '.join(str(n) for n in sorted(n_images))} test images" if n_images else ""
     lines.append("speed-up = dense / pruned latency, median of per-round ratios with a bootstrap "
-                 "95% interval; latencies = median of round medians; Top-1 with its 95% Wilson "
+                 "95% interval; latencies = median of round medians; Top-1 of the deployed "
+                 "(OpenVINO) model at the precision benchmarked, with its 95% Wilson "
                  f"interval{images}; MACs = pruned / dense")
+    if any(r.get("precision") == "int8" for r in rows):
+        lines.append("int8: the pruned model quantized by NNCF (post-training, calibrated on "
+                     "training images); its speed-up and floor are against dense at f32")
     return "\n".join(lines)
