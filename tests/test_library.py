@@ -13,6 +13,7 @@ X = torch.zeros(1, 1, 32, 32)
 
 # recipe -> (MACs ratio range, weight-sparsity range, blocks removed)
 EXPECTED = {
+    "dense": ((1, 1), (0, 0.01), 0),  # nothing pruned (dense -> INT8 with --precision int8)
     "level_elementwise": ((1, 1), (0.49, 0.51), 0),
     "l1_filters": ((0.45, 0.55), (0, 0), 0),
     "resnet20/agp_elementwise": ((1, 1), (0.45, 0.5), 0),
