@@ -9,7 +9,7 @@ test split as torch's, by the bench worker. The accuracy floor (``Threshold.floo
 from; where the bench runtime could not run the model in-process (the legacy MYRIAD env), it
 says so and ``top1`` is torch's.
 
-One block of the row, kept together so it moves as one when the row becomes a typed record.
+`CaseResult.from_stages` (benchsuite/result.py) takes this block as it is.
 """
 
 from __future__ import annotations
@@ -18,14 +18,6 @@ from typing import Any
 
 from ..threshold import wilson_interval
 
-COLUMNS = ("top1", "top1_ci_low", "top1_ci_high", "test_images", "top5", "top1_method",
-           "dense_top1", "dense_top1_ci_low", "dense_top1_ci_high", "dense_top5",
-           "top1_torch", "top1_torch_ci_low", "top1_torch_ci_high",
-           "dense_top1_torch", "dense_top1_torch_ci_low", "dense_top1_torch_ci_high",
-           "quantization", "int8_layers")
-VERDICT_KEYS = ("top1", "top1_ci_low", "top1_ci_high", "test_images", "top1_method",
-                "dense_top1", "dense_top1_ci_low", "dense_top1_ci_high",
-                "top1_torch", "top1_torch_ci_low", "top1_torch_ci_high", "dense_top1_torch")
 TORCH_ONLY = "torch (the bench runtime could not run the deployed model in-process)"
 
 
