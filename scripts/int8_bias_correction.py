@@ -1,4 +1,5 @@
-"""NNCF's fast vs full bias correction on a trained model: deployed Top-1 of f32 and both INT8s.
+"""NNCF's fast vs full bias correction on a trained model: deployed Top-1 of f32, bf16 (where
+the CPU has it) and both INT8s.
 
     python scripts/int8_bias_correction.py DENSE_DIR [DENSE_DIR ...]
 
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from benchsuite.bench.accuracy import deployed_accuracy
+from benchsuite.bench.devices import precision_skip_reason
 from benchsuite.bench.evaldata import read_eval_data
 from benchsuite.export.ir import onnx_to_ir
 from benchsuite.threshold import wilson_interval
@@ -42,6 +44,9 @@ def main() -> None:
                             tuple(meta["input_shape"]))
             print(f"{folder.name}: torch Top-1 {meta['top1']:.4f}")
             print(_line("OpenVINO f32", deployed_accuracy(ir, data.x_test, data.y_test)))
+            if precision_skip_reason("CPU", "bf16") is None:  # bf16 where the CPU has it
+                print(_line("OpenVINO bf16", deployed_accuracy(ir, data.x_test, data.y_test,
+                                                               precision="bf16")))
             samples = [x[None] for x in data.x_calib]
             for name, fast in (("INT8 fast bias corr.", True), ("INT8 full bias corr.", False)):
                 t0 = time.perf_counter()
