@@ -33,7 +33,7 @@ def main() -> None:
     import nncf
     import openvino as ov
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dense_dirs", nargs="+", type=Path)
     args = parser.parse_args()
     for folder in args.dense_dirs:
