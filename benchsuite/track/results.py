@@ -34,6 +34,9 @@ COLUMNS = [
     "dense_epochs", "train_seconds",
     "finetune_seconds", "export_seconds", "bench_seconds", "wall_seconds", "git_sha",
     "timestamp",
+    # the latency model (benchsuite.latency), when the case had a table
+    "latency_predicted_us", "speedup_predicted", "latency_table_sum_us",
+    "dense_latency_table_sum_us",
 ]
 
 
@@ -97,6 +100,9 @@ def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: f
         "git_sha": git_sha(), "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "per_layer": {"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
         "pruned_round_medians_us": bench.get("pruned_round_medians_us") or [],
+        # the latency model's prediction (benchsuite/latency/report.py), when there was a table
+        **{k: bench.get(k) for k in ("latency_predicted_us", "speedup_predicted",
+                                     "latency_table_sum_us", "dense_latency_table_sum_us")},
     }
 
 
