@@ -10,6 +10,7 @@ from benchsuite.latency.spec import ConvSpec, LatencyTable, grid_units
 from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler
 from benchsuite.prune.blocks import bypass_loss_scores
+from benchsuite.prune.latency_budget import kept_counts, taylor_scores
 from benchsuite.recipe import RecipeError, parse_recipe
 
 EXAMPLE = torch.zeros(1, 1, 32, 32)
@@ -58,8 +59,8 @@ policies:
 def model_and_calib():
     torch.manual_seed(0)
     model = build_model("resnet20", 10, 1).eval()
-    x = torch.randn(64, 1, 32, 32)
-    y = torch.randint(0, 10, (64,))
+    x = torch.randn(16, 1, 32, 32)
+    y = torch.randint(0, 10, (16,))
     return model, (x, y)
 
 
@@ -100,17 +101,21 @@ def test_latency_us_target_and_filters_only(model_and_calib):
     assert {s[0] for s in plan["steps"]} == {"filters"}
 
 
-def test_removes_the_least_important_blocks_first(model_and_calib):
+@pytest.mark.parametrize("criterion", ["taylor", "loss"])
+def test_removes_the_least_important_blocks_first(model_and_calib, criterion):
     """With every conv costing the same whatever its width, a filter group saves nothing and a
-    block saves the same: the pruner must take blocks in order of importance (loss increase)."""
+    block saves the same: the pruner must take blocks in order of importance."""
     model, calib = model_and_calib
-    scores = bypass_loss_scores(model.eval(), [
-        "layer1.0", "layer1.1", "layer1.2", "layer2.1", "layer2.2", "layer3.1", "layer3.2"],
-        calib)
+    eligible = ["layer1.0", "layer1.1", "layer1.2", "layer2.1", "layer2.2", "layer3.1",
+                "layer3.2"]
+    if criterion == "loss":
+        scores = bypass_loss_scores(model.eval(), eligible, calib)
+    else:
+        scores = taylor_scores(model.eval(), [], eligible, calib)[1]
     table = _table(model, lambda c: 10.0)
     dense = LatencyTable.from_dict(table)
     target = dense.overhead_us() + dense.sum_us(list(conv_specs(model, EXAMPLE).values())) - 45
-    sched = _run(model, calib, f"    latency_us: {target}\n", table)
+    sched = _run(model, calib, f"    latency_us: {target}\n    criterion: {criterion}\n", table)
     plan = sched.pruners["budget"].plan
     assert [s[0] for s in plan["steps"]] == ["block"] * 3
     expected, per_stage = [], {}
@@ -130,7 +135,7 @@ def test_removes_the_least_important_blocks_first(model_and_calib):
     ("    speedup: 0.5\n", "pruners.budget.speedup", ">= 1"),
     ("    speedup: 2\n    weights: [layer1.0.conv2.weight]\n", "pruners.budget.weights[0]",
      "not the first conv of a residual block"),
-    ("    speedup: 2\n    criterion: l1\n", "pruners.budget.criterion", "must be one of loss"),
+    ("    speedup: 2\n    criterion: l1\n", "pruners.budget.criterion", "must be one of taylor, loss"),
 ])
 def test_recipe_errors(args, path, message):
     model = build_model("resnet20", 10, 1)
@@ -147,3 +152,9 @@ def test_needs_a_table_and_a_reachable_target(model_and_calib):
         sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(RecipeError, match="out of reach"):
         _run(model, calib, "    speedup: 50\n", _table(model, macs_us))
+
+
+def test_kept_counts():
+    assert kept_counts(64, 8) == [64, 56, 48, 40, 32, 24, 16, 8]
+    assert kept_counts(20, 8) == [20, 16, 8]
+    assert kept_counts(8, 8) == [8]

@@ -12,13 +12,20 @@ microsecond saved until the predicted latency meets the target:
   input channels go with them), lowest L1 filters first; channel counts stay multiples of
   `round_to` and at least `round_to`.
 
-Importance (`criterion: loss`, the one offered) is measured, in one unit for both kinds: the
-increase of the calibration batch's cross-entropy when the unit is removed (a block bypassed;
-a filter group's channels removed from the second conv's input, which is what thinning does,
-on top of the lower-ranked groups of that conv). It is computed once, on the model as the
-policy finds it; the savings are recomputed from the table after every step (a conv's cost
-depends on both its channel counts). The predicted latency is the table sum plus the dense
-network's overhead (its measured latency minus its table sum).
+Importance, in one unit for both kinds (an estimate of the calibration loss's increase when the
+unit is removed), computed once on the model as the policy finds it:
+- `criterion: taylor` (default; Molchanov et al. 2017, the criterion HALP uses): per channel,
+  |sum over its map of activation x dL/dactivation|, averaged over the calibration batch, of
+  the block's inner activation (conv2's input, for filter groups) and of its residual branch
+  (the last BN's output, for blocks); a unit's importance is the sum over its channels. One
+  forward and backward pass.
+- `criterion: loss`: measured: the block bypassed, or the group's channels zeroed at conv2's
+  input (what thinning removes) on top of the lower-ranked groups of that conv. One forward
+  pass per unit: exact but slow on a deep network (ResNet-56: about 130 passes).
+Filters are ranked within their conv by the same criterion (L1 for `loss`). The savings are
+recomputed from the table after every step (a conv's cost depends on both its channel counts).
+The predicted latency is the table sum plus the dense network's overhead (its measured latency
+minus its table sum).
 
 The pruner masks filters and bypasses blocks; the recipe's `FilterRemover` extension thins.
 """
@@ -94,6 +101,35 @@ def group_losses(model: nn.Module, block: str, order: list[int], counts: list[in
     finally:
         hook.remove()
     return out
+
+
+def taylor_scores(model: nn.Module, inner: list[str], branches: list[str],
+                  calib: Calibration) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Per-channel Taylor scores of each `inner` block's conv2 input, and the summed score of
+    each `branches` block's residual branch (bn2 output)."""
+    acts: dict[tuple[str, str], torch.Tensor] = {}
+    hooks = []
+    for b in inner:
+        hooks.append(model.get_submodule(f"{b}.relu1").register_forward_hook(
+            lambda _m, _i, out, b=b: acts.__setitem__((b, "inner"), out)))
+    for b in branches:
+        hooks.append(model.get_submodule(f"{b}.bn2").register_forward_hook(
+            lambda _m, _i, out, b=b: acts.__setitem__((b, "branch"), out)))
+    try:
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(calib[0]), calib[1])
+            keys = list(acts)
+            grads = torch.autograd.grad(loss, [acts[k] for k in keys], allow_unused=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    scores = {}
+    for k, g in zip(keys, grads, strict=True):
+        a = acts[k].detach()
+        g = torch.zeros_like(a) if g is None else g
+        scores[k] = (a * g).sum((2, 3)).abs().mean(0)
+    return ({b: scores[(b, "inner")] for b in inner},
+            {b: float(scores[(b, "branch")].sum()) for b in branches})
 
 
 class LatencyBudgetPruner(Pruner):
@@ -187,12 +223,19 @@ class LatencyBudgetPruner(Pruner):
                     if w.removesuffix(".conv1.weight") in live]
         eligible = [b for b in live if self.args.get("blocks", True) and (
             self.args.get("include_downsample") or model.get_submodule(b).downsample is None)]
-        base = _loss(model, calib)
-        block_imp = bypass_loss_scores(model, eligible, calib)
-        orders = {b: _l1_order(model, f"{b}.conv1.weight") for b in prunable}
         counts = {b: kept_counts(specs[f"{b}.conv1"].cout, step) for b in prunable}
-        group_imp = {b: group_losses(model, b, orders[b], counts[b], calib, base)
-                     for b in prunable}
+        if self.args.get("criterion", "taylor") == "loss":
+            base = _loss(model, calib)
+            block_imp = bypass_loss_scores(model, eligible, calib)
+            orders = {b: _l1_order(model, f"{b}.conv1.weight") for b in prunable}
+            group_imp = {b: group_losses(model, b, orders[b], counts[b], calib, base)
+                         for b in prunable}
+        else:
+            channel, block_imp = taylor_scores(model, prunable, eligible, calib)
+            orders = {b: channel[b].argsort(stable=True).tolist() for b in prunable}
+            group_imp = {b: [float(channel[b][orders[b][counts[b][0] - hi:counts[b][0] - lo]]
+                                   .sum()) for hi, lo in zip(counts[b], counts[b][1:])]
+                         for b in prunable}
 
         def block_cost(b: str, width: int) -> float:
             c1, c2 = specs[f"{b}.conv1"], specs[f"{b}.conv2"]

@@ -85,8 +85,9 @@ PRUNERS: dict[str, dict[str, Arg]] = {
         "weights": Arg("weights", help="block conv1 weights whose filters may go [every block's]"),
         "blocks": Arg("bool", default=True, help="whether whole blocks may go"),
         "include_downsample": Arg("bool", default=False),
-        "criterion": Arg("choice", default="loss", choices=("loss",),
-                         help="importance: calibration-loss increase when the unit is removed"),
+        "criterion": Arg("choice", default="taylor", choices=("taylor", "loss"),
+                         help="importance of a unit: Taylor estimate of the calibration loss's "
+                              "increase when it is removed, or that increase measured"),
     },
 }
 
