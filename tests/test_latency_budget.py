@@ -135,7 +135,8 @@ def test_removes_the_least_important_blocks_first(model_and_calib, criterion):
     ("    speedup: 0.5\n", "pruners.budget.speedup", ">= 1"),
     ("    speedup: 2\n    weights: [layer1.0.conv2.weight]\n", "pruners.budget.weights[0]",
      "not the first conv of a residual block"),
-    ("    speedup: 2\n    criterion: l1\n", "pruners.budget.criterion", "must be one of taylor, loss"),
+    ("    speedup: 2\n    criterion: l1\n", "pruners.budget.criterion",
+     "must be one of taylor, loss"),
 ])
 def test_recipe_errors(args, path, message):
     model = build_model("resnet20", 10, 1)

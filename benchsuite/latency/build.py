@@ -40,8 +40,8 @@ from .spec import TABLE_VERSION, ConvSpec, LatencyTable, grid_units, monotone, p
 log = logging.getLogger(__name__)
 
 # a grid point needs far less than a case's speed-up: ±2 % of a ~10-100 µs difference
-UNIT_SETTINGS = {"mode": "alternate", "round_size": 20, "warmup": 20, "min_rounds": 20, "target_halfwidth": 0.02,
-                 "max_seconds": 1.0}
+UNIT_SETTINGS = {"mode": "alternate", "round_size": 20, "warmup": 20, "min_rounds": 20,
+                 "target_halfwidth": 0.02, "max_seconds": 1.0}
 
 
 def convs_from_ir(model_path: Path) -> list[ConvSpec]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -101,6 +102,13 @@ def group_losses(model: nn.Module, block: str, order: list[int], counts: list[in
     finally:
         hook.remove()
     return out
+
+
+def group_sums(scores: torch.Tensor, order: list[int], counts: list[int]) -> list[float]:
+    """Each successive group's summed channel score (groups least-scored first)."""
+    n = counts[0]
+    return [float(scores[order[n - hi:n - lo]].sum())
+            for hi, lo in pairwise(counts)]
 
 
 def taylor_scores(model: nn.Module, inner: list[str], branches: list[str],
@@ -233,9 +241,7 @@ class LatencyBudgetPruner(Pruner):
         else:
             channel, block_imp = taylor_scores(model, prunable, eligible, calib)
             orders = {b: channel[b].argsort(stable=True).tolist() for b in prunable}
-            group_imp = {b: [float(channel[b][orders[b][counts[b][0] - hi:counts[b][0] - lo]]
-                                   .sum()) for hi, lo in zip(counts[b], counts[b][1:])]
-                         for b in prunable}
+            group_imp = {b: group_sums(channel[b], orders[b], counts[b]) for b in prunable}
 
         def block_cost(b: str, width: int) -> float:
             c1, c2 = specs[f"{b}.conv1"], specs[f"{b}.conv2"]
