@@ -115,7 +115,7 @@ class LatencyTable:
     conditions: dict[str, Any]
     step: int
     entries: dict[str, dict[str, list]] = field(default_factory=dict)  # geometry -> cin/cout/us
-    networks: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> measured, sum
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> measured, sum
     version: int = TABLE_VERSION
 
     def conv_us(self, conv: ConvSpec) -> float:
