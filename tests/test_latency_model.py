@@ -167,3 +167,14 @@ def test_prediction_frame_errors_and_refit():
     last = summary_lines(df, 1)[-1]
     assert "latency 10.0%" in last and "1 rows without a prediction" in last
 
+
+
+def test_which_cases_get_a_table(monkeypatch):
+    from benchsuite.case import LATENCY_MODEL_ENV, Case
+
+    monkeypatch.delenv(LATENCY_MODEL_ENV, raising=False)
+    budget = Case("resnet56/latency_budget", {"speedup": 3, "round_to": 16}, model="resnet56")
+    assert budget.latency_table_step() == 16
+    assert Case("l1_filters", {"sparsity": 0.5}).latency_table_step() is None
+    monkeypatch.setenv(LATENCY_MODEL_ENV, "1")
+    assert Case("l1_filters", {"sparsity": 0.5}).latency_table_step() == 8
