@@ -6,8 +6,9 @@ channel counts differ, and what OpenVINO runs for a conv of the exported network
 Convolution with its BatchNorm folded into a bias and its ReLU fused, which these models are.
 
 Each grid point (c_in, c_out) of a geometry (kernel, stride, input h x w) is measured with the
-project's in-process paired method (`bench/paired.py`: 1 thread, 1 stream, latency hint, the
-precision asked for) as the difference of two models timed in the same rounds:
+project's in-process paired rounds (`bench/paired.py`'s settings: 1 thread, 1 stream, latency
+hint, the precision asked for; timed in CPU time per inference, `timing.py` says why) as the
+median per-round difference of two models:
 
     anchor: input -> 1x1 conv (c_in -> c_in) + bias + ReLU -> spatial mean -> output
     unit:   input -> the anchor's conv -> k x k conv (c_in -> c_out, stride) + bias + ReLU
@@ -32,17 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from ..bench.paired import PairedSettings, measure_paired
+from ..bench.paired import PairedSettings
 from ..hashing import content_hash
 from ..paths import cache_dir
 from .spec import TABLE_VERSION, ConvSpec, LatencyTable, grid_units, monotone, parse_geometry
+from .timing import cpu_paired
 
 log = logging.getLogger(__name__)
 
-# a grid point needs far less than a case's speed-up: ±2 % of a ~10-100 µs difference
+# a grid point needs far less than a case's speed-up: ±3 % (or ±1 µs) of a 1-100 µs difference
 UNIT_SETTINGS = {"mode": "alternate", "round_size": 20, "warmup": 20, "min_rounds": 20,
-                 "target_halfwidth": 0.02, "max_seconds": 2.0}
-NETWORK_SECONDS = 15.0
+                 "target_halfwidth": 0.03, "max_seconds": 1.0}
+NETWORK_SECONDS = 10.0
 
 
 def convs_from_ir(model_path: Path) -> list[ConvSpec]:
@@ -92,18 +94,16 @@ def unit_models(conv: ConvSpec, folder: Path, seed: int = 0) -> tuple[Path, Path
 
 
 def measure_unit(conv: ConvSpec, settings: PairedSettings, folder: Path) -> tuple[float, dict]:
-    """Marginal latency (µs) of one conv: unit minus anchor, medians of the same rounds."""
+    """Marginal latency (µs) of one conv: the median over paired rounds of unit - anchor, in CPU
+    time per inference (`timing.py`)."""
     unit, anchor = unit_models(conv, folder)
-    res = measure_paired({"unit": unit, "anchor": anchor}, settings, reference="unit")
-    lat = res.latency_median_us
-    return lat["unit"] - lat["anchor"], res.conditions
+    res = cpu_paired({"unit": unit, "anchor": anchor}, settings, difference=("unit", "anchor"))
+    return res["difference_us"], res
 
 
 def measure_network(model_xml: Path, settings: PairedSettings, folder: Path) -> dict:
-    """A whole network's median latency (µs), timed in paired rounds beside a tiny anchor, with
-    a longer time cap than a grid point (NETWORK_SECONDS): on a loaded machine the rounds in
-    which the process was preempted are left out, and a 1-s cap left too few clean ones (a
-    ResNet-20 of ~740 µs read 2891 µs at a CPU share of 0.21)."""
+    """A whole network's CPU µs per inference, in paired rounds beside a tiny anchor, with a
+    longer time cap than a grid point (NETWORK_SECONDS)."""
     import dataclasses
 
     convs = convs_from_ir(model_xml)
@@ -111,9 +111,9 @@ def measure_network(model_xml: Path, settings: PairedSettings, folder: Path) -> 
     _, anchor = unit_models(first, folder / "network-anchor")
     longer = dataclasses.replace(settings, max_seconds=max(settings.max_seconds,
                                                            NETWORK_SECONDS))
-    res = measure_paired({"net": model_xml, "anchor": anchor}, longer, reference="net")
-    return {"measured_us": res.latency_median_us["net"],
-            "cpu_share": res.conditions["cpu_share"], "disturbed": res.conditions["disturbed"]}
+    res = cpu_paired({"net": model_xml, "anchor": anchor}, longer)
+    return {"measured_us": res["cpu_us"]["net"], "cpu_share": res["cpu_share"],
+            "rounds": res["rounds"]}
 
 
 def table_key(settings: PairedSettings, step: int) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
             k, s, h, w = parse_geometry(g)
             us, cond = measure_unit(ConvSpec(ci, co, k, s, h, w), settings, workdir / "unit")
             data["points"].setdefault(g, {})[f"{ci},{co}"] = us
-            data["conditions"] |= {"precision": cond["precision"], "cpu_share": cond["cpu_share"]}
+            data["conditions"] |= {"precision": cond["precision"], "clock": cond["clock"]}
             if i % 10 == 0 or i == len(todo) - 1:
                 say(f"latency table: {i + 1}/{len(todo)} grid points ({g} {ci}->{co}: "
                     f"{us:.1f} µs)")

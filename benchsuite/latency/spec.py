@@ -19,7 +19,7 @@ import bisect
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-TABLE_VERSION = 1
+TABLE_VERSION = 2  # 2: CPU time per inference (timing.py)
 
 
 @dataclass(frozen=True)
