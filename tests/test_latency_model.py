@@ -164,6 +164,7 @@ def test_prediction_frame_errors_and_refit():
     # overhead refitted: median(200 - 170, 210 - 170) = 35
     assert df["latency_refit_us"].tolist() == pytest.approx([115.0, 55.0])
     assert df["err_speedup"].tolist() == pytest.approx([-0.05, 0.0])
+    assert df["err_latency_cpu"].isna().all()  # no CPU share recorded in these rows
     last = summary_lines(df, 1)[-1]
     assert "latency 10.0%" in last and "1 rows without a prediction" in last
 
