@@ -75,6 +75,7 @@ def cpu_paired(models: dict[str, Path], settings: PairedSettings,
     compiled = timed[names[0]].compiled
     return {
         "cpu_us": {n: float(np.median(v)) for n, v in per.items()},
+        "round_cpu_us": per,
         "difference_us": (float(np.median(np.subtract(per[difference[0]], per[difference[1]])))
                           if difference else None),
         "rounds": len(per[names[0]]), "cpu_share": float(np.median(shares)),
