@@ -179,3 +179,23 @@ def test_which_cases_get_a_table(monkeypatch):
     assert Case("l1_filters", {"sparsity": 0.5}).latency_table_step() is None
     monkeypatch.setenv(LATENCY_MODEL_ENV, "1")
     assert Case("l1_filters", {"sparsity": 0.5}).latency_table_step() == 8
+
+
+def test_counters_cross_check(tmp_path):
+    from benchsuite.latency.report import counters_check
+
+    (tmp_path / "per_layer").mkdir()
+    pd.DataFrame([
+        {"layer": "c1", "layer_type": "Convolution", "real_time_us": 300.0, "model": "dense"},
+        {"layer": "c2", "layer_type": "Convolution", "real_time_us": 100.0, "model": "dense"},
+        {"layer": "fc", "layer_type": "FullyConnected", "real_time_us": 50.0, "model": "dense"},
+        {"layer": "c1", "layer_type": "Convolution", "real_time_us": 200.0, "model": "pruned"},
+    ]).to_csv(tmp_path / "per_layer" / "abc.csv", index=False)
+    df = pd.DataFrame([{"case_id": "abc", "dense_latency_table_sum_us": 300.0,
+                        "latency_table_sum_us": 100.0},
+                       {"case_id": "none", "dense_latency_table_sum_us": 300.0,
+                        "latency_table_sum_us": 100.0}])
+    out = counters_check(df, tmp_path)
+    assert out.loc[0, "pc_conv_dense_us"] == 400.0 and out.loc[0, "pc_conv_pruned_us"] == 200.0
+    assert out.loc[0, "err_conv_ratio"] == pytest.approx(3.0 / 2.0 - 1)
+    assert np.isnan(out.loc[1, "err_conv_ratio"])

@@ -73,6 +73,32 @@ def prediction_frame(rows: Any) -> Any:
     return df
 
 
+def counters_check(df: Any, results: Path) -> Any:
+    """benchmark_app's per-layer counters as a cross-check of the table: per row whose per-layer
+    table is in `results/per_layer/<case_id>.csv`, the Convolution layers' summed real time of
+    dense and pruned, and the error of the table's conv-time ratio (dense sum / pruned sum)
+    against theirs. The counters are wall-clock over separate runs, so on a loaded machine their
+    absolute µs are inflated; their ratio is what compares."""
+    import pandas as pd
+
+    out = df.copy()
+    for col in ("pc_conv_dense_us", "pc_conv_pruned_us", "err_conv_ratio"):
+        out[col] = float("nan")
+    for i, r in out.iterrows():
+        path = results / "per_layer" / f"{r['case_id']}.csv"
+        if not path.is_file():
+            continue
+        layers = pd.read_csv(path)
+        convs = layers[layers["layer_type"] == "Convolution"].groupby("model")["real_time_us"]
+        sums = convs.sum()
+        if not {"dense", "pruned"} <= set(sums.index) or not sums["pruned"]:
+            continue
+        out.loc[i, ["pc_conv_dense_us", "pc_conv_pruned_us"]] = [sums["dense"], sums["pruned"]]
+        table_ratio = r["dense_latency_table_sum_us"] / r["latency_table_sum_us"]
+        out.loc[i, "err_conv_ratio"] = table_ratio / (sums["dense"] / sums["pruned"]) - 1
+    return out
+
+
 def summary_lines(df: Any, skipped: int) -> list[str]:
     if df.empty:
         return [f"no row has a latency prediction ({skipped} rows without one: run cases with "
@@ -88,6 +114,17 @@ def summary_lines(df: Any, skipped: int) -> list[str]:
                      f"{r['speedup_predicted']:5.2f}x {r['err_speedup']:+6.1%}")
     med = {k: float(df[k].abs().median()) for k in ("err_latency", "err_latency_refit",
                                                     "err_latency_cpu", "err_speedup")}
+    if "err_conv_ratio" in df and df["err_conv_ratio"].notna().any():
+        for _, r in df[df["err_conv_ratio"].notna()].iterrows():
+            lines.append(f"  {str(r['label'])[:45]:45s} benchmark_app counters: convs dense "
+                         f"{r['pc_conv_dense_us']:.0f} µs, pruned {r['pc_conv_pruned_us']:.0f} µs "
+                         f"(ratio {r['pc_conv_dense_us'] / r['pc_conv_pruned_us']:.2f}x); table "
+                         f"{r['dense_latency_table_sum_us']:.0f} / "
+                         f"{r['latency_table_sum_us']:.0f} µs "
+                         f"({r['dense_latency_table_sum_us'] / r['latency_table_sum_us']:.2f}x), "
+                         f"{r['err_conv_ratio']:+.1%}")
+        lines.append(f"median |error| of the conv-time ratio against benchmark_app's per-layer "
+                     f"counters: {float(df['err_conv_ratio'].abs().median()):.1%}")
     lines.append(f"median |error| over {len(df)} cases: latency {med['err_latency']:.1%} "
                  f"(overhead refitted per model from the dense latencies: "
                  f"{med['err_latency_refit']:.1%}; vs measured x CPU share: "
@@ -97,10 +134,14 @@ def summary_lines(df: Any, skipped: int) -> list[str]:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from ..paths import results_dir
     from ..track.results import read_results
 
-    rows = read_results(Path(args.results) if args.results else None)
+    folder = Path(args.results) if args.results else results_dir()
+    rows = read_results(folder)
     df = prediction_frame(rows)
+    if not df.empty:
+        df = counters_check(df, folder)
     for line in summary_lines(df, len(rows) - len(df)):
         print(line)
     if args.out and not df.empty:
