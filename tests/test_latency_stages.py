@@ -1,6 +1,6 @@
 """The latency table through the stages: built by the bench stage (real OpenVINO) for a ResNet-20
-export, carried as JSON to the pruner (torch side), and the bench side's prediction of the pruned
-export agrees with the pruner's plan."""
+export, in-process and by a real bench worker over Redis, carried as JSON to the pruner (torch
+side); the bench side's prediction of the pruned export agrees with the pruner's plan."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler
 from benchsuite.recipe import parse_recipe
 from benchsuite.stages import _to_ir, latency_table_stage
+
+pytest_plugins = ["broker_support"]
 
 RECIPE = """version: 1
 pruners:
@@ -58,3 +60,20 @@ def test_table_stage_feeds_the_pruner_and_the_prediction(tmp_path, monkeypatch):
     assert pred["speedup_predicted"] == pytest.approx(plan["dense_us"] / plan["predicted_us"],
                                                       rel=1e-6)
     assert pred["speedup_predicted"] >= 1.3
+
+
+def test_table_stage_over_redis(redis_server, start_worker, executor_for, tmp_path, monkeypatch):
+    """A real bench worker serves `latency_table` from Redis; the table comes back as the job's
+    JSON result, the form in which run_case hands it to the prune job's spec."""
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "worker-cache"))  # the worker's
+    torch.manual_seed(0)
+    dense_onnx = export_onnx(build_model("resnet20", 10, 1).eval(), (1, 32, 32),
+                             tmp_path / "dense.onnx")
+    start_worker(redis_server.url, "bench")
+    res = executor_for(redis_server.url).run("latency_table", {
+        "input_shape": [1, 32, 32], "network": "resnet20", "step": 64,
+        "settings": {"device": "CPU", "precision": "f32"}, "paired": {"threads": 1},
+    }, {"dense_onnx": dense_onnx})
+    table = res.result["table"]
+    assert set(table["networks"]) == {"resnet20"} and table["step"] == 64
+    assert (tmp_path / "worker-cache" / "latency_tables").is_dir()  # cached on the bench side
