@@ -6,6 +6,7 @@ an executor (in-process or over Redis) and returns the result row.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -34,7 +35,10 @@ def _slug(value: str) -> str:
     return value.replace(":", ".").replace("/", ".")
 # a case's result depends on this code too: change it and cached results are re-run
 CASE_CODE = ("models", "data", "train.py", "prune", "recipe", "export", "bench", "stages.py",
-             "case.py", "result.py")
+             "case.py", "result.py", "latency")
+# a latency table (benchsuite.latency) for every case, not only LatencyBudgetPruner recipes:
+# the results table then has predicted beside measured latency for `benchsuite latency-model`
+LATENCY_MODEL_ENV = "BENCHSUITE_LATENCY_MODEL"
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,17 @@ class Case:
 
         return is_int8(self.precision)
 
+    def latency_table_step(self) -> int | None:
+        """The channel step of the latency table this case needs (its LatencyBudgetPruner's
+        `round_to`, else 8), or None when it needs none."""
+        import yaml
+
+        pruners = (yaml.safe_load(self.recipe_text()) or {}).get("pruners") or {}
+        for p in pruners.values():
+            if isinstance(p, dict) and p.get("class") == "LatencyBudgetPruner":
+                return int(p.get("round_to") or 8)
+        return 8 if os.environ.get(LATENCY_MODEL_ENV, "") not in ("", "0") else None
+
     def paired_settings(self) -> dict:
         """The paired in-process measurement's options (bench/paired.py: PairedSettings)."""
         return {"threads": self.threads, "mode": self.paired_mode,
@@ -190,17 +205,24 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     say("dense baseline")
     dense = executor.run("train", case.dense_spec(), {},
                          progress=lambda line: say(f"dense baseline: {line}"))
+    table: dict = {}
+    if (step := case.latency_table_step()) is not None:
+        say("latency table")
+        table = {"latency_table": executor.run("latency_table", {
+            "input_shape": dense.result["input_shape"], "network": _slug(case.model),
+            "step": step, "settings": case.bench_settings(), "paired": case.paired_settings(),
+        }, {"dense_onnx": dense.files["onnx"]}, progress=say).result["table"]}
     say("prune + fine-tune")
     pruned = executor.run("prune", case.dense_spec() | {
         "epochs": case.epochs, "recipe_text": case.recipe_text(), "recipe_name": case.recipe_name,
-    }, {"checkpoint": dense.files["checkpoint"]},
+    } | table, {"checkpoint": dense.files["checkpoint"]},
         progress=lambda line: say(f"fine-tune: {line}"))
     say("quantize (INT8) + benchmark" if case.int8 else "benchmark")
     bench = executor.run("bench", {
         "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
         "paired": case.paired_settings(), "int8": case.int8,
-    }, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"],
-        "eval_data": dense.files["eval_data"]},
+    } | table, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"],
+                "eval_data": dense.files["eval_data"]},
         progress=lambda line: say(f"benchmark: {line}"))
     result = CaseResult.from_stages(case, dense.result, pruned.result, bench.result,
                                     wall_seconds=time.perf_counter() - t0)

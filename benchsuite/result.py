@@ -114,6 +114,11 @@ class CaseResult:
     fps: float | None = _to(TABLE, SUMMARY)
     dense_fps: float | None = _to(TABLE, SUMMARY)
     runtime_version: str | None = _to(CONDITIONS, REPORT)
+    # the latency model's prediction (benchsuite/latency/report.py), when the case had a table
+    latency_predicted_us: float | None = _to(TABLE, SUMMARY)
+    speedup_predicted: float | None = _to(TABLE, SUMMARY)
+    latency_table_sum_us: float | None = _to(TABLE)
+    dense_latency_table_sum_us: float | None = _to(TABLE)
     # budget and provenance
     finetune_epochs: int | None = _to(IDENTITY)
     dense_epochs: int | None = _to(IDENTITY)
@@ -231,6 +236,8 @@ class CaseResult:
             git_sha=git_sha(), timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             per_layer={"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
             pruned_round_medians_us=bench.get("pruned_round_medians_us") or [],
+            **{k: bench.get(k) for k in ("latency_predicted_us", "speedup_predicted",
+                                         "latency_table_sum_us", "dense_latency_table_sum_us")},
         )
 
 
