@@ -72,7 +72,9 @@ PRUNERS: dict[str, dict[str, Arg]] = {
     },
     "BlockRemover": {
         "criterion": Arg("choice", default="branch_norm", choices=("branch_norm", "bypass_loss")),
-        "blocks_per_stage": Arg("int", minimum=0, help="blocks removed from every stage"),
+        "blocks_per_stage": Arg("int_list", minimum=0,
+                                help="blocks removed from every stage (k), or per stage in "
+                                     "order ([k1, k2, k3])"),
         "fraction": Arg("fraction", help="fraction of the eligible blocks removed, ranked "
                         "across stages"),
         "include_downsample": Arg("bool", default=False),
