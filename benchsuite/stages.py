@@ -141,11 +141,19 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     scheduler = CompressionScheduler(recipe, model, example, calibration=calibration,
                                      latency_table=spec.get("latency_table"))
     epochs = max(int(spec["epochs"]), recipe.last_epoch() + 1)
+    # `epoch_top1`: Top-1 on the held-out split after every epoch, on the progress lines (a
+    # search engine may stop the stage there: multi-fidelity) and in the result
+    held_out = ((lambda m: evaluate(m, data.x_test, data.y_test)["top1"])
+                if spec.get("epoch_top1") else None)
     t0 = time.perf_counter()
-    train(model, data, epochs, FINETUNE_LR, spec["seed"], hooks=scheduler,
-          log=lambda e: log.info("fine-tune epoch %d loss %.3f", e.epoch, e.loss))
+    logs = train(model, data, epochs, FINETUNE_LR, spec["seed"], hooks=scheduler,
+                 log=lambda e: log.info("fine-tune epoch %d loss %.3f", e.epoch, e.loss),
+                 epoch_metric=held_out)
     finetune_seconds = time.perf_counter() - t0
     metrics = evaluate(model, data.x_test, data.y_test)
+    kd = scheduler.distillation  # the teacher's Top-1: it is the dense model's
+    extra = ({"epoch_top1": [e.top1 for e in logs]} if held_out else {}) | (
+        {"kd_teacher_top1": evaluate(kd.teacher, data.x_test, data.y_test)["top1"]} if kd else {})
     stats = model_stats(model, example)
     t0 = time.perf_counter()
     onnx = export_onnx(model, data.input_shape, workdir / "pruned.onnx")
@@ -158,7 +166,7 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         "export_seconds": export_seconds, "thinned": scheduler.thinned,
         "removed_blocks": scheduler.removed_blocks,
         "latency_plan": next((p.plan for p in scheduler.pruners.values()
-                              if getattr(p, "plan", None)), None),
+                              if getattr(p, "plan", None)), None), **extra,
     }
     return StageResult(result, {"checkpoint": ckpt, "onnx": onnx})
 
