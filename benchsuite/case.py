@@ -183,9 +183,13 @@ def mark_recorded(case_id: str, wandb_run: str | None = None) -> None:
 
 
 def run_case(case: Case, executor: Executor, force: bool = False,
-             progress: Progress | None = None) -> CaseResult:
+             progress: Progress | None = None, epoch_top1: bool = False) -> CaseResult:
     """Run (or fetch from the result cache) one case; returns its result, not yet decided
-    (threshold) nor recorded: `track.recording.Recorder` does both."""
+    (threshold) nor recorded: `track.recording.Recorder` does both.
+
+    `epoch_top1`: the prune stage evaluates the held-out Top-1 after every fine-tuning epoch
+    and reports it on its progress lines (a sweep's early stopping reads them there; a
+    `progress` callback raising `progress.StopStage` stops the case)."""
     say = progress or (lambda _msg: None)
     if not force and (cached := _cached(case.case_id)) is not None:
         say("cached result")
@@ -205,7 +209,8 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     say("prune + fine-tune")
     pruned = executor.run("prune", case.dense_spec() | {
         "epochs": case.epochs, "recipe_text": case.recipe_text(), "recipe_name": case.recipe_name,
-    } | table, {"checkpoint": dense.files["checkpoint"]},
+    } | table | ({"epoch_top1": True} if epoch_top1 else {}),
+        {"checkpoint": dense.files["checkpoint"]},
         progress=lambda line: say(f"fine-tune: {line}"))
     say("benchmark")
     bench = executor.run("bench", {

@@ -51,7 +51,7 @@ def parse_epoch_top1(line: str) -> tuple[int, float] | None:
     return (int(m.group(1)), float(m.group(3))) if m else None
 
 
-class StopStage(Exception):  # noqa: N818 (a signal, not an error)
+class StopStage(Exception):
     """Raised by a progress callback to stop the stage that reports: a trial the search engine
     stops early (multi-fidelity). `forward` lets it through to the stage, which ends there; on
     a Redis worker the session marks the job cancelled and the worker stops at its next line."""

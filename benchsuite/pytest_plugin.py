@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -189,18 +190,22 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
     force = session_config(pytestconfig).force
     recorder = Recorder(tracker)
 
-    def run(case: Case, threshold: Threshold) -> CaseResult:
+    def run(case: Case, threshold: Threshold, watch: Callable[[str], None] | None = None
+            ) -> CaseResult:
+        """`watch`: also gets the progress lines, with the held-out Top-1 after every
+        fine-tuning epoch (a sweep's early stopping; it may raise `progress.StopStage`)."""
         if (reason := hardware_skip_reason(case.device, case.precision)) is not None:
             pytest.skip(reason)
 
         def progress(stage: str) -> None:  # stages and epochs; shown unless -q
-            if reporter is None or pytestconfig.getoption("verbose") < 0:
-                return
-            with capman.global_and_fixture_disabled():  # shown live, not captured
-                reporter.write_line(f"    {case.label}: {stage}")
+            if reporter is not None and pytestconfig.getoption("verbose") >= 0:
+                with capman.global_and_fixture_disabled():  # shown live, not captured
+                    reporter.write_line(f"    {case.label}: {stage}")
+            if watch is not None:
+                watch(stage)
 
         row = run_and_record(case, stage_executor, threshold, recorder, force=force,
-                             progress=progress)
+                             progress=progress, epoch_top1=watch is not None)
         request.node.user_properties.append((ROW_PROPERTY, row.to_json(compact=True)))
         if (aa := aa_calibration(case)) is not None:
             from .track.summary import speedup_text

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import pytest
 import torch
 import torch.nn.functional as F
 

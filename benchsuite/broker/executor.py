@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from ..executor import STAGES, StageResult, worker_kind
-from ..progress import Progress
+from ..progress import Progress, StopStage
 from .blobs import DEFAULT_TTL, BlobStore
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -29,7 +29,14 @@ from .connection import (
     mask_url,
 )
 from .messages import FIELD, Job, MessageError, Result, parse_result
-from .streams import ensure_group, job_stream, live_workers_for, progress_stream, result_stream
+from .streams import (
+    cancel_job,
+    ensure_group,
+    job_stream,
+    live_workers_for,
+    progress_stream,
+    result_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +99,9 @@ class RedisExecutor:
         try:
             return self.wait(self.submit(stage, spec, files, job_id=job_id,
                                          case_id=case_id if isinstance(case_id, str) else ""))
+        except StopStage:  # the progress callback stopped it: the worker stops it too
+            self._call(cancel_job, self.r, job_id)
+            raise
         finally:
             with self._lock:
                 self._progress.pop(progress_stream(job_id), None)

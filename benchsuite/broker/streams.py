@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import redis
 
+from ..progress import StopStage
 from .messages import FIELD, RESULTS_PREFIX, MessageError, parse_job, parse_result
 
 GROUP = "workers"
@@ -48,6 +49,16 @@ PROGRESS_MAXLEN = 200
 
 def progress_stream(job_id: str) -> str:
     return f"bs:progress:{job_id}"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"bs:cancel:{job_id}"
+
+
+def cancel_job(r: redis.Redis, job_id: str) -> None:
+    """Ask the worker running the job to stop it at its next progress line (a trial the
+    search engine stopped early); the worker then dead-letters it without another attempt."""
+    r.set(cancel_key(job_id), 1, ex=PROGRESS_TTL)
 
 
 def publish_progress(r: redis.Redis, job_id: str, line: str) -> None:
@@ -152,8 +163,15 @@ class Streams:
         self._begin = r.register_script(_BEGIN)
 
     def progress(self, job_id: str, line: str) -> None:
-        """Publish a running job's progress line (never raises)."""
+        """Publish a running job's progress line; raises `StopStage` (nothing else) when the
+        job's session cancelled it."""
         publish_progress(self.r, job_id, line)
+        try:
+            cancelled = self.r.exists(cancel_key(job_id))
+        except redis.RedisError:
+            return
+        if cancelled:
+            raise StopStage(f"job {job_id} cancelled by its session (stopped early)")
 
     def begin(self, job_id: str) -> tuple[int, str]:
         """Count a run of the job: (this run's number, the last failure's text); (0, "") when

@@ -30,7 +30,7 @@ from pathlib import Path
 import redis
 
 from .. import executor as stage_registry
-from ..progress import forward
+from ..progress import StopStage, forward
 from .blobs import DEFAULT_TTL, BlobMissing, BlobStore
 from .connection import call_until_available, connect, is_connection_error, mask_url
 from .health import environment
@@ -364,7 +364,7 @@ class Worker:
         self._retry(self.r.hset, attempts_key(job.job_id), "last_error", f"{text}\n{tb[-2000:]}")
         if not self._claim_finish(run):
             return
-        if run.attempt < job.max_attempts:
+        if run.attempt < job.max_attempts and not isinstance(exc, StopStage):  # no re-run
             self._retry(self.streams.requeue, self.stream, run.entry_id, run.raw.decode(), 0,
                         job.job_id)
             log.info("job %s re-queued for another attempt", job.job_id)
