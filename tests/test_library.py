@@ -15,6 +15,7 @@ X = torch.zeros(1, 1, 32, 32)
 EXPECTED = {
     "level_elementwise": ((1, 1), (0.49, 0.51), 0),
     "l1_filters": ((0.45, 0.55), (0, 0), 0),
+    "tp_uniform": ((0.22, 0.28), (0, 0), 0),  # torch-pruning's default at ratio 0.5
     "resnet20/agp_elementwise": ((1, 1), (0.45, 0.5), 0),
     "resnet20/magnitude": ((1, 1), (0.05, 0.6), 0),
     "resnet20/sensitivity_pruner": ((1, 1), (0.45, 0.55), 0),
@@ -35,6 +36,7 @@ EXPECTED = {
     "resnet56/filters_global": ((0.4, 0.6), (0, 0), 0),
     "resnet56/block_removal": ((0.3, 0.35), (0, 0), 18),
     "resnet56/blocks_and_filters": ((0.1, 0.2), (0, 0), 18),
+    "resnet56/per_stage": ((0.28, 0.32), (0, 0), 12),  # 4 + 4 + 4 blocks, width 0.4
 }
 
 

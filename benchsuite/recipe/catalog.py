@@ -91,6 +91,14 @@ PRUNERS: dict[str, dict[str, Arg]] = {
                          help="importance of a unit: Taylor estimate of the calibration loss's "
                               "increase when it is removed, or that increase measured"),
     },
+    # not Distiller's: torch-pruning's own default (MetaPruner, L1 magnitude, one ratio for
+    # every prunable layer, classifier ignored), the peer baseline (prune/tp_uniform.py)
+    "TorchPruningUniform": {
+        "ratio": Arg("fraction", required=True, help="channels removed from every prunable "
+                     "layer"),
+        "round_to": _ROUND_TO,
+        "p": Arg("int", default=1, minimum=1, help="norm of the magnitude importance"),
+    },
 }
 
 EXTENSIONS: dict[str, dict[str, Arg]] = {
