@@ -117,7 +117,8 @@ def test_a_stopped_case_stops_its_redis_worker(redis_server, r, start_worker, ex
     with pytest.raises(StopStage):
         ex.run("prune", spec, {"checkpoint": dense.files["checkpoint"]},
                progress=_stop_after_first_epoch(lines))
-    # the worker stops at its next progress line (epoch 2 of 4) and runs it no second time
+    # the worker stops at its next progress line (epoch 2 of 4; epoch 1 when the cancel
+    # came before it looked) and runs it no second time
     import time
 
     deadline = time.monotonic() + 120
@@ -128,5 +129,5 @@ def test_a_stopped_case_stops_its_redis_worker(redis_server, r, start_worker, ex
     assert "attempt 1/" in str(dead[0])
     published = [f[b"line"].decode() for key in r.scan_iter("bs:progress:*")
                  for _, f in r.xrange(key)]
-    assert any("epoch 2/4" in line for line in published)  # it found the cancel there
-    assert not any("epoch 3/4" in line for line in published)
+    epochs = [got[0] for line in published if (got := parse_epoch_top1(line)) is not None]
+    assert epochs and max(epochs) <= 2  # of 4
