@@ -29,6 +29,7 @@ EXPECTED = {
     "resnet20/l1_regularized_level": ((1, 1), (0.49, 0.51), 0),
     "resnet20/block_removal": ((0.6, 0.7), (0, 0), 3),
     "resnet20/blocks_and_filters": ((0.25, 0.4), (0, 0), 3),
+    "resnet20/per_stage": ((0.3, 0.45), (0, 0), 3),  # 1 + 1 + 1 blocks, width 0.4
     "resnet56/agp_elementwise": ((1, 1), (0.45, 0.5), 0),
     "resnet56/filters_l1_oneshot": ((0.62, 0.64), (0, 0), 0),  # Distiller: 1.59x fewer MACs
     "resnet56/channels_l1_oneshot": ((0.4, 0.7), (0, 0), 0),
