@@ -56,9 +56,14 @@ def test_epoch_line_carries_the_held_out_top1():
     assert parse_epoch_top1(epoch_line(2, 8, 0.4, 3.0)) is None
 
 
-@pytest.mark.parametrize("engine_cls", [SweepsEngine, OptunaEngine])
-def test_hyperband_stops_a_trial_whose_top1_is_poor(spec, engine_cls):
-    engine = engine_cls(spec, MemoryStore(), budget=6, seed=0)
+@pytest.mark.parametrize("engine_name", ["sweeps", "optuna", "optuna-redis"])
+def test_hyperband_stops_a_trial_whose_top1_is_poor(spec, engine_name, request):
+    if engine_name == "sweeps":
+        engine = SweepsEngine(spec, MemoryStore(), budget=6, seed=0)
+    else:  # Optuna's study in memory, or in its Redis journal storage as the plugin keeps it
+        url = request.getfixturevalue("redis_server").url if "redis" in engine_name else None
+        engine = OptunaEngine(spec, MemoryStore(), budget=6, seed=0, redis_url=url,
+                              study_name=f"hb-{engine_name}")
     for _ in range(3):
         assert not _run(engine, GOOD)[1]  # good trials run all their epochs
     number, stopped = _run(engine, [0.20, 0.25, 0.30, 0.35])

@@ -228,7 +228,9 @@ class OptunaEngine(StoredEngine):
 
         t = optuna.Trial(self.study, self.claimed[trial_id].engine_ref)
         maximize = self.study.direction == optuna.study.StudyDirection.MAXIMIZE
-        t.report(value if maximize else 1.0 - value, epoch)  # held-out Top-1 or error
+        # step = the W&B history index (epochs done - 1), so Optuna's rungs fall on the same
+        # epochs as the sweeps package's bands (fidelity.py)
+        t.report(value if maximize else 1.0 - value, epoch - 1)  # held-out Top-1 or error
         return t.should_prune()
 
 

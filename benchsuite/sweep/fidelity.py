@@ -8,11 +8,18 @@ stream; `EpochWatch` hands each value to the engine, which decides:
 
 - `sweeps` engine: W&B's own Hyperband stopping, offline (`sweeps.stop_runs` over every
   trial's history of held-out Top-1, maximised): a running trial whose best value so far is
-  below the 1/eta quantile of all trials' values at the last band it passed stops.
+  below the 1/eta quantile of all trials' values at the last band it passed stops. A band b
+  indexes the history from 0: with min_iter 1, eta 2 (bands 1, 2, 4) the decisions fall after
+  fine-tuning epochs 2, 3 and 5.
 - `optuna` engine: `trial.report(value, epoch)` and `trial.should_prune()` with Optuna's
-  `HyperbandPruner(min_resource=min_iter, max_resource=max_iter or "auto",
-  reduction_factor=eta)`; the study's direction decides how values compare, so a
-  minimising sweep (latency) reports the held-out error (1 - Top-1) instead.
+  `SuccessiveHalvingPruner(min_resource=min_iter, reduction_factor=eta,
+  min_early_stopping_rate=0)`: the rule of W&B's bands (rungs at min_iter x eta^k, a trial
+  continues while in the top 1/eta of those that reached the rung), with the epoch reported
+  as the history index (epochs done - 1) so that the rungs fall on the same epochs.
+  Optuna's HyperbandPruner would spread the trials over brackets by a hash of the study name
+  and trial number, and a trial alone in its bracket is never stopped. The study's direction
+  decides how values compare, so a minimising sweep (latency) reports the held-out error
+  (1 - Top-1) instead.
 
 A stopped trial raises `progress.StopStage` out of its case (a Redis worker is told to stop the
 job), is stored with status `stopped` and its epochs, and is told to the engine (Optuna:
@@ -56,15 +63,18 @@ def hyperband_stops(config: dict[str, Any], trials: list[Trial], number: int) ->
 
 
 def optuna_pruner(config: dict[str, Any]) -> Any:
-    """Optuna's HyperbandPruner from the sweep's `early_terminate` (NopPruner without one)."""
+    """Optuna's SuccessiveHalvingPruner with the sweep's `early_terminate` bands (NopPruner
+    without one): first rung at min_iter, or at max_iter / eta^s (W&B's other form)."""
     import optuna
 
     et = early_terminate(config)
     if et is None:
         return optuna.pruners.NopPruner()
-    return optuna.pruners.HyperbandPruner(min_resource=int(et.get("min_iter", 1)),
-                                          max_resource=et.get("max_iter", "auto"),
-                                          reduction_factor=int(et.get("eta", 3)))
+    eta = int(et.get("eta", 3))
+    first = (int(et["min_iter"]) if "min_iter" in et
+             else max(1, int(et["max_iter"] / eta ** int(et.get("s", 0)))))
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=eta,
+                                                  min_early_stopping_rate=0)
 
 
 class EpochWatch:
