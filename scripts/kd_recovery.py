@@ -4,10 +4,10 @@
     python scripts/kd_recovery.py --model resnet20 --blocks 2 --epochs 3 --dense-epochs 30
 
 Runs `<model>/block_removal` (`--blocks` removed from every stage) on the digits twice, with
-the same seed, epochs and dense model:
-without KD (kd_weight 0) and with the dense model as teacher (kd_weight, kd_student_weight,
-kd_temperature), in-process, and prints Top-1 with its 95 % Wilson interval, the speed-up with
-its interval (the suite's paired method) and MACs for both.
+the same seed, epochs and dense model: without KD (kd_weight 0) and with the dense model as
+teacher (kd_weight, kd_student_weight, kd_temperature), in-process, and prints Top-1 with its
+95 % Wilson interval, the speed-up with its interval (the suite's paired method) and MACs for
+both (the speed-up is only a figure on a quiet machine: see `bench_disturbed`).
 """
 
 from __future__ import annotations
