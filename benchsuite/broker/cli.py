@@ -1,6 +1,7 @@
 """The broker's commands, for the main ``benchsuite`` CLI (``add_subcommands``) or on their own:
 
-    python -m benchsuite.broker.cli worker prune --redis-url redis://host:6379/0
+    python -m benchsuite.broker.cli worker prune --redis-url redis://host:6379/0 \
+        [--data-root DIR] [--allow-user-code [MODULE]]
     python -m benchsuite.broker.cli worker bench --redis-url ... --device CPU --benchmark-app PATH
     python -m benchsuite.broker.cli blobs cleanup --redis-url ... [--older-than 86400] [--dry-run]
     python -m benchsuite.broker.cli broker status --redis-url ...
@@ -18,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..trust import ANY_MODULE
 from .blobs import DEFAULT_TTL
 from .connection import BrokerConnectionError, connect, default_url, mask_url
 
@@ -54,6 +56,18 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                         help="on SIGTERM, finish running jobs for up to S s, then hand back [30]")
     worker.add_argument("--blob-ttl", type=_ttl, default=DEFAULT_TTL, metavar="S",
                         help=f"TTL of uploaded artifacts, 0 = none [{DEFAULT_TTL}]")
+    worker.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                        help="a folder prune jobs may read data from (a cifar10 job's "
+                             "--data-dir, an imagefolder:PATH), symlinks resolved; repeatable. "
+                             "A job naming a path outside every root is refused. [none: only "
+                             "the built-in digits, or cifar10 from this worker's "
+                             "$BENCHSUITE_CIFAR10_DIR]")
+    worker.add_argument("--allow-user-code", action="append", nargs="?", const=ANY_MODULE,
+                        default=[], metavar="MODULE",
+                        help="let jobs name --model/--dataset module:callable of MODULE (and its "
+                             "submodules; without MODULE: any module this worker can import). "
+                             "Such a job runs that module's code on this worker; without this "
+                             "option it is refused. Repeatable. [none: built-in models only]")
     worker.add_argument("--log-level", default="INFO")
     worker.set_defaults(func=cmd_worker)
 
@@ -83,13 +97,15 @@ def _setup_logging(level: str = "INFO") -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from ..trust import Trust
     from .worker import Worker, WorkerConfig
 
     _setup_logging(args.log_level)
     cfg = WorkerConfig(url=args.redis_url, kind=args.kind, device=args.device,
                        concurrency=max(1, args.concurrency), benchmark_app=args.benchmark_app,
                        workdir=args.workdir, claim_idle=args.claim_idle,
-                       heartbeat=args.heartbeat, grace=args.grace, blob_ttl=args.blob_ttl)
+                       heartbeat=args.heartbeat, grace=args.grace, blob_ttl=args.blob_ttl,
+                       trust=Trust.make(args.data_root, args.allow_user_code))
     return Worker(cfg).run()
 
 

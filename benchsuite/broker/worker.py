@@ -6,14 +6,17 @@ one), downloads its input blobs, runs the stage, uploads the output files and th
 script, writes the result, acknowledges and deletes the job.  While a job runs, the main thread
 keeps its pending entry fresh (so no live worker's job is reclaimed) and beats a heartbeat key.
 
-Failures: a malformed message, an unknown stage or a missing input blob is dead-lettered at once;
-a stage that raises is re-queued until the job's ``max_attempts`` runs have failed, then
-dead-lettered with the error text.  Each dead letter also goes to the job's result stream, so
-the waiting executor raises with the reason.  SIGTERM (or SIGINT): stop taking jobs, finish the
-running ones within ``grace`` seconds, hand back the rest (re-queued, attempt not counted)."""
+Failures: a malformed message, an unknown stage, a missing input blob or a job its worker's
+trust refuses (data outside its roots, user code it was not allowed: ``trust.py``) is
+dead-lettered at once; a stage that raises is re-queued until the job's ``max_attempts`` runs
+have failed, then dead-lettered with the error text.  Each dead letter also goes to the job's
+result stream, so the waiting executor raises with the reason.  SIGTERM (or SIGINT): stop taking
+jobs, finish the running ones within ``grace`` seconds, hand back the rest (re-queued, attempt
+not counted)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -31,6 +34,7 @@ import redis
 
 from .. import executor as stage_registry
 from ..progress import forward
+from ..trust import JobRefused, Trust, check_job, worker_spec
 from .blobs import DEFAULT_TTL, BlobMissing, BlobStore
 from .connection import call_until_available, connect, is_connection_error, mask_url
 from .health import environment
@@ -61,6 +65,7 @@ class WorkerConfig:
     block: float = 1.0
     blob_ttl: int | None = DEFAULT_TTL
     worker_id: str = ""
+    trust: Trust = field(default_factory=Trust)  # data roots, user modules (trust.py)
 
 
 @dataclass
@@ -146,17 +151,15 @@ class Worker:
             for run in left:
                 run.state = "handed_back"
         for run in left:
+            job_id = run.job.job_id if run.job else "none"
             try:
-                self.streams.requeue(self.stream, run.entry_id, run.raw.decode(), -1 if run.attempt
-                                     else 0, run.job.job_id if run.job else "none")
-                log.info("handed back job %s (%s)", run.job.job_id if run.job else run.entry_id,
-                         run.job.stage if run.job else "?")
+                self.streams.requeue(self.stream, run.entry_id, run.raw.decode(),
+                                     -1 if run.attempt else 0, job_id)
+                log.info("handed back job %s (%s)", job_id, run.job.stage if run.job else "?")
             except redis.RedisError as exc:
                 log.warning("could not hand back %s (%s); it will be reclaimed", run.entry_id, exc)
-        try:
+        with contextlib.suppress(redis.RedisError):
             self.r.delete(WORKER_PREFIX + self.worker_id)
-        except redis.RedisError:
-            pass
         shutil.rmtree(self.base, ignore_errors=True) if self.cfg.workdir is None else None
         log.info("worker %s stopped: %s", self.worker_id, self.counts)
 
@@ -292,8 +295,12 @@ class Worker:
             self._dead(run, f"stage {job.stage!r} is served by "
                             f"{stage_registry.worker_kind(job.stage)} workers, not {self.stream}")
             return
-        try:
+        try:  # and the data and code the job would reach: refused at once, never retried
+            check_job(job.spec, self.cfg.trust)
             fn = stage_registry.resolve_stage(job.stage)
+        except JobRefused as exc:
+            self._dead(run, str(exc))
+            return
         except Exception as exc:
             self._dead(run, f"cannot load stage {job.stage!r}: {type(exc).__name__}: {exc}")
             return
@@ -313,12 +320,15 @@ class Worker:
         t0 = time.perf_counter()
         try:  # the stage's progress lines go to the job's progress stream
             with forward(lambda line: self.streams.progress(job.job_id, line)):
-                staged = fn(self._spec(job), inputs, out)
+                staged = fn(worker_spec(job.spec, self.cfg.kind, self.cfg.benchmark_app,
+                                         job.job_id), inputs, out)
             refs = {name: self._retry(self.blobs.put, Path(path))
                     for name, path in staged.files.items()}
+        except JobRefused as exc:  # found by the stage itself (e.g. a checkpoint's model)
+            self._dead(run, str(exc))
+            return
         except Exception as exc:
-            seconds = time.perf_counter() - t0
-            self._failed(run, exc, seconds)
+            self._failed(run, exc, time.perf_counter() - t0)
             return
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -333,16 +343,6 @@ class Worker:
         self.counts["done"] += 1
         log.info("job %s: %s done in %.3fs%s", job.job_id, job.stage, seconds,
                  "" if fresh else " (duplicate: result already there)")
-
-    def _spec(self, job: Job) -> dict:
-        """The job's spec; a bench worker runs its operator's benchmark_app, never a job's."""
-        spec = json.loads(json.dumps(job.spec))
-        settings = spec.get("settings") if self.cfg.kind == "bench" else None
-        if isinstance(settings, dict):
-            if settings.get("executable") not in (None, self.cfg.benchmark_app):
-                log.warning("job %s: its executable %r ignored", job.job_id, settings["executable"])
-            settings["executable"] = self.cfg.benchmark_app
-        return spec
 
     def _claim_finish(self, run: _Running) -> bool:
         with self.lock:
