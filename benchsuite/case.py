@@ -15,7 +15,7 @@ from typing import Any
 from .executor import Executor
 from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
-from .recipe import render, template_parameters
+from .recipe import read_recipe, render, template_parameters
 from .recipe.scale import scale_schedule
 from .threshold import Threshold
 from .userspec import is_reference, source_digest
@@ -67,14 +67,14 @@ class Case:
         return self.recipe_path.stem
 
     def recipe_text(self) -> str:
-        text = render(self.recipe_path.read_text(), self.params, source=self.recipe_path.name)
+        text = render(read_recipe(self.recipe_path), self.params, source=self.recipe_path.name)
         return scale_schedule(text, self.schedule_scale, source=self.recipe_path.name)
 
     def effective_params(self) -> dict[str, Any]:
         """Template parameters with defaults filled in (what the case really ran with)."""
         import yaml
 
-        defaults = template_parameters(self.recipe_path.read_text())
+        defaults = template_parameters(read_recipe(self.recipe_path))
         out = {k: yaml.safe_load(v) for k, v in defaults.items() if v is not None}
         scale = {"schedule_scale": self.schedule_scale} if self.schedule_scale != 1 else {}
         return out | dict(self.params) | scale
@@ -134,11 +134,35 @@ def validate(case: Case) -> None:
     # a wrong path fails here, clearly
     data_shape, num_classes = describe_dataset(case.dataset, case.data_dir)
     model = build_model(case.model, num_classes, data_shape[0])
+    check_forward(case.model, model, data_shape, num_classes)
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
     try:
         CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
     except RecipeError as e:  # a weight the model lacks: say which models the recipe fits
         raise explain_misfit(e, recipe, case.model) from None
+
+
+def check_forward(name: str, model, shape: tuple[int, ...], num_classes: int) -> None:
+    """A model that does not take the data's samples or does not give one logit per class
+    fails here, saying so (not with a shape error deep inside training)."""
+    import torch
+
+    batch = (2, *shape)
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(batch))
+    except Exception as e:
+        raise ValueError(f"--model {name}: a forward pass on a batch of the dataset's samples "
+                         f"{batch} failed ({type(e).__name__}: {str(e).splitlines()[0]})"
+                         ) from None
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if got != (2, num_classes):
+        raise ValueError(f"--model {name}: gives {got} for a batch of {batch}; want (2, "
+                         f"{num_classes}): one logit per class of the dataset")
+
+
+class CaseError(ValueError):
+    """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 
 def _cached(case_id: str) -> dict | None:
@@ -172,7 +196,10 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     if not force and (row := _cached(case.case_id)) is not None:
         say("cached result")
         return row | {"cached": True}
-    validate(case)
+    try:
+        validate(case)
+    except (ValueError, OSError) as e:  # the recipe, model or data: the user's to fix
+        raise CaseError(f"{case.label}: {e}") from None
     t0 = time.perf_counter()
     say("dense baseline")
     dense = executor.run("train", case.dense_spec(), {},

@@ -59,11 +59,11 @@ def load_checkpoint(path: Path, model: str | None = None):
     import torch
 
     from .models import build_model, load_thinned
-    from .trust import JobRefused
+    from .trust import REFUSED, JobRefused
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if model is not None and ckpt.get("model") != model:
-        raise JobRefused(f"refused: the checkpoint is of model {ckpt.get('model')!r}, the job's "
+        raise JobRefused(f"{REFUSED}the checkpoint is of model {ckpt.get('model')!r}, the job's "
                          f"spec names {model!r}")
     model = build_model(ckpt["model"], ckpt["num_classes"], ckpt["in_channels"])
     return load_thinned(model, ckpt["state_dict"]).eval()

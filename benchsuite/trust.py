@@ -35,6 +35,7 @@ from .userspec import is_reference
 log = logging.getLogger(__name__)
 
 IMAGEFOLDER = "imagefolder:"
+REFUSED = "refused: "  # how a refusal's reason starts (the waiting side tells it apart)
 ANY_MODULE = "*"
 
 
@@ -104,13 +105,13 @@ def check_job(spec: dict, trust: Trust) -> None:
         if not trust.allows_path(path):
             roots = ", ".join(map(str, trust.data_roots)) or "none"
             raise JobRefused(
-                f"refused: {what} reads {text!r} (resolved: {path}), outside this worker's data "
+                f"{REFUSED}{what} reads {text!r} (resolved: {path}), outside this worker's data "
                 f"roots ({roots}); start the worker with --data-root DIR to allow a folder")
     for option, reference in user_code(spec):
         module = reference.partition(":")[0]
         if not trust.allows_module(module):
             raise JobRefused(
-                f"refused: {option} {reference} would import and run module {module!r} on this "
+                f"{REFUSED}{option} {reference} would import and run module {module!r} on this "
                 f"worker, which its operator did not allow; start the worker with "
                 f"--allow-user-code {module.split('.')[0]} (or --allow-user-code for any module)")
 

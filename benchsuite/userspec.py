@@ -63,3 +63,18 @@ def source_digest(reference: str) -> str:
     except (ImportError, TypeError):
         return ""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else ""
+
+
+def check_arguments(fn: Callable[..., Any], reference: str, what: str, wanted: str,
+                    *args: Any) -> None:
+    """A clear ValueError when `fn` cannot be called with `args` (`wanted` describes them),
+    rather than a TypeError from somewhere inside the run."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to check (some builtins)
+        return
+    try:
+        signature.bind(*args)
+    except TypeError:
+        raise ValueError(f"{what} {reference}: must take {wanted}; its signature is "
+                         f"{signature}") from None

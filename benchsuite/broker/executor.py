@@ -20,6 +20,7 @@ import redis
 
 from ..executor import STAGES, StageResult, worker_kind
 from ..progress import Progress
+from ..trust import REFUSED, JobRefused
 from .blobs import DEFAULT_TTL, BlobStore
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -42,6 +43,10 @@ class JobFailed(RuntimeError):
     def __init__(self, message: str, result: Result | None = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class JobRefusedByWorker(JobFailed, JobRefused):
+    """The worker refused the job (data outside its roots, user code it may not import)."""
 
 
 class JobTimeout(TimeoutError):
@@ -134,8 +139,9 @@ class RedisExecutor:
         """Block until the job's result arrives; download its files; raise if it was dead."""
         result = self.wait_result(job_id, timeout)
         if not result.ok:
-            raise JobFailed(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
-                            f"failed: {result.error}", result)
+            kind = JobRefusedByWorker if result.error.startswith(REFUSED) else JobFailed
+            raise kind(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
+                       f"failed: {result.error}", result)
         return StageResult(result.result, self._download(result))
 
     def wait_result(self, job_id: str, timeout: float | None = None) -> Result:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..userspec import is_reference, load_callable
+from ..userspec import check_arguments, is_reference, load_callable
 from .blocks import restore_bypassed
 from .resnet_cifar import ResNetCifar
 from .resnet_imagenet import resnet18, resnet50
@@ -31,7 +31,10 @@ def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
     """Build a fresh model by name (Distiller's `resnet20_cifar` spelling is accepted) or by
     `module:callable`."""
     if is_reference(name):
-        model = load_callable(name, "--model")(num_classes, in_channels)
+        build = load_callable(name, "--model")
+        check_arguments(build, name, "--model", "(num_classes, in_channels)", num_classes,
+                        in_channels)
+        model = build(num_classes, in_channels)
         if not isinstance(model, nn.Module):
             raise ValueError(f"--model {name}: returned {type(model).__name__}, not a "
                              "torch.nn.Module")
