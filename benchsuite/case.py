@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .executor import Executor
 from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
@@ -161,7 +162,7 @@ def check_forward(name: str, model, shape: tuple[int, ...], num_classes: int) ->
                          f"{num_classes}): one logit per class of the dataset")
 
 
-class CaseError(ValueError):
+class CaseError(UserError):
     """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 

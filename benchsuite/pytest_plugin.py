@@ -15,7 +15,8 @@ import json
 
 import pytest
 
-from .case import Case, CaseError, mark_recorded, run_case
+from .case import Case, mark_recorded, run_case
+from .errors import UserError
 from .executor import LocalExecutor
 from .extras import (
     default_executor,
@@ -25,7 +26,6 @@ from .extras import (
 )
 from .options import OPTIONS, base_case, option, option_list
 from .threshold import Threshold
-from .trust import JobRefused
 
 ROW_PROPERTY = "benchsuite_row"
 AA_PROPERTY = "benchsuite_aa"
@@ -207,7 +207,7 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
 
         try:
             row = run_case(case, stage_executor, force=force, progress=progress)
-        except (CaseError, JobRefused) as e:  # the user's to fix: the message, no traceback
+        except UserError as e:  # the user's to fix: the message, no traceback
             raise pytest.fail.Exception(str(e), pytrace=False) from None
         floor = threshold.floor(row["dense_top1"])
         row |= {"threshold": floor, "passed": row["top1"] >= floor}

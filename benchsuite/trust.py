@@ -30,16 +30,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
 from .userspec import is_reference
 
 log = logging.getLogger(__name__)
 
 IMAGEFOLDER = "imagefolder:"
-REFUSED = "refused: "  # how a refusal's reason starts (the waiting side tells it apart)
+REFUSED = "refused: "
 ANY_MODULE = "*"
 
 
-class JobRefused(ValueError):
+class JobRefused(UserError):
     """A job asked for something its worker's operator did not allow (not retried)."""
 
 

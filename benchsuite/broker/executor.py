@@ -18,9 +18,9 @@ from pathlib import Path
 
 import redis
 
+from ..errors import UserError
 from ..executor import STAGES, StageResult, worker_kind
 from ..progress import Progress
-from ..trust import REFUSED, JobRefused
 from .blobs import DEFAULT_TTL, BlobStore
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -45,8 +45,8 @@ class JobFailed(RuntimeError):
         self.result = result
 
 
-class JobRefusedByWorker(JobFailed, JobRefused):
-    """The worker refused the job (data outside its roots, user code it may not import)."""
+class JobUserError(JobFailed, UserError):
+    """Dead-lettered for the user's input (a refused grant, a bad recipe, model or data)."""
 
 
 class JobTimeout(TimeoutError):
@@ -139,7 +139,7 @@ class RedisExecutor:
         """Block until the job's result arrives; download its files; raise if it was dead."""
         result = self.wait_result(job_id, timeout)
         if not result.ok:
-            kind = JobRefusedByWorker if result.error.startswith(REFUSED) else JobFailed
+            kind = JobUserError if result.user_error else JobFailed
             raise kind(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
                        f"failed: {result.error}", result)
         return StageResult(result.result, self._download(result))

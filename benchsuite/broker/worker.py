@@ -33,8 +33,9 @@ from pathlib import Path
 import redis
 
 from .. import executor as stage_registry
+from ..errors import UserError
 from ..progress import forward
-from ..trust import JobRefused, Trust, check_job, worker_spec
+from ..trust import Trust, check_job, worker_spec
 from .blobs import DEFAULT_TTL, BlobMissing, BlobStore
 from .connection import call_until_available, connect, is_connection_error, mask_url
 from .health import environment
@@ -298,8 +299,8 @@ class Worker:
         try:  # and the data and code the job would reach: refused at once, never retried
             check_job(job.spec, self.cfg.trust)
             fn = stage_registry.resolve_stage(job.stage)
-        except JobRefused as exc:
-            self._dead(run, str(exc))
+        except UserError as exc:
+            self._dead(run, str(exc), user_error=True)
             return
         except Exception as exc:
             self._dead(run, f"cannot load stage {job.stage!r}: {type(exc).__name__}: {exc}")
@@ -324,8 +325,8 @@ class Worker:
                                          job.job_id), inputs, out)
             refs = {name: self._retry(self.blobs.put, Path(path))
                     for name, path in staged.files.items()}
-        except JobRefused as exc:  # found by the stage itself (e.g. a checkpoint's model)
-            self._dead(run, str(exc))
+        except UserError as exc:  # deterministic: the same input fails the same way again
+            self._dead(run, str(exc), user_error=True)
             return
         except Exception as exc:
             self._failed(run, exc, time.perf_counter() - t0)
@@ -373,12 +374,11 @@ class Worker:
                             f"{job.max_attempts}: {text}\n{tb[-2000:]}", claimed=True)
 
     def _dead(self, run: _Running, reason: str, job_id: str = "", reply_to: str = "",
-              claimed: bool = False) -> None:
+              claimed: bool = False, user_error: bool = False) -> None:
         if not claimed and not self._claim_finish(run):
             return
         job = run.job
-        job_id = job.job_id if job else job_id
-        reply_to = job.reply_to if job else reply_to
+        job_id, reply_to = (job.job_id, job.reply_to) if job else (job_id, reply_to)
         log.error("dead letter %s (job %s): %s", run.entry_id, job_id or "?",
                   reason.splitlines()[0])
         self.counts["dead"] += 1
@@ -388,7 +388,7 @@ class Worker:
             return
         result = Result(job_id=job_id, status="error", error=reason,
                         stage=job.stage if job else "", case_id=job.case_id if job else "",
-                        worker=self.worker_id, attempts=run.attempt)
+                        worker=self.worker_id, attempts=run.attempt, user_error=user_error)
         dead = {"data": run.raw.decode(errors="replace"), "reason": reason, "job_id": job_id,
                 "stream": self.stream, "worker": self.worker_id}
         self._retry(self.streams.finish, self.stream, run.entry_id, job_id, reply_to,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..userspec import check_arguments, is_reference, load_callable
 from .blocks import restore_bypassed
 from .resnet_cifar import ResNetCifar
@@ -36,12 +37,12 @@ def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
                         in_channels)
         model = build(num_classes, in_channels)
         if not isinstance(model, nn.Module):
-            raise ValueError(f"--model {name}: returned {type(model).__name__}, not a "
+            raise UserError(f"--model {name}: returned {type(model).__name__}, not a "
                              "torch.nn.Module")
         return model
     key = name.removesuffix("_cifar")
     if key not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}, or "
+        raise UserError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}, or "
                          "module:callable")
     return _BUILDERS[key](num_classes=num_classes, in_channels=in_channels)
 
