@@ -127,7 +127,7 @@ def validate(case: Case) -> None:
     import torch
 
     from .data import describe_dataset
-    from .models import build_model
+    from .models import build_model, check_model_io
     from .prune import CompressionScheduler
     from .prune.fit import explain_misfit
     from .recipe import RecipeError, parse_recipe
@@ -135,31 +135,12 @@ def validate(case: Case) -> None:
     # a wrong path fails here, clearly
     data_shape, num_classes = describe_dataset(case.dataset, case.data_dir)
     model = build_model(case.model, num_classes, data_shape[0])
-    check_forward(case.model, model, data_shape, num_classes)
+    check_model_io(case.model, model, data_shape, num_classes)
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
     try:
         CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
     except RecipeError as e:  # a weight the model lacks: say which models the recipe fits
         raise explain_misfit(e, recipe, case.model) from None
-
-
-def check_forward(name: str, model, shape: tuple[int, ...], num_classes: int) -> None:
-    """A model that does not take the data's samples or does not give one logit per class
-    fails here, saying so (not with a shape error deep inside training)."""
-    import torch
-
-    batch = (2, *shape)
-    try:
-        with torch.no_grad():
-            out = model.eval()(torch.zeros(batch))
-    except Exception as e:
-        raise ValueError(f"--model {name}: a forward pass on a batch of the dataset's samples "
-                         f"{batch} failed ({type(e).__name__}: {str(e).splitlines()[0]})"
-                         ) from None
-    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-    if got != (2, num_classes):
-        raise ValueError(f"--model {name}: gives {got} for a batch of {batch}; want (2, "
-                         f"{num_classes}): one logit per class of the dataset")
 
 
 class CaseError(UserError):

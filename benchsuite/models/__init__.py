@@ -47,6 +47,24 @@ def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
     return _BUILDERS[key](num_classes=num_classes, in_channels=in_channels)
 
 
+def check_model_io(name: str, model: nn.Module, shape: tuple[int, ...], num_classes: int
+                   ) -> None:
+    """A model that does not take the data's samples or does not give one logit per class
+    fails here, saying so (not with a shape error deep inside training)."""
+    batch = (2, *shape)
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(batch))
+    except Exception as e:
+        raise UserError(f"--model {name}: a forward pass on a batch of the dataset's samples "
+                         f"{batch} failed ({type(e).__name__}: {str(e).splitlines()[0]})"
+                         ) from None
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if got != (2, num_classes):
+        raise UserError(f"--model {name}: gives {got} for a batch of {batch}; want (2, "
+                         f"{num_classes}): one logit per class of the dataset")
+
+
 def _resize(module: nn.Module, state: dict[str, torch.Tensor], prefix: str) -> nn.Module | None:
     """A replacement for `module` shaped like its saved tensors, or None if it already fits."""
     w = state.get(prefix + "weight")

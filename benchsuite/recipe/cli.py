@@ -26,6 +26,8 @@ from .template import read_recipe, render
 def _input_shape(text: str) -> tuple[int, int, int]:
     try:
         c, h, w = (int(v) for v in text.lower().split("x"))
+        if min(c, h, w) < 1:
+            raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--input must be CxHxW, e.g. 3x32x32, got {text!r}") from None
