@@ -29,6 +29,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError
 from .userspec import is_reference
@@ -96,11 +97,37 @@ def user_code(spec: dict) -> list[tuple[str, str]]:
             and not spec[key].startswith(IMAGEFOLDER)]
 
 
-def check_job(spec: dict, trust: Trust) -> None:
-    """Raise JobRefused if the job would read data outside the worker's roots or import user
-    code its operator did not allow."""
+_CASE = {"model": str, "dataset": str, "seed": int, "epochs": int, "data_dir": (str, None)}
+_BENCH = {"input_shape": list, "settings": dict, "paired": (dict, None)}
+SPEC_FIELDS: dict[str, dict[str, Any]] = {  # the built-in stages' spec fields and their types
+    "train": _CASE, "prune": _CASE | {"recipe_text": str, "recipe_name": (str, None)},
+    "bench": _BENCH, "calibrate": _BENCH}
+OPTIONAL = {"data_dir", "recipe_name", "paired", "settings"}
+
+
+def check_spec(stage: str, spec: dict) -> None:
+    """A built-in stage's spec with a missing field or one of the wrong type is a UserError
+    naming it (rather than a KeyError or TypeError inside the stage, retried)."""
+    for key, kind in SPEC_FIELDS.get(stage, {}).items():
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if key not in spec:
+            if key in OPTIONAL:
+                continue
+            raise UserError(f"malformed {stage} job: its spec lacks {key!r}")
+        value = spec[key]
+        if not any(value is None if k is None else isinstance(value, k)
+                   and not isinstance(value, bool) for k in kinds):
+            want = " or ".join("null" if k is None else k.__name__ for k in kinds)
+            raise UserError(f"malformed {stage} job: spec.{key} must be {want}, got "
+                            f"{type(value).__name__} {value!r:.80}")
+
+
+def check_job(spec: dict, trust: Trust, stage: str = "") -> None:
+    """Raise a UserError if the job's spec is malformed (JobRefused if it would read data
+    outside the worker's roots or import user code its operator did not allow)."""
     if not isinstance(spec, dict):
         return
+    check_spec(stage, spec)
     for what, text in data_paths(spec):
         path = _resolve(text)
         if not trust.allows_path(path):

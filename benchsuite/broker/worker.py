@@ -297,7 +297,7 @@ class Worker:
                             f"{stage_registry.worker_kind(job.stage)} workers, not {self.stream}")
             return
         try:  # and the data and code the job would reach: refused at once, never retried
-            check_job(job.spec, self.cfg.trust)
+            check_job(job.spec, self.cfg.trust, job.stage)
             fn = stage_registry.resolve_stage(job.stage)
         except UserError as exc:
             self._dead(run, str(exc), user_error=True)
