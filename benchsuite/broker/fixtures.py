@@ -162,13 +162,14 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
         yield []
         return
     from .connection import connect
-    from .local import WorkerProcess, stop_all, wait_for_workers
+    from .local import Watchdog, WorkerProcess, stop_all, wait_for_workers
     from .streams import job_stream
 
     logs = tmp_path_factory.mktemp("broker-workers")
     args = [*broker_worker_args, *_trust_args(request)]
     workers = [WorkerProcess(broker_url, kind, args=args, log_path=logs / f"{kind}.log").start()
                for kind in ("prune", "bench")]
+    watchdog = None
     try:
         r = connect(broker_url)
         for w in workers:
@@ -178,8 +179,11 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
                 raise RuntimeError(f"local {w.kind} worker did not start; its log:\n"
                                    f"{w.log_text()[-3000:]}") from None
         r.close()
+        watchdog = Watchdog(workers).start()  # a local worker that dies is started again
         yield workers
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         stop_all(workers)
 
 
