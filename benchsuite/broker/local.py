@@ -156,7 +156,8 @@ class Watchdog:
     def _run(self) -> None:
         while not self._stop.wait(self.period):
             for i, w in enumerate(self.workers):
-                if w.alive() or w._terminated or w.proc is None or self._stop.is_set():
+                if (w.alive() or w._terminated or w.proc is None or self._stop.is_set()
+                        or w.proc.returncode == 0):  # 0: it stopped on a signal (Ctrl-C)
                     continue
                 if self.restarts[i] >= self.max_restarts:
                     continue

@@ -142,9 +142,9 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self, threads: list[threading.Thread], tick: float) -> None:
-        deadline = time.time() + self.cfg.grace
-        self._beat("stopping")
-        while any(t.is_alive() for t in threads) and time.time() < deadline:
+        stopping = time.time()
+        self._beat("stopping")  # a second signal sets grace to 0: the deadline moves with it
+        while any(t.is_alive() for t in threads) and time.time() < stopping + self.cfg.grace:
             self._keep_alive()
             time.sleep(min(tick, 0.1))
         with self.lock:
