@@ -231,6 +231,11 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
 def pytest_collection_finish(session: pytest.Session) -> None:
     if (error := session.config.stash.get(SELECTION_ERROR, None)) is not None:
         raise pytest.UsageError(error)
+    if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
+        from .paths import output_problems
+
+        if problems := output_problems():
+            raise pytest.UsageError("; ".join(problems))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -210,3 +210,23 @@ def test_worker_options_are_checked_at_start(args, message, capsys):
 def test_model_checks_do_not_change_a_built_in_model():
     model = build_model("resnet20", 10, 1)
     assert isinstance(model, nn.Module) and model(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("folder", ["RESULTS", "CACHE"])
+def test_an_output_folder_that_is_a_file_stops_the_session_before_work(
+        pytester: pytest.Pytester, tmp_path, monkeypatch, folder):
+    """A results folder that is a file (a full disk, a careless `> experiments/results`) used to
+    fail the case with FileExistsError after its training and benchmark."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("x")
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCHSUITE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv(f"BENCHSUITE_{folder}", str(blocked))
+    monkeypatch.setenv("PYTHONPATH", str(PACKAGE_ROOT))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "benchsuite.experiments", "-m", "latency",
+        "--executor", "local", "--wandb", "disabled", "--recipes", "level_elementwise",
+        "--model", "small_cnn")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"folder cannot be written (File exists: {blocked})" in result.stderr.str()
+    assert f"${'BENCHSUITE_' + folder}" in result.stderr.str()
