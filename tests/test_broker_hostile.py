@@ -4,6 +4,7 @@ session is restarted; a second signal makes a worker hand its job back at once."
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 
@@ -93,3 +94,17 @@ def test_a_second_signal_hands_the_job_back_at_once(redis_server, r, start_worke
     worker.proc.wait(20)
     assert time.monotonic() - t0 < 10
     assert "handed back job" in worker.log_text() and job
+
+
+def test_two_workers_with_one_name_get_one_heartbeat_each(redis_server, r) -> None:
+    """Two containers on one host's network both run their worker as pid 7: they used to share
+    one heartbeat key and consumer name, so `broker status` showed one worker of two."""
+    from benchsuite.broker.worker import Worker, WorkerConfig
+
+    first, second = (Worker(WorkerConfig(url=redis_server.url, kind="prune", worker_id="dup"))
+                     for _ in range(2))
+    assert first.worker_id == "dup" and second.worker_id.startswith("dup-")
+    assert {w["worker_id"] for w in workers(r)} == {"dup", second.worker_id}
+    for w in (first, second):
+        shutil.rmtree(w.base, ignore_errors=True)
+        w.r.close()

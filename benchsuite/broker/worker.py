@@ -48,6 +48,7 @@ from .streams import (
     ensure_group,
     forget_idle_consumers,
     job_stream,
+    unique_worker_id,
 )
 
 log = logging.getLogger("benchsuite.worker")
@@ -84,7 +85,9 @@ class Worker:
     def __init__(self, cfg: WorkerConfig) -> None:
         self.cfg = cfg
         self.stream = job_stream(cfg.kind, cfg.device)
-        self.worker_id = cfg.worker_id or f"{cfg.kind}-{socket.gethostname()}-{os.getpid()}"
+        self.r = connect(cfg.url, socket_timeout=cfg.block + 10)
+        self.worker_id = unique_worker_id(  # an id no live worker has (containers share pids)
+            self.r, cfg.worker_id or f"{cfg.kind}-{socket.gethostname()}-{os.getpid()}")
         self.stop = threading.Event()
         self.running: dict[str, _Running] = {}
         self.lock = threading.Lock()
@@ -92,13 +95,11 @@ class Worker:
         self.started = time.time()
         self.env = environment()
         self.base = Path(cfg.workdir or tempfile.mkdtemp(prefix=f"bs-{cfg.kind}-worker-"))
-        self.r = connect(cfg.url, socket_timeout=cfg.block + 10)
         self.streams = Streams(self.r)
         self.blobs = BlobStore(self.r, ttl=cfg.blob_ttl)
         self._last_reclaim = 0.0
 
-    # ---- lifecycle ---------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self) -> int:  # the main thread: heartbeats and keeping running jobs claimed
         cfg = self.cfg
         self._retry(ensure_group, self.r, self.stream)
         if cfg.kind == "bench" and cfg.benchmark_app:
@@ -183,9 +184,8 @@ class Worker:
 
     def _tidy(self) -> None:
         try:
-            n = forget_idle_consumers(self.r, self.stream, 10 * self.cfg.claim_idle,
-                                      keep=self.worker_id)
-            if n:
+            if n := forget_idle_consumers(self.r, self.stream, 10 * self.cfg.claim_idle,
+                                          keep=self.worker_id):
                 log.info("forgot %d idle consumer(s) of stopped workers", n)
         except redis.RedisError as exc:
             log.debug("tidy failed: %s", exc)
