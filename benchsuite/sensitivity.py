@@ -33,8 +33,12 @@ def parse_range(text: str) -> list[float]:
     try:
         return _parse_range(text)
     except ValueError as e:  # argparse shows an ArgumentTypeError's own message
-        raise argparse.ArgumentTypeError(f"{e} (want START:STOP:STEP or a comma list of "
-                                         "values in [0, 1), e.g. 0.1:0.9:0.2)") from None
+        raise RangeError(f"{e} (want START:STOP:STEP or a comma list of values in [0, 1), "
+                         "e.g. 0.1:0.9:0.2)") from None
+
+
+class RangeError(argparse.ArgumentTypeError, ValueError):
+    """A bad --sparsities (argparse shows its message; callers may catch a ValueError)."""
 
 
 def _parse_range(text: str) -> list[float]:

@@ -155,7 +155,8 @@ def session_trust(data_dirs: Iterable[str | None], datasets: Iterable[str],
             roots.append(name.removeprefix(IMAGEFOLDER))
         elif is_reference(name):
             modules.append(name.partition(":")[0])
-    return Trust.make(roots, modules)
+    # a folder that does not exist is no root (the case's own validation says it is missing)
+    return Trust.make([r for r in roots if Path(r).expanduser().is_dir()], modules)
 
 
 def worker_spec(spec: dict, kind: str, benchmark_app: str | None, job_id: str = "") -> dict:

@@ -82,6 +82,8 @@ def test_local_workers_on_a_shared_broker_get_only_the_sessions_grants(
         inner: pytest.Pytester, tmp_path, redis_server, r) -> None:
     """With --redis-url anyone who can write to that Redis can submit jobs: the session's own
     workers may read its data folders and import its modules, nothing else."""
+    for folder in ("cifar", "pets"):
+        (tmp_path / folder).mkdir()
     result = inner.runpytest_subprocess(
         "-p", "benchsuite.broker.fixtures", "-p", "no:cacheprovider", "-q", "--redis-url",
         redis_server.url, "--data-dir", str(tmp_path / "cifar"), "--dataset",

@@ -78,6 +78,8 @@ def test_user_code_needs_its_module_allowed() -> None:
 
 
 def test_session_grants_cover_what_the_session_was_given(tmp_path: Path) -> None:
+    for folder in ("cifar", "pets"):
+        (tmp_path / folder).mkdir()
     trust = session_trust([str(tmp_path / "cifar"), None],
                           ["digits", f"imagefolder:{tmp_path / 'pets'}", "mydata:load"],
                           ["resnet20", "mymodels:tiny"])
@@ -87,6 +89,7 @@ def test_session_grants_cover_what_the_session_was_given(tmp_path: Path) -> None
     check_job({"model": "mymodels:tiny", "dataset": f"imagefolder:{tmp_path / 'pets'}"}, trust)
     with pytest.raises(JobRefused):
         check_job({"dataset": "cifar10", "data_dir": str(tmp_path)}, trust)
+    assert session_trust([str(tmp_path / "missing")], [], []).data_roots == ()
 
 
 def test_a_checkpoint_cannot_name_another_model(tmp_path: Path, monkeypatch) -> None:
@@ -110,6 +113,7 @@ def test_a_job_cannot_make_a_worker_unpickle_files_outside_its_roots(
     retry), the pickles never loaded."""
     marker = tmp_path / "pwned"
     hostile = _hostile_cifar(tmp_path / "hostile", marker)
+    (tmp_path / "data").mkdir()
     start_worker(redis_server.url, "prune", "--data-root", str(tmp_path / "data"))
     ex = executor_for(redis_server.url)
     spec = {"model": "resnet20", "dataset": "cifar10", "data_dir": str(hostile), "seed": 0,
