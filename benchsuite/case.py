@@ -6,9 +6,10 @@ an executor (in-process or over Redis) and returns the result row.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
 from .recipe import read_recipe, render, template_parameters
 from .recipe.scale import scale_schedule
+from .result import CaseResult
 from .threshold import Threshold
 from .userspec import is_reference, source_digest
 
@@ -34,7 +36,10 @@ def _slug(value: str) -> str:
     return value.replace(":", ".").replace("/", ".")
 # a case's result depends on this code too: change it and cached results are re-run
 CASE_CODE = ("models", "data", "train.py", "prune", "recipe", "export", "bench", "stages.py",
-             "case.py")
+             "case.py", "result.py", "latency")
+# a latency table (benchsuite.latency) for every case, not only LatencyBudgetPruner recipes:
+# the results table then has predicted beside measured latency for `benchsuite latency-model`
+LATENCY_MODEL_ENV = "BENCHSUITE_LATENCY_MODEL"
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,17 @@ class Case:
         return {"device": self.device, "precision": self.precision, "niter": self.niter,
                 "repeats": self.repeats}
 
+    def latency_table_step(self) -> int | None:
+        """The channel step of the latency table this case needs (its LatencyBudgetPruner's
+        `round_to`, else 8), or None when it needs none."""
+        import yaml
+
+        pruners = (yaml.safe_load(self.recipe_text()) or {}).get("pruners") or {}
+        for p in pruners.values():
+            if isinstance(p, dict) and p.get("class") == "LatencyBudgetPruner":
+                return int(p.get("round_to") or 8)
+        return 8 if os.environ.get(LATENCY_MODEL_ENV, "") not in ("", "0") else None
+
     def paired_settings(self) -> dict:
         """The paired in-process measurement's options (bench/paired.py: PairedSettings)."""
         return {"threads": self.threads, "mode": self.paired_mode,
@@ -147,37 +163,39 @@ class CaseError(UserError):
     """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 
-def _cached(case_id: str) -> dict | None:
+def _cached(case_id: str) -> CaseResult | None:
     path = cache_dir() / "results" / f"{case_id}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return CaseResult.from_dict(json.loads(path.read_text())) if path.is_file() else None
 
 
-def _store(row: dict) -> None:
-    path = cache_dir() / "results" / f"{row['case_id']}.json"
+def _store(result: CaseResult) -> None:
+    path = cache_dir() / "results" / f"{result.case_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(row, indent=1))
+    data = result.to_dict()
+    for state in ("cached", "outcome", "artifacts"):  # of one run, not of the result
+        data.pop(state)
+    tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(path)  # atomic: a killed writer leaves the old file or the new one
 
 
-def mark_recorded(case_id: str) -> None:
+def mark_recorded(case_id: str, wandb_run: str | None = None) -> None:
     """The row of this case is in the results table (and W&B): a later run that finds it in
     the cache need not record it again. Until then a cached row is recorded again, so a failed
     append (a broken table, a full disk) loses nothing."""
-    row = _cached(case_id)
-    if row is not None and not row.get("recorded"):
-        _store(row | {"recorded": True})
+    result = _cached(case_id)
+    if result is not None and not result.recorded:
+        _store(replace(result, recorded=True, wandb_run=wandb_run or result.wandb_run))
 
 
 def run_case(case: Case, executor: Executor, force: bool = False,
-             progress: Progress | None = None) -> dict:
-    """Run (or fetch from the result cache) one case; returns its result row (see track)."""
-    from .track.results import make_row
-
+             progress: Progress | None = None) -> CaseResult:
+    """Run (or fetch from the result cache) one case; returns its result, not yet decided
+    (threshold) nor recorded: `track.recording.Recorder` does both."""
     say = progress or (lambda _msg: None)
-    if not force and (row := _cached(case.case_id)) is not None:
+    if not force and (cached := _cached(case.case_id)) is not None:
         say("cached result")
-        return row | {"cached": True}
+        return replace(cached, cached=True)
     try:
         validate(case)
     except (ValueError, OSError) as e:  # the recipe, model or data: the user's to fix
@@ -186,21 +204,44 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     say("dense baseline")
     dense = executor.run("train", case.dense_spec(), {},
                          progress=lambda line: say(f"dense baseline: {line}"))
+    table: dict = {}
+    if (step := case.latency_table_step()) is not None:
+        say("latency table")
+        table = {"latency_table": executor.run("latency_table", {
+            "input_shape": dense.result["input_shape"], "network": _slug(case.model),
+            "step": step, "settings": case.bench_settings(), "paired": case.paired_settings(),
+        }, {"dense_onnx": dense.files["onnx"]}, progress=say).result["table"]}
     say("prune + fine-tune")
     pruned = executor.run("prune", case.dense_spec() | {
         "epochs": case.epochs, "recipe_text": case.recipe_text(), "recipe_name": case.recipe_name,
-    }, {"checkpoint": dense.files["checkpoint"]},
+    } | table, {"checkpoint": dense.files["checkpoint"]},
         progress=lambda line: say(f"fine-tune: {line}"))
     say("benchmark")
     bench = executor.run("bench", {
         "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
         "paired": case.paired_settings(),
-    }, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"]})
-    row = make_row(case, dense.result, pruned.result, bench.result,
-                   wall_seconds=time.perf_counter() - t0)
-    _store(row | {"recorded": False})
+    } | table, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"]},
+        progress=lambda line: say(f"benchmark: {line}"))
+    result = CaseResult.from_stages(case, dense.result, pruned.result, bench.result,
+                                    wall_seconds=time.perf_counter() - t0)
+    _store(result)  # recorded=False until the recording service has written it
     artifacts = {"dense_onnx": str(dense.files["onnx"]), "pruned_onnx": str(pruned.files["onnx"])}
-    return row | {"cached": False, "artifacts": artifacts}
+    return replace(result, artifacts=artifacts)
 
 
-__all__ = ["Case", "Threshold", "mark_recorded", "run_case", "validate"]
+
+def calibrate_case(case: Case, executor: Executor) -> dict:
+    """A/A: the case's dense model measured against itself by the bench side, with the same
+    method and settings as the cases. A speed-up's interval says how repeatable the method is;
+    A/A says whether it is biased (it should read 1.000x within its interval)."""
+    dense = executor.run("train", case.dense_spec(), {})
+    result = executor.run("calibrate", {
+        "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
+        "paired": case.paired_settings(),
+    }, {"dense_onnx": dense.files["onnx"]}).result
+    return result | {"model": case.model, "device": case.device,
+                     "precision_requested": case.precision}
+
+
+__all__ = ["Case", "CaseResult", "Threshold", "calibrate_case", "mark_recorded", "run_case",
+           "validate"]

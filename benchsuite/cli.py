@@ -7,6 +7,7 @@
   benchsuite broker status|server       inspect the broker / run a private redis-server
   benchsuite blobs cleanup              drop expired artifact blobs
   benchsuite sweep bench measure|compare  bayes vs random search at equal budget
+  benchsuite latency-model build|report  per-conv latency table; predicted vs measured
 
 `benchsuite COMMAND --help` gives each command's usage. The experiments themselves run under
 pytest: `pytest -m latency` (see `pytest --help`, group "benchsuite").
@@ -32,6 +33,7 @@ SUBCOMMANDS: list[tuple[str, str, tuple[str, ...]]] = [
     ("benchsuite.cli:add_broker", "broker", ("worker", "broker", "blobs")),
     ("benchsuite.cli:add_sweep", "", ("sweep",)),
     ("benchsuite.recipe.cli:add_subcommand", "", ("recipe",)),
+    ("benchsuite.latency.report:add_subcommand", "", ("latency-model",)),
 ]
 
 

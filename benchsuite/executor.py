@@ -42,6 +42,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "prune": ("benchsuite.stages:prune_stage", "prune"),
     "bench": ("benchsuite.stages:bench_stage", "bench"),
     "calibrate": ("benchsuite.stages:calibrate_stage", "bench"),
+    "latency_table": ("benchsuite.stages:latency_table_stage", "bench"),
 }
 
 

@@ -34,3 +34,17 @@ def code_version(*parts: str, length: int = 12) -> str:
             h.update(f.relative_to(package).as_posix().encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:length]
+
+
+def git_sha() -> str:
+    """The project's commit (12 hex digits), or "unknown" outside a git checkout."""
+    import subprocess
+
+    from .paths import project_root
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=project_root(),
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -7,11 +7,13 @@ value is a ``pytest.UsageError`` naming the option.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from .case import Case
+from .threshold import Threshold
 from .trust import Trust, session_trust
 
 OPTIONS: list[tuple[str, str, str]] = [
@@ -50,6 +52,55 @@ OPTIONS: list[tuple[str, str, str]] = [
                                   "fails when its interval's upper end is below it)"),
     ("save-latency-baseline", "", "write this session's speed-ups as a baseline file"),
 ]
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Every benchsuite option of a session, typed and checked (``session_config``)."""
+
+    base: Case  # the settings every case shares (recipe, model, device, precision unset)
+    recipes: str
+    schedules: list[str] | None
+    models: list[str] | None
+    devices: list[str] | None
+    precisions: list[str] | None
+    threshold: Threshold
+    executor: str
+    wandb: str
+    latency_baseline: str | None
+    latency_tolerance: float
+    save_latency_baseline: str | None
+    force: bool
+    calibration: bool
+
+
+CONFIG_KEY = pytest.StashKey[SessionConfig]()
+
+
+def session_config(config: pytest.Config) -> SessionConfig:
+    """The session's options as one typed object, built (and checked) once: a bad value is a
+    usage error naming the option, before any collection or work."""
+    if (cached := config.stash.get(CONFIG_KEY, None)) is not None:
+        return cached
+    try:
+        threshold = Threshold.parse(option(config, "accuracy-threshold"))
+    except ValueError as e:
+        raise pytest.UsageError(f"--accuracy-threshold: {e}") from None
+    out = SessionConfig(
+        base=base_case(config), recipes=option(config, "recipes"),
+        schedules=option_list(config, "schedules"), models=option_list(config, "model"),
+        devices=option_list(config, "device"), precisions=option_list(config, "precision"),
+        threshold=threshold, executor=option(config, "executor"), wandb=option(config, "wandb"),
+        latency_baseline=option(config, "latency-baseline") or None,
+        latency_tolerance=_number(config, "latency-tolerance", float, 0.0),
+        save_latency_baseline=option(config, "save-latency-baseline") or None,
+        force=bool(config.getoption("force", False)),
+        calibration=not config.getoption("no_calibration", False),
+    )
+    config.stash[CONFIG_KEY] = out
+    return out
+
+
 def option(config: pytest.Config, name: str) -> str:
     key = "benchsuite_" + name.replace("-", "_")
     value = config.getoption(key)

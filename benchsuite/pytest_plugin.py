@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from .case import Case, mark_recorded, run_case
+from .case import Case, calibrate_case
 from .errors import UserError
 from .executor import LocalExecutor
 from .extras import (
@@ -24,7 +24,8 @@ from .extras import (
     session_extras_notes,
     session_extras_problem,
 )
-from .options import OPTIONS, base_case, option, option_list
+from .options import OPTIONS, option, session_config
+from .result import CaseResult
 from .threshold import Threshold
 
 ROW_PROPERTY = "benchsuite_row"
@@ -48,12 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class RowCollector:
-    """Collects the result rows from the test reports (in the xdist controller too)."""
+    """Collects the results from the test reports (in the xdist controller too)."""
 
     name = "benchsuite-rows"
 
     def __init__(self) -> None:
-        self.rows: list[dict] = []
+        self.rows: list[CaseResult] = []
         self.calibrations: list[dict] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -63,12 +64,12 @@ class RowCollector:
             if key == ROW_PROPERTY:
                 # an xfail (a sweep's infeasible trial) reports as "skipped": say what it was
                 outcome = "infeasible" if hasattr(report, "wasxfail") else report.outcome
-                self.rows.append(json.loads(value) | {"outcome": outcome})
+                self.rows.append(CaseResult.from_dict(json.loads(value) | {"outcome": outcome}))
             elif key == AA_PROPERTY:
                 self.calibrations.append(json.loads(value))
 
 
-def _rows(config: pytest.Config) -> list[dict]:
+def _rows(config: pytest.Config) -> list[CaseResult]:
     return config.pluginmanager.get_plugin(RowCollector.name).rows
 
 
@@ -77,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(RowCollector(), RowCollector.name)
     if problem := session_extras_problem(option(config, "executor"), option(config, "wandb")):
         raise pytest.UsageError(problem)
-    base_case(config)  # every setting typed and range-checked before any collection or work
+    session_config(config)  # every setting typed and range-checked before any work
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -90,11 +91,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from .grid import GridError, generate_cases
 
     config = metafunc.config
+    cfg = session_config(config)
     try:
         cases = generate_cases(
-            recipes_glob=option(config, "recipes"), models=option_list(config, "model"),
-            devices=option_list(config, "device"), precisions=option_list(config, "precision"),
-            base=base_case(config), extra_folders=option_list(config, "schedules"),
+            recipes_glob=cfg.recipes, models=cfg.models, devices=cfg.devices,
+            precisions=cfg.precisions, base=cfg.base, extra_folders=cfg.schedules,
         )
     except GridError as e:  # an empty or wrong selection must not pass silently: a usage
         config.stash[SELECTION_ERROR] = str(e)  # error once collection is over
@@ -104,7 +105,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def accuracy_threshold(pytestconfig: pytest.Config) -> Threshold:
-    return Threshold.parse(option(pytestconfig, "accuracy-threshold"))
+    return session_config(pytestconfig).threshold
 
 
 @pytest.fixture(scope="session")
@@ -112,15 +113,15 @@ def latency_baseline(pytestconfig: pytest.Config):
     """(cases, tolerance) of --latency-baseline, or None when no baseline was given."""
     from .track.baseline import load_baseline
 
-    path = option(pytestconfig, "latency-baseline")
-    tolerance = float(option(pytestconfig, "latency-tolerance"))
-    return (load_baseline(path), tolerance) if path else None
+    cfg = session_config(pytestconfig)
+    path = cfg.latency_baseline
+    return (load_baseline(path), cfg.latency_tolerance) if path else None
 
 
 @pytest.fixture(scope="session")
 def stage_executor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Runs the stages: through the Redis broker (its workers) by default, or in-process."""
-    kind = default_executor(option(request.config, "executor"))
+    kind = default_executor(session_config(request.config).executor)
     if kind == "redis":
         return request.getfixturevalue("broker_executor")
     if kind == "local":
@@ -131,14 +132,14 @@ def stage_executor(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 @pytest.fixture(scope="session")
 def tracker(pytestconfig: pytest.Config):
     """The W&B tracker of this session (one run per case, grouped by session)."""
-    from .track.results import git_sha
+    from .hashing import git_sha
     from .track.wandb_log import WandbTracker
 
     # one group for the whole session, shared by pytest-xdist workers (their testrunuid)
     run_id = getattr(pytestconfig, "workerinput", {}).get("testrunuid")
     stamp = run_id[:12] if run_id else dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     t = WandbTracker(group=f"session-{stamp}-{git_sha()}",
-                     mode=default_wandb_mode(option(pytestconfig, "wandb")))
+                     mode=default_wandb_mode(session_config(pytestconfig).wandb))
     yield t
     t.close()
 
@@ -164,23 +165,15 @@ def hardware_skip_reason(pytestconfig):
 
 @pytest.fixture(scope="session")
 def aa_calibration(stage_executor, pytestconfig: pytest.Config):
-    """Callable (case) -> the session's A/A figure the first time it is called, else None: the
-    dense model of the first case measured against itself by the bench workers, with the same
-    method and settings as the cases. A speed-up's interval says how repeatable the method is;
-    A/A says whether it is biased (it should read 1.000x within its interval)."""
+    """Callable (case) -> the session's A/A figure (case.calibrate_case) the first time it is
+    called, else None."""
     done: list[bool] = []
 
     def run(case: Case) -> dict | None:
-        if done or pytestconfig.getoption("no_calibration"):
+        if done or not session_config(pytestconfig).calibration:
             return None
         done.append(True)
-        dense = stage_executor.run("train", case.dense_spec(), {})
-        result = stage_executor.run("calibrate", {
-            "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
-            "paired": case.paired_settings(),
-        }, {"dense_onnx": dense.files["onnx"]}).result
-        return result | {"model": case.model, "device": case.device,
-                         "precision_requested": case.precision}
+        return calibrate_case(case, stage_executor)
 
     return run
 
@@ -188,14 +181,16 @@ def aa_calibration(stage_executor, pytestconfig: pytest.Config):
 @pytest.fixture
 def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pytestconfig,
                    hardware_skip_reason, aa_calibration):
-    """Callable: run a case (or take its cached result), record it, return the result row."""
-    from .track.results import append_row
+    """Callable: run a case (or take its cached result), decide and record it (the recording
+    service: track/recording.py), return its `CaseResult` (read like a dict)."""
+    from .track.recording import Recorder, run_and_record
 
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    force = bool(pytestconfig.getoption("force"))
+    force = session_config(pytestconfig).force
+    recorder = Recorder(tracker)
 
-    def run(case: Case, threshold: Threshold) -> dict:
+    def run(case: Case, threshold: Threshold) -> CaseResult:
         if (reason := hardware_skip_reason(case.device, case.precision)) is not None:
             pytest.skip(reason)
 
@@ -206,18 +201,11 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
                 reporter.write_line(f"    {case.label}: {stage}")
 
         try:
-            row = run_case(case, stage_executor, force=force, progress=progress)
+            row = run_and_record(case, stage_executor, threshold, recorder, force=force,
+                                 progress=progress)
         except UserError as e:  # the user's to fix: the message, no traceback
             raise pytest.fail.Exception(str(e), pytrace=False) from None
-        floor = threshold.floor(row["dense_top1"])
-        row |= {"threshold": floor, "passed": row["top1"] >= floor}
-        if not row["cached"] or not row.get("recorded", True):  # new, or its append failed
-            append_row(row)
-            onnx = (row.get("artifacts") or {}).get("pruned_onnx")
-            tracker.log_case(row, onnx)
-            mark_recorded(row["case_id"])
-        compact = {k: v for k, v in row.items() if k not in ("per_layer", "artifacts")}
-        request.node.user_properties.append((ROW_PROPERTY, json.dumps(compact)))
+        request.node.user_properties.append((ROW_PROPERTY, row.to_json(compact=True)))
         if (aa := aa_calibration(case)) is not None:
             from .track.summary import speedup_text
 
@@ -238,58 +226,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             raise pytest.UsageError("; ".join(problems))
 
 
+OUTPUTS = pytest.StashKey[object]()  # track.session.SessionOutputs
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     rows = _rows(config)
     if hasattr(config, "workerinput") or not rows:  # xdist workers: the controller writes
         return
-    from .paths import results_dir
-    from .track.baseline import save_baseline
-    from .track.benchjson import write_benchmark_json
+    from .track.session import write_outputs
 
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    config._benchsuite_outputs = [  # type: ignore[attr-defined]
-        write_benchmark_json(rows, results_dir() / "pytest-benchmark" / f"{stamp}.json")]
-    if path := option(config, "save-latency-baseline"):
-        config._benchsuite_outputs.append(save_baseline(rows, path))  # type: ignore[attr-defined]
-    if path := option(config, "latency-baseline"):
-        config._benchsuite_baseline = _baseline_coverage(rows, path)  # type: ignore[attr-defined]
-        if not config._benchsuite_baseline[0]:  # type: ignore[attr-defined]
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a check that checked nothing
-
-
-def _baseline_coverage(rows: list[dict], path: str) -> tuple[list[str], list[str], str]:
-    """(labels checked, labels not in the baseline, the baseline's path)."""
-    from .track.baseline import load_baseline
-
-    known = load_baseline(path)
-    checked = [r["label"] for r in rows if r["label"] in known]
-    return checked, [r["label"] for r in rows if r["label"] not in known], path
+    cfg = session_config(config)
+    outputs = write_outputs(rows, cfg.save_latency_baseline, cfg.latency_baseline)
+    config.stash[OUTPUTS] = outputs
+    if outputs.failed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     rows = _rows(config)
     if not rows:
         return
-    from .paths import results_dir
-    from .track.summary import format_table
+    from .track.session import summary_lines
 
     calibrations = config.pluginmanager.get_plugin(RowCollector.name).calibrations
     terminalreporter.section("benchsuite: latency cases")
-    for line in format_table(rows, calibrations).splitlines():
-        terminalreporter.write_line(line)
-    if coverage := getattr(config, "_benchsuite_baseline", None):
-        checked, unchecked, path = coverage
-        if not checked:
-            terminalreporter.write_line(
-                f"latency baseline {path}: no case of this session is in it, so nothing was "
-                "checked (a baseline of another grid, model or precision?): session failed",
-                red=True)
-        else:
-            terminalreporter.write_line(
-                f"latency baseline {path}: {len(checked)} case(s) checked"
-                + (f"; unchecked (not in the baseline): {', '.join(unchecked)}"
-                   if unchecked else ""), yellow=bool(unchecked))
-    terminalreporter.write_line(f"results table: {results_dir() / 'results.csv'}")
-    for path in getattr(config, "_benchsuite_outputs", []):
-        terminalreporter.write_line(f"written: {path}")
+    for line, colour in summary_lines(rows, calibrations, config.stash.get(OUTPUTS, None)):
+        terminalreporter.write_line(line, **({colour: True} if colour else {}))

@@ -8,6 +8,10 @@
   in one process in paired random-order rounds, with its interval; benchmark_app on both
   (per-layer counters, FPS, a cross-check speed-up).
 - `calibrate_stage` (bench worker): the dense model against itself (A/A), once a session.
+- `latency_table_stage` (bench worker): the per-conv latency table of the dense model's
+  geometries on the target device and precision (`latency/build.py`, cached on the bench side);
+  its JSON goes to the prune stage in the job's spec (`LatencyBudgetPruner`) and to the bench
+  stage (the predicted latency in the result row).
 
 Torch is imported inside the prune stages only: a bench worker's environment has no torch.
 """
@@ -140,7 +144,8 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     example = torch.zeros(1, *data.input_shape)
     recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))
     calibration = (data.x_train[:256], data.y_train[:256])  # for APoZ / Taylor / block ranking
-    scheduler = CompressionScheduler(recipe, model, example, calibration=calibration)
+    scheduler = CompressionScheduler(recipe, model, example, calibration=calibration,
+                                     latency_table=spec.get("latency_table"))
     epochs = max(int(spec["epochs"]), recipe.last_epoch() + 1)
     t0 = time.perf_counter()
     train(model, data, epochs, FINETUNE_LR, spec["seed"], hooks=scheduler,
@@ -158,6 +163,8 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         "finetune_epochs": epochs, "finetune_seconds": finetune_seconds,
         "export_seconds": export_seconds, "thinned": scheduler.thinned,
         "removed_blocks": scheduler.removed_blocks,
+        "latency_plan": next((p.plan for p in scheduler.pruners.values()
+                              if getattr(p, "plan", None)), None),
     }
     return StageResult(result, {"checkpoint": ckpt, "onnx": onnx})
 
@@ -185,6 +192,10 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     result = measure_pair(models, workdir / "reports", settings, spec.get("paired"))
     sizes = {f"{n}_ir_bytes": p.stat().st_size + p.with_suffix(".bin").stat().st_size
              for n, p in models.items()}
+    if spec.get("latency_table"):
+        from .latency.report import predict_pair
+
+        result |= predict_pair(models, spec["latency_table"], result["dense_latency_median_us"])
     return StageResult(result | {"convert_seconds": convert_seconds, **sizes}, {})
 
 
@@ -197,3 +208,21 @@ def calibrate_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageR
     models, _ = _to_ir(files, ("dense",), tuple(spec["input_shape"]), workdir)
     settings = BenchSettings(**spec.get("settings", {}))
     return StageResult(calibrate(models["dense"], settings, spec.get("paired")), {})
+
+
+def latency_table_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    """The latency table for the dense model (bench worker). spec: input_shape, network, step,
+    settings (BenchSettings fields)[, paired]; files: dense_onnx. Result: {"table": ...} with
+    only this network's overhead, small enough for a job spec (a few hundred numbers)."""
+    from .bench import BenchSettings
+    from .bench.paired import PairedSettings
+    from .bench.verdict import paired_settings
+    from .latency.build import UNIT_SETTINGS, build_table
+
+    models, _ = _to_ir(files, ("dense",), tuple(spec["input_shape"]), workdir)
+    case = paired_settings(BenchSettings(**spec.get("settings", {})), spec.get("paired"))
+    settings = PairedSettings.from_dict(case.to_dict() | UNIT_SETTINGS)  # threads etc. kept
+    table = build_table(models["dense"], spec["network"], int(spec["step"]), settings,
+                        workdir=workdir / "units")
+    table.networks = {spec["network"]: table.networks[spec["network"]]}
+    return StageResult({"table": table.to_dict()}, {})

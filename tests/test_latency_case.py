@@ -73,10 +73,16 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     baseline = tmp_path / "baseline.json"
     result = project.runpytest_subprocess(*args, "--save-latency-baseline", str(baseline))
     result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([  # progress of the long stages, from the Redis workers
+        "*small_cnn-small_filters-0.5-CPU-f32*dense baseline: epoch 1/10 loss *ETA*",
+        "*fine-tune: epoch 2/2 loss *done*",
+        "*benchmark: paired rounds until the speed-up's interval is within*",
+    ])
     result.stdout.fnmatch_lines([
         "*test_latency*small_cnn-small_filters-0.5-CPU-f32*PASSED*",
         "*benchsuite: latency cases*",
-        "*A/A calibration: small_cnn dense vs itself *x [[]*, *[]] (* rounds, in-process*",
+        # under load the interval is followed by "!" (disturbed): the pattern allows it
+        "*A/A calibration: small_cnn dense vs itself *x [[]*, *[]]* (* rounds, in-process*",
         "*conditions: device CPU [[]*[]], precision f32, threads 1*method: in-process paired*",
     ])
     from benchsuite.paths import results_dir
@@ -110,6 +116,9 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     contents = run_contents(run_dir)
     assert contents["summary"]["top1"] == pytest.approx(row["top1"])
     assert contents["summary"]["speedup"] == pytest.approx(row["speedup"])
+    # the recording service's decision and the run's folder are in the row
+    assert row["threshold"] == 0.3 and bool(row["passed"]) is True
+    assert row["wandb_run"] == str(run_dir) and contents["summary"]["passed"] is True
     # every setting that is not the default is in the label
     label = "small_cnn-small_filters-0.5-CPU-f32-ep2-dense10-niter200-rep2"
     assert contents["config"]["label"] == label

@@ -60,5 +60,11 @@ def test_run_case_reports_every_training_epoch(tmp_path, monkeypatch):
     assert said[0] == "dense baseline"
     assert said[1].startswith("dense baseline: epoch 1/2 loss ") and "ETA" in said[1]
     assert said[2].startswith("dense baseline: epoch 2/2 loss ") and said[2].endswith("done")
-    assert said[3:] == ["prune + fine-tune", said[4], "benchmark"]
+    assert said[3:6] == ["prune + fine-tune", said[4], "benchmark"]
     assert said[4].startswith("fine-tune: epoch 1/1 loss ")
+    # the benchmark says what it runs and, as the rounds go, the speed-up so far
+    assert said[6] == "benchmark: benchmark_app on dense and pruned: 1 run(s) of 20 iterations " \
+                      "each (per-layer counters, cross-check)"
+    assert said[7].startswith("benchmark: paired rounds until the speed-up's interval is within")
+    rounds = said[8:]
+    assert all(line.startswith("benchmark: round ") and "x [" in line for line in rounds)

@@ -60,3 +60,24 @@ def test_report_unknown_case(tmp_path, bad, capsys):
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "o"),
                  "--case", bad]) == 2
     assert f"no case labelled '{bad}'" in capsys.readouterr().err
+
+
+def test_report_marks_the_floor_and_failures_and_links_wandb_runs(tmp_path):
+    """The record's decision and W&B run reach the report: a floor line, failed cases marked,
+    each label and each point linking to its run."""
+    run = tmp_path / "wandb" / "offline-run-20261130_120000-abc123"
+    run.mkdir(parents=True)
+    rows = [r | {"threshold": 0.96, "passed": r["top1"] >= 0.96,
+                 "wandb_run": str(run) if r["case_id"] == "c0" else "https://wandb.ai/e/p/runs/x"}
+            for r in TABLE]
+    results = tmp_path / "results"
+    results.mkdir()
+    pd.DataFrame(rows).to_csv(results / "results.csv", index=False)
+    out = tmp_path / "report"
+    assert main(["report", "--results", str(results), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert page.count(">FAIL<") == 2  # c3 and c4 (Top-1 0.95 < 0.96)
+    assert f'href="{run.as_uri()}"' in page and 'href="https://wandb.ai/e/p/runs/x"' in page
+    svg = (out / "accuracy_latency.svg").read_text()
+    assert "accuracy floor" in svg and "failed (under the floor)" in svg
+    assert svg.count("https://wandb.ai/e/p/runs/x") == 4  # each point of the other 4 cases

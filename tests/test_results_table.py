@@ -10,6 +10,7 @@ import pytest
 
 from benchsuite.case import _cached, _store, mark_recorded
 from benchsuite.cli import main
+from benchsuite.result import CaseResult
 from benchsuite.track.results import ResultsTableError, append_row, read_results
 
 
@@ -62,7 +63,7 @@ def test_the_report_drops_an_incomplete_row_instead_of_preferring_it(tmp_path) -
 
 def test_a_cached_row_stays_unrecorded_until_its_append_succeeds(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
-    _store(_row(0) | {"recorded": False})
+    _store(CaseResult.from_dict(_row(0) | {"recorded": False}))
     assert _cached("c0")["recorded"] is False  # a later run records it again
     mark_recorded("c0")
     assert _cached("c0")["recorded"] is True

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import log as progress_log
 from .paired import PairedSettings, bootstrap_median_ci, measure_paired
 from .result import BenchSettings
 from .runner import benchmark_interleaved, speedup
@@ -52,6 +53,8 @@ def measure_pair(models: dict[str, Path], report_dir: Path, settings: BenchSetti
                  paired: dict[str, Any] | None = None) -> dict[str, Any]:
     """models: {"dense": xml, "pruned": xml}. Returns the bench stage's result fields."""
     t0 = time.perf_counter()
+    progress_log.info(f"benchmark_app on {' and '.join(models)}: {settings.repeats} run(s) of "
+                      f"{settings.niter} iterations each (per-layer counters, cross-check)")
     bapp = benchmark_interleaved(models, report_dir, settings)
     bapp_speedup = speedup(bapp["dense"], bapp["pruned"])
     out: dict[str, Any] = {
@@ -59,7 +62,10 @@ def measure_pair(models: dict[str, Path], report_dir: Path, settings: BenchSetti
         "speedup_benchmark_app": bapp_speedup,
     }
     if in_process_usable(settings):
-        result = measure_paired(models, paired_settings(settings, paired), reference="dense")
+        chosen = paired_settings(settings, paired)
+        progress_log.info(f"paired rounds until the speed-up's interval is within "
+                          f"±{chosen.target_halfwidth:.0%} or {chosen.max_seconds:g} s")
+        result = measure_paired(models, chosen, reference="dense", progress=progress_log.info)
         out |= {
             "speedup": result.speedup, "speedup_ci_low": result.ci_low,
             "speedup_ci_high": result.ci_high, "speedup_method": result.method,

@@ -19,6 +19,7 @@ from .elementwise import (
     SplicingPruner,
 )
 from .kernel_blocks import RankedBlocksPruner
+from .latency_budget import LatencyBudgetPruner
 from .structured import (
     L1RankedStructureParameterPruner,
     RandomLevelStructureParameterPruner,
@@ -41,7 +42,7 @@ PRUNER_CLASSES: dict[str, type[Pruner]] = {
     for cls in (
         SparsityLevelParameterPruner, MagnitudeParameterPruner, SensitivityPruner,
         SplicingPruner, AutomatedGradualPruner, L1RankedStructureParameterPruner, BlockRemover,
-        RandomLevelStructureParameterPruner,
+        RandomLevelStructureParameterPruner, LatencyBudgetPruner,
     )
 }
 for _name, (_criterion, _bernoulli) in STRUCTURED.items():
@@ -51,7 +52,8 @@ for _name, (_criterion, _bernoulli) in STRUCTURED.items():
 
 
 def build_pruner(component: Component, model: nn.Module, example_input: torch.Tensor,
-                 calibration: Calibration | None = None) -> Pruner:
+                 calibration: Calibration | None = None,
+                 latency_table: dict | None = None) -> Pruner:
     cls = PRUNER_CLASSES[component.cls]
     if component.args.get("group_type") == "Blocks":  # L1/L2 only (the catalog's choices)
         return RankedBlocksPruner(component, model, cls.criterion, cls.gradual)
@@ -61,4 +63,6 @@ def build_pruner(component: Component, model: nn.Module, example_input: torch.Te
         kwargs["example_input"] = example_input
     if "calibration" in params:
         kwargs["calibration"] = calibration
+    if "latency_table" in params:
+        kwargs["latency_table"] = latency_table
     return cls(component, model, **kwargs)

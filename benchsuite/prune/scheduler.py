@@ -86,16 +86,18 @@ def _last_epoch(policy: Policy) -> int:
 
 class CompressionScheduler(TrainHooks):
     def __init__(self, recipe: Recipe, model: nn.Module, example_input: torch.Tensor,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None,
+                 latency_table: dict | None = None) -> None:
         """`calibration` (x, y): a training batch for the data-driven criteria (APoZ, Taylor,
-        block ranking); recipes using them fail to bind without it."""
+        block ranking); recipes using them fail to bind without it. `latency_table`: the
+        target device's table (`benchsuite.latency`) for `LatencyBudgetPruner`."""
         self.recipe = recipe
         self.model = model
         self.example_input = example_input
         self.calibration = calibration
         try:
             self.pruners: dict[str, Pruner] = {
-                name: build_pruner(c, model, example_input, calibration)
+                name: build_pruner(c, model, example_input, calibration, latency_table)
                 for name, c in recipe.pruners.items()
             }
             self.regularizers: dict[str, Regularizer] = {

@@ -77,6 +77,18 @@ PRUNERS: dict[str, dict[str, Arg]] = {
                         "across stages"),
         "include_downsample": Arg("bool", default=False),
     },
+    "LatencyBudgetPruner": {
+        "speedup": Arg("float", minimum=1, help="target: the dense network's predicted latency "
+                       "divided by this"),
+        "latency_us": Arg("float", minimum=0, help="target: predicted latency in µs"),
+        "round_to": Arg("int", minimum=1, help="filter group size [the latency table's step]"),
+        "weights": Arg("weights", help="block conv1 weights whose filters may go [every block's]"),
+        "blocks": Arg("bool", default=True, help="whether whole blocks may go"),
+        "include_downsample": Arg("bool", default=False),
+        "criterion": Arg("choice", default="taylor", choices=("taylor", "loss"),
+                         help="importance of a unit: Taylor estimate of the calibration loss's "
+                              "increase when it is removed, or that increase measured"),
+    },
 }
 
 EXTENSIONS: dict[str, dict[str, Arg]] = {

@@ -96,10 +96,9 @@ def build_case(params: dict[str, Any]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..case import run_case
     from ..executor import LocalExecutor
     from ..threshold import Threshold
-    from ..track.results import append_row
+    from ..track.recording import Recorder, run_and_record
     from ..track.wandb_log import WandbTracker
 
     parser = argparse.ArgumentParser(prog="benchsuite.sweep.agent_entry", add_help=False)
@@ -120,19 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"agent_entry: {case.recipe_name} has no template parameter(s) "
               f"{', '.join(dropped)}: ignored")
     print(f"agent_entry: {case.label} (threshold {threshold})", flush=True)
-    with tempfile.TemporaryDirectory(prefix="bs-agent-") as work:
-        row = run_case(case, LocalExecutor(Path(work)),
-                       progress=lambda stage: print(f"  {stage}", flush=True))
-        floor = threshold.floor(row["dense_top1"])
-        row |= {"threshold": floor, "passed": row["top1"] >= floor}
-        if not row["cached"]:
-            append_row(row)
-        sweep = os.environ.get("WANDB_SWEEP_ID", "local")
-        tracker = WandbTracker(group=f"sweep-{sweep}")
-        try:
-            tracker.log_case(row, (row.get("artifacts") or {}).get("pruned_onnx"))
-        finally:
-            tracker.close()
+    sweep = os.environ.get("WANDB_SWEEP_ID", "local")
+    tracker = WandbTracker(group=f"sweep-{sweep}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="bs-agent-") as work:
+            row = run_and_record(case, LocalExecutor(Path(work)), threshold,
+                                 Recorder(tracker, wandb_every_time=True),
+                                 progress=lambda stage: print(f"  {stage}", flush=True))
+    finally:
+        tracker.close()
+    floor = row.threshold
     figures = (f"Top-1 {row['top1']:.4f} (floor {floor:.4f}), speed-up {row['speedup']:.2f}x, "
                f"latency {row['latency_median_us']:.1f} us")
     if not row["passed"]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..case import Case
 from ..threshold import Threshold
+from ..track.recording import Recorder, run_and_record
 from .config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
 from .engines import SweepsEngine
 from .store import MemoryStore
@@ -69,25 +70,24 @@ class CaseObjective:
     """The real pipeline: each trial runs its case (results cached by case hash)."""
 
     def __init__(self, spec: SweepSpec, base: Case, threshold: Threshold, workdir: Path,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 recorder: Recorder | None = None) -> None:
         from ..executor import LocalExecutor
 
         self.spec, self.base, self.threshold = spec, base, threshold
         self.executor = LocalExecutor(workdir)
         self.progress = progress
+        self.recorder = recorder or Recorder()  # every case in the results table
         self.rows: list[dict] = []
 
     def __call__(self, params: dict[str, Any]) -> tuple[float | None, bool, dict[str, Any]]:
-        from ..case import run_case
-
         case = self.spec.case_for(params, self.base)
-        row = run_case(case, self.executor, progress=self.progress)
-        floor = self.spec.threshold(self.threshold, params).floor(row["dense_top1"])
-        row |= {"threshold": floor, "passed": row["top1"] >= floor}
-        self.rows.append({k: v for k, v in row.items() if k not in ("per_layer", "artifacts")}
+        row = run_and_record(case, self.executor, self.spec.threshold(self.threshold, params),
+                             self.recorder, progress=self.progress)
+        self.rows.append(json.loads(row.to_json(compact=True))
                          | {"sweep_params": json.dumps(params, sort_keys=True)})
-        return self.spec.objective(row), bool(row["passed"]), {"top1": row["top1"],
-                                                                "threshold": floor}
+        return self.spec.objective(row), bool(row.passed), {"top1": row.top1,
+                                                             "threshold": row.threshold}
 
 
 class TableObjective:
@@ -210,9 +210,7 @@ def _base(spec: SweepSpec) -> Case:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tempfile
 
-    import yaml
 
     parser = argparse.ArgumentParser(prog="python -m benchsuite.sweep.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--sweep", required=True, help="sweep config file")
         p.add_argument("--accuracy-threshold", default="-1pt",
                        help="floor when the sweep file sets none [-1pt]")
+        p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
+                       help="W&B mode of the cases' runs [offline, unless WANDB_MODE or "
+                            "WANDB_API_KEY say otherwise]; every case also goes to the "
+                            "results table")
     m = sub.choices["measure"]
     m.add_argument("--step", type=float, default=None, help="grid step of min/max parameters")
     m.add_argument("--out", required=True, help="CSV of the measured rows")
@@ -243,12 +245,41 @@ def main(argv: list[str] | None = None) -> int:
         spec = replace(spec, config=dict(spec.config) | {
             "metric": {"name": args.metric, "goal": METRICS[args.metric]}})
     threshold = spec.threshold(Threshold.parse(args.accuracy_threshold))
+    tracker = _tracker(args.wandb, spec.name) if args.command == "measure" or not args.table \
+        else None
+    try:
+        return _run(args, spec, threshold, Recorder(tracker))
+    finally:
+        if tracker is not None:
+            tracker.close()
+
+
+def _tracker(mode: str | None, name: str):
+    import datetime as dt
+
+    from ..extras import default_wandb_mode
+    from ..track.wandb_log import WandbTracker
+
+    mode = default_wandb_mode(mode or "")
+    if mode == "disabled":
+        return None
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return WandbTracker(group=f"sweep-bench-{name}-{stamp}", mode=mode)
+
+
+def _run(args: argparse.Namespace, spec: SweepSpec, threshold: Threshold,
+         recorder: Recorder) -> int:
+    import tempfile
+
+    import yaml
+
     with tempfile.TemporaryDirectory(prefix="bs-sweep-bench-") as work:
         if args.command == "measure":
             import pandas as pd
 
             obj = CaseObjective(spec, _base(spec), threshold, Path(work),
-                                progress=lambda s: print(f"    {s}", flush=True))
+                                progress=lambda s: print(f"    {s}", flush=True),
+                                recorder=recorder)
             only = {k: [yaml.safe_load(v) for v in vs.split(",")]
                     for k, _, vs in (o.partition("=") for o in args.only)}
             points = space_points(spec, args.step, only)
@@ -260,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                 pd.DataFrame(obj.rows).to_csv(args.out, index=False)  # after every case
             return 0
         objective: Objective = (TableObjective(spec, Path(args.table), threshold) if args.table
-                                else CaseObjective(spec, _base(spec), threshold, Path(work)))
+                                else CaseObjective(spec, _base(spec), threshold, Path(work),
+                                                   recorder=recorder))
         results = compare(spec, objective, tuple(args.methods.split(",")), args.budget,
                           tuple(int(s) for s in args.seeds.split(",")))
     print(format_report(results))

@@ -20,13 +20,13 @@ import yaml
 from ..case import Case
 from ..grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
 from ..paths import found_dir
+from ..result import TRIAL, Row, keys_for
 from ..threshold import Threshold
 from .config import SweepSpec
 from .engines import StoredEngine
 from .store import FINISHED, Trial
 
-REPORT_KEYS = ("top1", "dense_top1", "threshold", "passed", "speedup", "latency_median_us",
-               "dense_latency_median_us", "macs", "dense_macs", "params", "label", "case_id")
+REPORT_KEYS = keys_for(TRIAL)
 
 
 @dataclass
@@ -93,7 +93,7 @@ class SweepSession:
             stop.set()
             thread.join()
 
-    def record(self, trial: TrialRun, row: dict) -> str:
+    def record(self, trial: TrialRun, row: Row) -> str:
         """Tell the engine; returns a one-line verdict with the figures."""
         metrics = {k: row.get(k) for k in REPORT_KEYS}
         feasible = bool(row["passed"])

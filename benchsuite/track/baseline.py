@@ -13,11 +13,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..result import BASELINE, CONDITION, Row, keys_for
+
 VERSION = 2
 READABLE = (1, 2)  # version 1: no intervals (its speed-ups are read as exact)
 DEFAULT_TOLERANCE = 0.05
-CONDITIONS = ("device", "device_name", "precision", "threads", "streams", "batch", "input_shape",
-              "runtime_version")
+CONDITIONS = keys_for(CONDITION)
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,12 @@ def load_baseline(path: str | Path) -> dict[str, dict]:
     return cases
 
 
-def save_baseline(rows: list[dict], path: str | Path) -> Path:
+def save_baseline(rows: list[Row], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cases = {
-        r["label"]: {
-            "speedup": r["speedup"], "speedup_ci_low": r.get("speedup_ci_low"),
-            "speedup_ci_high": r.get("speedup_ci_high"), "speedup_method": r.get("speedup_method"),
-            "top1": r["top1"], "dense_top1": r["dense_top1"],
-            "latency_median_us": r["latency_median_us"],
-            "dense_latency_median_us": r["dense_latency_median_us"],
-            "conditions": {k: r.get(k) for k in CONDITIONS},
-        }
+        r["label"]: {k: r.get(k) for k in keys_for(BASELINE)}
+        | {"conditions": {k: r.get(k) for k in CONDITIONS}}
         for r in rows
     }
     doc = {"version": VERSION, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -78,7 +73,7 @@ def _interval(entry: dict) -> str:
     return f"{entry['speedup']:.3f}x [{low:.3f}, {high:.3f}]"
 
 
-def check(row: dict, baseline: dict[str, dict], tolerance: float = DEFAULT_TOLERANCE) -> Verdict:
+def check(row: Row, baseline: dict[str, dict], tolerance: float = DEFAULT_TOLERANCE) -> Verdict:
     """Compare one result row with its baseline entry (missing entry: ok, said so).
 
     Fails when the row's interval lies wholly below baseline × (1 − tolerance): its upper end
@@ -102,7 +97,7 @@ def check(row: dict, baseline: dict[str, dict], tolerance: float = DEFAULT_TOLER
     return Verdict(True, f"{row['label']}: speed-up {now} reaches {floor:.3f}x{other}", other)
 
 
-def conditions_differ(base: dict, row: dict) -> str:
+def conditions_differ(base: dict, row: Row) -> str:
     """A note naming the conditions under which the baseline was measured that differ from
     this run's (another CPU, precision, thread count...), or "" when they match: a speed-up
     carries across load, far less across hardware (bf16 is native on one CPU, not another)."""

@@ -13,7 +13,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from .results import VERDICT_KEYS
+from ..result import BENCH, Row, keys_for
 
 PYTEST_BENCHMARK_FORMAT = "5.3.1"
 
@@ -33,23 +33,21 @@ def _stats(values_s: list[float]) -> dict:
     }
 
 
-def benchmark_entry(row: dict) -> dict:
+def benchmark_entry(row: Row) -> dict:
     repeats = row.get("pruned_round_medians_us") or [row["latency_median_us"]]
     name = f"test_latency[{row['label']}]"
     return {
         "group": row["recipe"], "name": name,
         "fullname": f"experiments/test_latency.py::{name}",
         "params": {"case": row["label"]}, "param": row["label"],
-        "extra_info": {k: row.get(k) for k in (
-            *VERDICT_KEYS, "macs", "dense_macs", "device", "device_name", "precision",
-            "threads", "streams", "batch", "input_shape", "runtime_version")},
+        "extra_info": {k: row.get(k) for k in keys_for(BENCH)},
         "options": {"timer": row.get("speedup_method") or "benchmark_app",
                     "min_rounds": len(repeats)},
         "stats": _stats([v / 1e6 for v in repeats]),
     }
 
 
-def write_benchmark_json(rows: list[dict], path: Path) -> Path:
+def write_benchmark_json(rows: list[Row], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "machine_info": {"node": platform.node(), "processor": platform.processor(),

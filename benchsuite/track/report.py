@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from ..result import REPORT, keys_for
 from .pareto import pareto_front
 from .results import read_results
 
@@ -27,12 +28,8 @@ document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventL
     rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
     rows.forEach(r => body.appendChild(r)); }));
 </script>"""
-TABLE_COLUMNS = [
-    "label", "recipe", "sparsity", "model", "device", "precision", "top1", "top1_ci_low",
-    "top1_ci_high", "dense_top1", "latency_median_us", "dense_latency_median_us", "speedup",
-    "speedup_ci_low", "speedup_ci_high", "speedup_method", "macs_reduction",
-    "weight_sparsity", "pareto", "runtime_version", "timestamp",
-]
+# the record's report fields, then what the report derives
+TABLE_COLUMNS = [*keys_for(REPORT), "macs_reduction", "pareto"]
 
 
 REQUIRED = ("label", "timestamp", "speedup", "latency_median_us", "top1")
@@ -82,13 +79,14 @@ def _pyplot():
     return plt
 
 
-def _save(fig, ax, title: str, path: Path, legend: bool = True) -> Path:
+def _save(fig, ax, title: str, path: Path, legend: bool = True, close: bool = True) -> Path:
     ax.set_title(title, fontsize=8)
     if legend:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    if close:
+        _pyplot().close(fig)
     return path
 
 
@@ -101,19 +99,48 @@ def _style(i: int) -> dict:
     return {"color": plt.get_cmap("tab20")(i % 20), "marker": MARKERS[i % len(MARKERS)]}
 
 
+def run_link(where: object) -> str | None:
+    """A link to a case's W&B run: its URL (online), or its local folder (offline runs; `wandb
+    sync <folder>` uploads one)."""
+    if not isinstance(where, str) or not where:
+        return None
+    return where if where.startswith(("http://", "https://")) else Path(where).as_uri() \
+        if Path(where).is_absolute() else None
+
+
+def _failed(frame: pd.DataFrame) -> pd.Series:
+    if "passed" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["passed"].map(lambda v: str(v).lower() in ("false", "0", "0.0"))
+
+
 def plot_accuracy_latency(frame: pd.DataFrame, path: Path) -> Path:
+    """Top-1 vs latency: the Pareto front, each model's accuracy floor, failed cases crossed
+    out. Also written as SVG (`path` with .svg) where each point links to its W&B run."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (recipe, group) in enumerate(frame.groupby("recipe")):
-        ax.scatter(group["latency_median_us"], group["top1"] * 100, label=recipe, alpha=0.8,
-                   **_style(i))
+        points = ax.scatter(group["latency_median_us"], group["top1"] * 100, label=recipe,
+                            alpha=0.8, **_style(i))
+        points.set_urls([run_link(w) for w in group.get("wandb_run", [None] * len(group))])
+    failed = frame[_failed(frame)]
+    if not failed.empty:
+        ax.scatter(failed["latency_median_us"], failed["top1"] * 100, marker="x", s=80,
+                   c="red", label="failed (under the floor)")
     front = frame[frame["pareto"]].sort_values("latency_median_us")
     ax.plot(front["latency_median_us"], front["top1"] * 100, "k--", lw=1, label="Pareto front")
     dense = frame.drop_duplicates("model")
     ax.scatter(dense["dense_latency_median_us"], dense["dense_top1"] * 100, marker="*", s=150,
                c="k", label="dense")
+    if "threshold" in frame.columns:
+        floors = frame.dropna(subset=["threshold"]).drop_duplicates("model")
+        for j, (_, r) in enumerate(floors.iterrows()):
+            ax.axhline(float(r["threshold"]) * 100, color="red", ls=":", lw=1,
+                       label="accuracy floor" if j == 0 else None)
     ax.set_xlabel("median latency (µs)")
     ax.set_ylabel("Top-1 (%)")
+    _save(fig, ax, f"Top-1 vs latency ({_conditions(frame)})", path.with_suffix(".svg"),
+          close=False)
     return _save(fig, ax, f"Top-1 vs latency ({_conditions(frame)})", path)
 
 
@@ -144,6 +171,38 @@ def plot_per_layer(per_layer: pd.DataFrame, label: str, path: Path, top: int = 1
     ax.set_ylabel("")
     ax.tick_params(axis="y", labelsize=6)
     return _save(fig, ax, f"per-layer latency: {label}", path, legend=True)
+
+
+def _figure(out: Path, title: str, name: str) -> str:
+    """A figure: inline SVG where there is one (its points are links), else the PNG."""
+    svg = out / Path(name).with_suffix(".svg")
+    body = (svg.read_text()[svg.read_text().find("<svg"):] if svg.is_file()
+            else f'<img src="{html.escape(name)}" alt="{html.escape(title)}">')
+    png = f' (<a href="{html.escape(name)}">{html.escape(name)}</a>)' if svg.is_file() else ""
+    return f"<figure>{body}<figcaption>{html.escape(title)}{png}</figcaption></figure>"
+
+
+def cases_table(frame: pd.DataFrame) -> str:
+    """Every case, fastest first: label linked to its W&B run, pass/fail marked."""
+    cols = [c for c in TABLE_COLUMNS if c in frame.columns and c != "wandb_run"]
+    shown = frame.sort_values("speedup", ascending=False)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    rows = []
+    for _, r in shown.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            text = f"{v:.4g}" if isinstance(v, float) else ("" if pd.isna(v) else str(v))
+            if c == "passed" and text:
+                text = "pass" if str(v).lower() in ("true", "1", "1.0") else "FAIL"
+            cell = html.escape(text)
+            if c == "label" and (link := run_link(r.get("wandb_run"))):
+                cell = f'<a href="{html.escape(link)}">{cell}</a>'
+            style = ' style="color:#b00;font-weight:bold"' if text == "FAIL" else ""
+            cells.append(f"<td{style}>{cell}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="sortable"><thead><tr class="head">{head}</tr></thead><tbody>'
+            + "\n".join(rows) + "</tbody></table>")
 
 
 def build_report(results: Path, out: Path, cases: list[str] | None = None,
@@ -181,11 +240,7 @@ def build_report(results: Path, out: Path, cases: list[str] | None = None,
                     continue
                 p = plot_per_layer(pd.read_csv(layers), label, out / f"per_layer_{label}.png")
             figures.append((step, p.name))
-    cols = [c for c in TABLE_COLUMNS if c in frame.columns]
-    table_html = frame[cols].sort_values("speedup", ascending=False).to_html(
-        index=False, classes="sortable", float_format=lambda v: f"{v:.4g}")
-    imgs = "\n".join(f'<figure><img src="{html.escape(n)}" alt="{html.escape(t)}">'
-                     f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, n in figures)
+    imgs = "\n".join(_figure(out, t, n) for t, n in figures)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>benchsuite report</title>
 <style>body{{font-family:sans-serif;margin:2em}} img{{max-width:800px}}
 table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:3px}}
@@ -195,10 +250,12 @@ th{{cursor:pointer;background:#eee}}</style></head><body>
 Conditions: {html.escape(_conditions(frame))}.
 Speed-up = dense / pruned latency, both measured in the same run (median of per-round ratios
 with its 95% interval, speedup_ci_low/high); Top-1 with its 95% Wilson interval.
-Pareto = no other case is both faster and more accurate. Click a column to sort.</p>
+Pareto = no other case is both faster and more accurate. Floor = the accuracy floor the case
+was held to (red dotted line); failed cases are crossed out in red and marked FAIL. A case's
+label (and its point in the first plot) links to its W&B run. Click a column to sort.</p>
 {imgs}
 <h2>All cases</h2>
-{table_html}
+{cases_table(frame)}
 {SORT_JS}
 </body></html>"""
     path = out / "report.html"

@@ -1,6 +1,7 @@
 """The results table: one row per case run, appended to experiments/results/results.csv.
 
-The per-layer table of each case goes beside it as `per_layer/<case_id>.csv`.
+Its columns are the `CaseResult` fields that go to the table (`benchsuite/result.py`). The
+per-layer table of each case goes beside it as `per_layer/<case_id>.csv`.
 """
 
 from __future__ import annotations
@@ -8,110 +9,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import json
-import subprocess
 import warnings
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..paths import project_root, results_dir
+from ..hashing import git_sha
+from ..paths import results_dir
+from ..result import COLUMNS, TABLE, VERDICT_KEYS, CaseResult
 
-if TYPE_CHECKING:
-    from ..case import Case
-
-COLUMNS = [
-    "case_id", "label", "recipe", "recipe_params", "model", "dataset", "seed", "sparsity",
-    "device", "device_name", "precision", "precision_requested", "threads", "streams", "batch",
-    "input_shape", "top1", "top1_ci_low", "top1_ci_high", "test_images", "top5", "dense_top1",
-    "dense_top1_ci_low", "dense_top1_ci_high", "dense_top5", "params", "dense_params", "macs",
-    "dense_macs", "weight_sparsity", "speedup", "speedup_ci_low", "speedup_ci_high",
-    "speedup_method", "bench_rounds", "bench_cpu_share", "bench_disturbed",
-    "speedup_benchmark_app", "latency_median_us",
-    "dense_latency_median_us", "latency_avg_us", "latency_min_us", "latency_max_us",
-    "latency_cv", "dense_latency_cv", "fps", "dense_fps", "runtime_version", "finetune_epochs",
-    "dense_epochs", "train_seconds",
-    "finetune_seconds", "export_seconds", "bench_seconds", "wall_seconds", "git_sha",
-    "timestamp",
-]
+__all__ = ["COLUMNS", "VERDICT_KEYS", "append_row", "git_sha", "read_results"]
 
 
-def git_sha() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=project_root(),
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def make_row(case: Case, dense: dict, pruned: dict, bench: dict, wall_seconds: float) -> dict:
-    """The result row of one case: the train, prune and bench stages' results joined.
-
-    ``speedup`` and both latency medians come from the bench stage's headline method
-    (``speedup_method``: in-process paired rounds, or benchmark_app where the runtime cannot run
-    the device); benchmark_app's own statistics (avg/min/max, CV over runs, FPS) and its
-    speed-up (``speedup_benchmark_app``) stand beside them. Top-1 carries its 95 % Wilson
-    interval over ``test_images``."""
-    from ..threshold import wilson_interval
-
-    d, p = bench["dense"], bench["pruned"]
-    cond = bench.get("conditions") or {}
-    params = case.effective_params()
-    images = int(pruned.get("test_images") or dense.get("test_images") or 0)
-    top1_ci = wilson_interval(pruned["top1"], images) if images else (None, None)
-    dense_ci = wilson_interval(dense["top1"], images) if images else (None, None)
-    return {
-        "case_id": case.case_id, "label": case.label, "recipe": case.recipe_name,
-        "recipe_params": json.dumps(params, sort_keys=True), "model": case.model,
-        "dataset": case.dataset, "seed": case.seed, "sparsity": params.get("sparsity"),
-        "device": p["device"], "device_name": cond.get("device_name",
-                                                       p.get("device_name", "unknown")),
-        "precision": cond.get("precision", p["precision"]),
-        "precision_requested": case.precision, "threads": cond.get("threads", p.get("threads")),
-        "streams": cond.get("streams", p.get("streams")), "batch": p.get("batch"),
-        "input_shape": p.get("input_shape"),
-        "top1": pruned["top1"], "top1_ci_low": top1_ci[0], "top1_ci_high": top1_ci[1],
-        "test_images": images or None, "top5": pruned["top5"],
-        "dense_top1": dense["top1"], "dense_top1_ci_low": dense_ci[0],
-        "dense_top1_ci_high": dense_ci[1], "dense_top5": dense["top5"],
-        "params": pruned["params"], "dense_params": dense["params"],
-        "macs": pruned["macs"], "dense_macs": dense["macs"],
-        "weight_sparsity": pruned["weight_sparsity"],
-        "speedup": bench["speedup"], "speedup_ci_low": bench["speedup_ci_low"],
-        "speedup_ci_high": bench["speedup_ci_high"], "speedup_method": bench["speedup_method"],
-        "bench_rounds": bench["bench_rounds"], "bench_cpu_share": bench.get("bench_cpu_share"),
-        "bench_disturbed": bench.get("bench_disturbed"),
-        "speedup_benchmark_app": bench["speedup_benchmark_app"],
-        "latency_median_us": bench["latency_median_us"],
-        "dense_latency_median_us": bench["dense_latency_median_us"],
-        "latency_avg_us": p["latency_avg_us"], "latency_min_us": p["latency_min_us"],
-        "latency_max_us": p["latency_max_us"], "latency_cv": p.get("latency_cv"),
-        "dense_latency_cv": d.get("latency_cv"),
-        "fps": p["throughput_fps"], "dense_fps": d["throughput_fps"],
-        "runtime_version": p["runtime_version"], "finetune_epochs": pruned["finetune_epochs"],
-        "dense_epochs": case.dense_epochs, "train_seconds": dense["train_seconds"],
-        "finetune_seconds": pruned["finetune_seconds"], "export_seconds": pruned["export_seconds"],
-        "bench_seconds": bench["bench_seconds"], "wall_seconds": wall_seconds,
-        "git_sha": git_sha(), "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "per_layer": {"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
-        "pruned_round_medians_us": bench.get("pruned_round_medians_us") or [],
-    }
-
-
-NOT_IN_TABLE = ("per_layer", "artifacts", "cached", "recorded", "pruned_round_medians_us")
-# The verdict's figures, each with its interval and the method that made it: W&B's summary,
-# pytest-benchmark's extra_info and the report's table carry all of them.
-VERDICT_KEYS = (
-    "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_method", "bench_rounds",
-    "bench_cpu_share", "bench_disturbed", "speedup_benchmark_app", "latency_median_us",
-    "dense_latency_median_us", "top1", "top1_ci_low", "top1_ci_high", "test_images",
-    "dense_top1", "dense_top1_ci_low", "dense_top1_ci_high",
-)
-
-
-def per_layer_frame(row: dict) -> pd.DataFrame | None:
+def per_layer_frame(row: CaseResult | dict) -> pd.DataFrame | None:
     """The dense and pruned per-layer latencies of a row as one table (None if absent)."""
     per_layer = row.get("per_layer") or {}
     frames = [pd.DataFrame(rows).assign(model=name) for name, rows in per_layer.items() if rows]
@@ -154,7 +65,7 @@ def repair_tail(path: Path) -> Path | None:
 
 
 # identifiers stay text: a git sha such as 63834692e263 would otherwise parse as a float
-TEXT_COLUMNS = ("case_id", "label", "recipe", "recipe_params", "git_sha", "timestamp")
+TEXT_COLUMNS = tuple(f.name for f in fields(CaseResult) if f.type in ("str", "str | None"))
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -167,17 +78,20 @@ def _read_table(path: Path) -> pd.DataFrame:
             "repair it by hand") from None
 
 
-def append_row(row: dict, folder: Path | None = None) -> Path:
-    """Append a row to results.csv (new columns widen the file), refresh results.parquet, and
-    write the row's per-layer table to per_layer/<case_id>.csv. A partial last row left by a
-    killed writer is quarantined first (``repair_tail``)."""
+def append_row(row: CaseResult | dict, folder: Path | None = None) -> Path:
+    """Append a result to results.csv (its table fields; a table written by an older version
+    with other columns is widened), refresh results.parquet, and write the per-layer table to
+    per_layer/<case_id>.csv. A partial last row left by a killed writer is quarantined first
+    (``repair_tail``)."""
+    if not isinstance(row, CaseResult):
+        row = CaseResult.from_dict(row)
     folder = Path(folder or results_dir())
     folder.mkdir(parents=True, exist_ok=True)
     table = per_layer_frame(row)
     if table is not None:
         (folder / "per_layer").mkdir(exist_ok=True)
         table.to_csv(folder / "per_layer" / f"{row['case_id']}.csv", index=False)
-    new = pd.DataFrame([{k: v for k, v in row.items() if k not in NOT_IN_TABLE}])
+    new = pd.DataFrame([row.select(TABLE)])
     path = folder / "results.csv"
     with _locked(folder):
         if path.is_file():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from ..result import Row
+
 
 def _num(value: object) -> float:
     try:
@@ -14,7 +16,7 @@ def _num(value: object) -> float:
     return out
 
 
-def speedup_text(r: dict) -> str:
+def speedup_text(r: Row) -> str:
     """``2.48x [2.47, 2.49]``, or the bare estimate where no interval was recorded."""
     s, lo, hi = (_num(r.get(k)) for k in ("speedup", "speedup_ci_low", "speedup_ci_high"))
     if math.isnan(s):
@@ -25,7 +27,7 @@ def speedup_text(r: dict) -> str:
     return f"{s:.2f}x [{lo:.2f}, {hi:.2f}]{mark}"
 
 
-def top1_text(r: dict) -> str:
+def top1_text(r: Row) -> str:
     """``0.9889 [0.980, 0.994]`` (95 % Wilson interval over the test images)."""
     t, lo, hi = _num(r.get("top1")), _num(r.get("top1_ci_low")), _num(r.get("top1_ci_high"))
     if math.isnan(lo) or math.isnan(hi):
@@ -47,7 +49,7 @@ def calibration_lines(calibrations: list[dict]) -> list[str]:
     return lines
 
 
-def format_table(rows: list[dict], calibrations: list[dict] | None = None) -> str:
+def format_table(rows: list[Row], calibrations: list[dict] | None = None) -> str:
     head = (f"{'case':<44} {'Top-1 [95% CI]':>24} {'floor':>6} {'dense µs':>8} "
             f"{'lat µs':>8} {'speed-up [95% CI]':>22} {'MACs':>5}  result")
     lines = [head, "-" * len(head)]

@@ -14,20 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir, project_root
-from .results import VERDICT_KEYS, per_layer_frame
+from ..result import CONFIG, SUMMARY, CaseResult, keys_for
+from .results import per_layer_frame
 
 MODES = ("offline", "online", "disabled")
-SUMMARY_KEYS = (
-    *VERDICT_KEYS, "top5", "dense_top5", "latency_avg_us", "latency_min_us", "latency_max_us",
-    "latency_cv", "fps", "dense_fps", "params", "dense_params", "macs", "dense_macs",
-    "weight_sparsity", "threshold", "passed",
-)
-CONFIG_KEYS = (
-    "case_id", "label", "recipe", "model", "dataset", "seed", "sparsity", "device",
-    "device_name", "precision",
-    "precision_requested", "threads", "streams", "batch", "input_shape", "runtime_version",
-    "finetune_epochs", "dense_epochs", "git_sha",
-)
+SUMMARY_KEYS = keys_for(SUMMARY)
+CONFIG_KEYS = keys_for(CONFIG)
 
 
 def default_mode() -> str:
@@ -70,8 +62,9 @@ class WandbTracker:
             self._wandb = wandb
         return self._wandb
 
-    def log_case(self, row: dict, onnx: Path | None = None) -> Path | None:
-        """One run for one case; returns the run's local folder (None when disabled)."""
+    def log_case(self, row: CaseResult | dict, onnx: Path | None = None) -> str | None:
+        """One run for one case; returns where to find it: the run's URL when online, its
+        local folder when offline (None when disabled)."""
         if self.mode == "disabled":
             return None
         wandb = self._module()
@@ -79,7 +72,7 @@ class WandbTracker:
             project=self.project, group=self.group, name=row["label"], job_type="latency-case",
             mode=self.mode, dir=os.environ["WANDB_DIR"], reinit="finish_previous",
             tags=[f"git:{row.get('git_sha', 'unknown')}", row["recipe"], row["model"]],
-            config={k: row.get(k) for k in CONFIG_KEYS} | {"recipe_params": row["recipe_params"]},
+            config={k: row.get(k) for k in CONFIG_KEYS},
             # no system metadata: it holds the process's argv, where a --redis-url password
             # would sit in clear (the conditions that matter are in the config above)
             settings=wandb.Settings(x_disable_meta=True),
@@ -95,10 +88,11 @@ class WandbTracker:
                 artifact.add_file(str(onnx), name="model.onnx")
                 run.log_artifact(artifact)
             folder = Path(run.dir).parent
+            where = run.url if self.mode == "online" and run.url else str(folder)
         finally:
             run.finish()
         self.run_dirs.append(folder)
-        return folder
+        return where
 
     def close(self) -> None:
         """Stop the wandb-core service so no W&B process outlives the session."""

@@ -1,0 +1,189 @@
+"""Predicted vs measured latency: the bench stage's prediction fields, the report over the
+results table and the `benchsuite latency-model` command.
+
+In a case that had a latency table (the recipe uses `LatencyBudgetPruner`, or
+`BENCHSUITE_LATENCY_MODEL=1`), the bench stage adds to its result, from the table and the convs
+of the dense and pruned IRs:
+
+- `latency_predicted_us`: pruned table sum + the table's overhead (the dense network measured
+  whole when the table was built, minus its table sum): what the pruner predicted, made before
+  the case's own measurement;
+- `speedup_predicted`: (dense sum + overhead) / (pruned sum + overhead);
+- `latency_table_sum_us`, `dense_latency_table_sum_us`: the two sums, so the report can refit
+  the overhead.
+
+`benchsuite latency-model report` compares them with the measured figures of every row that
+has them: the prediction as recorded, the prediction with the overhead refitted per model from
+the dense latencies of the whole table (median of measured - sum), the prediction against the
+measured latency x the run's CPU share (the table is on the CPU-time clock, `timing.py`; on a
+loaded machine the wall-clock latency is inflated by about 1 / share), and the speed-up (both of
+whose latencies come from the same paired rounds, so machine drift and load cancel: the figure
+to judge the model by on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .spec import LatencyTable
+
+PREDICTION_KEYS = ("latency_predicted_us", "speedup_predicted", "latency_table_sum_us",
+                   "dense_latency_table_sum_us")
+
+
+def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: float | None
+                 ) -> dict[str, Any]:
+    """The prediction fields of the bench stage for {"dense": xml, "pruned": xml}."""
+    from .build import convs_from_ir
+
+    table = LatencyTable.from_dict(table_data)
+    dense = table.sum_us(convs_from_ir(models["dense"]))
+    pruned = table.sum_us(convs_from_ir(models["pruned"]))
+    overhead = table.overhead_us()
+    return {"latency_predicted_us": pruned + overhead,
+            "speedup_predicted": (dense + overhead) / (pruned + overhead),
+            "latency_table_sum_us": pruned, "dense_latency_table_sum_us": dense}
+
+
+def prediction_frame(rows: Any) -> Any:
+    """Per row with predictions: measured and predicted latency and speed-up, relative errors."""
+    import pandas as pd
+
+    need = [*PREDICTION_KEYS, "latency_median_us", "dense_latency_median_us", "speedup"]
+    if any(k not in rows.columns for k in need):
+        return pd.DataFrame()
+    df = rows.dropna(subset=need).copy()
+    if df.empty:
+        return df
+    key = ["model", "device_name", "precision", "threads"]
+    overhead = (df["dense_latency_median_us"] - df["dense_latency_table_sum_us"]).groupby(
+        [df[k].astype(str) for k in key]).transform("median")
+    df["latency_refit_us"] = df["latency_table_sum_us"] + overhead
+    df["err_latency"] = df["latency_predicted_us"] / df["latency_median_us"] - 1
+    df["err_latency_refit"] = df["latency_refit_us"] / df["latency_median_us"] - 1
+    df["err_speedup"] = df["speedup_predicted"] / df["speedup"] - 1
+    # the table is on the CPU-time clock (timing.py); a case measured on a loaded machine has a
+    # wall-clock latency inflated by 1 / CPU share: measured x share approximates its CPU time
+    share = df["bench_cpu_share"] if "bench_cpu_share" in df else pd.Series(float("nan"),
+                                                                            index=df.index)
+    df["latency_cpu_us"] = df["latency_median_us"] * share.astype(float)
+    df["err_latency_cpu"] = df["latency_predicted_us"] / df["latency_cpu_us"] - 1
+    return df
+
+
+def counters_check(df: Any, results: Path) -> Any:
+    """benchmark_app's per-layer counters as a cross-check of the table: per row whose per-layer
+    table is in `results/per_layer/<case_id>.csv`, the Convolution layers' summed real time of
+    dense and pruned, and the error of the table's conv-time ratio (dense sum / pruned sum)
+    against theirs. The counters are wall-clock over separate runs, so on a loaded machine their
+    absolute µs are inflated; their ratio is what compares."""
+    import pandas as pd
+
+    out = df.copy()
+    for col in ("pc_conv_dense_us", "pc_conv_pruned_us", "err_conv_ratio"):
+        out[col] = float("nan")
+    for i, r in out.iterrows():
+        path = results / "per_layer" / f"{r['case_id']}.csv"
+        if not path.is_file():
+            continue
+        layers = pd.read_csv(path)
+        convs = layers[layers["layer_type"] == "Convolution"].groupby("model")["real_time_us"]
+        sums = convs.sum()
+        if not {"dense", "pruned"} <= set(sums.index) or not sums["pruned"]:
+            continue
+        out.loc[i, ["pc_conv_dense_us", "pc_conv_pruned_us"]] = [sums["dense"], sums["pruned"]]
+        table_ratio = r["dense_latency_table_sum_us"] / r["latency_table_sum_us"]
+        out.loc[i, "err_conv_ratio"] = table_ratio / (sums["dense"] / sums["pruned"]) - 1
+    return out
+
+
+def summary_lines(df: Any, skipped: int) -> list[str]:
+    if df.empty:
+        return [f"no row has a latency prediction ({skipped} rows without one: run cases with "
+                "a latency table, e.g. BENCHSUITE_LATENCY_MODEL=1 or a LatencyBudgetPruner "
+                "recipe)"]
+    lines = [f"{'case':45s} {'measured µs':>11s} {'×share':>7s} {'predicted':>9s} {'err':>6s} "
+             f"{'refit':>6s} {'×share':>6s} {'speed-up':>8s} {'pred':>6s} {'err':>6s}"]
+    for _, r in df.iterrows():
+        lines.append(f"{str(r['label'])[:45]:45s} {r['latency_median_us']:11.1f} "
+                     f"{r['latency_cpu_us']:7.1f} {r['latency_predicted_us']:9.1f} "
+                     f"{r['err_latency']:+6.1%} {r['err_latency_refit']:+6.1%} "
+                     f"{r['err_latency_cpu']:+6.1%} {r['speedup']:7.2f}x "
+                     f"{r['speedup_predicted']:5.2f}x {r['err_speedup']:+6.1%}")
+    med = {k: float(df[k].abs().median()) for k in ("err_latency", "err_latency_refit",
+                                                    "err_latency_cpu", "err_speedup")}
+    if "err_conv_ratio" in df and df["err_conv_ratio"].notna().any():
+        for _, r in df[df["err_conv_ratio"].notna()].iterrows():
+            lines.append(f"  {str(r['label'])[:45]:45s} benchmark_app counters: convs dense "
+                         f"{r['pc_conv_dense_us']:.0f} µs, pruned {r['pc_conv_pruned_us']:.0f} µs "
+                         f"(ratio {r['pc_conv_dense_us'] / r['pc_conv_pruned_us']:.2f}x); table "
+                         f"{r['dense_latency_table_sum_us']:.0f} / "
+                         f"{r['latency_table_sum_us']:.0f} µs "
+                         f"({r['dense_latency_table_sum_us'] / r['latency_table_sum_us']:.2f}x), "
+                         f"{r['err_conv_ratio']:+.1%}")
+        lines.append(f"median |error| of the conv-time ratio against benchmark_app's per-layer "
+                     f"counters: {float(df['err_conv_ratio'].abs().median()):.1%}")
+    lines.append(f"median |error| over {len(df)} cases: latency {med['err_latency']:.1%} "
+                 f"(overhead refitted per model from the dense latencies: "
+                 f"{med['err_latency_refit']:.1%}; vs measured x CPU share: "
+                 f"{med['err_latency_cpu']:.1%}), speed-up {med['err_speedup']:.1%}"
+                 + (f"; {skipped} rows without a prediction" if skipped else ""))
+    return lines
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..paths import results_dir
+    from ..track.results import read_results
+
+    folder = Path(args.results) if args.results else results_dir()
+    rows = read_results(folder)
+    df = prediction_frame(rows)
+    if not df.empty:
+        df = counters_check(df, folder)
+    for line in summary_lines(df, len(rows) - len(df)):
+        print(line)
+    if args.out and not df.empty:
+        df.to_csv(args.out, index=False)
+        print(f"table: {args.out}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..bench.paired import PairedSettings
+    from ..export.ir import onnx_to_ir
+    from .build import UNIT_SETTINGS, build_table, table_path
+
+    shape = tuple(int(v) for v in args.input.lower().split("x"))
+    xml = onnx_to_ir(Path(args.onnx), Path(args.workdir) / "dense" / "model.xml", shape)
+    threads = None if args.threads == "default" else int(args.threads)
+    settings = PairedSettings(device=args.device, precision=args.precision, threads=threads,
+                              **UNIT_SETTINGS)
+    table = build_table(xml, args.network, args.step, settings, workdir=Path(args.workdir),
+                        progress=print)
+    net = table.networks[args.network]
+    print(f"table {table_path(settings, args.step)}: {len(table.entries)} geometries; "
+          f"{args.network} measured {net['measured_us']:.1f} µs, table sum {net['sum_us']:.1f} "
+          f"µs, overhead {table.overhead_us(args.network):.1f} µs ({table.conditions})")
+    return 0
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser("latency-model", help="per-conv latency table; predicted vs measured")
+    verbs = cmd.add_subparsers(dest="verb", required=True)
+    report = verbs.add_parser("report", help="predicted vs measured latency over the results "
+                              "table (rows that have a prediction)")
+    report.add_argument("--results", help="folder holding results.csv [experiments/results]")
+    report.add_argument("--out", help="write the per-case comparison as CSV here")
+    report.set_defaults(func=_report)
+    build = verbs.add_parser("build", help="measure (or extend) the table for a dense ONNX model")
+    build.add_argument("--onnx", required=True)
+    build.add_argument("--input", required=True, help="CxHxW, e.g. 1x32x32")
+    build.add_argument("--network", required=True, help="name of the dense network (overhead)")
+    build.add_argument("--step", type=int, default=8, help="channel grid step (round_to) [8]")
+    build.add_argument("--device", default="CPU")
+    build.add_argument("--precision", default="f32")
+    build.add_argument("--threads", default="1")
+    build.add_argument("--workdir", default="/tmp/benchsuite-latency-table")
+    build.set_defaults(func=_build)

@@ -1,0 +1,243 @@
+"""The result of one case: one typed record, whose fields say where each goes.
+
+`CaseResult` is built from the stages' results (`from_stages`), cached as JSON, carried to the
+session summary as JSON, and written to every output by the recording service
+(`track/recording.py`). Each field's `to` names its destinations:
+
+    table     the results table (results.csv / results.parquet), one column per field
+    config    the W&B run's config (what the case is, and its conditions)
+    summary   the W&B run's summary (what was measured)
+    bench     pytest-benchmark JSON's `extra_info`
+    baseline  the latency baseline's entry of the case
+    condition the conditions a latency figure is measured under (baseline, summary line)
+    report    the HTML report's table
+    trial     the metrics a sweep engine stores with each trial
+
+VERDICT is the verdict's figures, each with its interval and the method that made it: they go
+to the table, W&B's summary, pytest-benchmark and the report. The outputs read their key lists
+from here (`keys_for`), so a new field is declared once.
+
+Read access works as on a dict (`result["top1"]`, `result.get("x")`), so a test written
+against the row dict of earlier versions keeps working.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from .hashing import git_sha
+
+if TYPE_CHECKING:
+    from .case import Case
+
+TABLE, CONFIG, SUMMARY, BENCH, BASELINE, CONDITION, REPORT, TRIAL = (
+    "table", "config", "summary", "bench", "baseline", "condition", "report", "trial")
+VERDICT = (TABLE, SUMMARY, BENCH, REPORT)
+IDENTITY = (TABLE, CONFIG)
+CONDITIONS = (TABLE, CONFIG, BENCH, CONDITION)
+
+
+def _to(*dests: str | tuple[str, ...], default: Any = None) -> Any:
+    flat = frozenset(d for group in dests for d in ((group,) if isinstance(group, str)
+                                                    else group))
+    return field(default=default, metadata={"to": flat})
+
+
+@dataclass
+class CaseResult:
+    # what the case is
+    case_id: str = _to(TRIAL, IDENTITY, default="")
+    label: str = _to(TRIAL, IDENTITY, REPORT, default="")
+    recipe: str = _to(IDENTITY, REPORT, default="")
+    recipe_params: str = _to(IDENTITY, default="{}")  # JSON of the effective template params
+    model: str = _to(IDENTITY, REPORT, default="")
+    dataset: str = _to(IDENTITY, default="")
+    seed: int | None = _to(IDENTITY)
+    sparsity: float | None = _to(IDENTITY, REPORT)
+    # conditions of the latency figures
+    device: str | None = _to(CONDITIONS, REPORT)
+    device_name: str | None = _to(CONDITIONS)
+    precision: str | None = _to(CONDITIONS, REPORT)
+    precision_requested: str | None = _to(IDENTITY)
+    threads: int | None = _to(CONDITIONS)
+    streams: int | None = _to(CONDITIONS)
+    batch: int | None = _to(CONDITIONS)
+    input_shape: str | None = _to(CONDITIONS)
+    # accuracy, each Top-1 with its 95 % Wilson interval over test_images
+    top1: float = _to(TRIAL, VERDICT, BASELINE, default=float("nan"))
+    top1_ci_low: float | None = _to(VERDICT)
+    top1_ci_high: float | None = _to(VERDICT)
+    test_images: int | None = _to(VERDICT)
+    top5: float | None = _to(TABLE, SUMMARY)
+    dense_top1: float = _to(TRIAL, VERDICT, BASELINE, default=float("nan"))
+    dense_top1_ci_low: float | None = _to(VERDICT)
+    dense_top1_ci_high: float | None = _to(VERDICT)
+    dense_top5: float | None = _to(TABLE, SUMMARY)
+    # size
+    params: int | None = _to(TRIAL, TABLE, SUMMARY)
+    dense_params: int | None = _to(TABLE, SUMMARY)
+    macs: int | None = _to(TRIAL, TABLE, SUMMARY, BENCH)
+    dense_macs: int | None = _to(TRIAL, TABLE, SUMMARY, BENCH)
+    weight_sparsity: float | None = _to(TABLE, SUMMARY, REPORT)
+    # the speed-up: dense / pruned latency, with its interval and method
+    speedup: float = _to(TRIAL, VERDICT, BASELINE, default=float("nan"))
+    speedup_ci_low: float | None = _to(TRIAL, VERDICT, BASELINE)
+    speedup_ci_high: float | None = _to(TRIAL, VERDICT, BASELINE)
+    speedup_method: str | None = _to(VERDICT, BASELINE)
+    bench_rounds: int | None = _to(VERDICT)
+    bench_cpu_share: float | None = _to(VERDICT)
+    bench_disturbed: bool | None = _to(VERDICT)
+    speedup_benchmark_app: float | None = _to(VERDICT)
+    latency_median_us: float = _to(TRIAL, VERDICT, BASELINE, default=float("nan"))
+    dense_latency_median_us: float = _to(TRIAL, VERDICT, BASELINE, default=float("nan"))
+    # benchmark_app's own statistics
+    latency_avg_us: float | None = _to(TABLE, SUMMARY)
+    latency_min_us: float | None = _to(TABLE, SUMMARY)
+    latency_max_us: float | None = _to(TABLE, SUMMARY)
+    latency_cv: float | None = _to(TABLE, SUMMARY)
+    dense_latency_cv: float | None = _to(TABLE)
+    fps: float | None = _to(TABLE, SUMMARY)
+    dense_fps: float | None = _to(TABLE, SUMMARY)
+    runtime_version: str | None = _to(CONDITIONS, REPORT)
+    # the latency model's prediction (benchsuite/latency/report.py), when the case had a table
+    latency_predicted_us: float | None = _to(TABLE, SUMMARY)
+    speedup_predicted: float | None = _to(TABLE, SUMMARY)
+    latency_table_sum_us: float | None = _to(TABLE)
+    dense_latency_table_sum_us: float | None = _to(TABLE)
+    # budget and provenance
+    finetune_epochs: int | None = _to(IDENTITY)
+    dense_epochs: int | None = _to(IDENTITY)
+    train_seconds: float | None = _to(TABLE)
+    finetune_seconds: float | None = _to(TABLE)
+    export_seconds: float | None = _to(TABLE)
+    bench_seconds: float | None = _to(TABLE)
+    wall_seconds: float | None = _to(TABLE)
+    git_sha: str | None = _to(IDENTITY)
+    timestamp: str | None = _to(TABLE, REPORT)
+    # the decision (the recording service sets them: the floor depends on the threshold)
+    threshold: float | None = _to(TRIAL, TABLE, SUMMARY, REPORT)
+    passed: bool | None = _to(TRIAL, TABLE, SUMMARY, REPORT)
+    wandb_run: str | None = _to(TABLE, REPORT)  # the run's URL (online) or local folder
+    # beside the table: per-layer tables (per_layer/<case_id>.csv), the rounds (pytest-benchmark)
+    per_layer: dict[str, list[dict]] = field(default_factory=dict)
+    pruned_round_medians_us: list[float] = field(default_factory=list)
+    # state, not results
+    cached: bool = False  # taken from the result cache
+    recorded: bool = False  # in the results table and W&B (the cache's flag)
+    outcome: str | None = None  # the test's outcome, set by the session's collector
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    # --- dict-like read access ---------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in _NAMES
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def keys(self) -> Iterator[str]:
+        return iter(_NAMES)
+
+    # --- conversions -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, compact: bool = False) -> str:
+        """JSON of the record; `compact` leaves out the bulky per-layer tables and artifacts."""
+        data = self.to_dict()
+        if compact:
+            data = {k: v for k, v in data.items() if k not in ("per_layer", "artifacts")}
+        return json.dumps(data, default=str)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        """From a cached row or a results-table row; keys it does not know are left out."""
+        return cls(**{k: v for k, v in data.items() if k in _NAMES})
+
+    def select(self, destination: str) -> dict[str, Any]:
+        """The fields that go to `destination` (e.g. SUMMARY), in declaration order."""
+        return {k: getattr(self, k) for k in keys_for(destination)}
+
+    def decided(self, floor: float) -> CaseResult:
+        """With the accuracy floor applied: threshold and passed set."""
+        return replace(self, threshold=floor, passed=bool(self.top1 >= floor))
+
+    @classmethod
+    def from_stages(cls, case: Case, dense: dict, pruned: dict, bench: dict,
+                    wall_seconds: float) -> CaseResult:
+        """The train, prune and bench stages' results joined.
+
+        ``speedup`` and both latency medians come from the bench stage's headline method
+        (``speedup_method``: in-process paired rounds, or benchmark_app where the runtime
+        cannot run the device); benchmark_app's own statistics (avg/min/max, CV over runs, FPS)
+        and its speed-up (``speedup_benchmark_app``) stand beside them. Top-1 carries its 95 %
+        Wilson interval over ``test_images``."""
+        from .threshold import wilson_interval
+
+        d, p = bench["dense"], bench["pruned"]
+        cond = bench.get("conditions") or {}
+        params = case.effective_params()
+        images = int(pruned.get("test_images") or dense.get("test_images") or 0)
+        top1_ci = wilson_interval(pruned["top1"], images) if images else (None, None)
+        dense_ci = wilson_interval(dense["top1"], images) if images else (None, None)
+        return cls(
+            case_id=case.case_id, label=case.label, recipe=case.recipe_name,
+            recipe_params=json.dumps(params, sort_keys=True), model=case.model,
+            dataset=case.dataset, seed=case.seed, sparsity=params.get("sparsity"),
+            device=p["device"], device_name=cond.get("device_name",
+                                                     p.get("device_name", "unknown")),
+            precision=cond.get("precision", p["precision"]), precision_requested=case.precision,
+            threads=cond.get("threads", p.get("threads")),
+            streams=cond.get("streams", p.get("streams")), batch=p.get("batch"),
+            input_shape=p.get("input_shape"),
+            top1=pruned["top1"], top1_ci_low=top1_ci[0], top1_ci_high=top1_ci[1],
+            test_images=images or None, top5=pruned["top5"],
+            dense_top1=dense["top1"], dense_top1_ci_low=dense_ci[0],
+            dense_top1_ci_high=dense_ci[1], dense_top5=dense["top5"],
+            params=pruned["params"], dense_params=dense["params"],
+            macs=pruned["macs"], dense_macs=dense["macs"],
+            weight_sparsity=pruned["weight_sparsity"],
+            speedup=bench["speedup"], speedup_ci_low=bench["speedup_ci_low"],
+            speedup_ci_high=bench["speedup_ci_high"], speedup_method=bench["speedup_method"],
+            bench_rounds=bench["bench_rounds"], bench_cpu_share=bench.get("bench_cpu_share"),
+            bench_disturbed=bench.get("bench_disturbed"),
+            speedup_benchmark_app=bench["speedup_benchmark_app"],
+            latency_median_us=bench["latency_median_us"],
+            dense_latency_median_us=bench["dense_latency_median_us"],
+            latency_avg_us=p["latency_avg_us"], latency_min_us=p["latency_min_us"],
+            latency_max_us=p["latency_max_us"], latency_cv=p.get("latency_cv"),
+            dense_latency_cv=d.get("latency_cv"),
+            fps=p["throughput_fps"], dense_fps=d["throughput_fps"],
+            runtime_version=p["runtime_version"], finetune_epochs=pruned["finetune_epochs"],
+            dense_epochs=case.dense_epochs, train_seconds=dense["train_seconds"],
+            finetune_seconds=pruned["finetune_seconds"], export_seconds=pruned["export_seconds"],
+            bench_seconds=bench["bench_seconds"], wall_seconds=wall_seconds,
+            git_sha=git_sha(), timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            per_layer={"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
+            pruned_round_medians_us=bench.get("pruned_round_medians_us") or [],
+            **{k: bench.get(k) for k in ("latency_predicted_us", "speedup_predicted",
+                                         "latency_table_sum_us", "dense_latency_table_sum_us")},
+        )
+
+
+_NAMES = tuple(f.name for f in fields(CaseResult))
+
+
+def keys_for(destination: str) -> tuple[str, ...]:
+    """The names of the fields that go to `destination`, in declaration order."""
+    return tuple(f.name for f in fields(CaseResult) if destination in f.metadata.get("to", ()))
+
+
+COLUMNS = keys_for(TABLE)
+VERDICT_KEYS = tuple(k for k in COLUMNS if all(k in keys_for(d) for d in VERDICT))
+# what the outputs accept: a record, or a row dict with its field names (a results-table row)
+Row = CaseResult | dict[str, Any]

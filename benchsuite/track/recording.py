@@ -1,0 +1,62 @@
+"""Recording a case's result: the one service the pytest plugin, the W&B sweep agent and the
+sweep benchmark all call.
+
+`Recorder.record(result, threshold)` decides and records:
+1. the accuracy floor (the threshold applied to the dense Top-1) and pass/fail;
+2. one W&B run (offline by default), whose URL or local folder goes into the row;
+3. the row in the results table (and its per-layer table);
+4. the cache's `recorded` flag, last: a failure anywhere before leaves the case unrecorded, so
+   the next run that finds it in the cache records it again (nothing lost).
+A result taken from the cache that was already recorded is only decided.
+
+`run_and_record(case, executor, threshold, recorder)` runs (or fetches) the case first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..case import Case, mark_recorded, run_case
+from ..result import CaseResult
+from ..threshold import Threshold
+
+if TYPE_CHECKING:
+    from ..executor import Executor
+    from .wandb_log import WandbTracker
+
+
+class Recorder:
+    """Writes results to the results table (`results`: a folder, default the project's) and to
+    W&B through `tracker` (None: no W&B run)."""
+
+    def __init__(self, tracker: WandbTracker | None = None, results: Path | None = None,
+                 wandb_every_time: bool = False) -> None:
+        self.tracker = tracker
+        self.results = results
+        # a W&B sweep's agent: its run is the trial, so it gets the figures even when cached
+        self.wandb_every_time = wandb_every_time
+
+    def record(self, result: CaseResult, threshold: Threshold) -> CaseResult:
+        from .results import append_row
+
+        result = result.decided(threshold.floor(result.dense_top1))
+        new = not (result.cached and result.recorded)
+        if self.tracker is not None and (new or self.wandb_every_time):
+            onnx = result.artifacts.get("pruned_onnx")
+            run = self.tracker.log_case(result, Path(onnx) if onnx else None)
+            result = replace(result, wandb_run=run or result.wandb_run)
+        if not new:
+            return result
+        append_row(result, self.results)
+        mark_recorded(result.case_id, result.wandb_run)
+        return replace(result, recorded=True)
+
+
+def run_and_record(case: Case, executor: Executor, threshold: Threshold, recorder: Recorder,
+                   force: bool = False,
+                   progress: Callable[[str], None] | None = None) -> CaseResult:
+    """Run one case (or take its cached result), decide it against `threshold`, record it."""
+    return recorder.record(run_case(case, executor, force=force, progress=progress), threshold)

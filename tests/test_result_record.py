@@ -1,0 +1,110 @@
+"""One typed result record, one recording service: every output takes its fields from the
+record's declarations, and recording loses nothing when a step fails."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchsuite.case import CASE_CODE, _cached, _store
+from benchsuite.result import (
+    BASELINE,
+    BENCH,
+    COLUMNS,
+    CONDITION,
+    CONFIG,
+    SUMMARY,
+    TABLE,
+    TRIAL,
+    CaseResult,
+    keys_for,
+)
+from benchsuite.threshold import Threshold
+from benchsuite.track.recording import Recorder
+
+
+def _result(**kw: object) -> CaseResult:
+    return CaseResult(**{
+        "case_id": "c0", "label": "resnet20-l1_filters-0.5-CPU-f32", "recipe": "l1_filters",
+        "model": "resnet20", "dataset": "digits", "device": "CPU", "precision": "f32",
+        "top1": 0.975, "dense_top1": 0.985, "speedup": 1.9, "speedup_ci_low": 1.88,
+        "speedup_ci_high": 1.92, "latency_median_us": 300.0, "dense_latency_median_us": 570.0,
+        "runtime_version": "2026.4.1", "timestamp": "2026-11-30T12:00:00+00:00"} | kw)
+
+
+def test_every_output_reads_its_fields_from_the_record(tmp_path) -> None:
+    from benchsuite.sweep.session import REPORT_KEYS
+    from benchsuite.track import baseline, benchjson, report, results, wandb_log
+
+    assert results.COLUMNS == COLUMNS == keys_for(TABLE)
+    assert wandb_log.SUMMARY_KEYS == keys_for(SUMMARY)
+    assert wandb_log.CONFIG_KEYS == keys_for(CONFIG)
+    assert baseline.CONDITIONS == keys_for(CONDITION)
+    assert REPORT_KEYS == keys_for(TRIAL)
+    assert set(report.TABLE_COLUMNS) >= {"label", "threshold", "passed", "wandb_run"}
+    row = _result()
+    entry = benchjson.benchmark_entry(row)
+    assert set(entry["extra_info"]) == set(keys_for(BENCH))
+    saved = json.loads(baseline.save_baseline([row], tmp_path / "b.json").read_text())
+    assert set(saved["cases"][row.label]) == {*keys_for(BASELINE), "conditions"}
+
+
+def test_the_record_reads_like_a_row_and_round_trips() -> None:
+    row = _result(per_layer={"dense": [{"layer": "conv1", "real_time_us": 3.0}]})
+    assert row["top1"] == row.top1 == row.get("top1") and "speedup" in row
+    assert row.get("no_such", 7) == 7
+    with pytest.raises(KeyError):
+        row["no_such"]
+    back = CaseResult.from_dict(json.loads(row.to_json()) | {"a_column_of_another_version": 1})
+    assert back == row
+    assert "per_layer" not in json.loads(row.to_json(compact=True))
+
+
+def test_the_recorder_decides_records_and_marks(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    row = _result()
+    _store(row)
+    out = Recorder(results=tmp_path / "results").record(row, Threshold.parse("-1pt"))
+    assert out.threshold == pytest.approx(0.975) and out.passed is True and out.recorded
+    table = pd.read_csv(tmp_path / "results" / "results.csv")
+    assert table["passed"].tolist() == [True] and table["threshold"].tolist() == [0.975]
+    assert _cached("c0").recorded is True
+    failing = Recorder(results=tmp_path / "results").record(row, Threshold.parse("0.98"))
+    assert failing.passed is False  # decided against its own threshold
+
+
+def test_a_failed_append_leaves_the_case_unrecorded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    row = _result()
+    _store(row)
+    blocked = tmp_path / "a-file-not-a-folder"
+    blocked.write_text("")
+    with pytest.raises(OSError):
+        Recorder(results=blocked).record(row, Threshold.parse("-1pt"))
+    assert _cached("c0").recorded is False  # the next run records it again
+    cached = _cached("c0")
+    cached.cached = True
+    Recorder(results=tmp_path / "results").record(cached, Threshold.parse("-1pt"))
+    assert len(pd.read_csv(tmp_path / "results" / "results.csv")) == 1
+    assert _cached("c0").recorded is True
+
+
+def test_the_code_that_builds_a_row_is_in_the_cache_key() -> None:
+    package = Path(inspect.getfile(CaseResult)).resolve().parent
+    builder = Path(inspect.getfile(CaseResult.from_stages)).resolve().relative_to(package)
+    assert builder.as_posix() in CASE_CODE
+
+
+def test_case_does_not_import_the_tracking_side() -> None:
+    """case -> result, and track -> case: no cycle (case used to import track.results)."""
+    code = ("import sys, benchsuite.case; "
+            "print(sorted(m for m in sys.modules if m.startswith('benchsuite.track')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
