@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .executor import Executor
 from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
-from .recipe import render, template_parameters
+from .recipe import read_recipe, render, template_parameters
 from .recipe.scale import scale_schedule
 from .result import CaseResult
 from .threshold import Threshold
@@ -72,14 +73,14 @@ class Case:
         return self.recipe_path.stem
 
     def recipe_text(self) -> str:
-        text = render(self.recipe_path.read_text(), self.params, source=self.recipe_path.name)
+        text = render(read_recipe(self.recipe_path), self.params, source=self.recipe_path.name)
         return scale_schedule(text, self.schedule_scale, source=self.recipe_path.name)
 
     def effective_params(self) -> dict[str, Any]:
         """Template parameters with defaults filled in (what the case really ran with)."""
         import yaml
 
-        defaults = template_parameters(self.recipe_path.read_text())
+        defaults = template_parameters(read_recipe(self.recipe_path))
         out = {k: yaml.safe_load(v) for k, v in defaults.items() if v is not None}
         scale = {"schedule_scale": self.schedule_scale} if self.schedule_scale != 1 else {}
         return out | dict(self.params) | scale
@@ -142,7 +143,7 @@ def validate(case: Case) -> None:
     import torch
 
     from .data import describe_dataset
-    from .models import build_model
+    from .models import build_model, check_model_io
     from .prune import CompressionScheduler
     from .prune.fit import explain_misfit
     from .recipe import RecipeError, parse_recipe
@@ -150,11 +151,16 @@ def validate(case: Case) -> None:
     # a wrong path fails here, clearly
     data_shape, num_classes = describe_dataset(case.dataset, case.data_dir)
     model = build_model(case.model, num_classes, data_shape[0])
+    check_model_io(case.model, model, data_shape, num_classes)
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
     try:
         CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
     except RecipeError as e:  # a weight the model lacks: say which models the recipe fits
         raise explain_misfit(e, recipe, case.model) from None
+
+
+class CaseError(UserError):
+    """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 
 def _cached(case_id: str) -> CaseResult | None:
@@ -194,7 +200,10 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     if not force and (cached := _cached(case.case_id)) is not None:
         say("cached result")
         return replace(cached, cached=True)
-    validate(case)
+    try:
+        validate(case)
+    except (ValueError, OSError) as e:  # the recipe, model or data: the user's to fix
+        raise CaseError(f"{case.label}: {e}") from None
     t0 = time.perf_counter()
     say("dense baseline")
     dense = executor.run("train", case.dense_spec(), {},

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from .case import Case, calibrate_case
+from .errors import UserError
 from .executor import LocalExecutor
 from .extras import (
     default_executor,
@@ -204,8 +205,11 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
             if watch is not None:
                 watch(stage)
 
-        row = run_and_record(case, stage_executor, threshold, recorder, force=force,
-                             progress=progress, epoch_top1=watch is not None)
+        try:
+            row = run_and_record(case, stage_executor, threshold, recorder, force=force,
+                                 progress=progress, epoch_top1=watch is not None)
+        except UserError as e:  # the user's to fix: the message, no traceback
+            raise pytest.fail.Exception(str(e), pytrace=False) from None
         request.node.user_properties.append((ROW_PROPERTY, row.to_json(compact=True)))
         if (aa := aa_calibration(case)) is not None:
             from .track.summary import speedup_text
@@ -220,6 +224,11 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
 def pytest_collection_finish(session: pytest.Session) -> None:
     if (error := session.config.stash.get(SELECTION_ERROR, None)) is not None:
         raise pytest.UsageError(error)
+    if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
+        from .paths import output_problems
+
+        if problems := output_problems():
+            raise pytest.UsageError("; ".join(problems))
 
 
 OUTPUTS = pytest.StashKey[object]()  # track.session.SessionOutputs

@@ -56,13 +56,19 @@ def _save_checkpoint(model, spec: dict, data, path: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: Path):
-    """Rebuild a (possibly thinned) model from a checkpoint; tensors only, weights_only=True."""
+def load_checkpoint(path: Path, model: str | None = None):
+    """Rebuild a (possibly thinned) model from a checkpoint; tensors only, weights_only=True.
+    With `model`, a checkpoint naming another model is refused (the name is imported: a job's
+    checkpoint must not bring in a module that the job's checked spec does not name)."""
     import torch
 
     from .models import build_model, load_thinned
+    from .trust import REFUSED, JobRefused
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if model is not None and ckpt.get("model") != model:
+        raise JobRefused(f"{REFUSED}the checkpoint is of model {ckpt.get('model')!r}, the job's "
+                         f"spec names {model!r}")
     model = build_model(ckpt["model"], ckpt["num_classes"], ckpt["in_channels"])
     return load_thinned(model, ckpt["state_dict"]).eval()
 
@@ -134,7 +140,7 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     from .train import FINETUNE_LR, evaluate, train
 
     data = _load_data(spec)
-    model = load_checkpoint(files["checkpoint"])
+    model = load_checkpoint(files["checkpoint"], spec["model"])
     example = torch.zeros(1, *data.input_shape)
     recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))
     calibration = (data.x_train[:256], data.y_train[:256])  # for APoZ / Taylor / block ranking

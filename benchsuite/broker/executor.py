@@ -18,6 +18,7 @@ from pathlib import Path
 
 import redis
 
+from ..errors import UserError
 from ..executor import STAGES, StageResult, worker_kind
 from ..progress import Progress, StopStage
 from .blobs import DEFAULT_TTL, BlobStore
@@ -49,6 +50,10 @@ class JobFailed(RuntimeError):
     def __init__(self, message: str, result: Result | None = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class JobUserError(JobFailed, UserError):
+    """Dead-lettered for the user's input (a refused grant, a bad recipe, model or data)."""
 
 
 class JobTimeout(TimeoutError):
@@ -144,8 +149,9 @@ class RedisExecutor:
         """Block until the job's result arrives; download its files; raise if it was dead."""
         result = self.wait_result(job_id, timeout)
         if not result.ok:
-            raise JobFailed(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
-                            f"failed: {result.error}", result)
+            kind = JobUserError if result.user_error else JobFailed
+            raise kind(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
+                       f"failed: {result.error}", result)
         return StageResult(result.result, self._download(result))
 
     def wait_result(self, job_id: str, timeout: float | None = None) -> Result:

@@ -17,6 +17,9 @@ between the two cannot leave a result behind without the ack, nor an ack without
 from __future__ import annotations
 
 import json
+import logging
+import secrets
+import time
 from collections.abc import Iterator
 
 import redis
@@ -29,6 +32,21 @@ DEAD = "bs:dead"
 DONE_TTL = 7 * 24 * 3600
 RESULTS_TTL = 7 * 24 * 3600
 WORKER_PREFIX = "bs:worker:"
+log = logging.getLogger("benchsuite.worker")
+
+
+def unique_worker_id(r: redis.Redis, wanted: str) -> str:
+    """`wanted`, or `wanted` with a random suffix when a live worker already beats under it
+    (two containers on one host's network both run pid 7): one heartbeat per worker, one
+    consumer name each. The key is taken atomically, so two workers starting at once differ."""
+    worker_id = wanted
+    while not r.set(WORKER_PREFIX + worker_id, json.dumps(
+            {"worker_id": worker_id, "state": "starting", "beat": time.time(), "stream": "",
+             "kind": "", "pid": 0, "running": [], "counts": {}, "env": {}}), nx=True, ex=30):
+        worker_id = f"{wanted}-{secrets.token_hex(2)}"
+    if worker_id != wanted:
+        log.warning("a live worker is already called %s: this one is %s", wanted, worker_id)
+    return worker_id
 
 
 def job_stream(kind: str, device: str = "CPU") -> str:
