@@ -138,6 +138,11 @@ class Case:
                 "max_seconds": self.bench_seconds}
 
 
+# a recipe may stretch fine-tuning past --epochs (to its last policy epoch + 1), up to this many
+# times (or 20 epochs more): beyond, it is a typo or a schedule meant for --schedule-scale
+MAX_EPOCH_STRETCH = 4
+
+
 def validate(case: Case) -> None:
     """Parse the recipe and bind it to a fresh model: bad recipes fail before any training."""
     import torch
@@ -153,6 +158,13 @@ def validate(case: Case) -> None:
     model = build_model(case.model, num_classes, data_shape[0])
     check_model_io(case.model, model, data_shape, num_classes)
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
+    needed = recipe.last_epoch() + 1  # fine-tuning runs at least this long
+    if needed > max(MAX_EPOCH_STRETCH * case.epochs, case.epochs + 20):
+        raise CaseError(
+            f"{case.recipe_path.name}: its policies run to epoch {needed - 1}, so fine-tuning "
+            f"would take {needed} epochs, not the {case.epochs} asked (--epochs); pass --epochs "
+            f"{needed} if you mean it, or shrink the schedule with --schedule-scale "
+            f"{case.epochs / needed:.2g}")
     try:
         CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
     except RecipeError as e:  # a weight the model lacks: say which models the recipe fits

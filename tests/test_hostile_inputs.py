@@ -230,3 +230,23 @@ def test_an_output_folder_that_is_a_file_stops_the_session_before_work(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"folder cannot be written (File exists: {blocked})" in result.stderr.str()
     assert f"${'BENCHSUITE_' + folder}" in result.stderr.str()
+
+
+def test_a_recipe_that_would_stretch_fine_tuning_far_past_epochs_is_refused(tmp_path: Path):
+    """A policy at epoch 100000000 with --epochs 1 used to start a 100,000,001-epoch fine-tuning
+    (the ETA said 2891 h): now the case fails before any work and says what to pass."""
+    def recipe(epoch: int) -> Path:
+        path = tmp_path / f"far_{epoch}.yaml"
+        path.write_text("version: 1\npruners:\n  p:\n    class: SparsityLevelParameterPruner\n"
+                        "    levels: {'*': 0.5}\n"
+                        f"policies:\n  - pruner: {{instance_name: p}}\n    epochs: [{epoch}]\n")
+        return path
+
+    from benchsuite.case import validate
+
+    with pytest.raises(CaseError, match=r"policies run to epoch 100000000, so fine-tuning would "
+                                        r"take 100000001 epochs, not the 1 asked \(--epochs\); "
+                                        r"pass --epochs 100000001 .* --schedule-scale 1e-08"):
+        validate(Case(recipe=str(recipe(100_000_000)), model="small_cnn", epochs=1))
+    validate(Case(recipe=str(recipe(20)), model="small_cnn", epochs=1))  # 21: within 20 more
+    validate(Case(recipe=str(recipe(31)), model="small_cnn", epochs=8))  # 32 = 4 x 8
