@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .executor import Executor
 from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
-from .recipe import render, template_parameters
+from .recipe import read_recipe, render, template_parameters
 from .recipe.scale import scale_schedule
 from .result import CaseResult
 from .threshold import Threshold
@@ -74,14 +75,14 @@ class Case:
         return self.recipe_path.stem
 
     def recipe_text(self) -> str:
-        text = render(self.recipe_path.read_text(), self.params, source=self.recipe_path.name)
+        text = render(read_recipe(self.recipe_path), self.params, source=self.recipe_path.name)
         return scale_schedule(text, self.schedule_scale, source=self.recipe_path.name)
 
     def effective_params(self) -> dict[str, Any]:
         """Template parameters with defaults filled in (what the case really ran with)."""
         import yaml
 
-        defaults = template_parameters(self.recipe_path.read_text())
+        defaults = template_parameters(read_recipe(self.recipe_path))
         out = {k: yaml.safe_load(v) for k, v in defaults.items() if v is not None}
         scale = {"schedule_scale": self.schedule_scale} if self.schedule_scale != 1 else {}
         return out | dict(self.params) | scale
@@ -147,12 +148,17 @@ class Case:
                 "max_seconds": self.bench_seconds}
 
 
+# a recipe may stretch fine-tuning past --epochs (to its last policy epoch + 1), up to this many
+# times (or 20 epochs more): beyond, it is a typo or a schedule meant for --schedule-scale
+MAX_EPOCH_STRETCH = 4
+
+
 def validate(case: Case) -> None:
     """Parse the recipe and bind it to a fresh model: bad recipes fail before any training."""
     import torch
 
     from .data import describe_dataset
-    from .models import build_model
+    from .models import build_model, check_model_io
     from .prune import CompressionScheduler
     from .prune.fit import explain_misfit
     from .recipe import RecipeError, parse_recipe
@@ -160,11 +166,23 @@ def validate(case: Case) -> None:
     # a wrong path fails here, clearly
     data_shape, num_classes = describe_dataset(case.dataset, case.data_dir)
     model = build_model(case.model, num_classes, data_shape[0])
+    check_model_io(case.model, model, data_shape, num_classes)
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
+    needed = recipe.last_epoch() + 1  # fine-tuning runs at least this long
+    if needed > max(MAX_EPOCH_STRETCH * case.epochs, case.epochs + 20):
+        raise CaseError(
+            f"{case.recipe_path.name}: its policies run to epoch {needed - 1}, so fine-tuning "
+            f"would take {needed} epochs, not the {case.epochs} asked (--epochs); pass --epochs "
+            f"{needed} if you mean it, or shrink the schedule with --schedule-scale "
+            f"{case.epochs / needed:.2g}")
     try:
         CompressionScheduler(recipe, model, torch.zeros(1, *data_shape))
     except RecipeError as e:  # a weight the model lacks: say which models the recipe fits
         raise explain_misfit(e, recipe, case.model) from None
+
+
+class CaseError(UserError):
+    """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 
 def _cached(case_id: str) -> CaseResult | None:
@@ -193,14 +211,21 @@ def mark_recorded(case_id: str, wandb_run: str | None = None) -> None:
 
 
 def run_case(case: Case, executor: Executor, force: bool = False,
-             progress: Progress | None = None) -> CaseResult:
+             progress: Progress | None = None, epoch_top1: bool = False) -> CaseResult:
     """Run (or fetch from the result cache) one case; returns its result, not yet decided
-    (threshold) nor recorded: `track.recording.Recorder` does both."""
+    (threshold) nor recorded: `track.recording.Recorder` does both.
+
+    `epoch_top1`: the prune stage evaluates the held-out Top-1 after every fine-tuning epoch
+    and reports it on its progress lines (a sweep's early stopping reads them there; a
+    `progress` callback raising `progress.StopStage` stops the case)."""
     say = progress or (lambda _msg: None)
     if not force and (cached := _cached(case.case_id)) is not None:
         say("cached result")
         return replace(cached, cached=True)
-    validate(case)
+    try:
+        validate(case)
+    except (ValueError, OSError) as e:  # the recipe, model or data: the user's to fix
+        raise CaseError(f"{case.label}: {e}") from None
     t0 = time.perf_counter()
     say("dense baseline")
     dense = executor.run("train", case.dense_spec(), {},
@@ -215,7 +240,8 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     say("prune + fine-tune")
     pruned = executor.run("prune", case.dense_spec() | {
         "epochs": case.epochs, "recipe_text": case.recipe_text(), "recipe_name": case.recipe_name,
-    } | table, {"checkpoint": dense.files["checkpoint"]},
+    } | table | ({"epoch_top1": True} if epoch_top1 else {}),
+        {"checkpoint": dense.files["checkpoint"]},
         progress=lambda line: say(f"fine-tune: {line}"))
     say("quantize (INT8) + benchmark" if case.int8 else "benchmark")
     bench = executor.run("bench", {

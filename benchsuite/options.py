@@ -14,6 +14,7 @@ import pytest
 
 from .case import Case
 from .threshold import Threshold
+from .trust import Trust, session_trust
 
 OPTIONS: list[tuple[str, str, str]] = [
     # (name, default, help)
@@ -167,3 +168,25 @@ def _threads(text: str) -> int | None:
     return value
 
 
+
+
+def worker_trust(config: pytest.Config, items: list[pytest.Item]) -> Trust:
+    """What the session's local workers on a shared broker may read and import: the session's
+    --data-dir, --dataset and --model, a sweep's values of them, and every collected case's."""
+    from .sweep.plugin import sweep_spec
+
+    data_dirs = [option(config, "data-dir")]
+    datasets = option_list(config, "dataset") or []
+    models = option_list(config, "model") or []
+    spec = sweep_spec(config)
+    params = spec.config.get("parameters", {}) if spec else {}
+    for key, found in (("data_dir", data_dirs), ("dataset", datasets), ("model", models)):
+        p = params.get(key) or {}
+        found += [str(v) for v in (p.get("values") or [p.get("value")]) if v is not None]
+    for item in items:
+        case = item.callspec.params.get("latency_case") if hasattr(item, "callspec") else None
+        if isinstance(case, Case):
+            data_dirs.append(case.data_dir)
+            datasets.append(case.dataset)
+            models.append(case.model)
+    return session_trust(data_dirs, datasets, models)

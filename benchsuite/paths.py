@@ -10,6 +10,7 @@ the package as `benchsuite/schedules/`; in a checkout that is a link to `schedul
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -37,6 +38,21 @@ def results_dir() -> Path:
     path = Path(os.environ.get("BENCHSUITE_RESULTS") or project_root() / "experiments" / "results")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def output_problems() -> list[str]:
+    """Why the results or cache folder cannot be written (empty when both can): checked before
+    any work, so a bad folder does not fail a case after its training and benchmark."""
+    problems = []
+    for what, env, get in (("results", "BENCHSUITE_RESULTS", results_dir),
+                           ("cache", "BENCHSUITE_CACHE", cache_dir)):
+        try:
+            with tempfile.TemporaryFile(dir=get()):
+                pass
+        except OSError as e:
+            problems.append(f"the {what} folder cannot be written ({e.strerror}: "
+                            f"{e.filename}); fix it or set ${env} to another folder")
+    return problems
 
 
 def schedules_dir() -> Path:

@@ -10,6 +10,7 @@ session's `RedisExecutor` reads while it waits for the result.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,12 +31,30 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {m:02d} min"
 
 
-def epoch_line(epoch: int, epochs: int, loss: float, elapsed: float) -> str:
-    """`epoch i/N loss L, S s/epoch, ETA T` (epoch counted from 1; ETA from the mean so far)."""
+def epoch_line(epoch: int, epochs: int, loss: float, elapsed: float,
+               top1: float | None = None) -> str:
+    """`epoch i/N loss L, S s/epoch, ETA T` (epoch counted from 1; ETA from the mean so far),
+    with `; held-out top1 A` when the stage evaluates after every epoch (multi-fidelity)."""
     done = epoch + 1
     per_epoch = elapsed / done
     eta = "done" if done >= epochs else f"ETA {format_seconds(per_epoch * (epochs - done))}"
-    return f"epoch {done}/{epochs} loss {loss:.3f}, {per_epoch:.1f} s/epoch, {eta}"
+    held_out = "" if top1 is None else f"; held-out top1 {top1:.4f}"
+    return f"epoch {done}/{epochs} loss {loss:.3f}, {per_epoch:.1f} s/epoch, {eta}{held_out}"
+
+
+_EPOCH_TOP1 = re.compile(r"epoch (\d+)/(\d+) .*; held-out top1 ([0-9.]+)")
+
+
+def parse_epoch_top1(line: str) -> tuple[int, float] | None:
+    """(epochs done, held-out Top-1) from an `epoch_line` that carries one, else None."""
+    m = _EPOCH_TOP1.search(line)
+    return (int(m.group(1)), float(m.group(3))) if m else None
+
+
+class StopStage(Exception):
+    """Raised by a progress callback to stop the stage that reports: a trial the search engine
+    stops early (multi-fidelity). `forward` lets it through to the stage, which ends there; on
+    a Redis worker the session marks the job cancelled and the worker stops at its next line."""
 
 
 class _Forward(logging.Handler):
@@ -48,6 +67,8 @@ class _Forward(logging.Handler):
             return
         try:
             self.callback(record.getMessage())
+        except StopStage:
+            raise
         except Exception:  # progress must never fail the work it reports on
             self.handleError(record)
 

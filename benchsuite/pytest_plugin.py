@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 import pytest
 
 from .case import Case, calibrate_case
+from .errors import UserError
 from .executor import LocalExecutor
 from .extras import (
     default_executor,
@@ -224,20 +226,27 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
     force = session_config(pytestconfig).force
     recorder = Recorder(tracker)
 
-    def run(case: Case, threshold: Threshold) -> CaseResult:
+    def run(case: Case, threshold: Threshold, watch: Callable[[str], None] | None = None
+            ) -> CaseResult:
+        """`watch`: also gets the progress lines, with the held-out Top-1 after every
+        fine-tuning epoch (a sweep's early stopping; it may raise `progress.StopStage`)."""
         if (problem := int8_problem(case)) is not None:
             pytest.fail(problem, pytrace=False)  # asked for, not possible: an error, not a skip
         if (reason := hardware_skip_reason(case.device, case.precision)) is not None:
             pytest.skip(reason)
 
         def progress(stage: str) -> None:  # stages and epochs; shown unless -q
-            if reporter is None or pytestconfig.getoption("verbose") < 0:
-                return
-            with capman.global_and_fixture_disabled():  # shown live, not captured
-                reporter.write_line(f"    {case.label}: {stage}")
+            if reporter is not None and pytestconfig.getoption("verbose") >= 0:
+                with capman.global_and_fixture_disabled():  # shown live, not captured
+                    reporter.write_line(f"    {case.label}: {stage}")
+            if watch is not None:
+                watch(stage)
 
-        row = run_and_record(case, stage_executor, threshold, recorder, force=force,
-                             progress=progress)
+        try:
+            row = run_and_record(case, stage_executor, threshold, recorder, force=force,
+                                 progress=progress, epoch_top1=watch is not None)
+        except UserError as e:  # the user's to fix: the message, no traceback
+            raise pytest.fail.Exception(str(e), pytrace=False) from None
         request.node.user_properties.append((ROW_PROPERTY, row.to_json(compact=True)))
         if (aa := aa_calibration(case)) is not None:
             from .track.summary import speedup_text
@@ -252,6 +261,11 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
 def pytest_collection_finish(session: pytest.Session) -> None:
     if (error := session.config.stash.get(SELECTION_ERROR, None)) is not None:
         raise pytest.UsageError(error)
+    if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
+        from .paths import output_problems
+
+        if problems := output_problems():
+            raise pytest.UsageError("; ".join(problems))
 
 
 OUTPUTS = pytest.StashKey[object]()  # track.session.SessionOutputs

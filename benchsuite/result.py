@@ -129,6 +129,10 @@ class CaseResult:
     wall_seconds: float | None = _to(TABLE)
     git_sha: str | None = _to(IDENTITY)
     timestamp: str | None = _to(TABLE, REPORT)
+    # issue 14 (search): the KD teacher's Top-1 (the dense model's, when the recipe distils)
+    # and the held-out Top-1 after each fine-tuning epoch (multi-fidelity; a JSON list)
+    kd_teacher_top1: float | None = _to(TABLE, SUMMARY)
+    epoch_top1: str | None = _to(TABLE, SUMMARY)
     # the decision (the recording service sets them: the floor depends on the threshold)
     threshold: float | None = _to(TRIAL, TABLE, SUMMARY, REPORT)
     passed: bool | None = _to(TRIAL, TABLE, SUMMARY, REPORT)
@@ -238,6 +242,8 @@ class CaseResult:
             pruned_round_medians_us=bench.get("pruned_round_medians_us") or [],
             **{k: bench.get(k) for k in ("latency_predicted_us", "speedup_predicted",
                                          "latency_table_sum_us", "dense_latency_table_sum_us")},
+            kd_teacher_top1=pruned.get("kd_teacher_top1"),
+            epoch_top1=json.dumps(pruned["epoch_top1"]) if pruned.get("epoch_top1") else None,
         )
 
 

@@ -30,6 +30,18 @@ FIELDS = ("layer", "sparsity", "top1", "top5", "latency_us")
 
 def parse_range(text: str) -> list[float]:
     """`start:stop:step` (stop included) or a comma list: '0.1:0.9:0.2' -> [0.1, 0.3, ..., 0.9]."""
+    try:
+        return _parse_range(text)
+    except ValueError as e:  # argparse shows an ArgumentTypeError's own message
+        raise RangeError(f"{e} (want START:STOP:STEP or a comma list of values in [0, 1), "
+                         "e.g. 0.1:0.9:0.2)") from None
+
+
+class RangeError(argparse.ArgumentTypeError, ValueError):
+    """A bad --sparsities (argparse shows its message; callers may catch a ValueError)."""
+
+
+def _parse_range(text: str) -> list[float]:
     if ":" in text:
         start, stop, step = (float(v) for v in text.split(":"))
         if step <= 0:

@@ -58,13 +58,19 @@ def _save_checkpoint(model, spec: dict, data, path: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: Path):
-    """Rebuild a (possibly thinned) model from a checkpoint; tensors only, weights_only=True."""
+def load_checkpoint(path: Path, model: str | None = None):
+    """Rebuild a (possibly thinned) model from a checkpoint; tensors only, weights_only=True.
+    With `model`, a checkpoint naming another model is refused (the name is imported: a job's
+    checkpoint must not bring in a module that the job's checked spec does not name)."""
     import torch
 
     from .models import build_model, load_thinned
+    from .trust import REFUSED, JobRefused
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if model is not None and ckpt.get("model") != model:
+        raise JobRefused(f"{REFUSED}the checkpoint is of model {ckpt.get('model')!r}, the job's "
+                         f"spec names {model!r}")
     model = build_model(ckpt["model"], ckpt["num_classes"], ckpt["in_channels"])
     return load_thinned(model, ckpt["state_dict"]).eval()
 
@@ -148,18 +154,26 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     from .train import FINETUNE_LR, evaluate, train
 
     data = _load_data(spec)
-    model = load_checkpoint(files["checkpoint"])
+    model = load_checkpoint(files["checkpoint"], spec["model"])
     example = torch.zeros(1, *data.input_shape)
     recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))
     calibration = (data.x_train[:256], data.y_train[:256])  # for APoZ / Taylor / block ranking
     scheduler = CompressionScheduler(recipe, model, example, calibration=calibration,
                                      latency_table=spec.get("latency_table"))
     epochs = max(int(spec["epochs"]), recipe.last_epoch() + 1)
+    # `epoch_top1`: Top-1 on the held-out split after every epoch, on the progress lines (a
+    # search engine may stop the stage there: multi-fidelity) and in the result
+    held_out = ((lambda m: evaluate(m, data.x_test, data.y_test)["top1"])
+                if spec.get("epoch_top1") else None)
     t0 = time.perf_counter()
-    train(model, data, epochs, FINETUNE_LR, spec["seed"], hooks=scheduler,
-          log=lambda e: log.info("fine-tune epoch %d loss %.3f", e.epoch, e.loss))
+    logs = train(model, data, epochs, FINETUNE_LR, spec["seed"], hooks=scheduler,
+                 log=lambda e: log.info("fine-tune epoch %d loss %.3f", e.epoch, e.loss),
+                 epoch_metric=held_out)
     finetune_seconds = time.perf_counter() - t0
     metrics = evaluate(model, data.x_test, data.y_test)
+    kd = scheduler.distillation  # the teacher's Top-1: it is the dense model's
+    extra = ({"epoch_top1": [e.top1 for e in logs]} if held_out else {}) | (
+        {"kd_teacher_top1": evaluate(kd.teacher, data.x_test, data.y_test)["top1"]} if kd else {})
     stats = model_stats(model, example)
     t0 = time.perf_counter()
     onnx = export_onnx(model, data.input_shape, workdir / "pruned.onnx")
@@ -172,7 +186,7 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         "export_seconds": export_seconds, "thinned": scheduler.thinned,
         "removed_blocks": scheduler.removed_blocks,
         "latency_plan": next((p.plan for p in scheduler.pruners.values()
-                              if getattr(p, "plan", None)), None),
+                              if getattr(p, "plan", None)), None), **extra,
     }
     return StageResult(result, {"checkpoint": ckpt, "onnx": onnx})
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 
 def is_reference(value: str) -> bool:
     """True for `module:callable` (not a Windows-style or URL path, not `imagefolder:...`)."""
@@ -37,20 +39,20 @@ def _import(module: str):
 def load_callable(reference: str, what: str) -> Callable[..., Any]:
     """The callable `reference` names; a clear ValueError when it cannot be found."""
     if not is_reference(reference):
-        raise ValueError(f"{what}: {reference!r} is not module:callable")
+        raise UserError(f"{what}: {reference!r} is not module:callable")
     module_name, _, attr = reference.partition(":")
     try:
         obj: Any = _import(module_name)
     except ModuleNotFoundError as exc:
-        raise ValueError(f"{what} {reference}: cannot import {module_name!r} ({exc}); put it "
+        raise UserError(f"{what} {reference}: cannot import {module_name!r} ({exc}); put it "
                          "on PYTHONPATH or in the current directory") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             owner = obj.__name__ if inspect.ismodule(obj) else repr(obj)
-            raise ValueError(f"{what} {reference}: {owner} has no attribute {part!r}")
+            raise UserError(f"{what} {reference}: {owner} has no attribute {part!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ValueError(f"{what} {reference}: {attr} is not callable")
+        raise UserError(f"{what} {reference}: {attr} is not callable")
     return obj
 
 
@@ -63,3 +65,18 @@ def source_digest(reference: str) -> str:
     except (ImportError, TypeError):
         return ""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else ""
+
+
+def check_arguments(fn: Callable[..., Any], reference: str, what: str, wanted: str,
+                    *args: Any) -> None:
+    """A clear ValueError when `fn` cannot be called with `args` (`wanted` describes them),
+    rather than a TypeError from somewhere inside the run."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to check (some builtins)
+        return
+    try:
+        signature.bind(*args)
+    except TypeError:
+        raise UserError(f"{what} {reference}: must take {wanted}; its signature is "
+                         f"{signature}") from None

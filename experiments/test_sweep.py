@@ -2,7 +2,8 @@
 
 Each item claims the sweep's next trial (the engine's suggestion, shared through Redis), runs
 its case with `run_experiment` (results table, W&B run, result cache), and tells the engine.
-An infeasible trial (Top-1 under the floor) is recorded and reported as xfail with its figures.
+An infeasible trial (Top-1 under the floor) is recorded and reported as xfail with its figures;
+so is a trial the engine stopped early (the sweep's `early_terminate`), with its epochs.
 """
 
 import pytest
@@ -17,7 +18,9 @@ def test_sweep(sweep_slot, sweep_session, run_experiment, hardware_skip_reason):
         pytest.skip(f"sweep {sweep_session.sweep_id}: budget of {sweep_session.engine.budget} "
                     "trials reached (other agents ran the rest)")
     with sweep_session.running(trial):
-        row = run_experiment(trial.case, trial.threshold)
+        row = run_experiment(trial.case, trial.threshold, watch=trial.watch)
+    if trial.stopped:  # the engine stopped it early (early_terminate): no benchmark
+        pytest.xfail(trial.stopped)
     verdict = sweep_session.record(trial, row)
     print(verdict)
     if not row["passed"]:

@@ -22,9 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench-seconds", type=float, default=20.0)
     args = ap.parse_args(argv)
     os.environ.setdefault("BENCHSUITE_LATENCY_MODEL", "1")  # predictions for the extra recipes
-    from benchsuite.case import Case, run_case
+    from benchsuite.case import Case
     from benchsuite.executor import LocalExecutor
-    from benchsuite.track.results import append_row
+    from benchsuite.threshold import Threshold
+    from benchsuite.track.recording import Recorder, run_and_record
 
     cases = [Case("resnet56/latency_budget", {"speedup": float(s)}, model="resnet56",
                   epochs=args.epochs, dense_epochs=args.dense_epochs,
@@ -37,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
                           model="resnet56", epochs=args.epochs, dense_epochs=args.dense_epochs,
                           bench_seconds=args.bench_seconds))
     executor = LocalExecutor(Path(os.environ.get("TMPDIR", "/tmp")) / "latency-budget-work")
+    recorder = Recorder(results=Path(args.results) if args.results else None)
     for case in cases:
         t0 = time.time()
-        row = run_case(case, executor, progress=lambda m, c=case: print(f"{c.label}: {m}",
-                                                                          flush=True))
-        append_row(row, Path(args.results) if args.results else None)
+        row = run_and_record(case, executor, Threshold.parse("-1pt"), recorder,
+                             progress=lambda m, c=case: print(f"{c.label}: {m}", flush=True))
         print(f"{case.label}: top1 {row['top1']:.4f} (dense {row['dense_top1']:.4f}) speed-up "
               f"{row['speedup']:.2f}x [{row['speedup_ci_low']:.2f}, {row['speedup_ci_high']:.2f}]"
               f" predicted {row.get('speedup_predicted') or float('nan'):.2f}x; latency "

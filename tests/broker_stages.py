@@ -18,6 +18,7 @@ EXTRA_STAGES = ",".join([
     "sleep_bench=broker_stages:sleep:bench",
     "fail=broker_stages:fail:prune",
     "fail_bench=broker_stages:fail:bench",
+    "user_fail=broker_stages:user_fail:prune",
     "echo_file=broker_stages:echo_file:prune",
     "progress=broker_stages:progress:prune",
     "broken_import=broker_stages_missing_module:nothing:prune",
@@ -35,6 +36,12 @@ def sleep(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
 
 def fail(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     raise RuntimeError(spec.get("message", "boom"))
+
+
+def user_fail(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    from benchsuite.errors import UserError
+
+    raise UserError(spec.get("message", "your input is wrong"))
 
 
 def echo_file(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:

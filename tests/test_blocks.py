@@ -95,3 +95,53 @@ def test_sensitivity_analysis_writes_csv_and_plot(digits, tmp_path):
     assert csv[0] == "layer,sparsity,top1,top5,latency_us" and len(csv) == 5
     pytest.importorskip("matplotlib")
     assert plot(rows, tmp_path / "s.png").stat().st_size > 1000
+
+
+def _depth_recipe(counts: str) -> str:
+    return f"""
+version: 1
+pruners:
+  depth: {{class: BlockRemover, blocks_per_stage: {counts}}}
+policies:
+  - pruner: {{instance_name: depth}}
+    epochs: [0]
+"""
+
+
+def test_block_remover_takes_a_count_per_stage(digits):
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10, 1)
+    calib = (digits.x_train[:16], digits.y_train[:16])
+    sched = CompressionScheduler(parse_recipe(_depth_recipe("[0, 1, 2]"), "t.yaml"), model, X,
+                                 calibration=calib)
+    assert sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    kept = {s: sum(1 for b in residual_blocks(model) if b.startswith(s))
+            for s in ("layer1", "layer2", "layer3")}
+    assert kept == {"layer1": 3, "layer2": 2, "layer3": 1}  # of 3 blocks each
+    assert not sched.on_epoch_begin(1, torch.optim.SGD(model.parameters(), lr=0.1))  # no more
+
+
+def test_per_stage_recipe_shows_its_counts_and_widths(digits):
+    from benchsuite.paths import schedules_dir
+    from benchsuite.prune.dryrun import bind
+    from benchsuite.recipe import load_recipe
+
+    params = {"blocks1": 8, "blocks2": 2, "blocks3": 0, "width1": 0, "width2": 0.5,
+              "width3": 0.0, "round_to": 8}
+    recipe = load_recipe(schedules_dir() / "resnet56" / "per_stage.yaml", params)
+    model, sched = bind(recipe, "resnet56", (1, 32, 32))
+    assert sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    blocks = residual_blocks(model)
+    assert [sum(1 for b in blocks if b.startswith(s)) for s in ("layer1", "layer2", "layer3")] \
+        == [1, 7, 9]
+    widths = {b: model.get_submodule(b).conv1.out_channels for b in blocks}
+    assert {w for b, w in widths.items() if b.startswith("layer2")} == {16}  # 32 x 0.5
+    assert {w for b, w in widths.items() if b.startswith(("layer1", "layer3"))} == {16, 64}
+
+
+def test_block_remover_rejects_a_count_list_of_the_wrong_length():
+    from benchsuite.recipe import RecipeError
+
+    model = build_model("resnet20", 10, 1)
+    with pytest.raises(RecipeError, match="2 counts given for 3 stages"):
+        CompressionScheduler(parse_recipe(_depth_recipe("[1, 1]"), "t.yaml"), model, X)

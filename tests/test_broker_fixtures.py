@@ -21,8 +21,16 @@ def test_inner(broker_executor, broker_workers, broker_url, request):
     assert res.result["echo"] == {"a": 1}
     out = {"url": broker_url, "workers": [w.pid for w in broker_workers],
            "pythons": [w.python for w in broker_workers]}
+    out["worker_args"] = [w.args for w in broker_workers]
     if broker_workers:
-        out["redis_pid"] = request.getfixturevalue("broker_redis_proc").process.pid
+        proc = request.getfixturevalue("broker_redis_proc")
+        out["redis_pid"] = proc.process.pid
+        import redis
+        try:  # the private server's TCP port, as another local user would try it
+            redis.Redis(host="127.0.0.1", port=proc.port).ping()
+            out["tcp"] = "open"
+        except redis.AuthenticationError:
+            out["tcp"] = "needs a password"
     with open(os.environ["BS_OUT"], "w") as f:
         json.dump(out, f)
 """
@@ -52,6 +60,9 @@ def test_private_redis_and_local_workers(inner: pytest.Pytester, tmp_path) -> No
     result.assert_outcomes(passed=1)
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["url"].startswith("unix://") and len(out["workers"]) == 2
+    # only this session can submit jobs to its private broker: its workers may serve them all
+    assert out["tcp"] == "needs a password"
+    assert out["worker_args"] == [["--data-root", "/", "--allow-user-code"]] * 2
     for pid in [out["redis_pid"], *out["workers"]]:
         assert not _alive(pid), f"process {pid} outlived the session"
 
@@ -64,7 +75,23 @@ def test_external_url_no_local_workers(inner: pytest.Pytester, tmp_path, redis_s
                                         redis_server.url, "--no-local-workers")
     result.assert_outcomes(passed=1)
     out = json.loads((tmp_path / "out.json").read_text())
-    assert out == {"url": redis_server.url, "workers": [], "pythons": []}
+    assert out == {"url": redis_server.url, "workers": [], "pythons": [], "worker_args": []}
+
+
+def test_local_workers_on_a_shared_broker_get_only_the_sessions_grants(
+        inner: pytest.Pytester, tmp_path, redis_server, r) -> None:
+    """With --redis-url anyone who can write to that Redis can submit jobs: the session's own
+    workers may read its data folders and import its modules, nothing else."""
+    for folder in ("cifar", "pets"):
+        (tmp_path / folder).mkdir()
+    result = inner.runpytest_subprocess(
+        "-p", "benchsuite.broker.fixtures", "-p", "no:cacheprovider", "-q", "--redis-url",
+        redis_server.url, "--data-dir", str(tmp_path / "cifar"), "--dataset",
+        f"imagefolder:{tmp_path / 'pets'}", "--model", "resnet20,mymodels:tiny")
+    result.assert_outcomes(passed=1)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["worker_args"] == [["--data-root", str(tmp_path / "cifar"), "--data-root",
+                                   str(tmp_path / "pets"), "--allow-user-code", "mymodels"]] * 2
 
 
 def test_bad_external_url_is_a_clear_error(inner: pytest.Pytester) -> None:

@@ -75,7 +75,8 @@ def test_registry_has_every_distiller_name():
     expected = {"SparsityLevelParameterPruner", "MagnitudeParameterPruner", "SensitivityPruner",
                 "SplicingPruner", "AutomatedGradualPruner", "BlockRemover",
                 "RandomLevelStructureParameterPruner",
-                "LatencyBudgetPruner"}  # the suite's own (HALP / NetAdapt style), not Distiller's
+                "LatencyBudgetPruner",  # the suite's own (HALP / NetAdapt style), not Distiller's
+                "TorchPruningUniform"}  # not Distiller's: the peer baseline (tp_uniform)
     expected |= set(STRUCTURED) | {f"{n}_AGP" for n in STRUCTURED}
     assert expected == set(PRUNER_CLASSES)
 

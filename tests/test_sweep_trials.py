@@ -254,3 +254,26 @@ def test_sweep_on_missing_hardware_skips_before_claiming(project: pytest.Pyteste
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["SKIPPED*sweep nodev: device NOSUCHDEV not available*"])
     assert trials(redis_url, "nodev") == []  # the budget was not spent
+
+
+def test_hyperband_stops_a_poor_trial(project: pytest.Pytester, redis_url: str, tmp_path: Path):
+    # grid order: two mild sparsities, then one that wrecks the model; 3 fine-tuning epochs,
+    # Hyperband bands at epochs 1, 2, 4 (min_iter 1, eta 2): the wrecked one stops at epoch 2
+    path = sweep_file(tmp_path, "hb", method="grid",
+                      early_terminate={"type": "hyperband", "min_iter": 1, "eta": 2},
+                      parameters={"recipe": {"value": "small_filters"},
+                                  "sparsity": {"values": [0.1, 0.2, 0.95]},
+                                  "accuracy_threshold": {"value": 0.1},
+                                  **CASE, "epochs": {"value": 3}})
+    result = project.runpytest_subprocess(*FAST, "--sweep", str(path), "--sweep-count", "3",
+                                          "--sweep-redis", redis_url, "--sweep-id", "hb")
+    result.assert_outcomes(passed=2, xfailed=1)
+    result.stdout.fnmatch_lines(["*fine-tuning epochs spent: 8*",
+                                 "XFAIL*hb-03* - trial 3 stopped early after fine-tuning epoch 2*"])
+    got = trials(redis_url, "hb")
+    assert [t.status for t in got] == ["finished", "finished", "stopped"]
+    stopped = got[2]
+    assert stopped.params["sparsity"] == 0.95 and stopped.objective is None
+    assert stopped.metrics["finetune_epochs_spent"] == 2 and len(stopped.history) == 2
+    assert max(stopped.history) < min(t.history[1] for t in got[:2])  # it was the poor one
+    assert all(len(t.history) == 3 for t in got[:2])  # the others ran every epoch

@@ -1,6 +1,7 @@
 """The broker's commands, for the main ``benchsuite`` CLI (``add_subcommands``) or on their own:
 
-    python -m benchsuite.broker.cli worker prune --redis-url redis://host:6379/0
+    python -m benchsuite.broker.cli worker prune --redis-url redis://host:6379/0 \
+        [--data-root DIR] [--allow-user-code [MODULE]]
     python -m benchsuite.broker.cli worker bench --redis-url ... --device CPU --benchmark-app PATH
     python -m benchsuite.broker.cli blobs cleanup --redis-url ... [--older-than 86400] [--dry-run]
     python -m benchsuite.broker.cli broker status --redis-url ...
@@ -14,10 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
 
+from ..trust import ANY_MODULE
 from .blobs import DEFAULT_TTL
 from .connection import BrokerConnectionError, connect, default_url, mask_url
 
@@ -28,6 +31,35 @@ def _url_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", default=default_url(),
                    help="redis://[:password@]host:port/db, rediss://..., unix:///path.sock "
                         "[$BENCHSUITE_REDIS_URL]")
+
+
+def _positive(kind: type, zero: bool = False):
+    """An argparse type: a finite number > 0 (>= 0 with ``zero``), else a usage error."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{what} {'>= 0' if zero else '> 0'} expected, "
+                                             f"got {text!r}")
+        return value
+    return convert
+
+
+def _data_root(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder")
+    return path
+
+
+def _module(text: str) -> str:
+    if text != ANY_MODULE and not all(part.isidentifier() for part in text.split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a module name (e.g. mymodels or "
+                                         "pkg.models)")
+    return text
 
 
 def _ttl(value: str) -> int | None:
@@ -44,16 +76,30 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument("--device", default="CPU", help="bench device (its own job stream)")
     worker.add_argument("--benchmark-app", default=None, metavar="PATH",
                         help="benchmark_app executable for bench jobs [the env's own]")
-    worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once [1]")
+    worker.add_argument("--concurrency", type=_positive(int), default=1,
+                        help="jobs run at once [1]")
     worker.add_argument("--workdir", type=Path, default=None, help="scratch folder [a temp dir]")
-    worker.add_argument("--claim-idle", type=float, default=60.0, metavar="S",
+    worker.add_argument("--claim-idle", type=_positive(float), default=60.0, metavar="S",
                         help="take over a dead worker's job after S seconds pending [60]")
-    worker.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
+    worker.add_argument("--heartbeat", type=_positive(float), default=5.0, metavar="S",
                         help="heartbeat period [5]")
-    worker.add_argument("--grace", type=float, default=30.0, metavar="S",
+    worker.add_argument("--grace", type=_positive(float, zero=True), default=30.0, metavar="S",
                         help="on SIGTERM, finish running jobs for up to S s, then hand back [30]")
     worker.add_argument("--blob-ttl", type=_ttl, default=DEFAULT_TTL, metavar="S",
                         help=f"TTL of uploaded artifacts, 0 = none [{DEFAULT_TTL}]")
+    worker.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                        type=_data_root,
+                        help="a folder prune jobs may read data from (a cifar10 job's "
+                             "--data-dir, an imagefolder:PATH), symlinks resolved; repeatable. "
+                             "A job naming a path outside every root is refused. [none: only "
+                             "the built-in digits, or cifar10 from this worker's "
+                             "$BENCHSUITE_CIFAR10_DIR]")
+    worker.add_argument("--allow-user-code", action="append", nargs="?", const=ANY_MODULE,
+                        default=[], metavar="MODULE", type=_module,
+                        help="let jobs name --model/--dataset module:callable of MODULE (and its "
+                             "submodules; without MODULE: any module this worker can import). "
+                             "Such a job runs that module's code on this worker; without this "
+                             "option it is refused. Repeatable. [none: built-in models only]")
     worker.add_argument("--log-level", default="INFO")
     worker.set_defaults(func=cmd_worker)
 
@@ -83,13 +129,19 @@ def _setup_logging(level: str = "INFO") -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from ..trust import Trust
     from .worker import Worker, WorkerConfig
 
     _setup_logging(args.log_level)
     cfg = WorkerConfig(url=args.redis_url, kind=args.kind, device=args.device,
                        concurrency=max(1, args.concurrency), benchmark_app=args.benchmark_app,
                        workdir=args.workdir, claim_idle=args.claim_idle,
-                       heartbeat=args.heartbeat, grace=args.grace, blob_ttl=args.blob_ttl)
+                       heartbeat=args.heartbeat, grace=args.grace, blob_ttl=args.blob_ttl,
+                       trust=Trust.make(args.data_root, args.allow_user_code))
+    logging.getLogger("benchsuite.worker").info(
+        "jobs may read data under: %s; import user modules: %s",
+        ", ".join(map(str, cfg.trust.data_roots)) or "none (digits only)",
+        ", ".join(cfg.trust.user_modules) or "none (built-in models only)")
     return Worker(cfg).run()
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import redis
 
+from ..errors import UserError
 from ..executor import STAGES, StageResult, worker_kind
-from ..progress import Progress
+from ..progress import Progress, StopStage
 from .blobs import DEFAULT_TTL, BlobStore
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -29,7 +30,14 @@ from .connection import (
     mask_url,
 )
 from .messages import FIELD, Job, MessageError, Result, parse_result
-from .streams import ensure_group, job_stream, live_workers_for, progress_stream, result_stream
+from .streams import (
+    cancel_job,
+    ensure_group,
+    job_stream,
+    live_workers_for,
+    progress_stream,
+    result_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,10 @@ class JobFailed(RuntimeError):
     def __init__(self, message: str, result: Result | None = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class JobUserError(JobFailed, UserError):
+    """Dead-lettered for the user's input (a refused grant, a bad recipe, model or data)."""
 
 
 class JobTimeout(TimeoutError):
@@ -92,6 +104,9 @@ class RedisExecutor:
         try:
             return self.wait(self.submit(stage, spec, files, job_id=job_id,
                                          case_id=case_id if isinstance(case_id, str) else ""))
+        except StopStage:  # the progress callback stopped it: the worker stops it too
+            self._call(cancel_job, self.r, job_id)
+            raise
         finally:
             with self._lock:
                 self._progress.pop(progress_stream(job_id), None)
@@ -134,8 +149,9 @@ class RedisExecutor:
         """Block until the job's result arrives; download its files; raise if it was dead."""
         result = self.wait_result(job_id, timeout)
         if not result.ok:
-            raise JobFailed(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
-                            f"failed: {result.error}", result)
+            kind = JobUserError if result.user_error else JobFailed
+            raise kind(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
+                       f"failed: {result.error}", result)
         return StageResult(result.result, self._download(result))
 
     def wait_result(self, job_id: str, timeout: float | None = None) -> Result:

@@ -10,7 +10,8 @@ benchsuite.broker.fixtures``).  Options (each a flag and an ini key):
 - ``--no-local-workers`` / ``benchsuite_no_local_workers``: with ``--redis-url``, start no
   workers here; the workers already serving that Redis do the work.
 
-Otherwise one prune and one bench worker are started as subprocesses, in the interpreters of
+Otherwise one prune and one bench worker are started as subprocesses (with the data roots and
+user modules they may serve: ``_trust_args``), in the interpreters of
 the tox envs ``prune`` and ``bench`` when those are built (else this interpreter), and stopped
 (SIGTERM, then SIGKILL) at the end.  Fixtures: ``broker_url``, ``broker_workers``,
 ``broker_executor``, ``broker_worker_factory``, ``broker_worker_args`` (override to tune the
@@ -23,6 +24,7 @@ local workers).  The main plugin's stage executor becomes the broker with, e.g.:
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -117,17 +119,39 @@ def broker_url(request: pytest.FixtureRequest) -> str:
             pytest.fail(str(exc), pytrace=False)
         return url
     proc = request.getfixturevalue("broker_redis_proc")
-    url = f"unix://{proc.unixsocket}"
-    r = connect(url)
+    r = connect(f"unix://{proc.unixsocket}")
     r.config_set("save", "")  # pytest-redis keeps Redis's default RDB snapshots: turn them off
+    # pytest-redis also listens on 127.0.0.1 (its readiness check), where any local user could
+    # submit jobs to this session's workers: a password (never in argv) closes it, and any
+    # client that connected before it is dropped
+    password = secrets.token_urlsafe(24)
+    r.config_set("requirepass", password)
+    r.client_kill_filter(_type="normal", skipme=True)
     r.close()
-    return url
+    return f"unix://:{password}@{proc.unixsocket}"
 
 
 @pytest.fixture(scope="session")
 def broker_worker_args() -> list[str]:
     """Extra command-line arguments of the local workers (override to tune them)."""
     return []
+
+
+def _trust_args(request: pytest.FixtureRequest) -> list[str]:
+    """The local workers' grants (benchsuite/trust.py). On the session's private broker only
+    this session can submit jobs, and it reads and imports whatever its cases name itself: the
+    workers may too. On a shared broker (--redis-url) anyone who can write to it can submit
+    jobs: the workers may read and import only what the session was given (its --data-dir,
+    --dataset, --model, sweep and collected cases); a test file's own other cases there need
+    those options (or a `broker_worker_args` override with --data-root/--allow-user-code)."""
+    if not _option(request.config, "benchsuite_redis_url"):
+        return ["--data-root", "/", "--allow-user-code"]
+    try:
+        from ..options import worker_trust
+
+        return worker_trust(request.config, request.session.items).args()
+    except ValueError:  # the main plugin's options are not registered: the grants of none
+        return []
 
 
 @pytest.fixture(scope="session")
@@ -138,13 +162,14 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
         yield []
         return
     from .connection import connect
-    from .local import WorkerProcess, stop_all, wait_for_workers
+    from .local import Watchdog, WorkerProcess, stop_all, wait_for_workers
     from .streams import job_stream
 
     logs = tmp_path_factory.mktemp("broker-workers")
-    workers = [WorkerProcess(broker_url, kind, args=broker_worker_args,
-                             log_path=logs / f"{kind}.log").start()
+    args = [*broker_worker_args, *_trust_args(request)]
+    workers = [WorkerProcess(broker_url, kind, args=args, log_path=logs / f"{kind}.log").start()
                for kind in ("prune", "bench")]
+    watchdog = None
     try:
         r = connect(broker_url)
         for w in workers:
@@ -154,8 +179,11 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
                 raise RuntimeError(f"local {w.kind} worker did not start; its log:\n"
                                    f"{w.log_text()[-3000:]}") from None
         r.close()
+        watchdog = Watchdog(workers).start()  # a local worker that dies is started again
         yield workers
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         stop_all(workers)
 
 

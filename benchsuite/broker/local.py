@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +61,8 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         out = subprocess.DEVNULL
+        if self._log_file:  # a restart
+            self._log_file.close()
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = out = open(self.log_path, "ab")
@@ -128,6 +131,45 @@ def wait_for_workers(r, count: int, stream: str | None = None, timeout: float = 
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(beats)} of {count} workers up after {timeout:g} s")
         time.sleep(0.05)
+
+
+class Watchdog:
+    """Restarts the session's local workers that die under it (SIGKILL, the OOM killer), up to
+    ``max_restarts`` times each: the new worker takes the dead one's job over after its
+    ``--claim-idle``, instead of the session waiting for a worker that never comes back."""
+
+    def __init__(self, workers: list[WorkerProcess], period: float = 1.0,
+                 max_restarts: int = 3) -> None:
+        self.workers, self.period, self.max_restarts = workers, period, max_restarts
+        self.restarts = [0] * len(workers)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-watchdog", daemon=True)
+
+    def start(self) -> Watchdog:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            for i, w in enumerate(self.workers):
+                if (w.alive() or w._terminated or w.proc is None or self._stop.is_set()
+                        or w.proc.returncode == 0):  # 0: it stopped on a signal (Ctrl-C)
+                    continue
+                if self.restarts[i] >= self.max_restarts:
+                    continue
+                self.restarts[i] += 1
+                code = w.proc.returncode
+                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+                w.start()
+                text = (f"benchsuite: the local {w.kind} worker died ({how}); "
+                        f"restarted it as pid {w.pid} ({self.restarts[i]}/{self.max_restarts});"
+                        " its job is taken over once it has been idle for the claim time")
+                log.warning(text)
+                print(text, file=sys.__stderr__, flush=True)
 
 
 def stop_all(workers: list[WorkerProcess], timeout: float = 30.0) -> None:

@@ -72,6 +72,7 @@ class Result:
     attempts: int = 0
     stage_seconds: float = 0.0
     finished_at: float = field(default_factory=time.time)
+    user_error: bool = False  # dead-lettered for the user's input (errors.UserError)
 
     def to_json(self) -> str:
         return json.dumps({"schema": SCHEMA, "type": "result", **asdict(self)}, sort_keys=True)
@@ -142,7 +143,8 @@ def parse_result(raw: bytes | str) -> Result:
                   case_id=str(d.get("case_id", "")), worker=str(d.get("worker", "")),
                   attempts=int(d.get("attempts", 0)),
                   stage_seconds=float(d.get("stage_seconds", 0.0)),
-                  finished_at=float(d.get("finished_at", 0.0)))
+                  finished_at=float(d.get("finished_at", 0.0)),
+                  user_error=d.get("user_error") is True)
 
 
 def salvage_address(raw: bytes | str) -> tuple[str, str]:

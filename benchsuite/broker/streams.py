@@ -17,10 +17,14 @@ between the two cannot leave a result behind without the ack, nor an ack without
 from __future__ import annotations
 
 import json
+import logging
+import secrets
+import time
 from collections.abc import Iterator
 
 import redis
 
+from ..progress import StopStage
 from .messages import FIELD, RESULTS_PREFIX, MessageError, parse_job, parse_result
 
 GROUP = "workers"
@@ -28,6 +32,21 @@ DEAD = "bs:dead"
 DONE_TTL = 7 * 24 * 3600
 RESULTS_TTL = 7 * 24 * 3600
 WORKER_PREFIX = "bs:worker:"
+log = logging.getLogger("benchsuite.worker")
+
+
+def unique_worker_id(r: redis.Redis, wanted: str) -> str:
+    """`wanted`, or `wanted` with a random suffix when a live worker already beats under it
+    (two containers on one host's network both run pid 7): one heartbeat per worker, one
+    consumer name each. The key is taken atomically, so two workers starting at once differ."""
+    worker_id = wanted
+    while not r.set(WORKER_PREFIX + worker_id, json.dumps(
+            {"worker_id": worker_id, "state": "starting", "beat": time.time(), "stream": "",
+             "kind": "", "pid": 0, "running": [], "counts": {}, "env": {}}), nx=True, ex=30):
+        worker_id = f"{wanted}-{secrets.token_hex(2)}"
+    if worker_id != wanted:
+        log.warning("a live worker is already called %s: this one is %s", wanted, worker_id)
+    return worker_id
 
 
 def job_stream(kind: str, device: str = "CPU") -> str:
@@ -48,6 +67,16 @@ PROGRESS_MAXLEN = 200
 
 def progress_stream(job_id: str) -> str:
     return f"bs:progress:{job_id}"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"bs:cancel:{job_id}"
+
+
+def cancel_job(r: redis.Redis, job_id: str) -> None:
+    """Ask the worker running the job to stop it at its next progress line (a trial the
+    search engine stopped early); the worker then dead-letters it without another attempt."""
+    r.set(cancel_key(job_id), 1, ex=PROGRESS_TTL)
 
 
 def publish_progress(r: redis.Redis, job_id: str, line: str) -> None:
@@ -152,8 +181,15 @@ class Streams:
         self._begin = r.register_script(_BEGIN)
 
     def progress(self, job_id: str, line: str) -> None:
-        """Publish a running job's progress line (never raises)."""
+        """Publish a running job's progress line; raises `StopStage` (nothing else) when the
+        job's session cancelled it."""
         publish_progress(self.r, job_id, line)
+        try:
+            cancelled = self.r.exists(cancel_key(job_id))
+        except redis.RedisError:
+            return
+        if cancelled:
+            raise StopStage(f"job {job_id} cancelled by its session (stopped early)")
 
     def begin(self, job_id: str) -> tuple[int, str]:
         """Count a run of the job: (this run's number, the last failure's text); (0, "") when

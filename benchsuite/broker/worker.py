@@ -6,14 +6,17 @@ one), downloads its input blobs, runs the stage, uploads the output files and th
 script, writes the result, acknowledges and deletes the job.  While a job runs, the main thread
 keeps its pending entry fresh (so no live worker's job is reclaimed) and beats a heartbeat key.
 
-Failures: a malformed message, an unknown stage or a missing input blob is dead-lettered at once;
-a stage that raises is re-queued until the job's ``max_attempts`` runs have failed, then
-dead-lettered with the error text.  Each dead letter also goes to the job's result stream, so
-the waiting executor raises with the reason.  SIGTERM (or SIGINT): stop taking jobs, finish the
-running ones within ``grace`` seconds, hand back the rest (re-queued, attempt not counted)."""
+Failures: a malformed message, an unknown stage, a missing input blob or a job its worker's
+trust refuses (data outside its roots, user code it was not allowed: ``trust.py``) is
+dead-lettered at once; a stage that raises is re-queued until the job's ``max_attempts`` runs
+have failed, then dead-lettered with the error text.  Each dead letter also goes to the job's
+result stream, so the waiting executor raises with the reason.  SIGTERM (or SIGINT): stop taking
+jobs, finish the running ones within ``grace`` seconds, hand back the rest (re-queued, attempt
+not counted)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,7 +33,9 @@ from pathlib import Path
 import redis
 
 from .. import executor as stage_registry
-from ..progress import forward
+from ..errors import UserError
+from ..progress import StopStage, forward
+from ..trust import Trust, check_job, worker_spec
 from .blobs import DEFAULT_TTL, BlobMissing, BlobStore
 from .connection import call_until_available, connect, is_connection_error, mask_url
 from .health import environment
@@ -43,6 +48,7 @@ from .streams import (
     ensure_group,
     forget_idle_consumers,
     job_stream,
+    unique_worker_id,
 )
 
 log = logging.getLogger("benchsuite.worker")
@@ -61,6 +67,7 @@ class WorkerConfig:
     block: float = 1.0
     blob_ttl: int | None = DEFAULT_TTL
     worker_id: str = ""
+    trust: Trust = field(default_factory=Trust)  # data roots, user modules (trust.py)
 
 
 @dataclass
@@ -78,7 +85,9 @@ class Worker:
     def __init__(self, cfg: WorkerConfig) -> None:
         self.cfg = cfg
         self.stream = job_stream(cfg.kind, cfg.device)
-        self.worker_id = cfg.worker_id or f"{cfg.kind}-{socket.gethostname()}-{os.getpid()}"
+        self.r = connect(cfg.url, socket_timeout=cfg.block + 10)
+        self.worker_id = unique_worker_id(  # an id no live worker has (containers share pids)
+            self.r, cfg.worker_id or f"{cfg.kind}-{socket.gethostname()}-{os.getpid()}")
         self.stop = threading.Event()
         self.running: dict[str, _Running] = {}
         self.lock = threading.Lock()
@@ -86,13 +95,11 @@ class Worker:
         self.started = time.time()
         self.env = environment()
         self.base = Path(cfg.workdir or tempfile.mkdtemp(prefix=f"bs-{cfg.kind}-worker-"))
-        self.r = connect(cfg.url, socket_timeout=cfg.block + 10)
         self.streams = Streams(self.r)
         self.blobs = BlobStore(self.r, ttl=cfg.blob_ttl)
         self._last_reclaim = 0.0
 
-    # ---- lifecycle ---------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self) -> int:  # the main thread: heartbeats and keeping running jobs claimed
         cfg = self.cfg
         self._retry(ensure_group, self.r, self.stream)
         if cfg.kind == "bench" and cfg.benchmark_app:
@@ -136,9 +143,9 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self, threads: list[threading.Thread], tick: float) -> None:
-        deadline = time.time() + self.cfg.grace
-        self._beat("stopping")
-        while any(t.is_alive() for t in threads) and time.time() < deadline:
+        stopping = time.time()
+        self._beat("stopping")  # a second signal sets grace to 0: the deadline moves with it
+        while any(t.is_alive() for t in threads) and time.time() < stopping + self.cfg.grace:
             self._keep_alive()
             time.sleep(min(tick, 0.1))
         with self.lock:
@@ -146,17 +153,15 @@ class Worker:
             for run in left:
                 run.state = "handed_back"
         for run in left:
+            job_id = run.job.job_id if run.job else "none"
             try:
-                self.streams.requeue(self.stream, run.entry_id, run.raw.decode(), -1 if run.attempt
-                                     else 0, run.job.job_id if run.job else "none")
-                log.info("handed back job %s (%s)", run.job.job_id if run.job else run.entry_id,
-                         run.job.stage if run.job else "?")
+                self.streams.requeue(self.stream, run.entry_id, run.raw.decode(),
+                                     -1 if run.attempt else 0, job_id)
+                log.info("handed back job %s (%s)", job_id, run.job.stage if run.job else "?")
             except redis.RedisError as exc:
                 log.warning("could not hand back %s (%s); it will be reclaimed", run.entry_id, exc)
-        try:
+        with contextlib.suppress(redis.RedisError):
             self.r.delete(WORKER_PREFIX + self.worker_id)
-        except redis.RedisError:
-            pass
         shutil.rmtree(self.base, ignore_errors=True) if self.cfg.workdir is None else None
         log.info("worker %s stopped: %s", self.worker_id, self.counts)
 
@@ -179,9 +184,8 @@ class Worker:
 
     def _tidy(self) -> None:
         try:
-            n = forget_idle_consumers(self.r, self.stream, 10 * self.cfg.claim_idle,
-                                      keep=self.worker_id)
-            if n:
+            if n := forget_idle_consumers(self.r, self.stream, 10 * self.cfg.claim_idle,
+                                          keep=self.worker_id):
                 log.info("forgot %d idle consumer(s) of stopped workers", n)
         except redis.RedisError as exc:
             log.debug("tidy failed: %s", exc)
@@ -292,8 +296,12 @@ class Worker:
             self._dead(run, f"stage {job.stage!r} is served by "
                             f"{stage_registry.worker_kind(job.stage)} workers, not {self.stream}")
             return
-        try:
+        try:  # and the data and code the job would reach: refused at once, never retried
+            check_job(job.spec, self.cfg.trust, job.stage)
             fn = stage_registry.resolve_stage(job.stage)
+        except UserError as exc:
+            self._dead(run, str(exc), user_error=True)
+            return
         except Exception as exc:
             self._dead(run, f"cannot load stage {job.stage!r}: {type(exc).__name__}: {exc}")
             return
@@ -313,12 +321,15 @@ class Worker:
         t0 = time.perf_counter()
         try:  # the stage's progress lines go to the job's progress stream
             with forward(lambda line: self.streams.progress(job.job_id, line)):
-                staged = fn(self._spec(job), inputs, out)
+                staged = fn(worker_spec(job.spec, self.cfg.kind, self.cfg.benchmark_app,
+                                         job.job_id), inputs, out)
             refs = {name: self._retry(self.blobs.put, Path(path))
                     for name, path in staged.files.items()}
+        except UserError as exc:  # deterministic: the same input fails the same way again
+            self._dead(run, str(exc), user_error=True)
+            return
         except Exception as exc:
-            seconds = time.perf_counter() - t0
-            self._failed(run, exc, seconds)
+            self._failed(run, exc, time.perf_counter() - t0)
             return
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -333,16 +344,6 @@ class Worker:
         self.counts["done"] += 1
         log.info("job %s: %s done in %.3fs%s", job.job_id, job.stage, seconds,
                  "" if fresh else " (duplicate: result already there)")
-
-    def _spec(self, job: Job) -> dict:
-        """The job's spec; a bench worker runs its operator's benchmark_app, never a job's."""
-        spec = json.loads(json.dumps(job.spec))
-        settings = spec.get("settings") if self.cfg.kind == "bench" else None
-        if isinstance(settings, dict):
-            if settings.get("executable") not in (None, self.cfg.benchmark_app):
-                log.warning("job %s: its executable %r ignored", job.job_id, settings["executable"])
-            settings["executable"] = self.cfg.benchmark_app
-        return spec
 
     def _claim_finish(self, run: _Running) -> bool:
         with self.lock:
@@ -364,7 +365,7 @@ class Worker:
         self._retry(self.r.hset, attempts_key(job.job_id), "last_error", f"{text}\n{tb[-2000:]}")
         if not self._claim_finish(run):
             return
-        if run.attempt < job.max_attempts:
+        if run.attempt < job.max_attempts and not isinstance(exc, StopStage):  # no re-run
             self._retry(self.streams.requeue, self.stream, run.entry_id, run.raw.decode(), 0,
                         job.job_id)
             log.info("job %s re-queued for another attempt", job.job_id)
@@ -373,12 +374,11 @@ class Worker:
                             f"{job.max_attempts}: {text}\n{tb[-2000:]}", claimed=True)
 
     def _dead(self, run: _Running, reason: str, job_id: str = "", reply_to: str = "",
-              claimed: bool = False) -> None:
+              claimed: bool = False, user_error: bool = False) -> None:
         if not claimed and not self._claim_finish(run):
             return
         job = run.job
-        job_id = job.job_id if job else job_id
-        reply_to = job.reply_to if job else reply_to
+        job_id, reply_to = (job.job_id, job.reply_to) if job else (job_id, reply_to)
         log.error("dead letter %s (job %s): %s", run.entry_id, job_id or "?",
                   reason.splitlines()[0])
         self.counts["dead"] += 1
@@ -388,7 +388,7 @@ class Worker:
             return
         result = Result(job_id=job_id, status="error", error=reason,
                         stage=job.stage if job else "", case_id=job.case_id if job else "",
-                        worker=self.worker_id, attempts=run.attempt)
+                        worker=self.worker_id, attempts=run.attempt, user_error=user_error)
         dead = {"data": run.raw.decode(errors="replace"), "reason": reason, "job_id": job_id,
                 "stream": self.stream, "worker": self.worker_id}
         self._retry(self.streams.finish, self.stream, run.entry_id, job_id, reply_to,

@@ -7,6 +7,7 @@ import functools
 import os
 from pathlib import Path
 
+from ..errors import UserError
 from ..userspec import is_reference
 from .base import Splits
 from .cifar10 import find_cifar10, load_cifar10_splits
@@ -21,15 +22,15 @@ DATASETS = ("digits", "cifar10", "imagefolder:PATH", "module:callable")
 def _cifar_root(data_dir: str | Path | None) -> Path:
     root = data_dir or os.environ.get("BENCHSUITE_CIFAR10_DIR")
     if not root:
-        raise ValueError(
+        raise UserError(
             "dataset cifar10 needs a local folder: pass --data-dir PATH or set "
             "BENCHSUITE_CIFAR10_DIR (the folder holding data_batch_1..5 and test_batch)"
         )
     return Path(root)
 
 
-def _unknown(name: str) -> ValueError:
-    return ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+def _unknown(name: str) -> UserError:
+    return UserError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
 @functools.lru_cache(maxsize=2)

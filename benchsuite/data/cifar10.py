@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UserError
 from .base import Splits
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -42,12 +43,12 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             d = pickle.load(f, encoding="bytes")
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             ImportError, IndexError) as e:  # what a corrupt or foreign file raises
-        raise ValueError(f"{path} is not a CIFAR-10 python batch (it does not unpickle: "
+        raise UserError(f"{path} is not a CIFAR-10 python batch (it does not unpickle: "
                          f"{type(e).__name__}: {e}); re-extract cifar-10-python.tar.gz") from None
     try:
         data, labels = d[b"data"], d[b"labels"]
     except (KeyError, TypeError):
-        raise ValueError(f"{path} is not a CIFAR-10 python batch (no b'data'/b'labels')") from None
+        raise UserError(f"{path} is not a CIFAR-10 python batch (no b'data'/b'labels')") from None
     return np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels, np.int64)
 
 

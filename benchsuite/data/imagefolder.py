@@ -2,7 +2,8 @@
 
     PATH/train/<class>/*.png|jpg|...    PATH/val/<class>/...
 
-Classes are the sorted folder names of `train/` (`val/` may lack some, not add any). The input
+Classes are the sorted folder names of `train/`, each with images (`val/` may lack some, not
+add any). The input
 size is the data's: every image is converted to the first training image's mode (grayscale:
 one channel, anything else: RGB) and resized (bilinear) to its size; pixels scaled to [0, 1]
 and standardised per channel with the training split's mean and std. Held in memory as tensors.
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UserError
 from .base import Splits
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -32,12 +34,12 @@ def _classes(root: Path) -> list[str]:
                                 "subfolder per class in each")
     classes = sorted(p.name for p in train.iterdir() if p.is_dir())
     if len(classes) < 2:
-        raise ValueError(f"imagefolder {root}: train/ needs at least 2 class folders, found "
+        raise UserError(f"imagefolder {root}: train/ needs at least 2 class folders, found "
                          f"{classes}")
     extra = sorted(p.name for p in (root / "val").iterdir()
                    if p.is_dir() and p.name not in classes)
     if extra:
-        raise ValueError(f"imagefolder {root}: val/ has classes train/ lacks: {extra}")
+        raise UserError(f"imagefolder {root}: val/ has classes train/ lacks: {extra}")
     return classes
 
 
@@ -45,7 +47,7 @@ def _first_image(root: Path, classes: list[str]) -> Path:
     for c in classes:
         if files := _images(root / "train" / c):
             return files[0]
-    raise ValueError(f"imagefolder {root}: no images ({', '.join(EXTENSIONS)}) under train/")
+    raise UserError(f"imagefolder {root}: no images ({', '.join(EXTENSIONS)}) under train/")
 
 
 def image_shape(root: Path) -> tuple[tuple[int, int, int], int]:
@@ -58,23 +60,30 @@ def image_shape(root: Path) -> tuple[tuple[int, int, int], int]:
         return (channels, im.height, im.width), len(classes)
 
 
-def _read_split(folder: Path, classes: list[str], mode: str, size: tuple[int, int]
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def _read_split(folder: Path, classes: list[str], mode: str, size: tuple[int, int],
+                every_class: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
 
     arrays, labels = [], []
     for label, c in enumerate(classes):
         if not (folder / c).is_dir():
             continue
+        if every_class and not _images(folder / c):
+            raise UserError(f"imagefolder: class {c!r} has no images under {folder / c}; add "
+                            "some or remove the folder")
         for path in _images(folder / c):
-            with Image.open(path) as im:
-                im = im.convert(mode)
-                if im.size != size:
-                    im = im.resize(size, Image.Resampling.BILINEAR)
-                arrays.append(np.asarray(im, dtype=np.float32) / 255.0)
+            try:
+                with Image.open(path) as im:
+                    im = im.convert(mode)
+                    if im.size != size:
+                        im = im.resize(size, Image.Resampling.BILINEAR)
+                    arrays.append(np.asarray(im, dtype=np.float32) / 255.0)
+            except OSError as e:  # not an image, truncated, unreadable
+                raise UserError(f"imagefolder: {path} is not a readable image ({e}); remove "
+                                "or replace it") from None
             labels.append(label)
     if not arrays:
-        raise ValueError(f"imagefolder: no images under {folder}")
+        raise UserError(f"imagefolder: no images under {folder}")
     x = torch.from_numpy(np.stack(arrays))
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     return x.contiguous(), torch.tensor(labels, dtype=torch.int64)
@@ -85,7 +94,7 @@ def load_imagefolder(root: str | Path) -> Splits:
     (channels, height, width), _ = image_shape(root)
     classes = _classes(root)
     mode = "L" if channels == 1 else "RGB"
-    x_train, y_train = _read_split(root / "train", classes, mode, (width, height))
+    x_train, y_train = _read_split(root / "train", classes, mode, (width, height), True)
     x_test, y_test = _read_split(root / "val", classes, mode, (width, height))
     mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
     std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)

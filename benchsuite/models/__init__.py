@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..userspec import is_reference, load_callable
+from ..errors import UserError
+from ..userspec import check_arguments, is_reference, load_callable
 from .blocks import restore_bypassed
 from .resnet_cifar import ResNetCifar
 from .resnet_imagenet import resnet18, resnet50
@@ -31,16 +32,37 @@ def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
     """Build a fresh model by name (Distiller's `resnet20_cifar` spelling is accepted) or by
     `module:callable`."""
     if is_reference(name):
-        model = load_callable(name, "--model")(num_classes, in_channels)
+        build = load_callable(name, "--model")
+        check_arguments(build, name, "--model", "(num_classes, in_channels)", num_classes,
+                        in_channels)
+        model = build(num_classes, in_channels)
         if not isinstance(model, nn.Module):
-            raise ValueError(f"--model {name}: returned {type(model).__name__}, not a "
+            raise UserError(f"--model {name}: returned {type(model).__name__}, not a "
                              "torch.nn.Module")
         return model
     key = name.removesuffix("_cifar")
     if key not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}, or "
+        raise UserError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}, or "
                          "module:callable")
     return _BUILDERS[key](num_classes=num_classes, in_channels=in_channels)
+
+
+def check_model_io(name: str, model: nn.Module, shape: tuple[int, ...], num_classes: int
+                   ) -> None:
+    """A model that does not take the data's samples or does not give one logit per class
+    fails here, saying so (not with a shape error deep inside training)."""
+    batch = (2, *shape)
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(batch))
+    except Exception as e:
+        raise UserError(f"--model {name}: a forward pass on a batch of the dataset's samples "
+                         f"{batch} failed ({type(e).__name__}: {str(e).splitlines()[0]})"
+                         ) from None
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if got != (2, num_classes):
+        raise UserError(f"--model {name}: gives {got} for a batch of {batch}; want (2, "
+                         f"{num_classes}): one logit per class of the dataset")
 
 
 def _resize(module: nn.Module, state: dict[str, torch.Tensor], prefix: str) -> nn.Module | None:

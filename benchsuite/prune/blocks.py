@@ -13,7 +13,9 @@ Criteria (`criterion:`):
 - `bypass_loss`: the increase of the calibration batch's cross-entropy when that block alone is
   bypassed (exact, one forward pass per block).
 
-How many: `blocks_per_stage: k` removes k blocks from every stage; `fraction: f` removes
+How many: `blocks_per_stage: k` removes k blocks from every stage, `blocks_per_stage: [k1, k2,
+k3]` k_i from stage i (in model order: layer1, layer2, layer3; a per-stage search space);
+`fraction: f` removes
 round(f x eligible blocks) ranked across stages. Every stage keeps at least one full block.
 Blocks with a downsampling shortcut are eligible only with `include_downsample: true`. The
 counts refer to the original model, so the policy may fire more than once without removing more.
@@ -96,7 +98,20 @@ class BlockRemover(Pruner):
             self.stages.setdefault(_stage(b), []).append(b)
         self.eligible = [b for b in blocks if self.args["include_downsample"]
                          or model.get_submodule(b).downsample is None]
+        self.per_stage = self._per_stage(self.args.get("blocks_per_stage"))
         self.removed: list[str] = []
+
+    def _per_stage(self, counts: int | list[int] | None) -> dict[str, int] | None:
+        """`blocks_per_stage` as {stage: blocks to remove}; a list names one count a stage."""
+        if counts is None:
+            return None
+        if isinstance(counts, int):
+            return dict.fromkeys(self.stages, counts)
+        if len(counts) != len(self.stages):
+            raise RecipeError(f"{self.path}.blocks_per_stage",
+                              f"{len(counts)} counts given for {len(self.stages)} stages "
+                              f"({', '.join(self.stages)})")
+        return dict(zip(self.stages, counts, strict=True))
 
     def weights(self) -> list[str]:
         return []
@@ -106,9 +121,8 @@ class BlockRemover(Pruner):
         alive = {s: [b for b in bs if b not in self.removed] for s, bs in self.stages.items()}
         ranked = sorted(scores, key=lambda b: scores[b])
         chosen: list[str] = []
-        if self.args.get("blocks_per_stage") is not None:
-            k = self.args["blocks_per_stage"]
-            for stage in self.stages:
+        if self.per_stage is not None:
+            for stage, k in self.per_stage.items():
                 done = sum(1 for b in self.removed if _stage(b) == stage)
                 room = min(k - done, len(alive[stage]) - 1)
                 chosen += [b for b in ranked if _stage(b) == stage][:max(0, room)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..models import build_model
+from ..models import build_model, check_model_io
 from ..recipe import Recipe
 from .scheduler import CompressionScheduler
 from .summary import LayerRow, layer_rows, totals
@@ -51,6 +51,7 @@ def bind(recipe: Recipe, model_name: str, input_shape: tuple[int, int, int],
     """Build the model and bind the recipe to it (every name and argument checked)."""
     torch.manual_seed(seed)
     model = build_model(model_name, num_classes, input_shape[0])
+    check_model_io(model_name, model, input_shape, num_classes)
     example = torch.zeros(1, *input_shape)
     gen = torch.Generator().manual_seed(seed)
     calib = (torch.randn(CALIBRATION, *input_shape, generator=gen),

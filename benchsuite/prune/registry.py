@@ -25,6 +25,7 @@ from .structured import (
     RandomLevelStructureParameterPruner,
     structure_class,
 )
+from .tp_uniform import TorchPruningUniform
 
 # Distiller one-shot name -> (criterion, Bernoulli selection); `<name>_AGP` is the AGP variant.
 STRUCTURED: dict[str, tuple[str, bool]] = {
@@ -42,7 +43,7 @@ PRUNER_CLASSES: dict[str, type[Pruner]] = {
     for cls in (
         SparsityLevelParameterPruner, MagnitudeParameterPruner, SensitivityPruner,
         SplicingPruner, AutomatedGradualPruner, L1RankedStructureParameterPruner, BlockRemover,
-        RandomLevelStructureParameterPruner, LatencyBudgetPruner,
+        RandomLevelStructureParameterPruner, LatencyBudgetPruner, TorchPruningUniform,
     )
 }
 for _name, (_criterion, _bernoulli) in STRUCTURED.items():

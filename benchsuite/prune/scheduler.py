@@ -115,8 +115,11 @@ class CompressionScheduler(TrainHooks):
         self._optimizer: torch.optim.Optimizer | None = None
         self.thinned: dict[str, int] = {}
         self._temporary: dict[str, torch.Tensor | None] = {}  # masks to restore
-        self.distillation = (Distillation(model, **recipe.knowledge_distillation)
-                             if recipe.knowledge_distillation else None)
+        kd = recipe.knowledge_distillation
+        # distill_weight 0 is KD switched off (a template's default, e.g. ${kd_weight=0}): the
+        # loss is then student_weight x CE, so the teacher's forward pass is skipped
+        self.distillation = (Distillation(model, **kd) if kd and kd["distill_weight"] > 0
+                             else None)
         self._started: set[int] = set()  # pruner policies that have run once
         self.removed_blocks: list[str] = []
 

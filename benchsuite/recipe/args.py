@@ -20,7 +20,8 @@ class Arg:
     kind: fraction (float in [0, 1)), fraction_range ([low, high]),
     fraction_map ({weight name or '*': fraction}),
     float_map ({weight name or '*': number >= minimum}), weights (list of weight names),
-    name_map ({weight name: value}), float, int, bool, str,
+    name_map ({weight name: value}), float, int, int_list (an int, or a list of ints: one per
+    stage, group, ...), bool, str,
     choice (one of `choices`), any.
     """
 
@@ -77,6 +78,13 @@ def check_value(arg: Arg, value: Any, path: str) -> Any:
         return [_fraction(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if kind == "weights":
         return _weights(value, path)
+    if kind == "int_list":
+        if isinstance(value, list):
+            if not value:
+                raise RecipeError(path, "must be an integer or a non-empty list of integers")
+            item = Arg("int", minimum=arg.minimum)
+            return [check_value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return check_value(Arg("int", minimum=arg.minimum), value, path)
     if kind in ("float", "int"):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if kind == "int":

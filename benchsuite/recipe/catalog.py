@@ -72,7 +72,9 @@ PRUNERS: dict[str, dict[str, Arg]] = {
     },
     "BlockRemover": {
         "criterion": Arg("choice", default="branch_norm", choices=("branch_norm", "bypass_loss")),
-        "blocks_per_stage": Arg("int", minimum=0, help="blocks removed from every stage"),
+        "blocks_per_stage": Arg("int_list", minimum=0,
+                                help="blocks removed from every stage (k), or per stage in "
+                                     "order ([k1, k2, k3])"),
         "fraction": Arg("fraction", help="fraction of the eligible blocks removed, ranked "
                         "across stages"),
         "include_downsample": Arg("bool", default=False),
@@ -88,6 +90,14 @@ PRUNERS: dict[str, dict[str, Arg]] = {
         "criterion": Arg("choice", default="taylor", choices=("taylor", "loss"),
                          help="importance of a unit: Taylor estimate of the calibration loss's "
                               "increase when it is removed, or that increase measured"),
+    },
+    # not Distiller's: torch-pruning's own default (MetaPruner, L1 magnitude, one ratio for
+    # every prunable layer, classifier ignored), the peer baseline (prune/tp_uniform.py)
+    "TorchPruningUniform": {
+        "ratio": Arg("fraction", required=True, help="channels removed from every prunable "
+                     "layer"),
+        "round_to": _ROUND_TO,
+        "p": Arg("int", default=1, minimum=1, help="norm of the magnitude importance"),
     },
 }
 

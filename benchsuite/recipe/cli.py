@@ -20,12 +20,14 @@ import yaml
 from .errors import RecipeError
 from .scale import scale_schedule
 from .schema import Recipe, load_recipe, parse_recipe
-from .template import render
+from .template import read_recipe, render
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
     try:
         c, h, w = (int(v) for v in text.lower().split("x"))
+        if min(c, h, w) < 1:
+            raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--input must be CxHxW, e.g. 3x32x32, got {text!r}") from None
@@ -45,7 +47,7 @@ def _load(args: argparse.Namespace) -> Recipe:
     path = Path(args.file)
     if not path.is_file():
         raise RecipeError("", f"recipe file not found: {path}")
-    text = render(path.read_text(), dict(args.param or []) or None, source=path.name)
+    text = render(read_recipe(path), dict(args.param or []) or None, source=path.name)
     return parse_recipe(scale_schedule(text, args.schedule_scale, path.name), source=path.name)
 
 

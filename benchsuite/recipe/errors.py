@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import UserError
 
-class RecipeError(ValueError):
+
+class RecipeError(UserError):
     def __init__(self, path: str, message: str, source: str | None = None) -> None:
         self.path = path
         self.message = message

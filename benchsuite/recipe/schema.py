@@ -19,7 +19,7 @@ import yaml
 from . import catalog
 from .args import Arg, check_args, check_value
 from .errors import RecipeError
-from .template import render
+from .template import read_recipe, render
 
 SECTIONS = ("pruners", "regularizers", "lr_schedulers", "extensions")
 KD = "knowledge_distillation"
@@ -225,5 +225,5 @@ def load_recipe(path: str | Path, params: dict[str, Any] | None = None) -> Recip
     path = Path(path)
     if not path.is_file():
         raise RecipeError("", f"recipe file not found: {path}")
-    text = render(path.read_text(), params, source=path.name)
+    text = render(read_recipe(path), params, source=path.name)
     return parse_recipe(text, source=path.name)

@@ -8,12 +8,15 @@ A placeholder is `${name}` or `${name=default}` anywhere in a recipe's YAML text
 Rendering replaces each placeholder with the value given for `name` (or its default, which
 may be written at any one of its occurrences) as a YAML scalar; a placeholder with no value and
 no default is an error. A recipe with only
-defaulted placeholders renders to a plain Distiller recipe. Names are identifiers.
+defaulted placeholders renders to a plain Distiller recipe. Names are identifiers. Comments may
+mention a placeholder (`# ${sparsity} = fraction removed`); one written only in comments is no
+parameter and stays as written.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -21,12 +24,21 @@ import yaml
 from .errors import RecipeError
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:=([^}]*))?\}")
+COMMENT = re.compile(r"(?:^|\s)#", re.MULTILINE)
+
+
+def _in_comment(text: str, m: re.Match[str]) -> bool:
+    """True when the placeholder sits in a YAML comment (`# ...` before it on its line)."""
+    return bool(COMMENT.search(text, text.rfind("\n", 0, m.start()) + 1, m.start()))
 
 
 def template_parameters(text: str) -> dict[str, str | None]:
-    """Placeholder names in `text` with their default text (None when there is none)."""
+    """Placeholder names in `text` with their default text (None when there is none). A name
+    written only in comments is no parameter: a value for it would change nothing."""
     found: dict[str, str | None] = {}
     for m in PLACEHOLDER.finditer(text):
+        if _in_comment(text, m):
+            continue
         name, default = m.group(1), m.group(2)
         if name not in found or found[name] is None:
             found[name] = default
@@ -52,6 +64,8 @@ def render(text: str, params: dict[str, Any] | None = None, source: str | None =
 
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
+        if name not in known:  # only in comments (documentation): left as written
+            return m.group(0)
         default = m.group(2) if m.group(2) is not None else known[name]
         if name in params:
             return _scalar(params[name])
@@ -61,3 +75,12 @@ def render(text: str, params: dict[str, Any] | None = None, source: str | None =
         return default
 
     return PLACEHOLDER.sub(sub, text)
+
+
+def read_recipe(path: Path) -> str:
+    """A recipe file's text; a file that is not UTF-8 text is a RecipeError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RecipeError("", f"not a text (UTF-8) recipe file: byte {e.start} is "
+                              f"{e.object[e.start:e.start + 1]!r}", str(path)) from None

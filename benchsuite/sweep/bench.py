@@ -24,13 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from ..case import Case
+from ..progress import StopStage
 from ..threshold import Threshold
 from ..track.recording import Recorder, run_and_record
 from .config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
 from .engines import SweepsEngine
+from .fidelity import EpochWatch
 from .store import MemoryStore
 
-Objective = Callable[[dict[str, Any]], tuple[float | None, bool, dict[str, Any]]]
+# params[, watch] -> (objective, feasible, metrics with finetune_epochs when known); an
+# objective that takes a watch (CaseObjective) can be stopped early through it
+Objective = Callable[..., tuple[float | None, bool, dict[str, Any]]]
 
 
 def grid_values(p: dict[str, Any], step: float | None) -> list[Any]:
@@ -80,14 +84,24 @@ class CaseObjective:
         self.recorder = recorder or Recorder()  # every case in the results table
         self.rows: list[dict] = []
 
-    def __call__(self, params: dict[str, Any]) -> tuple[float | None, bool, dict[str, Any]]:
+    accepts_watch = True
+
+    def __call__(self, params: dict[str, Any], watch: EpochWatch | None = None
+                 ) -> tuple[float | None, bool, dict[str, Any]]:
+        def progress(line: str) -> None:
+            if self.progress is not None:
+                self.progress(line)
+            if watch is not None:
+                watch(line)
+
         case = self.spec.case_for(params, self.base)
         row = run_and_record(case, self.executor, self.spec.threshold(self.threshold, params),
-                             self.recorder, progress=self.progress)
+                             self.recorder, progress=progress, epoch_top1=watch is not None)
         self.rows.append(json.loads(row.to_json(compact=True))
                          | {"sweep_params": json.dumps(params, sort_keys=True)})
-        return self.spec.objective(row), bool(row.passed), {"top1": row.top1,
-                                                             "threshold": row.threshold}
+        return self.spec.objective(row), bool(row.passed), {
+            "top1": row.top1, "threshold": row.threshold,
+            "finetune_epochs": row.finetune_epochs}
 
 
 class TableObjective:
@@ -126,28 +140,45 @@ class TableObjective:
         own = {k: v for k, v in params.items() if k in self.spec.templates[recipe]}
         row = min(rows, key=lambda r: self._distance(own, r["_params"]))
         floor = self.spec.threshold(self.threshold, params).floor(row["dense_top1"])
-        return float(row[self.spec.metric]), row["top1"] >= floor, {"top1": row["top1"],
-                                                                    "threshold": floor}
+        return float(row[self.spec.metric]), row["top1"] >= floor, {
+            "top1": row["top1"], "threshold": floor,
+            "finetune_epochs": row.get("finetune_epochs")}
+
+
+# objective, feasible, fine-tuning epochs spent (None: unknown, e.g. a table without them)
+Outcome = tuple[float | None, bool, int | None]
 
 
 def run_search(spec: SweepSpec, method: str, budget: int, seed: int,
-               objective: Objective) -> list[tuple[float | None, bool]]:
-    """One sweep in memory; returns (objective, feasible) per trial, in trial order."""
+               objective: Objective) -> list[Outcome]:
+    """One sweep in memory; returns (objective, feasible, epochs spent) per trial, in trial
+    order. With the sweep's `early_terminate` and a real-pipeline objective, trials the
+    engine stops early count the epochs they ran (objective None)."""
     cfg = dict(spec.config) | {"method": method}
     engine = SweepsEngine(replace(spec, config=cfg), MemoryStore(), budget, seed)
-    out = []
+    early = engine.early_stopping and getattr(objective, "accepts_watch", False)
+    out: list[Outcome] = []
     while (got := engine.suggest()) is not None:
         number, params = got
-        value, feasible, metrics = objective(params)
+        watch = EpochWatch(engine, number) if early else None
+        try:
+            value, feasible, metrics = objective(params, watch) if watch else objective(params)
+        except StopStage:
+            if watch is None or watch.stopped is None:
+                raise
+            engine.tell(number, None, False, watch.metrics(), stopped=True)
+            out.append((None, False, watch.epochs))
+            continue
         engine.tell(number, value, feasible, metrics)
-        out.append((value, feasible))
+        spent = metrics.get("finetune_epochs")
+        out.append((value, feasible, None if spent is None or spent != spent else int(spent)))
     return out
 
 
-def best_curve(trials: list[tuple[float | None, bool]], goal: str) -> list[float]:
+def best_curve(trials: list[tuple], goal: str) -> list[float]:
     """Best feasible objective after k trials (nan until the first feasible one)."""
     best, curve = math.nan, []
-    for value, feasible in trials:
+    for value, feasible, *_ in trials:
         if feasible and value is not None:
             if math.isnan(best) or (value > best if goal == "maximize" else value < best):
                 best = value
@@ -173,8 +204,10 @@ def compare(spec: SweepSpec, objective: Objective, methods: tuple[str, ...] = ("
     results: dict[str, Any] = {"metric": spec.metric, "goal": spec.goal, "budget": budget,
                                "seeds": list(seeds), "methods": {}}
     for method in methods:
-        curves = [best_curve(run_search(spec, method, budget, s, objective), spec.goal)
-                  for s in seeds]
+        runs = [run_search(spec, method, budget, s, objective) for s in seeds]
+        curves = [best_curve(r, spec.goal) for r in runs]
+        epochs = [None if any(e is None for *_, e in r) else sum(e for *_, e in r)
+                  for r in runs]
         reached = [within(c, spec.goal) for c in curves]
         at = {k: _mean([c[k - 1] for c in curves]) for k in checkpoints if k <= budget}
         results["methods"][method] = {
@@ -182,6 +215,8 @@ def compare(spec: SweepSpec, objective: Objective, methods: tuple[str, ...] = ("
                                                                              for c in curves]),
             "mean_best_at": at, "within_5pct_at": reached,
             "mean_within_5pct_at": _mean([r for r in reached if r is not None]),
+            "epochs_spent": epochs, "stopped_early": [sum(1 for v, _, _ in r if v is None)
+                                                      for r in runs],
         }
     return results
 
@@ -199,7 +234,9 @@ def format_report(results: dict[str, Any]) -> str:
         finals = ", ".join(f"{v:.3f}" for v in r["final_best"])
         lines.append(f"  {method:7s} {at}; final per seed [{finals}], mean "
                      f"{r['mean_final_best']:.3f}; within 5% of own final best at trial "
-                     f"{r['within_5pct_at']} (mean {r['mean_within_5pct_at']:.1f})")
+                     f"{r['within_5pct_at']} (mean {r['mean_within_5pct_at']:.1f}); "
+                     f"fine-tuning epochs spent per seed {r['epochs_spent']}, trials stopped "
+                     f"early {r['stopped_early']}")
     return "\n".join(lines)
 
 

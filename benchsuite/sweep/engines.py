@@ -26,7 +26,8 @@ import warnings
 from typing import Any, Protocol
 
 from .config import SweepSpec
-from .store import FAILED, FINISHED, INFEASIBLE, RUNNING, Trial, TrialStore
+from .fidelity import early_terminate, hyperband_stops, optuna_pruner
+from .store import FAILED, FINISHED, INFEASIBLE, RUNNING, STOPPED, Trial, TrialStore
 
 
 class Engine(Protocol):
@@ -64,13 +65,30 @@ class StoredEngine:
     def heartbeat(self, trial_id: int) -> None:
         self.store.heartbeat(trial_id, self.owner, self.lease)
 
+    @property
+    def early_stopping(self) -> bool:
+        """The sweep has `early_terminate`: trials report a value after every epoch."""
+        return early_terminate(self.spec.config) is not None
+
+    def report(self, trial_id: int, epoch: int, value: float) -> bool:
+        """A running trial's held-out Top-1 after fine-tuning epoch `epoch` (from 1); True when
+        the engine stops the trial (fidelity.py)."""
+        self.store.report(trial_id, self.owner, value)
+        return self.early_stopping and self._stop(trial_id, epoch, float(value))
+
     def tell(self, trial_id: int, objective: float | None, feasible: bool,
-             metrics: dict[str, Any], failed: bool = False) -> None:
+             metrics: dict[str, Any], failed: bool = False, stopped: bool = False) -> None:
+        """`stopped`: the engine stopped the trial early (no objective)."""
         import time
 
         trial = self.claimed.pop(trial_id)
+        if self.early_stopping:  # the values `report` stored while it ran
+            trial.history = next((t.history for t in self.store.trials()
+                                  if t.number == trial_id), trial.history)
         ok = objective is not None and math.isfinite(objective)
         trial.status = FAILED if failed or not ok else (FINISHED if feasible else INFEASIBLE)
+        if stopped:
+            trial.status = STOPPED
         trial.objective = objective if ok else None
         trial.metrics = dict(metrics)
         trial.finished = time.time()
@@ -85,6 +103,9 @@ class StoredEngine:
     def _told(self, trial: Trial) -> None:
         pass
 
+    def _stop(self, trial_id: int, epoch: int, value: float) -> bool:
+        return False
+
 
 class SweepsEngine(StoredEngine):
     """W&B's `sweeps` package (bayes, random, grid), run locally over the store's trials."""
@@ -93,7 +114,7 @@ class SweepsEngine(StoredEngine):
         from sweeps import RunState, SweepRun
 
         state = {FINISHED: RunState.finished, INFEASIBLE: RunState.failed,
-                 FAILED: RunState.failed, RUNNING: RunState.running}
+                 FAILED: RunState.failed, RUNNING: RunState.running, STOPPED: RunState.killed}
         runs = []
         for t in trials:
             summary = {self.spec.metric: t.objective} if t.status == FINISHED else {}
@@ -115,6 +136,9 @@ class SweepsEngine(StoredEngine):
         if run is None:  # grid exhausted
             return None
         return {k: _plain(v["value"]) for k, v in run.config.items()}, None
+
+    def _stop(self, trial_id: int, epoch: int, value: float) -> bool:
+        return hyperband_stops(self.spec.config, self.store.trials(), trial_id)
 
 
 def _plain(value: Any) -> Any:
@@ -173,6 +197,7 @@ class OptunaEngine(StoredEngine):
         direction = "maximize" if spec.goal == "maximize" else "minimize"
         sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=3)
         self.study = optuna.create_study(storage=storage, sampler=sampler,
+                                         pruner=optuna_pruner(spec.config),
                                          study_name=study_name or spec.name,
                                          direction=direction, load_if_exists=True)
         self.distributions, self.constants = optuna_distributions(spec)
@@ -186,6 +211,9 @@ class OptunaEngine(StoredEngine):
         from optuna.trial import TrialState
 
         t = optuna.Trial(self.study, trial.engine_ref)
+        if trial.status == STOPPED:
+            self.study.tell(t, state=TrialState.PRUNED, skip_if_finished=True)
+            return
         if trial.status == FAILED:
             self.study.tell(t, state=TrialState.FAIL, skip_if_finished=True)
             return
@@ -193,6 +221,17 @@ class OptunaEngine(StoredEngine):
         if top1 is not None and floor is not None:
             t.set_constraint("accuracy", float(floor) - float(top1))  # > 0: infeasible
         self.study.tell(t, trial.objective, skip_if_finished=True)
+
+
+    def _stop(self, trial_id: int, epoch: int, value: float) -> bool:
+        import optuna
+
+        t = optuna.Trial(self.study, self.claimed[trial_id].engine_ref)
+        maximize = self.study.direction == optuna.study.StudyDirection.MAXIMIZE
+        # step = the W&B history index (epochs done - 1), so Optuna's rungs fall on the same
+        # epochs as the sweeps package's bands (fidelity.py)
+        t.report(value if maximize else 1.0 - value, epoch - 1)  # held-out Top-1 or error
+        return t.should_prune()
 
 
 ENGINES = {"sweeps": SweepsEngine, "optuna": OptunaEngine}

@@ -36,6 +36,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(ini, help_text, default=default)
 
 
+def sweep_spec(config: pytest.Config):
+    """The session's loaded sweep config (a SweepSpec), or None without --sweep."""
+    state = getattr(config, _STATE, None)
+    return state["spec"] if state else None
+
+
 def sweep_option(config: pytest.Config, name: str) -> str:
     key = "benchsuite_" + name.replace("-", "_")
     value = config.getoption(key)

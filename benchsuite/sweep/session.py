@@ -20,10 +20,12 @@ import yaml
 from ..case import Case
 from ..grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
 from ..paths import found_dir
+from ..progress import StopStage
 from ..result import TRIAL, Row, keys_for
 from ..threshold import Threshold
 from .config import SweepSpec
 from .engines import StoredEngine
+from .fidelity import EpochWatch, epochs_spent
 from .store import FINISHED, Trial
 
 REPORT_KEYS = keys_for(TRIAL)
@@ -35,6 +37,12 @@ class TrialRun:
     params: dict[str, Any]
     case: Case
     threshold: Threshold
+    watch: EpochWatch | None = None  # the sweep stops trials early (fidelity.py)
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the engine stopped this trial early, or None."""
+        return self.watch.stopped if self.watch is not None else None
 
 
 class SweepSession:
@@ -64,12 +72,15 @@ class SweepSession:
         if got is None:
             return None
         number, params = got
+        watch = EpochWatch(self.engine, number) if self.engine.early_stopping else None
         return TrialRun(number, params, self.spec.case_for(params, self.base),
-                        self.spec.threshold(self.threshold, params))
+                        self.spec.threshold(self.threshold, params), watch)
 
     @contextlib.contextmanager
     def running(self, trial: TrialRun) -> Iterator[None]:
-        """Renew the trial's lease while it runs; a trial that raises is told as failed."""
+        """Renew the trial's lease while it runs; a trial that raises is told as failed, one
+        the engine stopped early (`StopStage` from its `watch`) as stopped, with its epochs
+        (then the block ends quietly: check `trial.stopped`)."""
         stop = threading.Event()
 
         def beat() -> None:
@@ -81,6 +92,13 @@ class SweepSession:
         thread.start()
         try:
             yield
+        except StopStage:
+            stop.set()
+            thread.join()
+            if trial.watch is None or trial.watch.stopped is None:
+                raise  # not this trial's stop
+            self.engine.tell(trial.number, None, False, trial.watch.metrics(), stopped=True)
+            self.outcomes.append(trial.watch.stopped)
         except BaseException as exc:
             stop.set()
             thread.join()
@@ -95,7 +113,9 @@ class SweepSession:
 
     def record(self, trial: TrialRun, row: Row) -> str:
         """Tell the engine; returns a one-line verdict with the figures."""
-        metrics = {k: row.get(k) for k in REPORT_KEYS}
+        metrics = {k: row.get(k) for k in REPORT_KEYS} | {
+            "finetune_epochs_spent": row.get("finetune_epochs"),
+            "epoch_top1": trial.watch.history if trial.watch else None}
         feasible = bool(row["passed"])
         objective = self.spec.objective(row)
         self.engine.tell(trial.number, objective, feasible, metrics)
@@ -143,11 +163,17 @@ class SweepSession:
         lines = [f"sweep {self.sweep_id}: {done}/{self.engine.budget} trials done "
                  f"({len(self.ran)} by this agent), engine {type(self.engine).__name__}, "
                  f"method {self.spec.method}, objective {self.spec.metric} "
-                 f"({self.spec.goal}) s.t. Top-1 >= floor ({self.threshold})"]
+                 f"({self.spec.goal}) s.t. Top-1 >= floor ({self.threshold}); "
+                 f"fine-tuning epochs spent: {epochs_spent(trials)}"
+                 + (f" (early_terminate: {self.spec.config['early_terminate']})"
+                    if self.engine.early_stopping else "")]
         for t in trials:
             figures = (f"{self.spec.metric} {t.objective:.4g}, Top-1 {t.metrics.get('top1')}"
-                       if t.objective is not None else t.metrics.get("error", ""))
-            lines.append(f"  trial {t.number:3d} {t.status:10s} {figures}  "
+                       if t.objective is not None else t.metrics.get("error", "")
+                       or (f"held-out Top-1 {t.history}" if t.history else ""))
+            spent = t.metrics.get("finetune_epochs_spent")
+            lines.append(f"  trial {t.number:3d} {t.status:10s} {figures}"
+                         f"{f', {spent} epochs' if spent is not None else ''}  "
                          f"{json.dumps(_searched(self.spec, t.params), sort_keys=True)}")
         best = best_trial(self.spec, trials)
         if best is None:

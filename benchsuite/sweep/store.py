@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 RUNNING, FINISHED, INFEASIBLE, FAILED = "running", "finished", "infeasible", "failed"
-DONE = (FINISHED, INFEASIBLE, FAILED)
+STOPPED = "stopped"  # stopped early by the engine (multi-fidelity: `early_terminate`)
+DONE = (FINISHED, INFEASIBLE, FAILED, STOPPED)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Trial:
     attempts: int = 1
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    history: list[float] = field(default_factory=list)  # held-out Top-1 after each epoch
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -60,6 +62,7 @@ class TrialStore(Protocol):
     def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None: ...
     def finish(self, trial: Trial) -> None: ...
     def heartbeat(self, number: int, owner: str, lease: float) -> None: ...
+    def report(self, number: int, owner: str, value: float) -> None: ...
     def trials(self) -> list[Trial]: ...
 
 
@@ -108,6 +111,13 @@ class MemoryStore:
             t = self._trials.get(number)
             if t is not None and t.owner == owner and t.status == RUNNING:
                 t.lease_until = time.time() + lease
+
+    def report(self, number: int, owner: str, value: float) -> None:
+        """Append a running trial's intermediate value (held-out Top-1 after an epoch)."""
+        with self._lock:
+            t = self._trials.get(number)
+            if t is not None and t.owner == owner and t.status == RUNNING:
+                t.history.append(float(value))
 
     def trials(self) -> list[Trial]:
         return [Trial.from_json(t.to_json()) for t in sorted(self._trials.values(),
@@ -179,6 +189,21 @@ class RedisStore:
                 pipe.hset(key, str(number), t.to_json())
 
         self.r.transaction(renew, key)
+
+    def report(self, number: int, owner: str, value: float) -> None:
+        """Append a running trial's intermediate value, atomically (WATCH/MULTI)."""
+        key = self.key("trials")
+
+        def append(pipe) -> None:
+            raw = pipe.hget(key, str(number))
+            if raw is None:
+                return
+            t = Trial.from_json(raw)
+            if t.owner == owner and t.status == RUNNING:
+                t.history.append(float(value))
+                pipe.multi()
+                pipe.hset(key, str(number), t.to_json())
+        self.r.transaction(append, key)
 
     def trials(self) -> list[Trial]:
         raw = self.r.hgetall(self.key("trials"))

@@ -57,6 +57,9 @@ class Recorder:
 
 def run_and_record(case: Case, executor: Executor, threshold: Threshold, recorder: Recorder,
                    force: bool = False,
-                   progress: Callable[[str], None] | None = None) -> CaseResult:
-    """Run one case (or take its cached result), decide it against `threshold`, record it."""
-    return recorder.record(run_case(case, executor, force=force, progress=progress), threshold)
+                   progress: Callable[[str], None] | None = None,
+                   epoch_top1: bool = False) -> CaseResult:
+    """Run one case (or take its cached result), decide it against `threshold`, record it
+    (`epoch_top1`: see `run_case`)."""
+    return recorder.record(run_case(case, executor, force=force, progress=progress,
+                                    epoch_top1=epoch_top1), threshold)
