@@ -101,3 +101,15 @@ def test_bad_external_url_is_a_clear_error(inner: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     text = result.stdout.str()
     assert "redis://:***@127.0.0.1:1/0" in text and "hunter2" not in text
+
+
+def test_the_broker_url_from_the_environment_keeps_it_out_of_ps(
+        inner: pytest.Pytester, tmp_path, redis_server, start_worker, monkeypatch) -> None:
+    """$BENCHSUITE_REDIS_URL is --redis-url without the password on the session's command
+    line (which `ps` shows every user)."""
+    start_worker(redis_server.url, "prune")
+    monkeypatch.setenv("BENCHSUITE_REDIS_URL", redis_server.url)
+    result = inner.runpytest_subprocess("-p", "benchsuite.broker.fixtures", "-p",
+                                        "no:cacheprovider", "-q", "--no-local-workers")
+    result.assert_outcomes(passed=1)
+    assert json.loads((tmp_path / "out.json").read_text())["url"] == redis_server.url

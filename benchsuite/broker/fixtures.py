@@ -24,6 +24,7 @@ local workers).  The main plugin's stage executor becomes the broker with, e.g.:
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -40,8 +41,10 @@ if TYPE_CHECKING:  # redis, pytest-redis: the broker extra, imported when a fixt
     from .local import WorkerProcess
     from .redis_proc import OrphanFreeRedisExecutor
 
-_HELP_URL = ("Redis URL of the broker (redis://, rediss://, unix://); default: a private "
-             "redis-server on a unix socket for this session")
+URL_ENV = "BENCHSUITE_REDIS_URL"  # as connection.URL_ENV (which imports redis)
+_HELP_URL = ("Redis URL of the broker (redis://, rediss://, unix://; also $BENCHSUITE_REDIS_URL, "
+             "which keeps a password out of `ps`); default: a private redis-server on a unix "
+             "socket for this session")
 _HELP_NO_WORKERS = "with --redis-url: start no local workers (external workers serve that Redis)"
 
 
@@ -65,6 +68,8 @@ def _option(config: pytest.Config, name: str):
             value = config.getini(name)
         except ValueError:  # the plugin's options are not registered (imported, not loaded)
             value = None
+    if not value and name == "benchsuite_redis_url":  # keeps a password off the command line
+        value = os.environ.get(URL_ENV) or None
     return value
 
 
