@@ -36,7 +36,7 @@ def _slug(value: str) -> str:
     return value.replace(":", ".").replace("/", ".")
 # a case's result depends on this code too: change it and cached results are re-run
 CASE_CODE = ("models", "data", "train.py", "prune", "recipe", "export", "bench", "stages.py",
-             "case.py", "result.py", "latency")
+             "case.py", "result.py", "track/top1.py", "latency")
 # a latency table (benchsuite.latency) for every case, not only LatencyBudgetPruner recipes:
 # the results table then has predicted beside measured latency for `benchsuite latency-model`
 LATENCY_MODEL_ENV = "BENCHSUITE_LATENCY_MODEL"

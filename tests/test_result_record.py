@@ -96,9 +96,12 @@ def test_a_failed_append_leaves_the_case_unrecorded(tmp_path, monkeypatch) -> No
 
 
 def test_the_code_that_builds_a_row_is_in_the_cache_key() -> None:
+    from benchsuite.track.top1 import top1_fields
+
     package = Path(inspect.getfile(CaseResult)).resolve().parent
-    builder = Path(inspect.getfile(CaseResult.from_stages)).resolve().relative_to(package)
-    assert builder.as_posix() in CASE_CODE
+    for builder in (CaseResult.from_stages, top1_fields):
+        path = Path(inspect.getfile(builder)).resolve().relative_to(package)
+        assert path.as_posix() in CASE_CODE, path
 
 
 def test_case_does_not_import_the_tracking_side() -> None:
