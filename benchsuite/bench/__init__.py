@@ -12,22 +12,28 @@ Public API::
     parse_stdout(text) -> dict
 """
 
-from benchsuite.bench.devices import (
-    available_devices,
-    device_skip_reason,
-    legacy_benchmark_app,
-)
-from benchsuite.bench.report import parse_report_folder, parse_stdout
-from benchsuite.bench.result import BenchResult, BenchSettings
-from benchsuite.bench.runner import (
-    BenchmarkAppError,
-    DeviceUnavailableError,
-    benchmark_interleaved,
-    find_benchmark_app,
-    paired_speedups,
-    run_benchmark,
-    speedup,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# loaded on first use (PEP 562): a prune worker imports benchsuite.bench.evaldata (numpy only)
+# without pulling in pandas, benchmark_app's parsers or openvino
+_WHERE = {
+    "available_devices": "devices", "device_skip_reason": "devices",
+    "legacy_benchmark_app": "devices", "parse_report_folder": "report",
+    "parse_stdout": "report", "BenchResult": "result", "BenchSettings": "result",
+    "BenchmarkAppError": "runner", "DeviceUnavailableError": "runner",
+    "benchmark_interleaved": "runner", "find_benchmark_app": "runner",
+    "paired_speedups": "runner", "run_benchmark": "runner", "speedup": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "BenchResult",
