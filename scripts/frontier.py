@@ -80,10 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threshold", default="-1pt")
     ap.add_argument("--out", help="write the Markdown table here too")
+    ap.add_argument("--save-found", action="store_true",
+                    help="save each precision's fastest case that holds the floor in "
+                         "schedules/found/resnet56_frontier-<precision>.yaml")
     args = ap.parse_args(argv)
 
     from benchsuite.case import Case
     from benchsuite.executor import LocalExecutor
+    from benchsuite.paths import found_dir
+    from benchsuite.sweep.session import write_found_recipe
     from benchsuite.threshold import Threshold
     from benchsuite.track.recording import Recorder, run_and_record
 
@@ -99,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|---|---|---|"]
     spent = 0
     for precision in precisions:
+        winners = []
         for method, recipes in methods.items():
             rows = []
             for recipe, params in recipes:
@@ -115,9 +121,19 @@ def main(argv: list[str] | None = None) -> int:
                       f"{row.top1:.4f} (floor {row.threshold:.4f}), {time.time() - t0:.0f} s",
                       flush=True)
                 rows.append(row)
+                winners += [(row, case, method)] if row.passed else []
             feasible = [r for r in rows if r.passed] or rows
             best = max(feasible, key=lambda r: r.speedup)
             lines.append(_line(method, precision, best, len(rows)))
+        if args.save_found and winners:
+            row, case, method = max(winners, key=lambda w: w[0].speedup)
+            path = write_found_recipe(
+                case, found_by=f"scripts/frontier.py, method {method}: the fastest case at "
+                               f"{precision} that held the floor ({args.threshold})",
+                result={k: row.get(k) for k in ("speedup", "speedup_ci_low", "speedup_ci_high",
+                                                "top1", "threshold", "latency_median_us")},
+                path=found_dir() / f"resnet56_frontier-{precision}.yaml")
+            print(f"saved {path}")
     lines.append(f"\nfine-tuning epochs spent in this run (cached cases not counted): {spent}")
     table = "\n".join(lines)
     print(table)

@@ -137,25 +137,13 @@ class SweepSession:
 
     def save_found(self, best: Trial, folder: Path | None = None) -> Path:
         """The best configuration as a plain recipe (rendered, no placeholders)."""
-        case = self.spec.case_for(best.params, self.base)
-        folder = Path(folder or found_dir())
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{_slug(self.sweep_id)}.yaml"
-        header = {
-            "found_by": f"sweep {self.sweep_id} ({self.spec.path or self.spec.name}), "
-                        f"engine {type(self.engine).__name__}, method {self.spec.method}",
-            "trial": best.number, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
-            "from_recipe": case.recipe_name, "template_parameters": case.params,
-            "case": {"model": case.model, "dataset": case.dataset, "device": case.device,
-                     "precision": case.precision, "epochs": case.epochs,
-                     "dense_epochs": case.dense_epochs},
-            "result": {k: best.metrics.get(k) for k in ("speedup", "top1", "threshold",
-                                                         "latency_median_us")},
-        }
-        comment = "".join(f"# {line}\n" for line in
-                          yaml.safe_dump(header, sort_keys=False).splitlines())
-        path.write_text(comment + case.recipe_text())
-        return path
+        return write_found_recipe(
+            self.spec.case_for(best.params, self.base),
+            found_by=f"sweep {self.sweep_id} ({self.spec.path or self.spec.name}), engine "
+                     f"{type(self.engine).__name__}, method {self.spec.method}",
+            result={k: best.metrics.get(k) for k in ("speedup", "top1", "threshold",
+                                                     "latency_median_us")},
+            path=Path(folder or found_dir()) / f"{_slug(self.sweep_id)}.yaml", trial=best.number)
 
     def summary_lines(self) -> list[str]:
         trials = self.trials()
@@ -224,3 +212,24 @@ def log_best(tracker: Any, session: SweepSession, best: Trial, found: Path | Non
                                        data=rows)})
     finally:
         run.finish()
+
+
+def write_found_recipe(case: Case, found_by: str, result: dict[str, Any], path: Path,
+                       trial: int | None = None) -> Path:
+    """A found configuration as a plain recipe in schedules/found/: the case's rendered recipe
+    under a header (`grid.found_recipe_info` reads it) naming what found it, the case settings
+    it was measured with and its figures."""
+    header = {
+        "found_by": found_by, "trial": trial,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        "from_recipe": case.recipe_name, "template_parameters": case.params,
+        "case": {"model": case.model, "dataset": case.dataset, "device": case.device,
+                 "precision": case.precision, "epochs": case.epochs,
+                 "dense_epochs": case.dense_epochs},
+        "result": result,
+    }
+    comment = "".join(f"# {line}\n" for line in
+                      yaml.safe_dump(header, sort_keys=False).splitlines())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(comment + case.recipe_text())
+    return path
