@@ -34,7 +34,7 @@ def deployed_accuracy(model_xml: Path, x: np.ndarray, y: np.ndarray, device: str
     precision the device actually used (read back from the compiled model)."""
     import openvino as ov
 
-    from .paired import _property
+    from .paired import compiled_property
 
     t0 = time.perf_counter()
     compiled = ov.Core().compile_model(str(model_xml), device, _config(precision, threads))
@@ -48,7 +48,7 @@ def deployed_accuracy(model_xml: Path, x: np.ndarray, y: np.ndarray, device: str
         top5 += int(label in order[: min(5, order.size)])
     n = len(y)
     return {"top1": top1 / n, "top5": top5 / n, "test_images": n,
-            "precision": _property(compiled, "INFERENCE_PRECISION_HINT", precision),
+            "precision": compiled_property(compiled, "INFERENCE_PRECISION_HINT", precision),
             "seconds": time.perf_counter() - t0}
 
 

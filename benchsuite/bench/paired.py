@@ -136,7 +136,7 @@ def _config(settings: PairedSettings) -> dict[str, Any]:
     return config
 
 
-class _Timed:
+class TimedModel:
     """One compiled model with its infer request and a fixed random input set once."""
 
     def __init__(self, core: Any, model: Path, settings: PairedSettings, seed: int) -> None:
@@ -164,7 +164,7 @@ class _Timed:
             out.append(self.request.latency * 1000.0)
 
 
-def _timed_median(t: _Timed, n: int) -> tuple[float, float]:
+def _timed_median(t: TimedModel, n: int) -> tuple[float, float]:
     """Median latency (µs) of n inferences and this process's CPU share while they ran (1.0:
     never preempted; about 0.5 when another runnable process shares our core)."""
     c0, w0 = time.process_time(), time.perf_counter()
@@ -172,14 +172,14 @@ def _timed_median(t: _Timed, n: int) -> tuple[float, float]:
     return median, (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-9)
 
 
-def _round_alternate(timed: dict[str, _Timed], names: list[str], rng: random.Random,
+def _round_alternate(timed: dict[str, TimedModel], names: list[str], rng: random.Random,
                      settings: PairedSettings) -> dict[str, tuple[float, float]]:
     order = names[:]
     rng.shuffle(order)
     return {name: _timed_median(timed[name], settings.round_size) for name in order}
 
 
-def _round_duet(timed: dict[str, _Timed], names: list[str],
+def _round_duet(timed: dict[str, TimedModel], names: list[str],
                 slice_s: float) -> dict[str, tuple[float, float]]:
     stop = threading.Event()
     lats: dict[str, list[float]] = {n: [] for n in names}
@@ -235,7 +235,7 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     ref = reference or names[0]
     other = next(n for n in names if n != ref)
     core = ov.Core()
-    timed = {n: _Timed(core, Path(p), settings, settings.seed + i)
+    timed = {n: TimedModel(core, Path(p), settings, settings.seed + i)
              for i, (n, p) in enumerate(models.items())}
     for t in timed.values():
         t.run(settings.warmup)
@@ -275,10 +275,10 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     compiled = timed[ref].compiled
     conditions = {
         "device": settings.device, "device_name": device_name(settings.device),
-        "precision": _property(compiled, "INFERENCE_PRECISION_HINT", settings.precision),
+        "precision": compiled_property(compiled, "INFERENCE_PRECISION_HINT", settings.precision),
         "precision_requested": settings.precision,
-        "threads": _property(compiled, "INFERENCE_NUM_THREADS", settings.threads),
-        "streams": _property(compiled, "NUM_STREAMS", settings.streams),
+        "threads": compiled_property(compiled, "INFERENCE_NUM_THREADS", settings.threads),
+        "streams": compiled_property(compiled, "NUM_STREAMS", settings.streams),
         "batch": int(compiled.inputs[0].get_shape()[0]),
         "input_shape": str([int(d) for d in compiled.inputs[0].get_shape()]),
         "runtime_version": ov.get_version(), "mode": settings.mode,
@@ -298,7 +298,7 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     )
 
 
-def _property(compiled: Any, name: str, fallback: Any) -> Any:
+def compiled_property(compiled: Any, name: str, fallback: Any) -> Any:
     try:
         value = compiled.get_property(name)
     except RuntimeError:

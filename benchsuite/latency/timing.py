@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from ..bench.paired import PairedSettings, _property, _Timed, bootstrap_median_ci
+from ..bench.paired import PairedSettings, TimedModel, bootstrap_median_ci, compiled_property
 
 MIN_HALFWIDTH_US = 1.0  # a grid point is good enough within ±1 µs
 
 
-def _cpu_per_inference(t: _Timed, n: int) -> tuple[float, float]:
+def _cpu_per_inference(t: TimedModel, n: int) -> tuple[float, float]:
     """CPU µs per inference over n inferences, and the CPU share of the round."""
     c0, w0 = time.process_time(), time.perf_counter()
     t.run(n)
@@ -45,7 +45,7 @@ def cpu_paired(models: dict[str, Path], settings: PairedSettings,
 
     core = ov.Core()
     names = list(models)
-    timed = {n: _Timed(core, Path(p), settings, settings.seed + i)
+    timed = {n: TimedModel(core, Path(p), settings, settings.seed + i)
              for i, (n, p) in enumerate(models.items())}
     for t in timed.values():
         t.run(settings.warmup)
@@ -79,8 +79,8 @@ def cpu_paired(models: dict[str, Path], settings: PairedSettings,
         "difference_us": (float(np.median(np.subtract(per[difference[0]], per[difference[1]])))
                           if difference else None),
         "rounds": len(per[names[0]]), "cpu_share": float(np.median(shares)),
-        "precision": _property(compiled, "INFERENCE_PRECISION_HINT", settings.precision),
-        "threads": _property(compiled, "INFERENCE_NUM_THREADS", settings.threads),
-        "streams": _property(compiled, "NUM_STREAMS", settings.streams),
+        "precision": compiled_property(compiled, "INFERENCE_PRECISION_HINT", settings.precision),
+        "threads": compiled_property(compiled, "INFERENCE_NUM_THREADS", settings.threads),
+        "streams": compiled_property(compiled, "NUM_STREAMS", settings.streams),
         "clock": "cpu time per inference",
     }
