@@ -73,4 +73,16 @@ def test_bayes_vs_random_same_budget_and_seeds(surrogate, tmp_path: Path, capsys
     out = tmp_path / "bench.json"
     assert main(["compare", "--sweep", str(sweep), "--table", str(table), "--budget", "6",
                  "--seeds", "0", "--json", str(out)]) == 0
-    assert "bayes" in capsys.readouterr().out and json.loads(out.read_text())["budget"] == 6
+    printed = capsys.readouterr().out
+    assert "bayes" in printed and json.loads(out.read_text())["budget"] == 6
+    # every trial is shown as it ends and kept in the JSON, with its parameters
+    assert "[bayes seed 0 6/6; 6/12]" in printed and "[random seed 0 1/6; 7/12]" in printed
+    kept = json.loads(out.read_text())["trials"]
+    assert [len(kept[m][0]) for m in ("bayes", "random")] == [6, 6]
+    assert set(kept["bayes"][0][0]) == {"params", "value", "feasible", "epochs"}
+    seen = []
+    results = compare(spec, objective, ("random",), budget=3, seeds=(1,),
+                      on_trial=lambda *a: seen.append(a[:3]))
+    assert seen == [("random", 1, 1), ("random", 1, 2), ("random", 1, 3)]
+    trials = [(t["value"], t["feasible"]) for t in results["trials"]["random"][0]]
+    assert best_curve(trials, "maximize")[-1] == results["methods"]["random"]["final_best"][0]

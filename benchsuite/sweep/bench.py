@@ -147,13 +147,16 @@ class TableObjective:
 
 # objective, feasible, fine-tuning epochs spent (None: unknown, e.g. a table without them)
 Outcome = tuple[float | None, bool, int | None]
+# (trial number from 1, its parameters, its outcome)
+TrialHook = Callable[[int, dict[str, Any], Outcome], None]
 
 
 def run_search(spec: SweepSpec, method: str, budget: int, seed: int,
-               objective: Objective) -> list[Outcome]:
+               objective: Objective, on_trial: TrialHook | None = None) -> list[Outcome]:
     """One sweep in memory; returns (objective, feasible, epochs spent) per trial, in trial
     order. With the sweep's `early_terminate` and a real-pipeline objective, trials the
-    engine stops early count the epochs they ran (objective None)."""
+    engine stops early count the epochs they ran (objective None). `on_trial(k, params,
+    outcome)` is called after each trial (progress, saving as it goes)."""
     cfg = dict(spec.config) | {"method": method}
     engine = SweepsEngine(replace(spec, config=cfg), MemoryStore(), budget, seed)
     early = engine.early_stopping and getattr(objective, "accepts_watch", False)
@@ -168,10 +171,13 @@ def run_search(spec: SweepSpec, method: str, budget: int, seed: int,
                 raise
             engine.tell(number, None, False, watch.metrics(), stopped=True)
             out.append((None, False, watch.epochs))
-            continue
-        engine.tell(number, value, feasible, metrics)
-        spent = metrics.get("finetune_epochs")
-        out.append((value, feasible, None if spent is None or spent != spent else int(spent)))
+        else:
+            engine.tell(number, value, feasible, metrics)
+            spent = metrics.get("finetune_epochs")
+            out.append((value, feasible,
+                        None if spent is None or spent != spent else int(spent)))
+        if on_trial is not None:
+            on_trial(len(out), params, out[-1])
     return out
 
 
@@ -200,11 +206,28 @@ def within(curve: list[float], goal: str, tol: float = 0.05) -> int | None:
 
 def compare(spec: SweepSpec, objective: Objective, methods: tuple[str, ...] = ("bayes",
             "random"), budget: int = 20, seeds: tuple[int, ...] = (0, 1, 2),
-            checkpoints: tuple[int, ...] = (5, 10, 15, 20)) -> dict[str, Any]:
+            checkpoints: tuple[int, ...] = (5, 10, 15, 20),
+            on_trial: Callable[[str, int, int, dict[str, Any], Outcome], None] | None = None,
+            ) -> dict[str, Any]:
+    """Each method with each seed; `results["trials"][method][i]` keeps every trial of seed
+    i (parameters, objective, feasible, epochs). `on_trial(method, seed, k, params, outcome)`
+    after each trial."""
     results: dict[str, Any] = {"metric": spec.metric, "goal": spec.goal, "budget": budget,
-                               "seeds": list(seeds), "methods": {}}
+                               "seeds": list(seeds), "methods": {}, "trials": {}}
     for method in methods:
-        runs = [run_search(spec, method, budget, s, objective) for s in seeds]
+        runs, kept = [], results["trials"].setdefault(method, [])
+        for s in seeds:
+            trials: list[dict[str, Any]] = []
+            kept.append(trials)
+
+            def hook(k: int, params: dict[str, Any], o: Outcome, s: int = s,
+                     trials: list[dict[str, Any]] = trials, method: str = method) -> None:
+                trials.append({"params": params, "value": o[0], "feasible": o[1],
+                               "epochs": o[2]})
+                if on_trial is not None:
+                    on_trial(method, s, k, params, o)
+
+            runs.append(run_search(spec, method, budget, s, objective, hook))
         curves = [best_curve(r, spec.goal) for r in runs]
         epochs = [None if any(e is None for *_, e in r) else sum(e for *_, e in r)
                   for r in runs]
@@ -330,8 +353,32 @@ def _run(args: argparse.Namespace, spec: SweepSpec, threshold: Threshold,
         objective: Objective = (TableObjective(spec, Path(args.table), threshold) if args.table
                                 else CaseObjective(spec, _base(spec), threshold, Path(work),
                                                    recorder=recorder))
-        results = compare(spec, objective, tuple(args.methods.split(",")), args.budget,
-                          tuple(int(s) for s in args.seeds.split(",")))
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+        methods = tuple(args.methods.split(","))
+        done: list[dict[str, Any]] = []
+        best: dict[tuple[str, int], float] = {}
+
+        def on_trial(method: str, seed: int, k: int, params: dict[str, Any],
+                     o: Outcome) -> None:
+            value, feasible, epochs = o
+            if feasible and value is not None:
+                old = best.get((method, seed))
+                better = old is None or (value > old if spec.goal == "maximize" else value < old)
+                best[(method, seed)] = value if better else old
+            shown = "stopped early" if value is None else (
+                f"{spec.metric} {value:.4g} {'feasible' if feasible else 'infeasible'}")
+            sofar = best.get((method, seed))
+            print(f"[{method} seed {seed} {k}/{args.budget}; {len(done) + 1}/"
+                  f"{len(methods) * len(seeds) * args.budget}] "
+                  f"{json.dumps(params, sort_keys=True)}: {shown}, {epochs} epochs; best "
+                  f"{'none yet' if sofar is None else f'{sofar:.4g}'}", flush=True)
+            done.append({"method": method, "seed": seed, "trial": k, "params": params,
+                         "value": value, "feasible": feasible, "epochs": epochs})
+            if args.json:  # every trial so far, in case the run stops before the end
+                Path(args.json).write_text(json.dumps({"partial": True, "trials": done},
+                                                      indent=1))
+
+        results = compare(spec, objective, methods, args.budget, seeds, on_trial=on_trial)
     print(format_report(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
