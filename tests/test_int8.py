@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchsuite.bench.accuracy import deployed_accuracy
@@ -24,6 +26,7 @@ from benchsuite.bench.int8 import (
     nncf_problem,
     quantize_ir,
 )
+from benchsuite.errors import UserError
 from benchsuite.paths import project_root
 from benchsuite.track.top1 import TORCH_ONLY, top1_fields
 
@@ -158,6 +161,14 @@ def test_int8_problem_names_what_is_missing():
         pytest.skip("no interpreter without nncf on this machine")
     assert "pip install nncf==" in (nncf_problem(str(bare)) or "")
     assert nncf_problem() is None  # this env has it (requirements.txt)
+
+
+def test_a_bench_worker_without_nncf_refuses_the_job_as_a_user_error(monkeypatch, tmp_path):
+    # a --no-local-workers bench worker is on its own host: the session cannot check it up
+    # front, so its stage says what is missing, as a UserError (dead-lettered at once, no retry)
+    monkeypatch.setitem(sys.modules, "nncf", None)  # import nncf -> ImportError
+    with pytest.raises(UserError, match=r"needs nncf on this bench worker.*pip install nncf=="):
+        quantize_ir(tmp_path / "m.xml", np.zeros((1, 1, 8, 8), np.float32), tmp_path / "q.xml")
 
 
 def test_int8_on_this_cpu_passes_the_check():

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
+
 INT8 = "int8"
 REFERENCE_PRECISION = "f32"  # an INT8 case's speed-up and accuracy reference: dense at f32
 NNCF_HINT = "pip install nncf==3.4.0 (requirements.txt; the bench tox env has it)"
@@ -88,8 +90,9 @@ def quantize_ir(model_xml: Path, calibration: np.ndarray, out_xml: Path,
     so each image is one calibration sample. Returns the quantized IR and what was done."""
     try:
         import nncf
-    except ImportError as exc:
-        raise RuntimeError(f"precision int8 needs nncf here ({exc}): {NNCF_HINT}") from exc
+    except ImportError as exc:  # a bench worker the session could not check (its own host)
+        raise UserError(f"precision int8 needs nncf on this bench worker ({exc}): "
+                        f"{NNCF_HINT}") from exc
     import openvino as ov
 
     t0 = time.perf_counter()
