@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from .hashing import git_sha
+from .latency.report import PREDICTION_KEYS
 
 if TYPE_CHECKING:
     from .case import Case
@@ -119,6 +120,7 @@ class CaseResult:
     speedup_predicted: float | None = _to(TABLE, SUMMARY)
     latency_table_sum_us: float | None = _to(TABLE)
     dense_latency_table_sum_us: float | None = _to(TABLE)
+    dense_latency_table_measured_us: float | None = _to(TABLE)
     # budget and provenance
     finetune_epochs: int | None = _to(IDENTITY)
     dense_epochs: int | None = _to(IDENTITY)
@@ -240,8 +242,7 @@ class CaseResult:
             git_sha=git_sha(), timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             per_layer={"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
             pruned_round_medians_us=bench.get("pruned_round_medians_us") or [],
-            **{k: bench.get(k) for k in ("latency_predicted_us", "speedup_predicted",
-                                         "latency_table_sum_us", "dense_latency_table_sum_us")},
+            **{k: bench.get(k) for k in PREDICTION_KEYS},
             kd_teacher_top1=pruned.get("kd_teacher_top1"),
             epoch_top1=json.dumps(pruned["epoch_top1"]) if pruned.get("epoch_top1") else None,
         )

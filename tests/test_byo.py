@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from toy_recipes import thin_filters
 
 from benchsuite.data import describe_dataset, load_dataset
 from benchsuite.models import build_model, load_thinned
@@ -147,22 +148,7 @@ def test_image_folder_layout_errors_are_clear(tmp_path: Path):
         describe_dataset(f"imagefolder:{tmp_path / 'x'}")
 
 
-THIN = """
-version: 1
-pruners:
-  filters:
-    class: L1RankedStructureParameterPruner
-    group_type: Filters
-    desired_sparsity: 0.5
-    weights: [stem.weight, body.weight]
-extensions:
-  thin: {class: FilterRemover}
-policies:
-  - pruner: {instance_name: filters}
-    epochs: [0]
-  - extension: {instance_name: thin}
-    epochs: [0]
-"""
+THIN = thin_filters(["stem.weight", "body.weight"], "0.5")
 
 
 def test_structured_pruning_and_thinning_of_a_users_model(user_code: str, digits):

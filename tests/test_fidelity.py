@@ -8,32 +8,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
+from toy_recipes import LEVELS, toy_sweep
 
 from benchsuite.progress import StopStage, epoch_line, parse_epoch_top1
-from benchsuite.sweep import load_sweep
 from benchsuite.sweep.engines import OptunaEngine, SweepsEngine
 from benchsuite.sweep.fidelity import EpochWatch, epochs_spent
 from benchsuite.sweep.store import STOPPED, MemoryStore
 
 pytest_plugins = ["broker_support"]
-RECIPE = "version: 1\npruners:\n  p:\n    class: SparsityLevelParameterPruner\n" \
-         "    levels: {'*': ${sparsity=0.5}}\npolicies:\n" \
-         "  - pruner: {instance_name: p}\n    epochs: [0]\n"
 GOOD = [0.90, 0.95, 0.97, 0.98]
 
 
 @pytest.fixture
 def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    (tmp_path / "toy.yaml").write_text(RECIPE)
-    monkeypatch.setenv("BENCHSUITE_SCHEDULES", str(tmp_path))
-    path = tmp_path / "toy_sweep.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "toy", "method": "random", "metric": {"name": "speedup", "goal": "maximize"},
-        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2},
-        "parameters": {"recipe": {"value": "toy"},
-                       "sparsity": {"min": 0.1, "max": 0.9}}}))
-    return load_sweep(path)
+    return toy_sweep(tmp_path, monkeypatch, LEVELS, {"sparsity": {"min": 0.1, "max": 0.9}},
+                     method="random",
+                     early_terminate={"type": "hyperband", "min_iter": 1, "eta": 2})
 
 
 def _run(engine, curve: list[float]) -> tuple[int, bool]:
@@ -95,7 +85,7 @@ def _stop_after_first_epoch(lines: list[str]):
 def _prune_spec() -> tuple[dict, dict]:
     dense = {"model": "small_cnn", "dataset": "digits", "seed": 0, "epochs": 1}
     return dense, dense | {"epochs": 4, "recipe_name": "t", "epoch_top1": True,
-                           "recipe_text": RECIPE.replace("${sparsity=0.5}", "0.5")}
+                           "recipe_text": LEVELS.replace("${sparsity=0.5}", "0.5")}
 
 
 def test_a_stopped_case_stops_in_process(tmp_path, one_thread):

@@ -19,26 +19,12 @@ import pytest
 from benchsuite.paths import project_root
 
 sys.path.insert(0, str(Path(__file__).parent))
+from toy_recipes import thin_filters
 from wandb_records import run_contents
 
 pytest_plugins = ["pytester"]
 
-RECIPE = """
-version: 1
-pruners:
-  filters:
-    class: L1RankedStructureParameterPruner
-    group_type: Filters
-    desired_sparsity: ${sparsity=0.5}
-    weights: [conv1.weight, conv2.weight]
-extensions:
-  thin: {class: FilterRemover}
-policies:
-  - pruner: {instance_name: filters}
-    epochs: [0]
-  - extension: {instance_name: thin}
-    epochs: [0]
-"""
+RECIPE = thin_filters(["conv1.weight", "conv2.weight"])
 
 
 @pytest.fixture

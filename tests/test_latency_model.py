@@ -51,18 +51,18 @@ def test_predictor_is_exact_on_a_bilinear_table():
               ConvSpec(20, 44, 3, 1, 16, 16)]  # off the grid: interpolated
     for c in dense + pruned:
         assert table.conv_us(c) == pytest.approx(bilinear_us(c), rel=1e-12)
-    assert predict_us(pruned, table, 17.5) == pytest.approx(
-        17.5 + sum(bilinear_us(c) for c in pruned), rel=1e-12)
+    assert predict_us(pruned, table, 0.8) == pytest.approx(
+        0.8 * sum(bilinear_us(c) for c in pruned), rel=1e-12)
     with pytest.raises(KeyError, match="k5s1h32w32"):
         table.conv_us(ConvSpec(8, 8, 5, 1, 32, 32))
     assert table.covers(pruned) and not table.covers([ConvSpec(16, 128, 3, 1, 16, 16)])
 
 
-def test_overhead_and_round_trip():
+def test_scale_and_round_trip():
     table = _synthetic([ConvSpec(8, 8, 3, 1, 8, 8)], 8)
     table.networks = {"net": {"measured_us": 120.0, "sum_us": 100.0}}
     back = LatencyTable.from_dict(json.loads(json.dumps(table.to_dict())))
-    assert back == table and back.overhead_us() == 20.0
+    assert back == table and back.scale() == pytest.approx(1.2)
     with pytest.raises(ValueError, match="rebuild"):
         LatencyTable.from_dict(table.to_dict() | {"version": 0})
 
@@ -146,27 +146,37 @@ def test_torch_and_openvino_see_the_same_convs(tmp_path):
 def test_prediction_frame_errors_and_refit():
     from benchsuite.latency.report import prediction_frame, summary_lines
 
+    common = {"model": "m", "device_name": "cpu", "precision": "f32", "threads": 1,
+              "dense_latency_table_sum_us": 170.0}
     rows = pd.DataFrame([
-        {"label": "a", "model": "m", "device_name": "cpu", "precision": "f32", "threads": 1,
-         "latency_median_us": 100.0, "dense_latency_median_us": 200.0, "speedup": 2.0,
-         "latency_predicted_us": 110.0, "speedup_predicted": 1.9,
-         "latency_table_sum_us": 80.0, "dense_latency_table_sum_us": 170.0},
-        {"label": "b", "model": "m", "device_name": "cpu", "precision": "f32", "threads": 1,
-         "latency_median_us": 50.0, "dense_latency_median_us": 210.0, "speedup": 4.2,
-         "latency_predicted_us": 45.0, "speedup_predicted": 4.2,
-         "latency_table_sum_us": 20.0, "dense_latency_table_sum_us": 170.0},
+        # the table's dense network measured 204 µs at build time: scale 1.2
+        common | {"label": "a", "latency_median_us": 100.0, "dense_latency_median_us": 204.0,
+                  "speedup": 2.04, "latency_predicted_us": 96.0, "speedup_predicted": 2.125,
+                  "latency_table_sum_us": 80.0, "dense_latency_table_measured_us": 204.0},
+        common | {"label": "b", "latency_median_us": 25.0, "dense_latency_median_us": 204.0,
+                  "speedup": 8.16, "latency_predicted_us": 24.0, "speedup_predicted": 8.5,
+                  "latency_table_sum_us": 20.0, "dense_latency_table_measured_us": 204.0},
+        # recorded by the additive model (sum + measured - dense sum: 80 + 200 - 170)
+        common | {"label": "c", "latency_median_us": 100.0, "dense_latency_median_us": 210.0,
+                  "speedup": 2.1, "latency_predicted_us": 110.0, "speedup_predicted": 1.9,
+                  "latency_table_sum_us": 80.0},
         {"label": "old", "model": "m", "device_name": "cpu", "precision": "f32", "threads": 1,
          "latency_median_us": 50.0, "dense_latency_median_us": 210.0, "speedup": 4.2},
     ])
     df = prediction_frame(rows)
-    assert list(df["label"]) == ["a", "b"]
-    assert df["err_latency"].tolist() == pytest.approx([0.1, -0.1])
-    # overhead refitted: median(200 - 170, 210 - 170) = 35
-    assert df["latency_refit_us"].tolist() == pytest.approx([115.0, 55.0])
-    assert df["err_speedup"].tolist() == pytest.approx([-0.05, 0.0])
+    assert list(df["label"]) == ["a", "b", "c"]
+    # c is re-predicted by the scale model from its recorded figures: 80 x 200 / 170
+    assert df["latency_predicted_us"].tolist() == pytest.approx([96.0, 24.0, 80 * 200 / 170])
+    assert df["err_latency"].tolist() == pytest.approx([-0.04, -0.04, 80 * 2 / 170 - 1])
+    # scale refitted: median(204 / 170, 204 / 170, 210 / 170) = 1.2
+    assert df["latency_refit_us"].tolist() == pytest.approx([96.0, 24.0, 96.0])
+    # the speed-up is the ratio of table sums, whatever the row recorded
+    assert df["err_speedup"].tolist() == pytest.approx([2.125 / 2.04 - 1, 8.5 / 8.16 - 1,
+                                                        2.125 / 2.1 - 1])
     assert df["err_latency_cpu"].isna().all()  # no CPU share recorded in these rows
     last = summary_lines(df, 1)[-1]
-    assert "latency 10.0%" in last and "1 rows without a prediction" in last
+    assert "latency 4.0%" in last and "speed-up 4.2%" in last
+    assert "1 rows without a prediction" in last
 
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from toy_recipes import toy_sweep
 
 from benchsuite.sweep import load_sweep
 from benchsuite.sweep.bench import TableObjective, best_curve, compare, main, space_points, within
@@ -21,20 +21,12 @@ RECIPE = "version: 1\npruners:\n  p: {class: L1RankedStructureParameterPruner, g
 
 @pytest.fixture
 def surrogate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    schedules = tmp_path / "schedules"
-    schedules.mkdir()
-    (schedules / "toy.yaml").write_text(RECIPE.replace("'", ""))
-    monkeypatch.setenv("BENCHSUITE_SCHEDULES", str(schedules))
+    spec = toy_sweep(tmp_path, monkeypatch, RECIPE.replace("'", ""), {
+        "sparsity": {"distribution": "q_uniform", "min": 0.1, "max": 0.9, "q": 0.05},
+        "round_to": {"values": [1, 8]}, "accuracy_threshold": {"value": 0.85}})
     sweep = tmp_path / "toy_sweep.yaml"
-    sweep.write_text(yaml.safe_dump({
-        "name": "toy", "method": "bayes", "metric": {"name": "speedup", "goal": "maximize"},
-        "parameters": {"recipe": {"value": "toy"},
-                       "sparsity": {"distribution": "q_uniform", "min": 0.1, "max": 0.9,
-                                    "q": 0.05},
-                       "round_to": {"values": [1, 8]},
-                       "accuracy_threshold": {"value": 0.85}}}))
     rows = []
-    for point in space_points(load_sweep(sweep)):  # speed-up grows, Top-1 falls with sparsity
+    for point in space_points(spec):  # speed-up grows, Top-1 falls with sparsity
         s, r = point["sparsity"], point["round_to"]
         rows.append({"sweep_params": json.dumps(point), "recipe": "toy",
                      "speedup": 1 + 2 * s + (0.2 if r == 8 else 0.0),

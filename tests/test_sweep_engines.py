@@ -7,17 +7,14 @@ import threading
 from pathlib import Path
 
 import pytest
-import yaml
+from toy_recipes import LEVELS, toy_sweep
 
 from benchsuite.broker.server import RedisServer
-from benchsuite.sweep import load_sweep
 from benchsuite.sweep.engines import OptunaEngine, SweepsEngine, make_engine
 from benchsuite.sweep.session import best_trial
 from benchsuite.sweep.store import RedisStore
 
-RECIPE = "version: 1\npruners:\n  p:\n    class: SparsityLevelParameterPruner\n" \
-         "    levels: {'*': ${sparsity=0.5}}\n    note: ${width=1}\npolicies:\n" \
-         "  - pruner: {instance_name: p}\n    epochs: [0]\n"
+RECIPE = LEVELS.replace("\npolicies:", "\n    note: ${width=1}\npolicies:")  # a 2nd parameter
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +25,9 @@ def redis_url():
 
 @pytest.fixture
 def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    (tmp_path / "toy.yaml").write_text(RECIPE)
-    monkeypatch.setenv("BENCHSUITE_SCHEDULES", str(tmp_path))
-    path = tmp_path / "toy_sweep.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "toy", "method": "bayes", "metric": {"name": "speedup", "goal": "maximize"},
-        "parameters": {"recipe": {"value": "toy"},
-                       "sparsity": {"distribution": "q_uniform", "min": 0.1, "max": 0.9,
-                                    "q": 0.05},
-                       "width": {"values": [1, 2, 4]}}}))
-    return load_sweep(path)
+    return toy_sweep(tmp_path, monkeypatch, RECIPE, {
+        "sparsity": {"distribution": "q_uniform", "min": 0.1, "max": 0.9, "q": 0.05},
+        "width": {"values": [1, 2, 4]}})
 
 
 def toy(params: dict) -> tuple[float, bool, dict]:

@@ -27,24 +27,11 @@ from benchsuite.sweep.store import RedisStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from toy_recipes import thin_filters
+
 pytest_plugins = ["pytester"]
 
-RECIPE = """
-version: 1
-pruners:
-  filters:
-    class: L1RankedStructureParameterPruner
-    group_type: Filters
-    desired_sparsity: ${sparsity=0.5}
-    weights: [conv1.weight, conv2.weight]
-extensions:
-  thin: {class: FilterRemover}
-policies:
-  - pruner: {instance_name: filters}
-    epochs: [0]
-  - extension: {instance_name: thin}
-    epochs: [0]
-"""
+RECIPE = thin_filters(["conv1.weight", "conv2.weight"])
 CASE = {"model": {"value": "small_cnn"}, "epochs": {"value": 1}, "dense_epochs": {"value": 1},
         "niter": {"value": 50}, "repeats": {"value": 1}}
 FAST = ["-p", "benchsuite.pytest_plugin", "-p", "benchsuite.sweep.plugin", "-m", "sweep",

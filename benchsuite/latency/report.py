@@ -5,20 +5,21 @@ In a case that had a latency table (the recipe uses `LatencyBudgetPruner`, or
 `BENCHSUITE_LATENCY_MODEL=1`), the bench stage adds to its result, from the table and the convs
 of the dense and pruned IRs:
 
-- `latency_predicted_us`: pruned table sum + the table's overhead (the dense network measured
-  whole when the table was built, minus its table sum): what the pruner predicted, made before
-  the case's own measurement;
-- `speedup_predicted`: (dense sum + overhead) / (pruned sum + overhead);
-- `latency_table_sum_us`, `dense_latency_table_sum_us`: the two sums, so the report can refit
-  the overhead.
+- `latency_predicted_us`: pruned table sum x the table's scale (the dense network measured
+  whole when the table was built, over its table sum; `spec.py` says why a scale): what the
+  pruner predicted, made before the case's own measurement;
+- `speedup_predicted`: dense sum / pruned sum;
+- `latency_table_sum_us`, `dense_latency_table_sum_us`, `dense_latency_table_measured_us`: the
+  two sums and the build-time dense measurement, so the report can recompute and refit.
 
-`benchsuite latency-model report` compares them with the measured figures of every row that
-has them: the prediction as recorded, the prediction with the overhead refitted per model from
-the dense latencies of the whole table (median of measured - sum), the prediction against the
-measured latency x the run's CPU share (the table is on the CPU-time clock, `timing.py`; on a
-loaded machine the wall-clock latency is inflated by about 1 / share), and the speed-up (both of
-whose latencies come from the same paired rounds, so machine drift and load cancel: the figure
-to judge the model by on a shared machine).
+`benchsuite latency-model report` compares, over every row that has them, the model's
+predictions from those recorded figures with the measured ones: the latency, the latency with
+the scale refitted per model from the dense latencies of the whole results table (median of
+measured / sum), the latency against the measured latency x the run's CPU share (the table is
+on the CPU-time clock, `timing.py`; on a loaded machine the wall-clock latency is inflated by
+about 1 / share), and the speed-up (both of whose latencies come from the same paired rounds,
+so machine drift and load cancel: the figure to judge the model by on a shared machine; the
+absolute latency of a 2-vCPU VM drifts by 10-15 % between runs).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from .spec import LatencyTable
 
 PREDICTION_KEYS = ("latency_predicted_us", "speedup_predicted", "latency_table_sum_us",
-                   "dense_latency_table_sum_us")
+                   "dense_latency_table_sum_us", "dense_latency_table_measured_us")
 
 
 def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: float | None
@@ -41,26 +42,35 @@ def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: f
     table = LatencyTable.from_dict(table_data)
     dense = table.sum_us(convs_from_ir(models["dense"]))
     pruned = table.sum_us(convs_from_ir(models["pruned"]))
-    overhead = table.overhead_us()
-    return {"latency_predicted_us": pruned + overhead,
-            "speedup_predicted": (dense + overhead) / (pruned + overhead),
-            "latency_table_sum_us": pruned, "dense_latency_table_sum_us": dense}
+    scale = table.scale()
+    return {"latency_predicted_us": pruned * scale, "speedup_predicted": dense / pruned,
+            "latency_table_sum_us": pruned, "dense_latency_table_sum_us": dense,
+            "dense_latency_table_measured_us": dense * scale}
 
 
 def prediction_frame(rows: Any) -> Any:
     """Per row with predictions: measured and predicted latency and speed-up, relative errors."""
     import pandas as pd
 
-    need = [*PREDICTION_KEYS, "latency_median_us", "dense_latency_median_us", "speedup"]
+    need = ["latency_predicted_us", "latency_table_sum_us", "dense_latency_table_sum_us",
+            "latency_median_us", "dense_latency_median_us", "speedup"]
     if any(k not in rows.columns for k in need):
         return pd.DataFrame()
     df = rows.dropna(subset=need).copy()
     if df.empty:
         return df
+    # rows recorded before the scale model (2026-11-30) predicted sum + (measured - dense sum):
+    # their build-time dense measurement is predicted - sum + dense sum
+    built = df.get("dense_latency_table_measured_us", pd.Series(float("nan"), index=df.index))
+    built = built.astype(float).fillna(df["latency_predicted_us"] - df["latency_table_sum_us"]
+                                       + df["dense_latency_table_sum_us"])
+    df["latency_predicted_us"] = df["latency_table_sum_us"] * built / df[
+        "dense_latency_table_sum_us"]
+    df["speedup_predicted"] = df["dense_latency_table_sum_us"] / df["latency_table_sum_us"]
     key = ["model", "device_name", "precision", "threads"]
-    overhead = (df["dense_latency_median_us"] - df["dense_latency_table_sum_us"]).groupby(
+    scale = (df["dense_latency_median_us"] / df["dense_latency_table_sum_us"]).groupby(
         [df[k].astype(str) for k in key]).transform("median")
-    df["latency_refit_us"] = df["latency_table_sum_us"] + overhead
+    df["latency_refit_us"] = df["latency_table_sum_us"] * scale
     df["err_latency"] = df["latency_predicted_us"] / df["latency_median_us"] - 1
     df["err_latency_refit"] = df["latency_refit_us"] / df["latency_median_us"] - 1
     df["err_speedup"] = df["speedup_predicted"] / df["speedup"] - 1
@@ -126,7 +136,7 @@ def summary_lines(df: Any, skipped: int) -> list[str]:
         lines.append(f"median |error| of the conv-time ratio against benchmark_app's per-layer "
                      f"counters: {float(df['err_conv_ratio'].abs().median()):.1%}")
     lines.append(f"median |error| over {len(df)} cases: latency {med['err_latency']:.1%} "
-                 f"(overhead refitted per model from the dense latencies: "
+                 f"(scale refitted per model from the dense latencies: "
                  f"{med['err_latency_refit']:.1%}; vs measured x CPU share: "
                  f"{med['err_latency_cpu']:.1%}), speed-up {med['err_speedup']:.1%}"
                  + (f"; {skipped} rows without a prediction" if skipped else ""))
@@ -165,7 +175,7 @@ def _build(args: argparse.Namespace) -> int:
     net = table.networks[args.network]
     print(f"table {table_path(settings, args.step)}: {len(table.entries)} geometries; "
           f"{args.network} measured {net['measured_us']:.1f} µs, table sum {net['sum_us']:.1f} "
-          f"µs, overhead {table.overhead_us(args.network):.1f} µs ({table.conditions})")
+          f"µs, scale {table.scale(args.network):.3f} ({table.conditions})")
     return 0
 
 
@@ -180,7 +190,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     build = verbs.add_parser("build", help="measure (or extend) the table for a dense ONNX model")
     build.add_argument("--onnx", required=True)
     build.add_argument("--input", required=True, help="CxHxW, e.g. 1x32x32")
-    build.add_argument("--network", required=True, help="name of the dense network (overhead)")
+    build.add_argument("--network", required=True, help="name of the dense network (scale)")
     build.add_argument("--step", type=int, default=8, help="channel grid step (round_to) [8]")
     build.add_argument("--device", default="CPU")
     build.add_argument("--precision", default="f32")

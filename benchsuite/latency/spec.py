@@ -2,15 +2,25 @@
 
 A network's latency at batch 1 is modelled as
 
-    latency = overhead + sum over its convolutions of T(k, stride, h, w; c_in, c_out)
+    latency = scale x sum over its convolutions of T(k, stride, h, w; c_in, c_out)
 
 where T is the marginal latency of one convolution with its folded BatchNorm (bias) and ReLU,
 measured on the target device and precision (`build.py`) on a grid of channel counts (the
 pruner's `round_to` step) for every conv geometry (kernel, stride, input height and width) of the
 dense network, and interpolated bilinearly in between (a conv's MACs are bilinear in c_in x c_out,
-so a synthetic table of that form is reproduced exactly). `overhead` is what the convs do not
-explain (input/output reorders, pooling, fc, the runtime's per-inference cost); it is fitted per
-network: the dense network's measured latency minus its table sum.
+so a synthetic table of that form is reproduced exactly). `scale` is fitted per network: the
+dense network's measured latency over its table sum. It takes what a conv costs in the network
+and not alone (its activations' reorders and precision conversions happen once per network, not
+per conv; the adds, pooling and fc) as a share of the conv time, so a predicted speed-up is the
+ratio of two table sums and the whole-network measurement does not enter it.
+
+Why a scale and not an additive overhead (measured - sum), the first design: on a quiet machine
+(2026-11-30, ResNet-56 on digits, 16 cases, docs/measurements.md "Latency model") the additive
+overhead was +151 µs at f32 and -410 µs at bf16 (the isolated bf16 convs pay f32<->bf16
+conversions the network pays once, so their sum exceeds the network by 30 %); it mispredicted
+the speed-up by a median 32 % (negative latencies at bf16), the ratio of sums by 3.1 %. A fixed
+offset is also one small difference of two large numbers measured minutes apart, while the
+absolute latency of these VMs drifts by 10-15 % between runs.
 """
 
 from __future__ import annotations
@@ -110,7 +120,7 @@ def _bracket(values: list[int], x: float) -> tuple[int, int, float]:
 @dataclass
 class LatencyTable:
     """Marginal latency (µs) per conv geometry over a (c_in, c_out) grid, with the conditions
-    it was measured under and the dense networks measured whole (for the overhead)."""
+    it was measured under and the dense networks measured whole (for the scale)."""
 
     conditions: dict[str, Any]
     step: int
@@ -135,14 +145,15 @@ class LatencyTable:
     def sum_us(self, convs: list[ConvSpec]) -> float:
         return float(sum(self.conv_us(c) for c in convs))
 
-    def overhead_us(self, network: str | None = None) -> float:
-        """Measured minus table sum of a dense network (the named one, else the only one)."""
+    def scale(self, network: str | None = None) -> float:
+        """Measured latency over table sum of a dense network (the named one, else the only
+        one): what a table microsecond costs in the network."""
         if network is None:
             if len(self.networks) != 1:
-                raise KeyError(f"name the network whose overhead to use: {sorted(self.networks)}")
+                raise KeyError(f"name the network whose scale to use: {sorted(self.networks)}")
             network = next(iter(self.networks))
         n = self.networks[network]
-        return float(n["measured_us"] - n["sum_us"])
+        return float(n["measured_us"] / n["sum_us"])
 
     def covers(self, convs: list[ConvSpec]) -> bool:
         """Whether every conv's geometry is in the table, within its widest channels."""
@@ -165,6 +176,6 @@ class LatencyTable:
                    version=TABLE_VERSION)
 
 
-def predict_us(convs: list[ConvSpec], table: LatencyTable, overhead_us: float = 0.0) -> float:
-    """Predicted latency (µs): the fitted per-network overhead plus the convs' table sum."""
-    return overhead_us + table.sum_us(convs)
+def predict_us(convs: list[ConvSpec], table: LatencyTable, scale: float = 1.0) -> float:
+    """Predicted latency (µs): the convs' table sum times the network's fitted scale."""
+    return scale * table.sum_us(convs)

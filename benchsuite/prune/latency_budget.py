@@ -24,8 +24,8 @@ unit is removed), computed once on the model as the policy finds it:
   pass per unit: exact but slow on a deep network (ResNet-56: about 130 passes).
 Filters are ranked within their conv by the same criterion (L1 for `loss`). The savings are
 recomputed from the table after every step (a conv's cost depends on both its channel counts).
-The predicted latency is the table sum plus the dense network's overhead (its measured latency
-minus its table sum).
+The predicted latency is the table sum times the network's scale (the dense network's measured
+latency over its table sum; `latency/spec.py`), so a speed-up target is a ratio of table sums.
 
 The pruner masks filters and bypasses blocks; the recipe's `FilterRemover` extension thins.
 """
@@ -221,8 +221,8 @@ class LatencyBudgetPruner(Pruner):
     def _plan(self, model: nn.Module, table: LatencyTable, calib: Calibration,
               example: torch.Tensor) -> dict:
         specs = conv_specs(model, example)
-        overhead = table.overhead_us()
-        dense_us = overhead + table.sum_us(list(specs.values()))
+        scale = table.scale()
+        dense_us = scale * table.sum_us(list(specs.values()))
         target = (self.args["latency_us"] if self.args.get("latency_us") is not None
                   else dense_us / self.args["speedup"])
         step = self._step()
@@ -245,8 +245,8 @@ class LatencyBudgetPruner(Pruner):
 
         def block_cost(b: str, width: int) -> float:
             c1, c2 = specs[f"{b}.conv1"], specs[f"{b}.conv2"]
-            return table.conv_us(c1.with_channels(cout=width)) + \
-                table.conv_us(c2.with_channels(cin=width))
+            return scale * (table.conv_us(c1.with_channels(cout=width))
+                            + table.conv_us(c2.with_channels(cin=width)))
 
         width = {b: specs[f"{b}.conv1"].cout for b in live}
         done = dict.fromkeys(prunable, 0)  # filter groups removed per block
@@ -271,7 +271,7 @@ class LatencyBudgetPruner(Pruner):
         widths = [(b, orders[b], width[b]) for b in prunable
                   if b not in removed and width[b] < counts[b][0]]
         return {"target_us": target, "predicted_us": predicted, "dense_us": dense_us,
-                "overhead_us": overhead, "blocks": removed, "filters": widths, "steps": steps}
+                "scale": scale, "blocks": removed, "filters": widths, "steps": steps}
 
     def _candidates(self, live, removed, eligible, prunable, width, done, counts, block_imp,
                     group_imp, block_cost) -> list[Unit]:
