@@ -6,6 +6,14 @@ pytest items or from the CLI), `plugin` (pytest options), `agent_entry` (the pro
 `wandb agent` calls), `bench` (bayes vs random at equal budget).
 """
 
-from .config import SweepConfigError, SweepSpec, check_config, load_sweep
+import warnings
+
+# the `sweeps` package (0.2) declares a pydantic-1 config key; pydantic 2 warns once per
+# process on every command that loads it. Harmless (fidelity.py passes the history by its
+# alias for the same reason): not the user's to act on.
+warnings.filterwarnings("ignore", message="Valid config keys have changed in V2",
+                        category=UserWarning)
+
+from .config import SweepConfigError  # noqa: E402, SweepSpec, check_config, load_sweep
 
 __all__ = ["SweepConfigError", "SweepSpec", "check_config", "load_sweep"]

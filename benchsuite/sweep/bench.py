@@ -350,9 +350,10 @@ def _run(args: argparse.Namespace, spec: SweepSpec, threshold: Threshold,
                       flush=True)
                 pd.DataFrame(obj.rows).to_csv(args.out, index=False)  # after every case
             return 0
-        objective: Objective = (TableObjective(spec, Path(args.table), threshold) if args.table
-                                else CaseObjective(spec, _base(spec), threshold, Path(work),
-                                                   recorder=recorder))
+        objective: Objective = (
+            TableObjective(spec, Path(args.table), threshold) if args.table
+            else CaseObjective(spec, _base(spec), threshold, Path(work), recorder=recorder,
+                               progress=lambda s: print(f"    {s}", flush=True)))
         seeds = tuple(int(s) for s in args.seeds.split(","))
         methods = tuple(args.methods.split(","))
         done: list[dict[str, Any]] = []
