@@ -14,6 +14,6 @@ import warnings
 warnings.filterwarnings("ignore", message="Valid config keys have changed in V2",
                         category=UserWarning)
 
-from .config import SweepConfigError  # noqa: E402, SweepSpec, check_config, load_sweep
+from .config import SweepConfigError, SweepSpec, check_config, load_sweep  # noqa: E402
 
 __all__ = ["SweepConfigError", "SweepSpec", "check_config", "load_sweep"]
