@@ -88,16 +88,22 @@ def _prune_spec() -> tuple[dict, dict]:
                            "recipe_text": LEVELS.replace("${sparsity=0.5}", "0.5")}
 
 
-def test_a_stopped_case_stops_in_process(tmp_path, one_thread):
-    from benchsuite.executor import LocalExecutor
-
-    ex = LocalExecutor(tmp_path)
+def _train_then_stop_pruning(ex) -> list[str]:
+    """Train the dense model, then prune + fine-tune, stopped after its first epoch; the
+    progress lines seen."""
     dense_spec, spec = _prune_spec()
     dense = ex.run("train", dense_spec, {})
     lines: list[str] = []
     with pytest.raises(StopStage):
         ex.run("prune", spec, {"checkpoint": dense.files["checkpoint"]},
                progress=_stop_after_first_epoch(lines))
+    return lines
+
+
+def test_a_stopped_case_stops_in_process(tmp_path, one_thread):
+    from benchsuite.executor import LocalExecutor
+
+    lines = _train_then_stop_pruning(LocalExecutor(tmp_path))
     assert [parse_epoch_top1(s)[0] for s in lines if parse_epoch_top1(s)] == [1]
 
 
@@ -105,13 +111,7 @@ def test_a_stopped_case_stops_its_redis_worker(redis_server, r, start_worker, ex
     from benchsuite.broker.streams import dead_letters
 
     start_worker(redis_server.url, "prune")
-    ex = executor_for(redis_server.url, timeout=300)
-    dense_spec, spec = _prune_spec()
-    dense = ex.run("train", dense_spec, {})
-    lines: list[str] = []
-    with pytest.raises(StopStage):
-        ex.run("prune", spec, {"checkpoint": dense.files["checkpoint"]},
-               progress=_stop_after_first_epoch(lines))
+    _train_then_stop_pruning(executor_for(redis_server.url, timeout=300))
     # the worker stops at its next progress line (epoch 2 of 4; epoch 1 when the cancel
     # came before it looked) and runs it no second time
     import time
