@@ -357,24 +357,20 @@ def _run(args: argparse.Namespace, spec: SweepSpec, threshold: Threshold,
         seeds = tuple(int(s) for s in args.seeds.split(","))
         methods = tuple(args.methods.split(","))
         done: list[dict[str, Any]] = []
-        best: dict[tuple[str, int], float] = {}
 
         def on_trial(method: str, seed: int, k: int, params: dict[str, Any],
                      o: Outcome) -> None:
             value, feasible, epochs = o
-            if feasible and value is not None:
-                old = best.get((method, seed))
-                better = old is None or (value > old if spec.goal == "maximize" else value < old)
-                best[(method, seed)] = value if better else old
-            shown = "stopped early" if value is None else (
-                f"{spec.metric} {value:.4g} {'feasible' if feasible else 'infeasible'}")
-            sofar = best.get((method, seed))
-            print(f"[{method} seed {seed} {k}/{args.budget}; {len(done) + 1}/"
-                  f"{len(methods) * len(seeds) * args.budget}] "
-                  f"{json.dumps(params, sort_keys=True)}: {shown}, {epochs} epochs; best "
-                  f"{'none yet' if sofar is None else f'{sofar:.4g}'}", flush=True)
             done.append({"method": method, "seed": seed, "trial": k, "params": params,
                          "value": value, "feasible": feasible, "epochs": epochs})
+            sofar = best_curve([(d["value"], d["feasible"]) for d in done
+                                if (d["method"], d["seed"]) == (method, seed)], spec.goal)[-1]
+            shown = "stopped early" if value is None else (
+                f"{spec.metric} {value:.4g} {'feasible' if feasible else 'infeasible'}")
+            print(f"[{method} seed {seed} {k}/{args.budget}; {len(done)}/"
+                  f"{len(methods) * len(seeds) * args.budget}] "
+                  f"{json.dumps(params, sort_keys=True)}: {shown}, {epochs} epochs; best "
+                  f"{'none yet' if math.isnan(sofar) else f'{sofar:.4g}'}", flush=True)
             if args.json:  # every trial so far, in case the run stops before the end
                 Path(args.json).write_text(json.dumps({"partial": True, "trials": done},
                                                       indent=1))
