@@ -176,34 +176,29 @@ class RedisStore:
 
     def heartbeat(self, number: int, owner: str, lease: float) -> None:
         """Renew the lease, atomically (WATCH/MULTI): never overwrites a finished record."""
-        key = self.key("trials")
-
-        def renew(pipe) -> None:
-            raw = pipe.hget(key, str(number))
-            if raw is None:
-                return
-            t = Trial.from_json(raw)
-            if t.owner == owner and t.status == RUNNING:
-                t.lease_until = time.time() + lease
-                pipe.multi()
-                pipe.hset(key, str(number), t.to_json())
-
-        self.r.transaction(renew, key)
+        self._update_running(number, owner,
+                             lambda t: setattr(t, "lease_until", time.time() + lease))
 
     def report(self, number: int, owner: str, value: float) -> None:
         """Append a running trial's intermediate value, atomically (WATCH/MULTI)."""
+        self._update_running(number, owner, lambda t: t.history.append(float(value)))
+
+    def _update_running(self, number: int, owner: str, change: Callable[[Trial], None]) -> None:
+        """Apply `change` to trial `number` only while `owner` still runs it, in one
+        WATCH/MULTI transaction (a trial finished or taken over meanwhile is left alone)."""
         key = self.key("trials")
 
-        def append(pipe) -> None:
+        def update(pipe) -> None:
             raw = pipe.hget(key, str(number))
             if raw is None:
                 return
             t = Trial.from_json(raw)
             if t.owner == owner and t.status == RUNNING:
-                t.history.append(float(value))
+                change(t)
                 pipe.multi()
                 pipe.hset(key, str(number), t.to_json())
-        self.r.transaction(append, key)
+
+        self.r.transaction(update, key)
 
     def trials(self) -> list[Trial]:
         raw = self.r.hgetall(self.key("trials"))
