@@ -103,6 +103,9 @@ class CaseResult:
     bench_rounds: int | None = _to(VERDICT)
     bench_cpu_share: float | None = _to(VERDICT)
     bench_disturbed: bool | None = _to(VERDICT)
+    # the ratio's drift: second half of the rounds over the first; drifted = beyond noise
+    bench_drift: float | None = _to(VERDICT)
+    bench_drifted: bool | None = _to(VERDICT)
     speedup_benchmark_app: float | None = _to(VERDICT)
     latency_median_us: float = _to(TRIAL, VERDICT, BASELINE, default=float("nan"))
     dense_latency_median_us: float = _to(TRIAL, VERDICT, BASELINE, default=float("nan"))
@@ -228,6 +231,7 @@ class CaseResult:
             speedup_ci_high=bench["speedup_ci_high"], speedup_method=method,
             bench_rounds=bench["bench_rounds"], bench_cpu_share=bench.get("bench_cpu_share"),
             bench_disturbed=bench.get("bench_disturbed"),
+            bench_drift=bench.get("bench_drift"), bench_drifted=bench.get("bench_drifted"),
             speedup_benchmark_app=bench["speedup_benchmark_app"],
             latency_median_us=bench["latency_median_us"],
             dense_latency_median_us=bench["dense_latency_median_us"],

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from benchsuite.bench.paired import (
     PairedSettings,
     bootstrap_median_ci,
+    drift,
     measure_paired,
+    ratio_estimate,
 )
 from benchsuite.bench.result import BenchSettings
 from benchsuite.bench.verdict import calibrate, in_process_usable, measure_pair
@@ -61,6 +63,37 @@ def test_bootstrap_interval_lies_within_the_data(values: list[float], seed: int)
     assert min(values) <= low <= mid <= high <= max(values)
 
 
+def test_a_ratio_that_moved_mid_measurement_widens_the_interval_to_both_halves() -> None:
+    """What CI saw beside a CPU hog: 1.57x for the first rounds, then 1.71x. The bootstrap over
+    all rounds (exchangeable) would claim about ±1 %; the interval must span both levels."""
+    rng = np.random.default_rng(3)
+    logs = list(np.log(np.r_[np.full(60, 1.57), np.full(60, 1.71)]) + rng.normal(0, 0.01, 120))
+    settings = PairedSettings()
+    mid, low, high = ratio_estimate(logs, settings)
+    assert low <= 1.58 and high >= 1.70 and low <= mid <= high
+    ratio, drifted = drift(logs, settings)
+    assert drifted and ratio == pytest.approx(1.71 / 1.57, rel=0.01)
+    _, narrow_low, narrow_high = bootstrap_median_ci(np.asarray(logs))
+    assert np.exp(narrow_high) - np.exp(narrow_low) < high - low
+
+
+def test_exchangeable_rounds_are_rarely_called_drifted() -> None:
+    """The drift test's false alarm rate on rounds without drift (disjoint 95 % intervals of
+    the two halves: about 0.6 % in theory); an alarm only widens the interval."""
+    rng = np.random.default_rng(0)
+    settings = PairedSettings(bootstrap=400)
+    alarms = sum(drift(list(rng.normal(0.4, 0.03, 60)), settings)[1] for _ in range(300))
+    assert alarms <= 6  # 2 %: a biased test (halves judged on ragged intervals) would show
+
+
+@given(st.lists(st.floats(-1.0, 1.0), min_size=2, max_size=40))
+@settings(max_examples=30, deadline=None)
+def test_ratio_interval_brackets_its_estimate(logs: list[float]) -> None:
+    mid, low, high = ratio_estimate(logs, PairedSettings(bootstrap=200))
+    assert low <= mid <= high
+    assert np.exp(min(logs)) - 1e-9 <= low and high <= np.exp(max(logs)) + 1e-9
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"mode": "solo"}, "mode 'solo'"),
     ({"min_rounds": 1}, "min_rounds"),
@@ -80,6 +113,12 @@ def test_narrow_model_is_faster_with_a_tight_interval(pair: dict[str, Path]) -> 
     assert result.ci_low <= result.speedup <= result.ci_high
     assert result.rounds >= 10 and len(result.ratios) == result.rounds
     assert result.latency_median_us["dense"] > result.latency_median_us["pruned"] > 0
+    # the ratio of the two latency medians lies within the per-round ratios (a median is
+    # monotone: d_i <= b * p_i for all rounds gives median(d) <= b * median(p))
+    lat = result.latency_median_us
+    assert min(result.ratios) * (1 - 1e-9) <= lat["dense"] / lat["pruned"] <= max(
+        result.ratios) * (1 + 1e-9)
+    assert result.conditions["drift"] > 0 and result.conditions["drifted"] in (True, False)
     assert len(result.round_medians_us["pruned"]) == result.rounds
     c = result.conditions
     assert (c["threads"], c["streams"], c["batch"]) == (1, 1, 1)

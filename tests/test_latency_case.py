@@ -82,9 +82,13 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     assert row["speedup_ci_low"] <= row["speedup"] <= row["speedup_ci_high"]
     assert row["speedup_method"] == "in-process paired rounds (alternate)"
     assert row["bench_rounds"] >= 20 and row["speedup_benchmark_app"] > 0
-    # median of per-round ratios vs ratio of the medians of the same rounds: close, not equal
+    # median of per-round ratios vs ratio of the medians of the same rounds: close, not equal.
+    # Not within 5 %: under a neighbour's load the two part (CI once saw 1.705x vs 1.618x, the
+    # ratio having drifted from 1.57x to 1.71x mid-measurement); a swapped or foreign latency
+    # would be off by the whole speed-up. Exact bounds are tested in test_bench_paired.py.
     assert row["speedup"] == pytest.approx(
-        row["dense_latency_median_us"] / row["latency_median_us"], rel=0.05)
+        row["dense_latency_median_us"] / row["latency_median_us"], rel=0.25)
+    assert row["bench_drift"] > 0 and row["bench_drifted"] in (True, False)
     assert row["test_images"] == 899  # half of digits' 1,797: one image is 0.11 points
     assert row["top1_ci_low"] < row["top1"] < row["top1_ci_high"]
     assert row["params"] < row["dense_params"] and row["macs"] < row["dense_macs"]

@@ -21,7 +21,8 @@ def speedup_text(r: Row) -> str:
     s, lo, hi = (_num(r.get(k)) for k in ("speedup", "speedup_ci_low", "speedup_ci_high"))
     if math.isnan(s):
         return "n/a"
-    mark = "!" if r.get("bench_disturbed") is True else ""
+    mark = ("!" if r.get("bench_disturbed") is True else "") + (
+        "~" if r.get("bench_drifted") is True else "")
     if math.isnan(lo) or math.isnan(hi):
         return f"{s:.2f}x{mark}"
     return f"{s:.2f}x [{lo:.2f}, {hi:.2f}]{mark}"
@@ -68,6 +69,10 @@ def format_table(rows: list[Row], calibrations: list[dict] | None = None) -> str
     if any(r.get("bench_disturbed") is True for r in [*rows, *(calibrations or [])]):
         lines.append("! disturbed: the machine was oversubscribed during the measurement (this "
                      "process got < 90% of a core in most rounds); the interval may not hold")
+    if any(r.get("bench_drifted") is True for r in [*rows, *(calibrations or [])]):
+        lines.append("~ drifted: the speed-up moved between the first and the second half of the "
+                     "rounds by more than noise (a neighbour's load changed); the interval spans "
+                     "both halves")
     conds = {(r["device"], r.get("device_name") or "unknown", r["precision"], r.get("threads"),
               r.get("streams"), r.get("batch"), r.get("input_shape"), r["runtime_version"],
               r.get("speedup_method") or "benchmark_app interleaved runs")
