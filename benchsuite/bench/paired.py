@@ -7,10 +7,9 @@ in many short rounds; in each round every model runs ``round_size`` inferences, 
 order per round (randomized multiple interleaved trials, Abedi & Brecht, ICPE 2017). A round's
 ratio (dense round median / pruned round median) is taken under one machine state, so slow
 drifts cancel; the speed-up is the median of the per-round ratios with a bootstrap 95 %
-interval over rounds. The rounds are taken in ``sessions`` (default 2) separated by the caller's
-other work, each going on until its interval's half-width is at most ``target_halfwidth`` of its
-estimate, or its share of ``max_seconds`` has passed (calibration in the spirit of
-pytest-benchmark's); when the sessions disagree the interval spans both (interval.py).
+interval over rounds, widened where the rounds say they are not exchangeable (interval.py).
+Rounds go on until the interval's half-width is at most ``target_halfwidth`` of the estimate, or
+``max_seconds`` have passed (calibration in the spirit of pytest-benchmark's).
 
 ``mode="duet"`` (Bulej et al., ICPE 2020) runs both models at once, one thread each, so both
 see the same interference; on 2 vCPUs it measured wider than alternation (docs/measurements.md)
@@ -25,7 +24,6 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +53,6 @@ class PairedSettings:
     target_halfwidth: float = 0.01  # stop when the 95 % interval is within ±1 % of the estimate
     max_seconds: float = 20.0  # ... or when this much time has gone into rounds
     check_every: int = 10  # rounds between two interval computations
-    # the rounds are taken in this many sessions (each with the stopping rule above and an
-    # equal share of max_seconds), separated by the caller's other work (`between`)
-    sessions: int = 2
     min_cpu_share: float = 0.9  # rounds in which the process got less CPU were preempted
     bootstrap: int = 2000
     seed: int = 0
@@ -69,8 +64,6 @@ class PairedSettings:
             raise ValueError("round_size >= 1 and 2 <= min_rounds <= max_rounds required")
         if not 0 < self.target_halfwidth < 1:
             raise ValueError(f"target_halfwidth must be in (0, 1), got {self.target_halfwidth}")
-        if self.sessions < 1:
-            raise ValueError(f"sessions must be >= 1, got {self.sessions}")
         if self.max_seconds <= 0:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
         if self.threads is not None and self.threads < 1:
@@ -112,7 +105,7 @@ class PairedResult:
 
 def ratio_estimate(log_ratios: list[float], settings: PairedSettings) -> tuple[float, float, float]:
     """Speed-up and interval from one run of per-round log ratios (see interval.py)."""
-    return estimate([log_ratios], settings.bootstrap, settings.seed).as_tuple()
+    return estimate(log_ratios, settings.bootstrap, settings.seed).as_tuple()
 
 
 def _config(settings: PairedSettings) -> dict[str, Any]:
@@ -208,33 +201,19 @@ class _Rounds:
         """The unpreempted rounds, or all when fewer than ``min_rounds`` of them remain."""
         return self.clean if len(self.clean) >= min_rounds else self.all
 
-    def disturbed(self, min_rounds: int) -> bool:
-        return self.used(min_rounds) is self.all and len(self.clean) < len(self.all)
-
     def logs(self, rounds: list[dict[str, tuple[float, float]]]) -> list[float]:
         return [float(np.log(r[self.ref][0] / r[self.other][0])) for r in rounds]
 
-    @classmethod
-    def joined(cls, parts: list[_Rounds]) -> _Rounds:
-        out = cls(parts[0].ref, parts[0].other, parts[0].min_share)
-        for p in parts:
-            out.all += p.all
-            out.clean += p.clean
-        return out
-
 
 def measure_paired(models: dict[str, Path], settings: PairedSettings | None = None,
-                   reference: str | None = None, progress: Any = None,
-                   between: Callable[[], object] | None = None) -> PairedResult:
+                   reference: str | None = None, progress: Any = None) -> PairedResult:
     """Time two models in paired rounds; speed-up = reference latency / other latency.
 
     ``models`` has exactly two entries; ``reference`` (default: the first) is the numerator,
     e.g. ``{"dense": dense_xml, "pruned": pruned_xml}``. For an A/A check pass the same file
     twice under two names: each is compiled separately. Rounds in which the process was
     preempted are left out of the estimate; when too few others remain by the time cap, all
-    rounds are used and the result says ``disturbed``. The rounds are taken in
-    ``settings.sessions`` sessions with ``between()`` (other work: seconds of it) in between,
-    so that one passing machine state cannot make the whole figure (interval.py).
+    rounds are used and the result says ``disturbed``.
     """
     import openvino as ov
 
@@ -256,21 +235,10 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     if settings.mode == "duet":  # a slice as long as round_size inferences of the slower model
         slice_s = max(float(np.median(t.run(settings.round_size))) for t in timed.values())
         slice_s = slice_s * settings.round_size / 1e6
-    sessions: list[_Rounds] = []
-    for k in range(settings.sessions):
-        if k:
-            if between is not None:
-                between()
-            for t in timed.values():  # caches went to the work in between
-                t.run(settings.warmup)
-        tag = f"session {k + 1}/{settings.sessions}, " if settings.sessions > 1 else ""
-        sessions.append(_session(timed, names, ref, other, settings, rng, slice_s,
-                                 lambda line, tag=tag: progress and progress(tag + line)))
-    used = [r.used(settings.min_rounds) for r in sessions]
-    rounds = _Rounds.joined(sessions)
-    result = estimate([rounds.logs(u) for u in used], settings.bootstrap, settings.seed)
-    logs = [v for u in used for v in rounds.logs(u)]
-    used_all = [r for u in used for r in u]
+    rounds = _measure(timed, names, ref, other, settings, rng, slice_s, progress)
+    used = rounds.used(settings.min_rounds)
+    logs = rounds.logs(used)
+    result = estimate(logs, settings.bootstrap, settings.seed)
     shares = [min(sh for _, sh in r.values()) for r in rounds.all]
     compiled = timed[ref].compiled
     conditions = {
@@ -285,30 +253,27 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
         "round_size": settings.round_size, "api": "sync",
         "cpu_share": float(np.median(shares)),
         "rounds_preempted": len(rounds.all) - len(rounds.clean),
-        "disturbed": any(r.disturbed(settings.min_rounds) for r in sessions),
+        "disturbed": used is rounds.all and len(rounds.clean) < len(rounds.all),
         "drift": result.drift, "drifted": result.drifted,
-        "sessions": len(sessions), "session_speedups": result.parts,
     }
     return PairedResult(
         speedup=result.speedup, ci_low=result.ci_low, ci_high=result.ci_high, rounds=len(logs),
-        seconds=sum(r.seconds for r in sessions),
-        latency_median_us={n: float(np.median([r[n][0] for r in used_all])) for n in names},
+        seconds=rounds.seconds,
+        latency_median_us={n: float(np.median([r[n][0] for r in used])) for n in names},
         ratios=[float(np.exp(v)) for v in logs],
-        round_medians_us={n: [r[n][0] for r in used_all] for n in names},
+        round_medians_us={n: [r[n][0] for r in used] for n in names},
         conditions=conditions, method=f"{METHOD} ({settings.mode})",
-        converged=all(r.converged for r in sessions),
+        converged=rounds.converged,
     )
 
 
-def _session(timed: dict[str, TimedModel], names: list[str], ref: str, other: str,
+def _measure(timed: dict[str, TimedModel], names: list[str], ref: str, other: str,
              settings: PairedSettings, rng: random.Random, slice_s: float,
              progress: Any) -> _Rounds:
-    """Rounds until this session's interval is within the target, or its time share is out."""
+    """Rounds until the interval is within the target, or the time cap is reached."""
     rounds = _Rounds(ref, other, settings.min_cpu_share)
-    max_seconds = settings.max_seconds / settings.sessions
-    max_rounds = max(settings.min_rounds, settings.max_rounds // settings.sessions)
     t0 = time.perf_counter()
-    while len(rounds.all) < max_rounds:
+    while len(rounds.all) < settings.max_rounds:
         if settings.mode == "duet":
             rounds.add(_round_duet(timed, names, slice_s))
         else:
@@ -318,11 +283,12 @@ def _session(timed: dict[str, TimedModel], names: list[str], ref: str, other: st
         n_clean = len(rounds.clean)
         if n_clean >= settings.min_rounds:
             mid, low, high = ratio_estimate(rounds.logs(rounds.clean), settings)
-            progress(f"round {n_clean}: {mid:.3f}x [{low:.3f}, {high:.3f}]")
+            if progress is not None:
+                progress(f"round {n_clean}: {mid:.3f}x [{low:.3f}, {high:.3f}]")
             if (high - low) / 2 / mid <= settings.target_halfwidth:
                 rounds.converged = True
                 break
-        if time.perf_counter() - t0 >= max_seconds:
+        if time.perf_counter() - t0 >= settings.max_seconds:
             break
     rounds.seconds = time.perf_counter() - t0
     return rounds

@@ -27,7 +27,7 @@ import numpy as np
 from ..progress import log as progress_log
 from .interval import bootstrap_median_ci
 from .paired import PairedSettings, measure_paired
-from .result import BenchResult, BenchSettings
+from .result import BenchSettings
 from .runner import benchmark_interleaved, speedup
 
 BAPP_METHOD = "benchmark_app interleaved runs"
@@ -54,29 +54,19 @@ def measure_pair(models: dict[str, Path], report_dir: Path, settings: BenchSetti
                  paired: dict[str, Any] | None = None) -> dict[str, Any]:
     """models: {"dense": xml, "pruned": xml}. Returns the bench stage's result fields."""
     t0 = time.perf_counter()
-    bapp: dict[str, BenchResult] = {}
-
-    def cross_check() -> None:
-        progress_log.info(f"benchmark_app on {' and '.join(models)}: {settings.repeats} run(s) "
-                          f"of {settings.niter} iterations each (per-layer counters, cross-check)")
-        bapp.update(benchmark_interleaved(models, report_dir, settings))
-
-    result = None
-    if in_process_usable(settings):
-        chosen = paired_settings(settings, paired)
-        progress_log.info(f"paired rounds in {chosen.sessions} session(s) (benchmark_app's runs "
-                          f"in between), each until the speed-up's interval is within "
-                          f"±{chosen.target_halfwidth:.0%} or {chosen.max_seconds:g} s in all")
-        result = measure_paired(models, chosen, reference="dense", progress=progress_log.info,
-                                between=cross_check)
-    if not bapp:
-        cross_check()
+    progress_log.info(f"benchmark_app on {' and '.join(models)}: {settings.repeats} run(s) of "
+                      f"{settings.niter} iterations each (per-layer counters, cross-check)")
+    bapp = benchmark_interleaved(models, report_dir, settings)
     bapp_speedup = speedup(bapp["dense"], bapp["pruned"])
     out: dict[str, Any] = {
         "dense": bapp["dense"].to_dict(), "pruned": bapp["pruned"].to_dict(),
         "speedup_benchmark_app": bapp_speedup,
     }
-    if result is not None:
+    if in_process_usable(settings):
+        chosen = paired_settings(settings, paired)
+        progress_log.info(f"paired rounds until the speed-up's interval is within "
+                          f"±{chosen.target_halfwidth:.0%} or {chosen.max_seconds:g} s")
+        result = measure_paired(models, chosen, reference="dense", progress=progress_log.info)
         out |= {
             "speedup": result.speedup, "speedup_ci_low": result.ci_low,
             "speedup_ci_high": result.ci_high, "speedup_method": result.method,
