@@ -244,17 +244,31 @@ def run_case(case: Case, executor: Executor, force: bool = False,
         {"checkpoint": dense.files["checkpoint"]},
         progress=lambda line: say(f"fine-tune: {line}"))
     say("quantize (INT8) + benchmark" if case.int8 else "benchmark")
-    bench = executor.run("bench", {
-        "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
-        "paired": case.paired_settings(), "int8": case.int8,
-    } | table, {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"],
-                "eval_data": dense.files["eval_data"]},
-        progress=lambda line: say(f"benchmark: {line}"))
+    bench_spec = {"input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
+                  "paired": case.paired_settings(), "int8": case.int8} | table
+    bench_files = {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"],
+                   "eval_data": dense.files["eval_data"]}
+    bench = executor.run("bench", bench_spec, bench_files,
+                         progress=lambda line: say(f"benchmark: {line}"))
     result = CaseResult.from_stages(case, dense.result, pruned.result, bench.result,
                                     wall_seconds=time.perf_counter() - t0)
     _store(result)  # recorded=False until the recording service has written it
-    artifacts = {"dense_onnx": str(dense.files["onnx"]), "pruned_onnx": str(pruned.files["onnx"])}
+    artifacts = {"dense_onnx": str(dense.files["onnx"]), "pruned_onnx": str(pruned.files["onnx"]),
+                 "bench_job": json.dumps({"spec": bench_spec,
+                                          "files": {k: str(v) for k, v in bench_files.items()}})}
     return replace(result, artifacts=artifacts)
+
+
+def measure_again(result: CaseResult, executor: Executor,
+                  progress: Progress | None = None) -> dict | None:
+    """The bench stage once more on the same pair of models (a regression's confirmation);
+    its result fields, or None for a result from the cache (whose models are not kept)."""
+    job = result.artifacts.get("bench_job")
+    if not job:
+        return None
+    job = json.loads(job)
+    return executor.run("bench", job["spec"], {k: Path(v) for k, v in job["files"].items()},
+                        progress=progress).result
 
 
 
@@ -271,5 +285,5 @@ def calibrate_case(case: Case, executor: Executor) -> dict:
                      "precision_requested": case.precision}
 
 
-__all__ = ["Case", "CaseResult", "Threshold", "calibrate_case", "mark_recorded", "run_case",
-           "validate"]
+__all__ = ["Case", "CaseResult", "Threshold", "calibrate_case", "mark_recorded",
+           "measure_again", "run_case", "validate"]

@@ -119,6 +119,37 @@ def latency_baseline(pytestconfig: pytest.Config):
     return (load_baseline(path), cfg.latency_tolerance) if path else None
 
 
+@pytest.fixture
+def measure_again(stage_executor, pytestconfig):
+    """Callable (case, row): the case's bench stage once more on the same models, its progress
+    shown like the case's; None for a cached result (its models are not kept)."""
+    from .case import measure_again as again
+
+    write = _live(pytestconfig)
+
+    def run(case: Case, row: CaseResult) -> dict | None:
+        def progress(line: str) -> None:
+            write(f"    {case.label}: benchmark again: {line}")
+
+        progress("the speed-up regressed against the baseline: measuring the pair again")
+        return again(row, stage_executor, progress=progress)
+
+    return run
+
+
+def _live(config: pytest.Config) -> Callable[[str], None]:
+    """Writes a line to the terminal as it comes (not captured), unless -q."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if reporter is not None and config.getoption("verbose") >= 0:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(line)
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def stage_executor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Runs the stages: through the Redis broker (its workers) by default, or in-process."""
@@ -221,8 +252,7 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
     service: track/recording.py), return its `CaseResult` (read like a dict)."""
     from .track.recording import Recorder, run_and_record
 
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    write = _live(pytestconfig)
     force = session_config(pytestconfig).force
     recorder = Recorder(tracker)
 
@@ -236,9 +266,7 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
             pytest.skip(reason)
 
         def progress(stage: str) -> None:  # stages and epochs; shown unless -q
-            if reporter is not None and pytestconfig.getoption("verbose") >= 0:
-                with capman.global_and_fixture_disabled():  # shown live, not captured
-                    reporter.write_line(f"    {case.label}: {stage}")
+            write(f"    {case.label}: {stage}")
             if watch is not None:
                 watch(stage)
 

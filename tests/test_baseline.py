@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchsuite.track.baseline import check, load_baseline, save_baseline
+from benchsuite.track.baseline import check, confirmed_check, load_baseline, save_baseline
 
 
 def row(speedup: float, halfwidth: float = 0.01, **conditions: object) -> dict:
@@ -94,3 +94,28 @@ def test_bad_baseline_files(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"version": 99, "cases": {}}))
     with pytest.raises(ValueError, match=r"version 99, expected one of \(1, 2\)"):
         load_baseline(bad)
+
+
+def _readings(*speedups: float):
+    """`again` for confirmed_check: the bench stage's fields of successive re-measurements."""
+    queue = [row(s) for s in speedups]
+    return lambda: queue.pop(0) if queue else None
+
+
+def test_a_regression_is_measured_again_before_it_fails(baseline: dict) -> None:
+    # a spell of the machine read the first measurement low; the next one reads the usual
+    verdict = confirmed_check(row(1.40), baseline, again=_readings(1.59))
+    assert verdict.ok and "first measurement regressed, measured again: 1.590x" in verdict.note
+    # a real regression reads low every time: it fails, with every reading in the message
+    verdict = confirmed_check(row(1.40), baseline, again=_readings(1.41, 1.39, 1.60))
+    assert not verdict.ok
+    assert verdict.message.endswith("measured again: 1.410x [1.396, 1.424], 1.390x [1.376, "
+                                    "1.404]")  # two confirmations, the third never taken
+
+
+def test_a_passing_case_or_a_cached_result_is_not_measured_again(baseline: dict) -> None:
+    calls: list[int] = []
+    assert confirmed_check(row(1.6), baseline, again=lambda: calls.append(1)).ok
+    assert calls == []
+    verdict = confirmed_check(row(1.40), baseline, again=lambda: None)  # cached: no models
+    assert not verdict.ok and "measured again" not in verdict.message
