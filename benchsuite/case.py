@@ -266,10 +266,11 @@ def measure_again(result: CaseResult, executor: Executor,
     job = result.artifacts.get("bench_job")
     if not job:
         return None
+    if progress is not None:
+        progress("the speed-up regressed against the baseline: measuring the same models again")
     job = json.loads(job)
     return executor.run("bench", job["spec"], {k: Path(v) for k, v in job["files"].items()},
                         progress=progress).result
-
 
 
 def calibrate_case(case: Case, executor: Executor) -> dict:

@@ -128,11 +128,8 @@ def measure_again(stage_executor, pytestconfig):
     write = _live(pytestconfig)
 
     def run(case: Case, row: CaseResult) -> dict | None:
-        def progress(line: str) -> None:
-            write(f"    {case.label}: benchmark again: {line}")
-
-        progress("the speed-up regressed against the baseline: measuring the pair again")
-        return again(row, stage_executor, progress=progress)
+        return again(row, stage_executor,
+                     progress=lambda line: write(f"    {case.label}: benchmark again: {line}"))
 
     return run
 
