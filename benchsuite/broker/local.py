@@ -120,12 +120,16 @@ class WorkerProcess:
 
 
 def wait_for_workers(r, count: int, stream: str | None = None, timeout: float = 20.0) -> list:
-    """Wait until ``count`` workers (of a stream, if given) have beaten; returns their beats."""
+    """Wait until ``count`` workers (of a stream, if given) have beaten; returns their beats.
+
+    A worker's id is reserved (state "starting", no stream, no environment yet) before its first
+    beat: that is not a worker up (CI, under load, once read one between the two)."""
     from .streams import workers
 
     deadline = time.monotonic() + timeout
     while True:
-        beats = [w for w in workers(r) if stream is None or w.get("stream") == stream]
+        beats = [w for w in workers(r) if w.get("state") != "starting"
+                 and (stream is None or w.get("stream") == stream)]
         if len(beats) >= count:
             return beats
         if time.monotonic() > deadline:
