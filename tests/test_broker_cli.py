@@ -27,6 +27,16 @@ def test_status(redis_server, r, start_worker, capsys: pytest.CaptureFixture) ->
     assert "worker prune-" in out and "python 3." in out and "bs:dead" in out
 
 
+def test_a_reserved_worker_id_is_not_a_worker_up(r) -> None:
+    """Between reserving its id and its first beat a worker has no stream and no environment:
+    waiting for workers must not stop there (test_status once read such a worker under load)."""
+    from benchsuite.broker.streams import unique_worker_id
+
+    unique_worker_id(r, "prune-reserved-1")
+    with pytest.raises(TimeoutError, match="0 of 1 workers up"):
+        wait_for_workers(r, 1, timeout=0.3)
+
+
 def test_server_command(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "benchsuite.broker.cli", "broker", "server",
                              "--dir", str(tmp_path), "--aof"], stdout=subprocess.PIPE, text=True,
