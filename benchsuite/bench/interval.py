@@ -29,12 +29,12 @@ Needs only numpy (the bench worker's environment).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 CONFIDENCE = 0.95
-MIN_PART = 3  # fewer rounds in a half: not judged
+MIN_HALF = 3  # fewer rounds in a half: not judged
 BATCHES = 5
 T_975 = 2.776  # Student's t, 97.5 % quantile, BATCHES - 1 = 4 degrees of freedom
 
@@ -63,7 +63,6 @@ class Estimate:
     ci_high: float
     drift: float = 1.0  # second half's median / first half's
     drifted: bool = False  # the halves' intervals were disjoint
-    halves: list[float] = field(default_factory=list)  # each half's median (ratio scale)
 
     def as_tuple(self) -> tuple[float, float, float]:
         return self.speedup, self.ci_low, self.ci_high
@@ -75,7 +74,7 @@ def estimate(rounds: list[float], resamples: int = 2000, seed: int = 0) -> Estim
     spread = batch_halfwidth(rounds)
     low, high = max(min(low, mid - spread), min(rounds)), min(max(high, mid + spread), max(rounds))
     half = len(rounds) // 2
-    halves = [rounds[:half], rounds[-half:]] if half >= MIN_PART else []
+    halves = [rounds[:half], rounds[-half:]] if half >= MIN_HALF else []
     part_resamples = max(200, resamples // 4)
     cis = [bootstrap_median_ci(np.asarray(p), part_resamples, seed=seed + i)
            for i, p in enumerate(halves)]
@@ -84,8 +83,7 @@ def estimate(rounds: list[float], resamples: int = 2000, seed: int = 0) -> Estim
     if drifted:
         low, high = min(low, *medians), max(high, *medians)
     drift = float(np.exp(medians[1] - medians[0])) if cis else 1.0
-    return Estimate(float(np.exp(mid)), float(np.exp(low)), float(np.exp(high)), drift, drifted,
-                    [float(np.exp(m)) for m in medians])
+    return Estimate(float(np.exp(mid)), float(np.exp(low)), float(np.exp(high)), drift, drifted)
 
 
 def batch_halfwidth(rounds: list[float]) -> float:
