@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .executor import Executor
+from .executor import Executor, StageResult
 from .hashing import code_version, content_hash
 from .paths import cache_dir, schedules_dir
 from .recipe import read_recipe, render, template_parameters
@@ -25,8 +25,10 @@ from .userspec import is_reference, source_digest
 
 Progress = Callable[[str], None]
 # appended to a case's label when they differ from the defaults (prefix of the value)
-LABEL_FIELDS = {"dataset": "", "seed": "seed", "epochs": "ep", "dense_epochs": "dense",
-                "niter": "niter", "repeats": "rep", "threads": "thr", "paired_mode": ""}
+LABEL_FIELDS = {"dataset": "", "train_images": "n", "seed": "seed", "epochs": "ep",
+                "dense_epochs": "dense", "niter": "niter", "repeats": "rep", "threads": "thr",
+                "paired_mode": "", "control": ""}
+CONTROLS = ("scratch", "zoo:MODEL")  # Case.control: see the field
 
 
 def _slug(value: str) -> str:
@@ -42,16 +44,31 @@ CASE_CODE = ("models", "data", "train.py", "prune", "recipe", "export", "bench",
 LATENCY_MODEL_ENV = "BENCHSUITE_LATENCY_MODEL"
 
 
+# The main job's training budget on Fashion-MNIST, chosen so that the dense ResNet-20 holds
+# >= 91.5 % Top-1 on the 10,000 test images and `./run.sh latency` fits in 15 minutes on 2
+# cores (README, "The main job's budget"). The suite's own tests pass their own (digits).
+DENSE_EPOCHS = 6
+FINETUNE_EPOCHS = 3
+TRAIN_IMAGES: int | None = 30000
+
+
 @dataclass(frozen=True)
 class Case:
     recipe: str  # recipe name (file stem in schedules/) or a path to a recipe file
     params: dict[str, Any] = field(default_factory=dict)  # template parameters
     model: str = "resnet20"
-    dataset: str = "digits"
+    dataset: str = "fashion-mnist"  # digits: the suite's smoke test
     data_dir: str | None = None
     seed: int = 0
-    epochs: int = 8  # fine-tuning epochs (at least the recipe's last policy epoch + 1)
-    dense_epochs: int = 30  # on digits' 898 training images: 98 % Top-1 (docs/measurements.md)
+    epochs: int = FINETUNE_EPOCHS  # fine-tuning (at least the recipe's last policy epoch + 1)
+    dense_epochs: int = DENSE_EPOCHS
+    # training images (a stratified subset, drawn with the seed, of those left after the
+    # validation split); None: all of them
+    train_images: int | None = TRAIN_IMAGES
+    # "" (a pruning case); "scratch": also train the pruned architecture from scratch for the
+    # same total epochs; "zoo:MODEL": no pruning, the small dense MODEL trained from scratch
+    # for dense_epochs + epochs, timed and scored against this case's dense model
+    control: str = ""
     device: str = "CPU"
     # None: the device's default (bf16 on CPUs with AMX); "int8": NNCF post-training
     # quantization of the pruned model, timed and scored against dense at f32 (bench/int8.py)
@@ -99,7 +116,8 @@ class Case:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in LABEL_FIELDS and value != f.default:
-                label += f"-{LABEL_FIELDS[f.name]}{_slug(str(value))}"
+                text = "all" if value is None else str(value)
+                label += f"-{LABEL_FIELDS[f.name]}{_slug(text)}"
         return label
 
     @property
@@ -116,8 +134,19 @@ class Case:
                             | ({"user_code": user} if user else {}))
 
     def dense_spec(self) -> dict:
+        subset = {"train_images": self.train_images} if self.train_images is not None else {}
         return {"model": self.model, "dataset": self.dataset, "data_dir": self.data_dir,
-                "seed": self.seed, "epochs": self.dense_epochs}
+                "seed": self.seed, "epochs": self.dense_epochs} | subset
+
+    @property
+    def zoo_model(self) -> str | None:
+        """The small dense model of a dense-zoo control case, else None."""
+        return self.control.removeprefix("zoo:") if self.control.startswith("zoo:") else None
+
+    def zoo_spec(self) -> dict:
+        """The zoo model's training: from scratch, the case's whole budget of epochs."""
+        return self.dense_spec() | {"model": self.zoo_model,
+                                    "epochs": self.dense_epochs + self.epochs}
 
     def bench_settings(self) -> dict:
         from .bench.int8 import inference_precision
@@ -163,10 +192,14 @@ def validate(case: Case) -> None:
     from .prune.fit import explain_misfit
     from .recipe import RecipeError, parse_recipe
 
+    check_settings(case)
     # a wrong path fails here, clearly
     data_shape, num_classes = describe_dataset(case.dataset, case.data_dir)
     model = build_model(case.model, num_classes, data_shape[0])
     check_model_io(case.model, model, data_shape, num_classes)
+    if case.zoo_model is not None:
+        check_model_io(case.zoo_model, build_model(case.zoo_model, num_classes, data_shape[0]),
+                       data_shape, num_classes)
     recipe = parse_recipe(case.recipe_text(), source=case.recipe_path.name)
     needed = recipe.last_epoch() + 1  # fine-tuning runs at least this long
     if needed > max(MAX_EPOCH_STRETCH * case.epochs, case.epochs + 20):
@@ -183,6 +216,25 @@ def validate(case: Case) -> None:
 
 class CaseError(UserError):
     """A case its user has to fix (recipe, model, dataset), found before any work."""
+
+
+def check_settings(case: Case) -> None:
+    """The case's own settings in range, wherever the case was built (options, grid, sweep,
+    a user's test): a bad one is a CaseError naming the field."""
+    for name, low in (("epochs", 1), ("dense_epochs", 1), ("seed", 0), ("niter", 1),
+                      ("repeats", 1)):
+        value = getattr(case, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise CaseError(f"{name}: an integer >= {low} expected, got {value!r}")
+    if case.train_images is not None and (isinstance(case.train_images, bool) or not
+                                          isinstance(case.train_images, int)
+                                          or case.train_images < 1):
+        raise CaseError(f"train_images: a positive integer or None expected, got "
+                        f"{case.train_images!r}")
+    if case.control not in ("", "scratch") and not (case.zoo_model or "").strip():
+        raise CaseError(f"control: {case.control!r} is not one of {', '.join(CONTROLS)}")
+    if case.zoo_model is not None and is_reference(case.zoo_model):
+        raise CaseError(f"control: {case.control!r}: the dense zoo takes built-in models")
 
 
 def _cached(case_id: str) -> CaseResult | None:
@@ -237,12 +289,21 @@ def run_case(case: Case, executor: Executor, force: bool = False,
             "input_shape": dense.result["input_shape"], "network": _slug(case.model),
             "step": step, "settings": case.bench_settings(), "paired": case.paired_settings(),
         }, {"dense_onnx": dense.files["onnx"]}, progress=say).result["table"]}
-    say("prune + fine-tune")
-    pruned = executor.run("prune", case.dense_spec() | {
-        "epochs": case.epochs, "recipe_text": case.recipe_text(), "recipe_name": case.recipe_name,
-    } | table | ({"epoch_top1": True} if epoch_top1 else {}),
-        {"checkpoint": dense.files["checkpoint"]},
-        progress=lambda line: say(f"fine-tune: {line}"))
+    if case.zoo_model is not None:
+        say(f"dense-zoo control: {case.zoo_model} from scratch")
+        small = executor.run("train", case.zoo_spec(), {},
+                             progress=lambda line: say(f"{case.zoo_model}: {line}"))
+        pruned = StageResult(zoo_as_pruned(small.result), small.files)  # its 'pruned' side
+    else:
+        say("prune + fine-tune" + (" + scratch control" if case.control == "scratch" else ""))
+        control = ({"control": "scratch", "dense_epochs": case.dense_epochs}
+                   if case.control == "scratch" else {})
+        pruned = executor.run("prune", case.dense_spec() | {
+            "epochs": case.epochs, "recipe_text": case.recipe_text(),
+            "recipe_name": case.recipe_name,
+        } | table | control | ({"epoch_top1": True} if epoch_top1 else {}),
+            {"checkpoint": dense.files["checkpoint"]},
+            progress=lambda line: say(f"fine-tune: {line}"))
     say("quantize (INT8) + benchmark" if case.int8 else "benchmark")
     bench_spec = {"input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
                   "paired": case.paired_settings(), "int8": case.int8} | table
@@ -257,6 +318,16 @@ def run_case(case: Case, executor: Executor, force: bool = False,
                  "bench_job": json.dumps({"spec": bench_spec,
                                           "files": {k: str(v) for k, v in bench_files.items()}})}
     return replace(result, artifacts=artifacts)
+
+
+def zoo_as_pruned(trained: dict) -> dict:
+    """A dense-zoo model's training result in the prune stage's terms: nothing pruned, every
+    epoch of the case's budget spent training it from scratch."""
+    return {k: trained[k] for k in ("top1", "top5", "test_images", "val_top1", "val_images",
+                                    "params", "macs")} | {
+        "weight_sparsity": 0.0, "finetune_epochs": trained["epochs"],
+        "finetune_seconds": trained["train_seconds"], "export_seconds": 0.0, "thinned": False,
+        "removed_blocks": [], "latency_plan": None}
 
 
 def measure_again(result: CaseResult, executor: Executor,

@@ -199,3 +199,19 @@ def generate_cases(
                 params=dict(zip(keys, values, strict=True)),
             ))
     return cases
+
+
+def zoo_cases(cases: list[Case], family: tuple[str, ...] | None = None) -> list[Case]:
+    """The dense-zoo control of `cases`: for each model, device, precision and seed among them,
+    one case per member of the dense family (models.DENSE_FAMILY) other than the model itself,
+    trained from scratch and timed against that model's dense baseline (Case.control)."""
+    from .models import DENSE_FAMILY
+
+    seen: dict[tuple, Case] = {}
+    for case in cases:
+        if not case.control.startswith("zoo:"):
+            seen.setdefault((case.model, case.device, case.precision, case.seed), case)
+    dense = schedules_dir() / "dense.yaml"
+    return [replace(case, recipe=str(dense), params={}, control=f"zoo:{member}")
+            for case in seen.values() for member in (family or DENSE_FAMILY)
+            if member != case.model.removesuffix("_cifar")]

@@ -28,11 +28,18 @@ OPTIONS: list[tuple[str, str, str]] = [
     ("precision", "", "inference precision(s): f32, bf16, f16, default, or int8 (NNCF "
                       "post-training quantization, timed against dense at f32) (default: the "
                       "grid's)"),
-    ("dataset", "digits", "digits (embedded), cifar10 (needs --data-dir), imagefolder:PATH "
-                          "(train/ and val/, a folder per class) or module:callable"),
-    ("data-dir", "", "folder of the CIFAR-10 python batches"),
-    ("epochs", "8", "fine-tuning epochs per case"),
-    ("dense-epochs", "30", "training epochs of the dense baseline (cached)"),
+    ("dataset", Case.dataset, "fashion-mnist (Debian's dataset-fashion-mnist), digits (embedded: "
+                              "a smoke test), cifar10 (needs --data-dir), imagefolder:PATH "
+                              "(train/ and val/, a folder per class) or module:callable"),
+    ("data-dir", "", "folder of the CIFAR-10 python batches or of the Fashion-MNIST files"),
+    ("train-images", str(Case.train_images or "all"), "training images (a stratified subset of "
+                     "those left after the validation split), or 'all'"),
+    ("epochs", str(Case.epochs), "fine-tuning epochs per case"),
+    ("dense-epochs", str(Case.dense_epochs), "training epochs of the dense baseline (cached)"),
+    ("control", "", "controls beside the pruning cases: scratch (each case's pruned "
+                    "architecture also trained from scratch, the same epochs in all), zoo (the "
+                    "dense family trained from scratch, timed against the same dense model), "
+                    "or both: scratch,zoo"),
     ("schedule-scale", "1", "multiply every policy epoch and lr step of the recipes (0.1: a "
                             "180-epoch Distiller recipe in 18; see schedules/README.md)"),
     ("seed", "0", "random seed"),
@@ -74,6 +81,7 @@ class SessionConfig:
     save_latency_baseline: str | None
     force: bool
     calibration: bool
+    zoo: bool  # --control zoo: the dense family's cases beside the pruning cases
 
 
 CONFIG_KEY = pytest.StashKey[SessionConfig]()
@@ -98,6 +106,7 @@ def session_config(config: pytest.Config) -> SessionConfig:
         save_latency_baseline=option(config, "save-latency-baseline") or None,
         force=bool(config.getoption("force", False)),
         calibration=not config.getoption("no_calibration", False),
+        zoo="zoo" in _controls(config),
     )
     config.stash[CONFIG_KEY] = out
     return out
@@ -147,6 +156,8 @@ def base_case(config: pytest.Config) -> Case:
         data_dir=option(config, "data-dir") or None, seed=_number(config, "seed", int, 0),
         epochs=_number(config, "epochs", int, 1),
         dense_epochs=_number(config, "dense-epochs", int, 1),
+        train_images=_train_images(option(config, "train-images")),
+        control="scratch" if "scratch" in _controls(config) else "",
         niter=_number(config, "niter", int, 1),
         repeats=_number(config, "bench-repeats", int, 1),
         threads=_threads(option(config, "bench-threads")),
@@ -154,6 +165,23 @@ def base_case(config: pytest.Config) -> Case:
         paired_mode=option(config, "paired-mode"),
         schedule_scale=_number(config, "schedule-scale", float, 0.0, exclusive=True),
     )
+
+
+def _train_images(text: str) -> int | None:
+    if text.strip().lower() in ("all", ""):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise pytest.UsageError(f"--train-images: a positive integer or 'all', got {text!r}")
+    return value
+
+
+def _controls(config: pytest.Config) -> list[str]:
+    _choices(config, "control", ("scratch", "zoo"))
+    return option_list(config, "control") or []
 
 
 def _threads(text: str) -> int | None:

@@ -89,7 +89,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "latency_case" not in metafunc.fixturenames:
         return
-    from .grid import GridError, generate_cases
+    from .grid import GridError, generate_cases, zoo_cases
 
     config = metafunc.config
     cfg = session_config(config)
@@ -98,6 +98,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             recipes_glob=cfg.recipes, models=cfg.models, devices=cfg.devices,
             precisions=cfg.precisions, base=cfg.base, extra_folders=cfg.schedules,
         )
+        if cfg.zoo:
+            cases += zoo_cases(cases)
     except GridError as e:  # an empty or wrong selection must not pass silently: a usage
         config.stash[SELECTION_ERROR] = str(e)  # error once collection is over
         cases = []

@@ -58,6 +58,9 @@ class CaseResult:
     model: str = _to(IDENTITY, REPORT, default="")
     dataset: str = _to(IDENTITY, default="")
     seed: int | None = _to(IDENTITY)
+    train_images: int | None = _to(IDENTITY)  # the training images the dense model saw
+    # "" (a pruning case), "scratch" (with its scratch control), "zoo:MODEL" (a dense control)
+    control: str = _to(IDENTITY, REPORT, default="")
     sparsity: float | None = _to(IDENTITY, REPORT)
     # conditions of the latency figures
     device: str | None = _to(CONDITIONS, REPORT)
@@ -78,6 +81,17 @@ class CaseResult:
     dense_top1_ci_low: float | None = _to(VERDICT)
     dense_top1_ci_high: float | None = _to(VERDICT)
     dense_top5: float | None = _to(TABLE, SUMMARY)
+    # the validation split (held out of the training images): what chooses reads it
+    val_top1: float | None = _to(TRIAL, TABLE, SUMMARY, REPORT)
+    dense_val_top1: float | None = _to(TRIAL, TABLE, SUMMARY)
+    val_images: int | None = _to(TABLE, SUMMARY)
+    # the scratch control: the pruned architecture trained from scratch, the same epochs in all
+    scratch_top1: float | None = _to(TABLE, SUMMARY, REPORT)
+    scratch_top1_ci_low: float | None = _to(TABLE, SUMMARY)
+    scratch_top1_ci_high: float | None = _to(TABLE, SUMMARY)
+    scratch_val_top1: float | None = _to(TABLE, SUMMARY)
+    scratch_epochs: int | None = _to(TABLE, SUMMARY)
+    scratch_seconds: float | None = _to(TABLE)
     # top1/dense_top1 are the deployed (OpenVINO) models' at the precision benchmarked;
     # the torch models' figures beside them (track/top1.py); INT8's quantization
     top1_method: str | None = _to(TABLE, SUMMARY, BENCH)
@@ -216,6 +230,10 @@ class CaseResult:
             case_id=case.case_id, label=case.label, recipe=case.recipe_name,
             recipe_params=json.dumps(params, sort_keys=True), model=case.model,
             dataset=case.dataset, seed=case.seed, sparsity=params.get("sparsity"),
+            train_images=dense.get("train_images"), control=case.control,
+            val_top1=pruned.get("val_top1"), dense_val_top1=dense.get("val_top1"),
+            val_images=pruned.get("val_images"),
+            **scratch_fields(pruned),
             device=p["device"], device_name=cond.get("device_name",
                                                      p.get("device_name", "unknown")),
             precision="int8" if case.int8 else cond.get("precision", p["precision"]),
@@ -253,6 +271,19 @@ class CaseResult:
 
 
 _NAMES = tuple(f.name for f in fields(CaseResult))
+
+
+def scratch_fields(pruned: dict) -> dict[str, Any]:
+    """The scratch control's figures (with the Wilson interval of its Top-1), when it ran."""
+    from .threshold import wilson_interval
+
+    if pruned.get("scratch_top1") is None:
+        return {}
+    low, high = wilson_interval(pruned["scratch_top1"], pruned["test_images"])
+    return {"scratch_top1": pruned["scratch_top1"], "scratch_top1_ci_low": low,
+            "scratch_top1_ci_high": high, "scratch_val_top1": pruned.get("scratch_val_top1"),
+            "scratch_epochs": pruned.get("scratch_epochs"),
+            "scratch_seconds": pruned.get("scratch_seconds")}
 
 
 def keys_for(destination: str) -> tuple[str, ...]:

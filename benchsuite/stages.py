@@ -1,9 +1,15 @@
 """The pipeline stages, as the broker sees them: JSON spec + files in, StageResult out.
 
 - `train_stage` (prune worker): train the dense baseline once per (model, dataset, seed,
-  epochs), cached by content hash in the worker's cache; returns its checkpoint and ONNX.
+  epochs, training images), cached by content hash in the worker's cache; returns its
+  checkpoint and ONNX. The dense-zoo control trains its small dense networks here too.
 - `prune_stage` (prune worker): apply a recipe to the dense checkpoint while fine-tuning,
-  evaluate, count params/MACs, export ONNX.
+  evaluate, count params/MACs, export ONNX; with `control: scratch`, also train the pruned
+  architecture from a fresh initialisation for the same total epochs (Liu et al., ICLR 2019).
+
+Every stage trains on the training images less the validation split (`data.load_case_data`):
+what chooses (the per-epoch Top-1 a search stops on) reads `val_top1`; the verdict reads the
+test split (`top1`).
 - `bench_stage` (bench worker): ONNX -> static IR for dense and pruned (the pruned one quantized
   to INT8 by NNCF for an int8 case); the speed-up measured in one process in paired
   random-order rounds, with its interval; benchmark_app on both (per-layer counters, FPS, a
@@ -19,9 +25,10 @@ Torch is imported inside the prune stages only: a bench worker's environment has
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
+import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -39,9 +46,25 @@ EVAL_DATA = "eval_data.npz"  # calibration subset + test split for the bench wor
 
 
 def _load_data(spec: dict):
-    from .data import load_dataset
+    from .data import load_case_data
 
-    return load_dataset(spec["dataset"], seed=DATA_SPLIT_SEED, data_dir=spec.get("data_dir"))
+    return load_case_data(spec["dataset"], spec["seed"], spec.get("data_dir"),
+                          spec.get("train_images"), split_seed=DATA_SPLIT_SEED)
+
+
+def _scores(model, data) -> dict:
+    """Top-1/Top-5 on the test split and Top-1 on the validation split; a model whose logits
+    are not finite (NaN weights, a diverged run) is an error that says so."""
+    from .errors import UserError
+    from .train import evaluate
+
+    test = evaluate(model, data.x_test, data.y_test)
+    val = evaluate(model, data.x_val, data.y_val)
+    if not (math.isfinite(test["loss"]) and math.isfinite(val["loss"])):
+        raise UserError("the model's logits are NaN or infinite (its weights hold NaN or Inf, "
+                        "or training diverged): its accuracy would mean nothing")
+    return {"top1": test["top1"], "top5": test["top5"], "test_images": test["test_images"],
+            "val_top1": val["top1"], "val_images": val["test_images"]}
 
 
 def _save_checkpoint(model, spec: dict, data, path: Path) -> Path:
@@ -77,38 +100,42 @@ def load_checkpoint(path: Path, model: str | None = None):
 
 def dense_key(spec: dict) -> str:
     keys = ("model", "dataset", "seed", "epochs")
-    from .train import TRAIN_THREADS  # the numbers depend on the thread count
+    from .train import train_threads  # the numbers depend on the thread count
 
+    subset = spec.get("train_images")
+    threads = train_threads()
     return content_hash({k: spec[k] for k in keys} | {"code": code_version(*TRAIN_CODE)}
-                        | ({"train_threads": TRAIN_THREADS} if TRAIN_THREADS != 1 else {}))
+                        | ({"train_threads": threads} if threads != 1 else {})
+                        | ({"train_images": subset} if subset is not None else {}))
 
 
 def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     """spec: model, dataset, seed, epochs[, data_dir]. Cached by content hash; concurrent
     callers (pytest-xdist workers, several prune workers on one machine) train it once."""
+    from filelock import FileLock
+
     key = dense_key(spec)
     folder = cache_dir() / "dense" / key
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with FileLock(folder.parent / f"{key}.lock"):
         return _train_cached(spec, key, folder, workdir)
 
 
 def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageResult:
-    meta_path = folder / "meta.json"
     artifacts = {"checkpoint": folder / "model.pt", "onnx": folder / "model.onnx",
                  "eval_data": folder / EVAL_DATA}
-    if meta_path.is_file():
-        if not artifacts["eval_data"].is_file():  # cached before the blob existed
-            _write_eval_data(_load_data(spec), artifacts["eval_data"])
-        return StageResult(json.loads(meta_path.read_text()) | {"cached": True}, artifacts)
+    if folder.exists():
+        meta = _intact(folder, artifacts)
+        if meta is not None:
+            return StageResult(meta | {"cached": True}, artifacts)
+        _quarantine(folder)
 
     import torch
 
     from .export.onnx import export_onnx
     from .models import build_model
     from .prune import model_stats
-    from .train import DENSE_LR, DENSE_WARMUP, evaluate, seed_everything, train
+    from .train import DENSE_LR, DENSE_WARMUP, seed_everything, train
 
     data = _load_data(spec)
     seed_everything(spec["seed"])
@@ -117,22 +144,54 @@ def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageRes
     train(model, data, spec["epochs"], DENSE_LR, spec["seed"], warmup=DENSE_WARMUP,
           log=lambda e: log.info("dense %s epoch %d loss %.3f", spec["model"], e.epoch, e.loss))
     seconds = time.perf_counter() - t0
-    metrics = evaluate(model, data.x_test, data.y_test)
+    metrics = _scores(model, data)
     stats = model_stats(model, torch.zeros(1, *data.input_shape))
-    tmp = workdir / f"dense-{key}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    _save_checkpoint(model, spec, data, tmp / "model.pt")
-    export_onnx(model, data.input_shape, tmp / "model.onnx")
-    _write_eval_data(data, tmp / EVAL_DATA)
-    result = {
-        "dense_key": key, "top1": metrics["top1"], "top5": metrics["top5"],
-        "test_images": metrics["test_images"],
-        "params": stats["params"], "macs": stats["macs"], "train_seconds": seconds,
-        "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-    }
-    (tmp / "meta.json").write_text(json.dumps(result, indent=1))
-    shutil.copytree(tmp, folder, dirs_exist_ok=True)
+    # written whole into a folder of its own, then renamed into place: a full disk or a killed
+    # worker leaves no half entry under the key
+    tmp = folder.parent / f".{key}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _save_checkpoint(model, spec, data, tmp / "model.pt")
+        export_onnx(model, data.input_shape, tmp / "model.onnx")
+        _write_eval_data(data, tmp / EVAL_DATA)
+        result = {
+            "dense_key": key, **metrics,
+            "params": stats["params"], "macs": stats["macs"], "train_seconds": seconds,
+            "train_images": len(data.y_train), "epochs": spec["epochs"],
+            "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+            "files": {p.name: p.stat().st_size for p in (tmp / n for n in FILE_NAMES)},
+        }
+        (tmp / "meta.json").write_text(json.dumps(result, indent=1))  # the hit mark, last
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return StageResult(result | {"cached": False}, artifacts)
+
+
+FILE_NAMES = ("model.pt", "model.onnx", EVAL_DATA)
+
+
+def _intact(folder: Path, artifacts: dict[str, Path]) -> dict | None:
+    """The cached entry's meta when its mark is readable and every file has the size the mark
+    recorded; else None (a damaged entry)."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        sizes = meta["files"]
+        if all(p.stat().st_size == sizes[p.name] for p in artifacts.values()):
+            return meta
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _quarantine(folder: Path) -> None:
+    """Move a damaged cache entry aside (kept for a look, never read again) and say so."""
+    aside = folder.with_name(f"{folder.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    log.warning("the cached dense model %s is damaged (a missing or truncated file, or no "
+                "readable meta.json): moved to %s and trained again", folder, aside)
+    folder.rename(aside)
 
 
 def _write_eval_data(data, path: Path) -> Path:
@@ -144,8 +203,9 @@ def _write_eval_data(data, path: Path) -> Path:
 
 
 def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
-    """spec: model, dataset, seed, epochs (fine-tuning), recipe_text, recipe_name[, data_dir].
-    files: checkpoint (the dense model)."""
+    """spec: model, dataset, seed, epochs (fine-tuning), recipe_text, recipe_name[, data_dir]
+    [, train_images][, epoch_top1][, control: "scratch" with dense_epochs]. files: checkpoint
+    (the dense model)."""
     import torch
 
     from .export.onnx import export_onnx
@@ -161,27 +221,29 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     scheduler = CompressionScheduler(recipe, model, example, calibration=calibration,
                                      latency_table=spec.get("latency_table"))
     epochs = max(int(spec["epochs"]), recipe.last_epoch() + 1)
-    # `epoch_top1`: Top-1 on the held-out split after every epoch, on the progress lines (a
-    # search engine may stop the stage there: multi-fidelity) and in the result
-    held_out = ((lambda m: evaluate(m, data.x_test, data.y_test)["top1"])
+    # `epoch_top1`: Top-1 on the validation split after every epoch, on the progress lines (a
+    # search engine may stop the stage there: multi-fidelity) and in the result; the test
+    # split is read once, at the end
+    held_out = ((lambda m: evaluate(m, data.x_val, data.y_val)["top1"])
                 if spec.get("epoch_top1") else None)
     t0 = time.perf_counter()
     logs = train(model, data, epochs, FINETUNE_LR, spec["seed"], hooks=scheduler,
                  log=lambda e: log.info("fine-tune epoch %d loss %.3f", e.epoch, e.loss),
                  epoch_metric=held_out)
     finetune_seconds = time.perf_counter() - t0
-    metrics = evaluate(model, data.x_test, data.y_test)
+    metrics = _scores(model, data)
     kd = scheduler.distillation  # the teacher's Top-1: it is the dense model's
     extra = ({"epoch_top1": [e.top1 for e in logs]} if held_out else {}) | (
         {"kd_teacher_top1": evaluate(kd.teacher, data.x_test, data.y_test)["top1"]} if kd else {})
+    if spec.get("control") == "scratch":
+        extra |= scratch_control(model, data, spec, int(spec["dense_epochs"]) + epochs)
     stats = model_stats(model, example)
     t0 = time.perf_counter()
     onnx = export_onnx(model, data.input_shape, workdir / "pruned.onnx")
     export_seconds = time.perf_counter() - t0
     ckpt = _save_checkpoint(model, spec, data, workdir / "pruned.pt")
     result = {
-        "top1": metrics["top1"], "top5": metrics["top5"], "test_images": metrics["test_images"],
-        **stats,
+        **metrics, **stats,
         "finetune_epochs": epochs, "finetune_seconds": finetune_seconds,
         "export_seconds": export_seconds, "thinned": scheduler.thinned,
         "removed_blocks": scheduler.removed_blocks,
@@ -189,6 +251,42 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
                               if getattr(p, "plan", None)), None), **extra,
     }
     return StageResult(result, {"checkpoint": ckpt, "onnx": onnx})
+
+
+def reinitialise(model, seed: int) -> None:
+    """Fresh weights for every layer of `model`, its shapes (a thinned model's) and its masks
+    (an element-wise pruned model's zeros) kept: the pruned architecture, untrained."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()  # a masked weight's drawn values land in `weight`
+                if hasattr(module, "weight_orig"):
+                    module.weight_orig.copy_(module.weight)
+            if isinstance(module, torch.nn.Conv2d):  # as the models initialise their convs
+                target = getattr(module, "weight_orig", module.weight)
+                torch.nn.init.kaiming_normal_(target, mode="fan_out", nonlinearity="relu")
+
+
+def scratch_control(pruned, data, spec: dict, epochs: int) -> dict:
+    """The scratch control (Liu et al., "Rethinking the Value of Network Pruning", ICLR 2019):
+    the pruned architecture re-initialised and trained with the dense recipe for `epochs`, the
+    case's whole budget (dense + fine-tuning epochs). When it reaches the pruned model's Top-1,
+    the pruning bought an architecture, not weights."""
+    from .prune.masks import clone_model
+    from .train import DENSE_LR, DENSE_WARMUP, train
+
+    model = clone_model(pruned)
+    reinitialise(model, spec["seed"])
+    t0 = time.perf_counter()
+    train(model, data, epochs, DENSE_LR, spec["seed"], warmup=DENSE_WARMUP,
+          log=lambda e: log.info("scratch control epoch %d loss %.3f", e.epoch, e.loss))
+    seconds = time.perf_counter() - t0
+    scores = _scores(model, data)
+    return {"scratch_top1": scores["top1"], "scratch_val_top1": scores["val_top1"],
+            "scratch_epochs": epochs, "scratch_seconds": seconds}
 
 
 def _to_ir(files: dict[str, Path], names: tuple[str, ...], shape: tuple[int, ...],

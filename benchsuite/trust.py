@@ -82,10 +82,10 @@ def _resolve(path: str | Path) -> Path:
 
 def data_paths(spec: dict) -> list[tuple[str, str]]:
     """(what, path) of every folder the job's stage would read data from."""
-    dataset = str(spec.get("dataset") or "digits")
+    dataset = str(spec.get("dataset") or "")
     if dataset.startswith(IMAGEFOLDER):
         return [(f"--dataset {dataset}", dataset.removeprefix(IMAGEFOLDER))]
-    if dataset == "cifar10" and spec.get("data_dir"):  # else the worker's own setting
+    if dataset in ("cifar10", "fashion-mnist") and spec.get("data_dir"):  # else the worker's
         return [("--data-dir", str(spec["data_dir"]))]
     return []
 
@@ -97,12 +97,15 @@ def user_code(spec: dict) -> list[tuple[str, str]]:
             and not spec[key].startswith(IMAGEFOLDER)]
 
 
-_CASE = {"model": str, "dataset": str, "seed": int, "epochs": int, "data_dir": (str, None)}
+_CASE = {"model": str, "dataset": str, "seed": int, "epochs": int, "data_dir": (str, None),
+         "train_images": (int, None)}
 _BENCH = {"input_shape": list, "settings": dict, "paired": (dict, None)}
 SPEC_FIELDS: dict[str, dict[str, Any]] = {  # the built-in stages' spec fields and their types
-    "train": _CASE, "prune": _CASE | {"recipe_text": str, "recipe_name": (str, None)},
+    "train": _CASE, "prune": _CASE | {"recipe_text": str, "recipe_name": (str, None),
+                                      "control": (str, None), "dense_epochs": (int, None)},
     "bench": _BENCH, "calibrate": _BENCH}
-OPTIONAL = {"data_dir", "recipe_name", "paired", "settings"}
+OPTIONAL = {"data_dir", "recipe_name", "paired", "settings", "train_images", "control",
+            "dense_epochs"}
 
 
 def check_spec(stage: str, spec: dict) -> None:

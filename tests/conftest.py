@@ -14,6 +14,9 @@ def _private_dirs(tmp_path_factory: pytest.TempPathFactory):
     mp.setenv("BENCHSUITE_RESULTS", str(root / "results"))
     mp.setenv("WANDB_DIR", str(root / "wandb"))
     mp.setenv("WANDB_MODE", "offline")
+    # the suite's own tests train on one thread (the main job's default is two): beside a
+    # CPU-bound process two OpenMP threads sharing a busy core run several times slower
+    mp.setenv("BENCHSUITE_TRAIN_THREADS", "1")
     yield root
     mp.undo()
 

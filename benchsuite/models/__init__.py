@@ -3,6 +3,10 @@
 A model is a built-in name (CIFAR ResNets with Distiller's names, ImageNet ResNet-18/50 with
 torchvision's, a small CNN) or `module:callable`, the user's own: a callable
 `(num_classes: int, in_channels: int) -> torch.nn.Module`.
+
+`DENSE_FAMILY` is the small dense family of the dense-zoo control: the fastest of them that
+holds a pruning case's floor is what the pruning has to beat (CIFAR ResNet-8/14/20 at full
+and half width, and a two-conv CNN with batch norm, published at 93.4 % on Fashion-MNIST).
 """
 
 from __future__ import annotations
@@ -17,15 +21,20 @@ from ..userspec import check_arguments, is_reference, load_callable
 from .blocks import restore_bypassed
 from .resnet_cifar import ResNetCifar
 from .resnet_imagenet import resnet18, resnet50
-from .small_cnn import SmallCNN
+from .small_cnn import SmallCNN, TwoConvBN
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": lambda **kw: SmallCNN(**kw),
-    **{f"resnet{d}": (lambda d=d, **kw: ResNetCifar(d, **kw)) for d in (20, 32, 44, 56)},
+    **{f"resnet{d}": (lambda d=d, **kw: ResNetCifar(d, **kw)) for d in (8, 14, 20, 32, 44, 56)},
+    **{f"resnet{d}_half": (lambda d=d, **kw: ResNetCifar(d, widths=(8, 16, 32), **kw))
+       for d in (8, 14, 20)},
+    "cnn2_bn": lambda **kw: TwoConvBN(**kw),
     "resnet18": resnet18,
     "resnet50": resnet50,
 }
 MODEL_NAMES = tuple(_BUILDERS)
+DENSE_FAMILY = ("cnn2_bn", "resnet8_half", "resnet8", "resnet14_half", "resnet14",
+                "resnet20_half", "resnet20")
 
 
 def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
