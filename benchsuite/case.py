@@ -62,8 +62,8 @@ class Case:
     seed: int = 0
     epochs: int = FINETUNE_EPOCHS  # fine-tuning (at least the recipe's last policy epoch + 1)
     dense_epochs: int = DENSE_EPOCHS
-    # training images (a stratified subset, drawn with the seed, of those left after the
-    # validation split); None: all of them
+    # at most this many training images (a stratified subset, drawn with the seed, of those
+    # left after the validation split; all of them when the dataset has fewer); None: all
     train_images: int | None = TRAIN_IMAGES
     # "" (a pruning case); "scratch": also train the pruned architecture from scratch for the
     # same total epochs; "zoo:MODEL": no pruning, the small dense MODEL trained from scratch

@@ -8,6 +8,8 @@
   benchsuite blobs cleanup              drop expired artifact blobs
   benchsuite sweep bench measure|compare  bayes vs random search at equal budget
   benchsuite latency-model build|report  per-conv latency table; predicted vs measured
+  benchsuite frontier                   each pruning method beside its controls, 3 seeds
+  benchsuite select RESULTS --out SWEEP  the detrimental-pruner filter: a narrowed search space
 
 `benchsuite COMMAND --help` gives each command's usage. The experiments themselves run under
 pytest: `pytest -m latency` (see `pytest --help`, group "benchsuite").
@@ -66,7 +68,9 @@ def add_broker(sub: argparse._SubParsersAction) -> None:
 
 
 # commands whose arguments all go to another program's own parser: (words) -> "module:main"
-PASSTHROUGH: dict[tuple[str, ...], str] = {("sweep", "bench"): "benchsuite.sweep.bench:main"}
+PASSTHROUGH: dict[tuple[str, ...], str] = {("sweep", "bench"): "benchsuite.sweep.bench:main",
+                                           ("frontier",): "benchsuite.frontier:main",
+                                           ("select",): "benchsuite.bench.selection:main"}
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:

@@ -60,7 +60,7 @@ def found_recipe_info(path: Path) -> dict[str, Any]:
 
 
 # case settings a found recipe was measured with, applied to its grid case
-FOUND_SETTINGS = ("dataset", "epochs", "dense_epochs", "seed")
+FOUND_SETTINGS = ("dataset", "epochs", "dense_epochs", "train_images", "seed")
 FOUND_FOLDER = "found"
 
 

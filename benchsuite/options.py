@@ -32,8 +32,8 @@ OPTIONS: list[tuple[str, str, str]] = [
                               "a smoke test), cifar10 (needs --data-dir), imagefolder:PATH "
                               "(train/ and val/, a folder per class) or module:callable"),
     ("data-dir", "", "folder of the CIFAR-10 python batches or of the Fashion-MNIST files"),
-    ("train-images", str(Case.train_images or "all"), "training images (a stratified subset of "
-                     "those left after the validation split), or 'all'"),
+    ("train-images", str(Case.train_images or "all"), "at most this many training images (a "
+                     "stratified subset of those left after the validation split), or 'all'"),
     ("epochs", str(Case.epochs), "fine-tuning epochs per case"),
     ("dense-epochs", str(Case.dense_epochs), "training epochs of the dense baseline (cached)"),
     ("control", "", "controls beside the pruning cases: scratch (each case's pruned "

@@ -34,6 +34,7 @@ from .latency.report import PREDICTION_KEYS
 
 if TYPE_CHECKING:
     from .case import Case
+    from .threshold import Threshold
 
 TABLE, CONFIG, SUMMARY, BENCH, BASELINE, CONDITION, REPORT, TRIAL = (
     "table", "config", "summary", "bench", "baseline", "condition", "report", "trial")
@@ -201,6 +202,16 @@ class CaseResult:
         """The fields that go to `destination` (e.g. SUMMARY), in declaration order."""
         return {k: getattr(self, k) for k in keys_for(destination)}
 
+    def on_validation(self, threshold: Threshold) -> tuple[float, float, bool]:
+        """(Top-1, floor, holds) on the validation split: what a search chooses by (the test
+        split is the verdict's, read once). A row without a validation split (older rows)
+        falls back to the test split's figures."""
+        if _missing(self.val_top1) or _missing(self.dense_val_top1):
+            floor = threshold.floor(self.dense_top1)
+            return self.top1, floor, bool(self.top1 >= floor)
+        floor = threshold.floor(self.dense_val_top1)
+        return self.val_top1, floor, bool(self.val_top1 >= floor)
+
     def decided(self, floor: float) -> CaseResult:
         """With the accuracy floor applied: threshold and passed set."""
         return replace(self, threshold=floor, passed=bool(self.top1 >= floor))
@@ -271,6 +282,10 @@ class CaseResult:
 
 
 _NAMES = tuple(f.name for f in fields(CaseResult))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)  # None or NaN
 
 
 def scratch_fields(pruned: dict) -> dict[str, Any]:

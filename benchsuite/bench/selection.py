@@ -23,6 +23,7 @@ the range of its numeric parameters over its gain cases (and categorical values 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,155 @@ def write_search_space(classified: pandas.DataFrame, path: Path, by: str = "reci
     path.write_text("# written by benchsuite.bench.selection (the detrimental-pruner filter)\n"
                     + yaml.safe_dump(space, sort_keys=False))
     return path
+
+
+# --- on the paired intervals: `benchsuite select` ----------------------------------------------
+INTERVAL_RULE = ("a case is gain when its speed-up's 95 % interval lies above 1, detrimental "
+                 "when below 1, else no_gain; a recipe is gain if any case is, detrimental if "
+                 "all are")
+
+
+def classify_interval(low: float, high: float) -> str:
+    """The verdict of a paired speed-up from its 95 % interval."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return NO_GAIN
+    if low > 1.0:
+        return GAIN
+    if high < 1.0:
+        return DETRIMENTAL
+    return NO_GAIN
+
+
+def classify_rows(rows: pandas.DataFrame) -> pandas.DataFrame:
+    """Results-table rows (pruning cases; controls left out) with ``verdict`` from their
+    paired intervals and ``params`` from ``recipe_params``. A row with no interval falls back
+    to the noise band of its benchmark_app CVs."""
+    import json
+
+    frame = rows.copy()
+    if "control" in frame:
+        frame = frame[~frame["control"].fillna("").astype(str).str.startswith("zoo:")]
+    verdicts, params = [], []
+    for _, row in frame.iterrows():
+        low, high = row.get("speedup_ci_low"), row.get("speedup_ci_high")
+        if low is None or high is None or pandas.isna(low) or pandas.isna(high):
+            noise = noise_band(float(row.get("dense_latency_cv") or 0.0),
+                               float(row.get("latency_cv") or 0.0))
+            verdicts.append(classify_speedup(float(row["speedup"]), noise))
+        else:
+            verdicts.append(classify_interval(float(low), float(high)))
+        try:
+            params.append(json.loads(row.get("recipe_params") or "{}"))
+        except (TypeError, ValueError):
+            params.append({})
+    frame["verdict"] = verdicts
+    frame["params"] = params
+    frame.attrs.update(rule=INTERVAL_RULE)
+    return frame.reset_index(drop=True)
+
+
+def layer_types(per_layer: Path, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """benchmark_app's per-layer counters of the cases, summed per layer type (dense vs
+    pruned, µs over the cases), each type classified by the same noise rule (counter
+    resolution 1 µs a layer)."""
+    dense: dict[str, float] = {}
+    pruned: dict[str, float] = {}
+    layers: dict[str, int] = {}
+    for case_id in case_ids:
+        path = per_layer / f"{case_id}.csv"
+        if not path.is_file():
+            continue
+        frame = pandas.read_csv(path)
+        if not {"model", "layer_type", "real_time_us"} <= set(frame.columns):
+            continue
+        for (model, kind), group in frame.groupby(["model", "layer_type"]):
+            side = dense if model == "dense" else pruned
+            side[kind] = side.get(kind, 0.0) + float(group["real_time_us"].sum())
+            layers[kind] = layers.get(kind, 0) + len(group)
+    out = {}
+    for kind in sorted(set(dense) | set(pruned)):
+        d, p = dense.get(kind, 0.0), pruned.get(kind, 0.0)
+        noise = max(DEFAULT_K * math.sqrt(2) * layers[kind] / max(d, p, 1e-9), DEFAULT_MIN_NOISE)
+        out[kind] = {"dense_us": round(d, 1), "pruned_us": round(p, 1),
+                     "verdict": classify_speedup(d / p if p > 0 else math.inf, noise)
+                     if d > 0 else NO_GAIN}
+    return out
+
+
+def sweep_from_space(space: dict[str, Any], base: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """A sweep config whose parameters are the narrowed space (the kept recipes and their
+    measured ranges); everything else (method, metric, early_terminate, the case constants)
+    from `base`, else a bayes search maximising the speed-up."""
+    config = dict(base or {"method": "bayes", "metric": {"name": "speedup",
+                                                         "goal": "maximize"}})
+    constants = {k: v for k, v in (config.get("parameters") or {}).items()
+                 if isinstance(v, dict) and "value" in v and k != "recipe"}
+    params: dict[str, Any] = {}
+    for key, rng in space["parameters"].items():
+        if key == "recipe":
+            params[key] = rng
+        elif "min" in rng and rng["min"] == rng["max"]:
+            params[key] = {"value": rng["min"]}
+        else:
+            params[key] = rng
+    config["parameters"] = params | constants
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="benchsuite select",
+        description="The detrimental-pruner filter: classify each measured case of a results "
+                    "table by its paired speed-up interval (gain / no gain / detrimental), drop "
+                    "the recipes that never gain, and write the narrowed space as a sweep file "
+                    "(the space `benchsuite frontier --space` and `pytest -m sweep` search).")
+    ap.add_argument("results", help="a results table (results.csv or results.parquet)")
+    ap.add_argument("--out", required=True, help="the sweep file to write")
+    ap.add_argument("--base", help="a sweep file whose method, metric, early_terminate and case "
+                                   "constants the written one keeps")
+    ap.add_argument("--model", help="only the rows of this model")
+    args = ap.parse_args(argv)
+    path = Path(args.results)
+    if not path.is_file():
+        ap.error(f"no results table {path} (run `pytest -m latency` first)")
+    try:
+        rows = (pandas.read_parquet(path) if path.suffix == ".parquet"
+                else pandas.read_csv(path))
+    except (ValueError, OSError) as e:
+        ap.error(f"{path}: not a readable results table ({e})")
+    needed = {"recipe", "speedup"}
+    if missing := sorted(needed - set(rows.columns)):
+        ap.error(f"{path}: not a results table (no column {', '.join(missing)})")
+    if args.model:
+        rows = rows[rows["model"] == args.model]
+    if rows.empty:
+        ap.error(f"{path}: no measured case{' of ' + args.model if args.model else ''}")
+    classified = classify_rows(rows)
+    space = narrowed_search_space(classified)
+    base = None
+    if args.base:
+        base = yaml.safe_load(Path(args.base).read_text())
+    config = sweep_from_space(space, base)
+    per_layer = path.parent / "per_layer"
+    kinds = layer_types(per_layer, classified["case_id"]) if "case_id" in classified else {}
+    header = [f"written by benchsuite select from {path} ({len(classified)} cases)",
+              f"rule: {INTERVAL_RULE}"]
+    for name, entry in {**space["keep"], **space["dropped"]}.items():
+        header.append(f"{name}: {entry['verdict']} ({entry['cases']} cases, best "
+                      f"{entry['best_speedup']}x)")
+    for kind, entry in kinds.items():
+        header.append(f"layer type {kind}: {entry['verdict']} (dense {entry['dense_us']} us, "
+                      f"pruned {entry['pruned_us']} us over the cases)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"# {line}\n" for line in header)
+                   + yaml.safe_dump(config, sort_keys=False))
+    print("\n".join(header))
+    if not space["keep"]:
+        print(f"no recipe gained: {out} searches nothing", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0

@@ -60,22 +60,19 @@ def stratified_take(labels: torch.Tensor, count: int, seed: int) -> tuple[torch.
 def holdout(splits: Splits, val_images: int, seed: int,
             train_images: int | None = None) -> Splits:
     """`val_images` of the training images held out as the validation split (stratified, drawn
-    with `seed`), then, with `train_images`, a stratified subset of that size of the rest kept
-    for training. The test split is untouched."""
+    with `seed`), then, with `train_images`, at most that many of the rest kept for training
+    (a stratified subset; all of them when there are no more). The test split is untouched."""
     if splits.y_val is not None:
         raise ValueError(f"{splits.name}: the validation split is already held out")
     n = len(splits.y_train)
     if val_images < 1 or val_images > n // 2:
         raise ValueError(f"{splits.name}: {val_images} validation images of {n} training images "
                          f"(between 1 and {n // 2})")
+    if train_images is not None and train_images < 1:
+        raise ValueError(f"{splits.name}: train_images {train_images}: at least 1")
     val, rest = stratified_take(splits.y_train, val_images, seed)
-    if train_images is not None:
-        if not 0 < train_images <= len(rest):
-            raise ValueError(f"{splits.name}: --train-images {train_images}: between 1 and "
-                             f"{len(rest)} (the {n} training images less {val_images} held out "
-                             f"for validation)")
-        if train_images < len(rest):
-            keep, _ = stratified_take(splits.y_train[rest], train_images, seed + 1)
-            rest = rest[keep]
+    if train_images is not None and train_images < len(rest):
+        keep, _ = stratified_take(splits.y_train[rest], train_images, seed + 1)
+        rest = rest[keep]
     return replace(splits, x_train=splits.x_train[rest], y_train=splits.y_train[rest],
                    x_val=splits.x_train[val], y_val=splits.y_train[val])

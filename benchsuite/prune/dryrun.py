@@ -59,8 +59,12 @@ def bind(recipe: Recipe, model_name: str, input_shape: tuple[int, int, int],
     return model, CompressionScheduler(recipe, model, example, calibration=calib)
 
 
-def dry_run(recipe: Recipe, model_name: str, input_shape: tuple[int, int, int],
-            num_classes: int = 10, seed: int = 0) -> DryRun:
+def pruned_model(recipe: Recipe, model_name: str, input_shape: tuple[int, int, int],
+                 num_classes: int = 10, seed: int = 0
+                 ) -> tuple[torch.nn.Module, CompressionScheduler, list[LayerRow]]:
+    """The recipe's pruned architecture on a fresh (untrained) model, every policy applied at
+    its epoch without a training step: (model, scheduler, the dense model's layer rows). Its
+    latency is the trained model's (latency does not depend on the weights' values)."""
     model, sched = bind(recipe, model_name, input_shape, num_classes, seed)
     example = torch.zeros(1, *input_shape)
     dense_rows = layer_rows(model, example)
@@ -70,15 +74,19 @@ def dry_run(recipe: Recipe, model_name: str, input_shape: tuple[int, int, int],
 
     opt = optimizer()
     sched.check(opt)
-    epochs = recipe.last_epoch() + 1
-    for epoch in range(epochs):
+    for epoch in range(recipe.last_epoch() + 1):
         model.train()
         if sched.on_epoch_begin(epoch, opt):
             opt = optimizer()
         sched.on_minibatch_begin(epoch, 0, 1)
         sched.on_minibatch_end(epoch, 0, 1)
         sched.on_epoch_end(epoch, opt)
-    model.eval()
-    rows = layer_rows(model, example)
-    return DryRun(model_name, input_shape, epochs, totals(dense_rows), totals(rows), rows,
-                  dense_rows, dict(sched.thinned), list(sched.removed_blocks))
+    return model.eval(), sched, dense_rows
+
+
+def dry_run(recipe: Recipe, model_name: str, input_shape: tuple[int, int, int],
+            num_classes: int = 10, seed: int = 0) -> DryRun:
+    model, sched, dense_rows = pruned_model(recipe, model_name, input_shape, num_classes, seed)
+    rows = layer_rows(model, torch.zeros(1, *input_shape))
+    return DryRun(model_name, input_shape, recipe.last_epoch() + 1, totals(dense_rows),
+                  totals(rows), rows, dense_rows, dict(sched.thinned), list(sched.removed_blocks))

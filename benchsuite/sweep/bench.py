@@ -25,6 +25,7 @@ from typing import Any
 
 from ..case import Case
 from ..progress import StopStage
+from ..result import CaseResult
 from ..threshold import Threshold
 from ..track.recording import Recorder, run_and_record
 from .config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
@@ -99,9 +100,11 @@ class CaseObjective:
                              self.recorder, progress=progress, epoch_top1=watch is not None)
         self.rows.append(json.loads(row.to_json(compact=True))
                          | {"sweep_params": json.dumps(params, sort_keys=True)})
-        return self.spec.objective(row), bool(row.passed), {
-            "top1": row.top1, "threshold": row.threshold,
-            "finetune_epochs": row.finetune_epochs}
+        val_top1, val_floor, feasible = row.on_validation(self.spec.threshold(self.threshold,
+                                                                              params))
+        return self.spec.objective(row), feasible, {
+            "top1": row.top1, "threshold": row.threshold, "val_top1": val_top1,
+            "val_floor": val_floor, "finetune_epochs": row.finetune_epochs}
 
 
 class TableObjective:
@@ -139,9 +142,11 @@ class TableObjective:
             raise ValueError(f"the table has no measured case of recipe {recipe!r}")
         own = {k: v for k, v in params.items() if k in self.spec.templates[recipe]}
         row = min(rows, key=lambda r: self._distance(own, r["_params"]))
-        floor = self.spec.threshold(self.threshold, params).floor(row["dense_top1"])
-        return float(row[self.spec.metric]), row["top1"] >= floor, {
-            "top1": row["top1"], "threshold": floor,
+        threshold = self.spec.threshold(self.threshold, params)
+        floor = threshold.floor(row["dense_top1"])
+        val_top1, val_floor, feasible = CaseResult.from_dict(row).on_validation(threshold)
+        return float(row[self.spec.metric]), feasible, {
+            "top1": row["top1"], "threshold": floor, "val_top1": val_top1, "val_floor": val_floor,
             "finetune_epochs": row.get("finetune_epochs")}
 
 

@@ -39,7 +39,8 @@ DISTRIBUTIONS = (
     "q_log_normal", "beta", "q_beta",
 )
 CASE_KEYS = {"model": str, "dataset": str, "data_dir": str, "seed": int, "epochs": int,
-             "dense_epochs": int, "device": str, "precision": str, "niter": int, "repeats": int}
+             "dense_epochs": int, "train_images": int, "device": str, "precision": str,
+             "niter": int, "repeats": int}
 RECIPE_KEY = "recipe"
 THRESHOLD_KEY = "accuracy_threshold"
 

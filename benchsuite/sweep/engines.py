@@ -217,7 +217,9 @@ class OptunaEngine(StoredEngine):
         if trial.status == FAILED:
             self.study.tell(t, state=TrialState.FAIL, skip_if_finished=True)
             return
-        top1, floor = trial.metrics.get("top1"), trial.metrics.get("threshold")
+        # the validation split's figures decide (older trials: the test split's)
+        top1 = trial.metrics.get("val_top1", trial.metrics.get("top1"))
+        floor = trial.metrics.get("val_floor", trial.metrics.get("threshold"))
         if top1 is not None and floor is not None:
             t.set_constraint("accuracy", float(floor) - float(top1))  # > 0: infeasible
         self.study.tell(t, trial.objective, skip_if_finished=True)

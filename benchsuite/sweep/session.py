@@ -21,7 +21,7 @@ from ..case import Case
 from ..grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
 from ..paths import found_dir
 from ..progress import StopStage
-from ..result import TRIAL, Row, keys_for
+from ..result import TRIAL, CaseResult, Row, keys_for
 from ..threshold import Threshold
 from .config import SweepSpec
 from .engines import StoredEngine
@@ -116,14 +116,17 @@ class SweepSession:
         metrics = {k: row.get(k) for k in REPORT_KEYS} | {
             "finetune_epochs_spent": row.get("finetune_epochs"),
             "epoch_top1": trial.watch.history if trial.watch else None}
-        feasible = bool(row["passed"])
+        # the search chooses on the validation split; the test split is the case's verdict
+        val_top1, val_floor, feasible = _record(row).on_validation(trial.threshold)
+        metrics |= {"val_top1": val_top1, "val_floor": val_floor}
         objective = self.spec.objective(row)
         self.engine.tell(trial.number, objective, feasible, metrics)
         self.ran.append(trial.number)
         verdict = (f"trial {trial.number} {'feasible' if feasible else 'INFEASIBLE'}: "
-                   f"{self.spec.metric} {objective:.4g}, Top-1 {row['top1']:.4f} vs floor "
-                   f"{row['threshold']:.4f} (dense {row['dense_top1']:.4f}, threshold "
-                   f"{trial.threshold}), speed-up {row['speedup']:.2f}x; params "
+                   f"{self.spec.metric} {objective:.4g}, validation Top-1 {val_top1:.4f} vs "
+                   f"floor {val_floor:.4f} (threshold {trial.threshold}); test Top-1 "
+                   f"{row['top1']:.4f} vs {row['threshold']:.4f} (dense "
+                   f"{row['dense_top1']:.4f}), speed-up {row['speedup']:.2f}x; params "
                    f"{json.dumps(_searched(self.spec, trial.params), sort_keys=True)}")
         self.outcomes.append(verdict)
         return verdict
@@ -171,6 +174,10 @@ class SweepSession:
                          f"{best.objective:.4g}, Top-1 {best.metrics.get('top1')}, params "
                          f"{json.dumps(_searched(self.spec, best.params), sort_keys=True)}")
         return lines
+
+
+def _record(row: Row) -> CaseResult:
+    return row if isinstance(row, CaseResult) else CaseResult.from_dict(dict(row))
 
 
 def best_trial(spec: SweepSpec, trials: list[Trial]) -> Trial | None:
@@ -225,7 +232,8 @@ def write_found_recipe(case: Case, found_by: str, result: dict[str, Any], path: 
         "from_recipe": case.recipe_name, "template_parameters": case.params,
         "case": {"model": case.model, "dataset": case.dataset, "device": case.device,
                  "precision": case.precision, "epochs": case.epochs,
-                 "dense_epochs": case.dense_epochs},
+                 "dense_epochs": case.dense_epochs, "train_images": case.train_images,
+                 "seed": case.seed},
         "result": result,
     }
     comment = "".join(f"# {line}\n" for line in

@@ -1,5 +1,6 @@
-"""The end-of-session table: one line per case, every figure with its 95 % interval, then the
-A/A calibration and the conditions of the latency figures."""
+"""The end-of-session table: one line per case, every figure with its 95 % interval, then each
+pruning result beside its controls (scratch, dense zoo), the A/A calibration and the conditions
+of the latency figures."""
 
 from __future__ import annotations
 
@@ -36,6 +37,63 @@ def top1_text(r: Row) -> str:
     return f"{t:.4f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _same_reference(r: Row) -> tuple:
+    return (r.get("model"), r.get("dataset"), r.get("seed"), r.get("device"), r.get("precision"))
+
+
+def _faster(a: Row, b: Row) -> bool:
+    """a is as fast as b or faster: a's interval reaches b's estimate."""
+    high = _num(a.get("speedup_ci_high"))
+    return (_num(a.get("speedup")) if math.isnan(high) else high) >= _num(b.get("speedup"))
+
+
+def control_lines(rows: list[Row]) -> list[str]:
+    """Each pruning result beside its controls: the same architecture trained from scratch
+    (Liu et al., ICLR 2019) and the fastest network of the dense family that holds the same
+    floor, saying plainly when a control is as good."""
+    lines: list[str] = []
+    zoo = [r for r in rows if str(r.get("control") or "").startswith("zoo:")]
+    pruning = [r for r in rows if not str(r.get("control") or "").startswith("zoo:")]
+    for r in pruning:
+        scratch = _num(r.get("scratch_top1"))
+        if math.isnan(scratch):
+            continue
+        gap = (_num(r.get("top1_torch") if r.get("top1_torch") is not None else r.get("top1"))
+               - scratch) * 100
+        low, high = _num(r.get("scratch_top1_ci_low")), _num(r.get("scratch_top1_ci_high"))
+        verdict = ("the same architecture trained from scratch is as good or better: the "
+                   "pruning bought an architecture, not weights" if gap <= 0 else
+                   f"pruning keeps {gap:.2f} pt over training it from scratch")
+        lines.append(f"scratch control of {r['label']}: Top-1 {scratch:.4f} [{low:.3f}, "
+                     f"{high:.3f}] after {r.get('scratch_epochs')} epochs from scratch (torch); "
+                     f"{verdict}")
+    for r in pruning:
+        if not zoo or not r.get("passed"):
+            continue
+        holding = [z for z in zoo if _same_reference(z) == _same_reference(r) and z.get("passed")]
+        if not holding:
+            lines.append(f"dense zoo beside {r['label']}: no network of the dense family holds "
+                         f"its floor ({_num(r.get('threshold')):.4f})")
+            continue
+        best = max(holding, key=lambda z: _num(z.get("speedup")))
+        name = str(best["control"]).removeprefix("zoo:")
+        if _faster(best, r):
+            verdict = "as fast or faster than the pruned model at the same floor: prefer it"
+        else:
+            verdict = "slower than the pruned model: the pruning beats the dense zoo"
+        lines.append(f"dense zoo beside {r['label']}: fastest at the floor is {name}, "
+                     f"{speedup_text(best)}, Top-1 {top1_text(best)}; {verdict}")
+    return lines
+
+
+def smoke_lines(rows: list[Row]) -> list[str]:
+    from ..data import SMOKE_DATASETS
+
+    smoke = sorted({str(r.get("dataset")) for r in rows} & set(SMOKE_DATASETS))
+    return [f"{name}: a smoke test, not a benchmark (too easy and too small to tell pruning "
+            "from picking a smaller network; use fashion-mnist for figures)" for name in smoke]
+
+
 def calibration_lines(calibrations: list[dict]) -> list[str]:
     lines = []
     for c in calibrations:
@@ -51,7 +109,7 @@ def calibration_lines(calibrations: list[dict]) -> list[str]:
 
 
 def format_table(rows: list[Row], calibrations: list[dict] | None = None) -> str:
-    head = (f"{'case':<44} {'Top-1 [95% CI]':>24} {'floor':>6} {'dense µs':>8} "
+    head = (f"{'case':<44} {'Top-1 [95% CI]':>24} {'val':>6} {'floor':>6} {'dense µs':>8} "
             f"{'lat µs':>8} {'speed-up [95% CI]':>22} {'MACs':>5}  result")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -61,10 +119,13 @@ def format_table(rows: list[Row], calibrations: list[dict] | None = None) -> str
         if r.get("cached"):
             verdict += " (cached)"
         lines.append(
-            f"{r['label'][:44]:<44} {top1_text(r):>24} {_num(r.get('threshold')):>6.3f} "
+            f"{r['label'][:44]:<44} {top1_text(r):>24} {_num(r.get('val_top1')):>6.3f} "
+            f"{_num(r.get('threshold')):>6.3f} "
             f"{_num(r.get('dense_latency_median_us')):>8.1f} "
             f"{_num(r.get('latency_median_us')):>8.1f} {speedup_text(r):>22} {macs:>5.2f}  "
             f"{verdict}")
+    lines.extend(control_lines(rows))
+    lines.extend(smoke_lines(rows))
     lines.extend(calibration_lines(calibrations or []))
     if any(r.get("bench_disturbed") is True for r in [*rows, *(calibrations or [])]):
         lines.append("! disturbed: the machine was oversubscribed during the measurement (this "
@@ -86,7 +147,8 @@ def format_table(rows: list[Row], calibrations: list[dict] | None = None) -> str
     lines.append("speed-up = dense / pruned latency, median of per-round ratios with a bootstrap "
                  "95% interval; latencies = median of round medians; Top-1 of the deployed "
                  "(OpenVINO) model at the precision benchmarked, with its 95% Wilson "
-                 f"interval{images}; MACs = pruned / dense")
+                 f"interval{images}; val = Top-1 on the validation split (what a search "
+                 "chooses by); MACs = pruned / dense")
     if any(r.get("precision") == "int8" for r in rows):
         lines.append("int8: the pruned model quantized by NNCF (post-training, calibrated on "
                      "training images); its speed-up and floor are against dense at f32")

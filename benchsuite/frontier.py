@@ -1,0 +1,450 @@
+"""`benchsuite frontier`: each pruning method beside its controls, at several seeds, in one run.
+
+    benchsuite frontier --model resnet20 --seeds 0,1,2 --precisions f32 --int8 --out frontier.md
+
+Methods (each a set of cases; a method's point at a seed is its fastest case that holds the
+floor on the VALIDATION split; its verdict is then read on the test split, once):
+
+  uniform    the peer: Torch-Pruning's uniform L1 width (tp_uniform) at each --tp-ratios
+  search     the per-stage point found by a search (`sweeps` bayes, or --engines random) within
+             --search-trials trials over the per-stage space (--space: a sweep file, e.g. what
+             `benchsuite select` wrote; default schedules/sweeps/<model>_per_stage.yaml).
+             Each proposal is first *probed*: its pruned architecture is built untrained and
+             its speed-up measured against dense (a few seconds: latency does not depend on the
+             weights); one whose probe cannot beat the best feasible speed-up found so far is
+             skipped without fine-tuning. The sweep's early_terminate stops poor trials after
+             their first fine-tuning epochs (multi-fidelity).
+  kd         the search's point fine-tuned with distillation from the dense model
+  int8       (--int8) the search's point quantized by NNCF, against dense at f32
+  scratch    control: the search's point's architecture trained from scratch, same epochs
+  zoo        control: the fastest network of the dense family (models.DENSE_FAMILY) that holds
+             the floor, trained from scratch for the same epochs, timed against the same dense
+
+Every case goes through the recording service (results table, W&B offline) and the result
+cache, so an interrupted frontier resumes where it stopped. Conditions: those of the cases
+(CPU, batch 1, 1 inference thread, the paired in-process method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .case import Case
+from .executor import Executor, LocalExecutor
+from .result import CaseResult
+from .threshold import Threshold
+from .track.recording import Recorder, run_and_record
+
+KD = {"kd_weight": 0.7, "kd_student_weight": 0.3, "kd_temperature": 4}
+METHODS = ("uniform", "search", "kd", "int8", "scratch", "zoo")
+CONTROLS = ("scratch", "zoo")
+
+
+@dataclass
+class Point:
+    """One method's point at one seed and precision: its chosen case and how many it tried."""
+
+    method: str
+    seed: int
+    precision: str
+    row: CaseResult | None  # None: no case held the floor on the validation split
+    tried: int
+    epochs: int  # fine-tuning epochs spent (cached cases count 0)
+    note: str = ""
+
+
+@dataclass
+class Frontier:
+    base: Case
+    threshold: Threshold
+    executor: Executor
+    say: Callable[[str], None] = print
+    recorder: Recorder = field(default_factory=Recorder)  # results table (+ W&B)
+    points: list[Point] = field(default_factory=list)
+    searches: dict[str, list[list[tuple]]] = field(default_factory=dict)
+
+    # --- running cases -------------------------------------------------------------------
+    def run(self, case: Case, epoch_top1: bool = False) -> CaseResult:
+        t0 = time.time()
+        row = run_and_record(case, self.executor, self.threshold, self.recorder,
+                             progress=lambda m: self.say(f"    {case.label}: {m}"),
+                             epoch_top1=epoch_top1)
+        val, floor, holds = row.on_validation(self.threshold)
+        speed = _ci(row.speedup, row.speedup_ci_low, row.speedup_ci_high)
+        verdict = "holds" if holds else "under"
+        self.say(f"  {case.label}: speed-up {speed}x, validation Top-1 {val:.4f} ({verdict} "
+                 f"{floor:.4f}), {time.time() - t0:.0f} s{' (cached)' if row.cached else ''}")
+        return row
+
+    def best(self, method: str, seed: int, precision: str, rows: list[CaseResult],
+             note: str = "") -> Point:
+        """The fastest row that holds the floor on the validation split."""
+        holding = [r for r in rows if r.on_validation(self.threshold)[2]]
+        row = max(holding, key=lambda r: r.speedup) if holding else None
+        epochs = sum(int(r.finetune_epochs or 0) for r in rows if not r.cached)
+        point = Point(method, seed, precision, row, len(rows), epochs, note)
+        self.points.append(point)
+        return point
+
+    # --- the methods ---------------------------------------------------------------------
+    def uniform(self, seed: int, precision: str, ratios: list[float]) -> Point:
+        rows = [self.run(self._case("tp_uniform", {"ratio": r, "round_to": 8}, seed, precision))
+                for r in ratios]
+        return self.best("uniform", seed, precision, rows)
+
+    def search(self, seed: int, precision: str, space: Path, trials: int,
+               engine: str = "bayes") -> Point:
+        from .sweep.bench import CaseObjective, run_search
+        from .sweep.config import CASE_KEYS, load_sweep
+
+        spec = load_sweep(space)
+        # the frontier's case settings win over the sweep file's constants
+        params = {k: v for k, v in spec.config["parameters"].items() if k not in CASE_KEYS}
+        spec = replace(spec, config=dict(spec.config) | {"parameters": params})
+        base = replace(self.base, seed=seed, precision=_precision(precision))
+        with tempfile.TemporaryDirectory(prefix="bs-frontier-") as work:
+            inner = CaseObjective(spec, base, self.threshold, Path(work),
+                                  progress=lambda m: self.say(f"    {m}"),
+                                  recorder=self.recorder)
+            probed = ProbedObjective(inner, self, base)
+            outcomes = run_search(spec, engine, trials, seed, probed,
+                                  on_trial=lambda k, p, o: self.say(
+                                      f"  search {engine} seed {seed} trial {k}/{trials}: "
+                                      f"{json.dumps(p, sort_keys=True)} -> {_outcome(o)}"))
+        self.searches.setdefault(f"{engine} {precision}", []).append(outcomes)
+        rows = [CaseResult.from_dict(r) for r in inner.rows]
+        point = self.best("search" if engine == "bayes" else f"search ({engine})", seed,
+                          precision, rows, note=f"{len(rows)} of {trials} proposals fine-tuned"
+                          f", {probed.skipped} skipped by the latency probe")
+        point.epochs = sum(int(e or 0) for *_, e in outcomes)
+        return point
+
+    def follow(self, point: Point, method: str, **change: Any) -> Point:
+        """The point's case again with `change` (KD parameters, INT8, the scratch control)."""
+        if point.row is None:
+            return self.best(method, point.seed, point.precision, [], note="no point to follow")
+        case = self._case_of(point.row, point.seed)
+        params = change.pop("params", None)
+        case = replace(case, params=case.params | (params or {}), **change)
+        return self.best(method, point.seed, change.get("precision") or point.precision,
+                         [self.run(case)])
+
+    def zoo(self, seed: int, precision: str) -> Point:
+        from .grid import zoo_cases
+
+        reference = self._case("dense", {}, seed, precision)
+        rows = [self.run(c) for c in zoo_cases([reference])]
+        return self.best("zoo", seed, precision, rows)
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _case(self, recipe: str, params: dict, seed: int, precision: str) -> Case:
+        from .grid import recipe_files
+        from .paths import schedules_dir
+
+        path = recipe_files(schedules_dir()).get(recipe)
+        if path is None:
+            raise ValueError(f"no recipe {recipe!r} in {schedules_dir()}")
+        return replace(self.base, recipe=str(path), params=params, seed=seed,
+                       precision=_precision(precision))
+
+    def _case_of(self, row: CaseResult, seed: int) -> Case:
+        from .grid import recipe_files
+        from .paths import schedules_dir
+
+        params = json.loads(row.recipe_params or "{}")
+        params.pop("schedule_scale", None)
+        path = recipe_files(schedules_dir()).get(row.recipe) or row.recipe
+        return replace(self.base, recipe=str(path), params=params, seed=seed,
+                       precision=row.precision_requested)
+
+
+class ProbedObjective:
+    """A search objective that first probes a proposal's latency (its pruned architecture,
+    untrained, against dense: a few seconds) and skips the fine-tuning of one that cannot beat
+    the best feasible speed-up found so far (its probe's upper bound below that best)."""
+
+    accepts_watch = True
+
+    def __init__(self, inner: Any, frontier: Frontier, base: Case) -> None:
+        self.inner, self.frontier, self.base = inner, frontier, base
+        self.best = math.nan
+        self.skipped = 0
+
+    def __call__(self, params: dict[str, Any], watch: Any = None
+                 ) -> tuple[float | None, bool, dict[str, Any]]:
+        case = self.inner.spec.case_for(params, self.base)
+        probe, high = probe_speedup(case, self.frontier.executor)
+        if not math.isnan(self.best) and high < self.best:
+            self.skipped += 1
+            self.frontier.say(f"    probe {probe:.2f}x (up to {high:.2f}x) cannot beat the best "
+                              f"feasible {self.best:.2f}x: skipped, no fine-tuning")
+            return probe, False, {"finetune_epochs": 0, "skipped": "latency probe"}
+        value, feasible, metrics = (self.inner(params, watch) if watch is not None
+                                    else self.inner(params))
+        if feasible and value is not None and (math.isnan(self.best) or value > self.best):
+            self.best = value
+        return value, feasible, metrics
+
+
+def probe_speedup(case: Case, executor: Executor) -> tuple[float, float]:
+    """The speed-up of the case's pruned architecture, untrained, against its dense model:
+    (estimate, upper end of its interval), from a short paired measurement."""
+    from .export.onnx import export_onnx
+    from .prune.dryrun import pruned_model
+    from .recipe import parse_recipe
+
+    dense = executor.run("train", case.dense_spec(), {})
+    shape = tuple(dense.result["input_shape"])
+    model, _, _ = pruned_model(parse_recipe(case.recipe_text(), source=case.recipe_name),
+                               case.model, shape, dense.result["num_classes"], case.seed)
+    with tempfile.TemporaryDirectory(prefix="bs-probe-") as work:
+        onnx = export_onnx(model, shape, Path(work) / "probe.onnx")
+        result = executor.run("bench", {
+            "input_shape": list(shape), "settings": case.bench_settings() | {"niter": 50},
+            "paired": case.paired_settings() | {"max_seconds": 3.0}},
+            {"dense_onnx": dense.files["onnx"], "pruned_onnx": onnx}).result
+    return float(result["speedup"]), float(result.get("speedup_ci_high") or result["speedup"])
+
+
+def _images(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _precision(text: str) -> str | None:
+    return None if text == "default" else text
+
+
+def _ci(value: float | None, low: float | None, high: float | None, fmt: str = ".2f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if low is None or high is None:
+        return format(value, fmt)
+    return f"{format(value, fmt)} [{format(low, fmt)}, {format(high, fmt)}]"
+
+
+def _outcome(o: tuple) -> str:
+    value, feasible, epochs = o
+    if value is None:
+        return f"stopped early after {epochs} epochs"
+    return f"{value:.3f}x {'feasible' if feasible else 'infeasible'}, {epochs} epochs"
+
+
+def _mean_range(values: list[float], fmt: str) -> str:
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return (f"{format(statistics.fmean(values), fmt)} "
+            f"[{format(min(values), fmt)}–{format(max(values), fmt)}]")
+
+
+def table(points: list[Point], threshold: Threshold) -> list[str]:
+    """The Markdown table: one line per method and precision, over the seeds."""
+    lines = ["| method | precision | seeds holding (test) | speed-up, mean [range] | per seed "
+             "[95 % interval] | test Top-1 %, mean [range] | validation Top-1 % | MACs / dense "
+             "| fine-tuning epochs | case (seed 0) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str], list[Point]] = {}
+    for p in points:
+        groups.setdefault((p.method, p.precision), []).append(p)
+    for (method, precision), group in groups.items():
+        rows = [p.row for p in group if p.row is not None]
+        holding = sum(1 for r in rows if r.passed)
+        speed = [r.speedup for r in rows]
+        per_seed = "; ".join(_ci(r.speedup, r.speedup_ci_low, r.speedup_ci_high) for r in rows)
+        top1 = [r.top1 * 100 for r in rows]
+        val = [r.val_top1 * 100 for r in rows if r.val_top1 is not None]
+        macs = [r.macs / r.dense_macs for r in rows if r.macs and r.dense_macs]
+        epochs = sum(p.epochs for p in group)
+        label = rows[0].label if rows else "none held the floor"
+        if method == "scratch" and rows and rows[0].scratch_top1 is not None:
+            top1 = [r.scratch_top1 * 100 for r in rows if r.scratch_top1 is not None]
+            val = [r.scratch_val_top1 * 100 for r in rows if r.scratch_val_top1 is not None]
+            holding = sum(1 for r in rows if r.scratch_top1 is not None
+                          and r.threshold is not None and r.scratch_top1 >= r.threshold)
+        lines.append(f"| {method} | {precision} | {holding}/{len(group)} | "
+                     f"{_mean_range(speed, '.2f')}{'x' if speed else ''} | {per_seed or '-'} | "
+                     f"{_mean_range(top1, '.2f')} | "
+                     f"{_mean_range(val, '.2f')} | {_mean_range(macs, '.3f')} | {epochs} | "
+                     f"`{label}` |")
+    lines.append(f"\nfloor: {threshold} (of each seed's dense model; chosen on the validation "
+                 "split, verdict on the test split); scratch: the search point's architecture "
+                 "trained from scratch (torch Top-1), same speed-up as its pruned model")
+    return lines
+
+
+def margins(points: list[Point]) -> list[str]:
+    """The pruning methods' margin over the best control at the same floor (< 1: a control
+    is faster), per precision, from the means over seeds."""
+    out = []
+    for precision in sorted({p.precision for p in points}):
+        def mean_speed(method: str, precision: str = precision) -> float:
+            rows = [p.row for p in points if p.method == method and p.precision == precision
+                    and p.row is not None and p.row.passed]
+            return statistics.fmean(r.speedup for r in rows) if rows else math.nan
+
+        zoo = mean_speed("zoo")
+        for method in ("uniform", "search", "kd"):
+            s = mean_speed(method)
+            if math.isnan(s) or math.isnan(zoo):
+                continue
+            verdict = ("faster than the dense zoo" if s > zoo else
+                       "NOT faster than the fastest dense-zoo network at the same floor")
+            out.append(f"{method} ({precision}): {s:.2f}x against the dense zoo's {zoo:.2f}x: "
+                       f"margin {s / zoo:.2f}x, {verdict}")
+        scratch = [p.row for p in points if p.method == "scratch" and p.precision == precision
+                   and p.row is not None and p.row.scratch_top1 is not None]
+        for r in scratch:
+            gap = ((r.top1_torch if r.top1_torch is not None else r.top1) - r.scratch_top1) * 100
+            out.append(f"scratch ({precision}, seed {r.seed}): pruned {gap:+.2f} pt over the same "
+                       f"architecture trained from scratch"
+                       + (" (scratch is as good: the pruning bought an architecture)"
+                          if gap <= 0 else ""))
+    return out
+
+
+def search_lines(searches: dict[str, list[list[tuple]]], goal: str = "maximize") -> list[str]:
+    """Best-so-far curves of each engine (mean over seeds), and the trials to 95 % of the best."""
+    from .sweep.bench import best_curve, within
+
+    lines = []
+    for name, runs in searches.items():
+        curves = [best_curve(r, goal) for r in runs]
+        width = max(len(c) for c in curves)
+        mean = []
+        for k in range(width):
+            got = [c[k] for c in curves if k < len(c) and not math.isnan(c[k])]
+            mean.append(f"{statistics.fmean(got):.2f}" if got else "-")
+        reached = [within(c, goal) for c in curves]
+        epochs = [sum(int(e or 0) for *_, e in r) for r in runs]
+        lines.append(f"search {name}: best feasible (validation) after k trials, mean over "
+                     f"{len(runs)} seed(s): {' '.join(mean)}; within 5 % of its final best at "
+                     f"trial {reached}; fine-tuning epochs {epochs}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="benchsuite frontier", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    base = Case(recipe="")
+    ap.add_argument("--model", default="resnet20", help="the dense reference [resnet20]")
+    ap.add_argument("--dataset", default=base.dataset, help=f"[{base.dataset}]")
+    ap.add_argument("--data-dir", default=None, help="the dataset's folder, where it needs one")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated [0,1,2]")
+    ap.add_argument("--precisions", default="f32", help="f32, bf16, default (comma-separated)"
+                                                        " [f32]")
+    ap.add_argument("--int8", action="store_true", help="also the search's point + INT8")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help=f"comma-separated subset of {', '.join(METHODS)} [all]")
+    ap.add_argument("--tp-ratios", default="0.3,0.5,0.7", help="uniform's ratios [0.3,0.5,0.7]")
+    ap.add_argument("--space", default=None, help="the search's sweep file [schedules/sweeps/"
+                                                  "<model>_per_stage.yaml]")
+    ap.add_argument("--search-trials", type=int, default=10, help="the search's budget [10]")
+    ap.add_argument("--engines", default="bayes", help="bayes, random or both [bayes]")
+    ap.add_argument("--epochs", type=int, default=base.epochs,
+                    help=f"fine-tuning epochs [{base.epochs}]")
+    ap.add_argument("--dense-epochs", type=int, default=base.dense_epochs,
+                    help=f"[{base.dense_epochs}]")
+    ap.add_argument("--train-images", type=_images, default=base.train_images,
+                    help=f"at most this many training images, or all [{base.train_images}]")
+    ap.add_argument("--threshold", default="-1pt", help="the accuracy floor [-1pt]")
+    ap.add_argument("--out", help="write the Markdown table here too")
+    ap.add_argument("--save-found", action="store_true",
+                    help="save each precision's fastest search point that holds the floor at "
+                         "every seed in schedules/found/<model>-<dataset>-frontier-<precision>"
+                         ".yaml")
+    args = ap.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if unknown := sorted(set(methods) - set(METHODS)):
+        ap.error(f"--methods: unknown {', '.join(unknown)} (known: {', '.join(METHODS)})")
+    try:
+        threshold = Threshold.parse(args.threshold)
+    except ValueError as e:
+        ap.error(f"--threshold: {e}")
+    from .paths import schedules_dir
+
+    space = Path(args.space) if args.space else (
+        schedules_dir() / "sweeps" / f"{args.model}_per_stage.yaml")
+    if "search" in methods and not space.is_file():
+        ap.error(f"--space: no sweep file {space} (write one with `benchsuite select`, or pass "
+                 "--methods without search)")
+    base = replace(base, model=args.model, dataset=args.dataset, data_dir=args.data_dir,
+                   epochs=args.epochs, dense_epochs=args.dense_epochs,
+                   train_images=args.train_images)
+    from .case import check_settings
+
+    check_settings(base)
+    work = Path(tempfile.mkdtemp(prefix="bs-frontier-work-"))
+    frontier = Frontier(base, threshold, LocalExecutor(work),
+                        say=lambda m: print(m, flush=True))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    t0 = time.time()
+    for precision in args.precisions.split(","):
+        for seed in seeds:
+            print(f"== {precision}, seed {seed} ({time.time() - t0:.0f} s)", flush=True)
+            if "uniform" in methods:
+                frontier.uniform(seed, precision, [float(r) for r in args.tp_ratios.split(",")])
+            found = None
+            if "search" in methods:
+                for engine in engines:
+                    point = frontier.search(seed, precision, space, args.search_trials, engine)
+                    found = found or point
+            if found is not None:
+                if "kd" in methods:
+                    frontier.follow(found, "kd", params=KD)
+                if args.int8 and "int8" in methods:
+                    frontier.follow(found, "int8", precision="int8")
+                if "scratch" in methods:
+                    frontier.follow(found, "scratch", control="scratch")
+            if "zoo" in methods:
+                frontier.zoo(seed, precision)
+    lines = [*table(frontier.points, threshold), "", *margins(frontier.points), "",
+             *search_lines(frontier.searches), f"\nwall time {time.time() - t0:.0f} s"]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    if args.save_found:
+        _save_found(frontier, args)
+    return 0
+
+
+def _save_found(frontier: Frontier, args: argparse.Namespace) -> None:
+    from .paths import found_dir
+    from .sweep.session import write_found_recipe
+
+    for precision in args.precisions.split(","):
+        points = [p for p in frontier.points if p.method == "search"
+                  and p.precision == precision and p.row is not None]
+        if not points or not all(p.row.passed for p in points):
+            print(f"not saved ({precision}): the search's point does not hold the floor at "
+                  "every seed")
+            continue
+        best = max(points, key=lambda p: p.row.speedup)
+        row = best.row
+        if row.speedup_ci_high is not None and row.speedup_ci_high <= 1.0:
+            print(f"not saved ({precision}): {row.speedup:.3f}x is no gain")
+            continue
+        path = write_found_recipe(
+            frontier._case_of(row, best.seed),
+            found_by=f"benchsuite frontier: the search's fastest point at {precision} that held "
+                     f"the floor ({frontier.threshold}) at seeds {args.seeds}",
+            result={k: row.get(k) for k in ("speedup", "speedup_ci_low", "speedup_ci_high",
+                                            "top1", "val_top1", "threshold")},
+            path=found_dir() / f"{args.model}-{args.dataset}-frontier-{precision}.yaml")
+        print(f"saved {path}")
