@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # benchsuite's two commands; each sets itself up from a clean clone (Python 3.11 + pip only).
 #
-#   ./run.sh latency [pytest args]   the main job: `pytest -m latency` over the default grid
+#   ./run.sh latency [pytest args]   the main job: `pytest -m latency` over the default grid, on
+#                                    Fashion-MNIST (installed with apt-get when run as root)
 #   ./run.sh test    [pytest args]   the suite's own tests (what CI runs); also builds the
 #                                    worker envs the tests use (tox envs prune and bench, the
 #                                    legacy OpenVINO 2021.4 env when Python 3.6 exists)
@@ -28,6 +29,20 @@ setup() {
     cat requirements.txt pyproject.toml > "$VENV/.setup-stamp"
 }
 
+dataset() {
+    # the main job's data: Fashion-MNIST, Debian's package dataset-fashion-mnist (30.9 MB)
+    [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] && return
+    [ -n "${BENCHSUITE_FASHION_MNIST_DIR:-}" ] && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "[run.sh] installing Debian's dataset-fashion-mnist (the main job's data)" >&2
+        apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    else
+        echo "[run.sh] Fashion-MNIST is missing: run 'sudo apt-get install -y" \
+            "dataset-fashion-mnist', or set BENCHSUITE_FASHION_MNIST_DIR to a folder holding" \
+            "its four .gz files, or pass --dataset digits (a smoke test)" >&2
+    fi
+}
+
 worker_envs() {
     # the prune env (torch, no openvino) and the bench env (openvino + nncf, no torch); tox
     # brings them up to date when tox.ini (their pinned deps) changed since the last build
@@ -49,7 +64,7 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
     setup) setup ;;
-    latency) setup; exec "$VENV/bin/python" -m pytest -m latency -v "$@" ;;
+    latency) setup; dataset; exec "$VENV/bin/python" -m pytest -m latency -v "$@" ;;
     test) setup; worker_envs; exec "$VENV/bin/python" -m pytest "$@" ;;
     *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -218,6 +218,21 @@ class CaseError(UserError):
     """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 
+def check_dense(case: Case, dense: dict) -> None:
+    """A dense reference whose Top-1 is not above chance (its 95 % interval reaches 1 /
+    classes) makes every floor meaningless: a CaseError naming its training budget."""
+    from .threshold import wilson_interval
+
+    chance = 1 / int(dense.get("num_classes") or 10)
+    low, _ = wilson_interval(float(dense["top1"]), int(dense["test_images"]))
+    if low <= chance:
+        raise CaseError(
+            f"{case.label}: the dense {case.model} reaches Top-1 {dense['top1']:.4f} on "
+            f"{dense['test_images']} test images, not above chance ({chance:.2f}): after "
+            f"{case.dense_epochs} dense epochs (--dense-epochs) on {dense.get('train_images')} "
+            "training images every floor is meaningless; train it longer")
+
+
 def check_settings(case: Case) -> None:
     """The case's own settings in range, wherever the case was built (options, grid, sweep,
     a user's test): a bad one is a CaseError naming the field."""
@@ -282,6 +297,7 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     say("dense baseline")
     dense = executor.run("train", case.dense_spec(), {},
                          progress=lambda line: say(f"dense baseline: {line}"))
+    check_dense(case, dense.result)
     table: dict = {}
     if (step := case.latency_table_step()) is not None:
         say("latency table")

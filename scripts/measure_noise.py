@@ -4,7 +4,7 @@
 
 Builds two pairs of static IRs with random weights (latency depends on shapes, not values):
 ResNet-20 dense vs 50 % L1 filters removed (torch-pruning), and ResNet-56 dense vs the found
-depth x width recipe `schedules/found/resnet56_depth_width-sweeps-s0.yaml` (4 blocks removed per
+depth x width recipe `resnet56/blocks_and_filters` at the sweep's point (4 blocks removed per
 stage + 45 % L1 filters, round_to 8; applied without training). Then, for each pair, runs each
 method in `--sessions` separate processes (a new process = a new "session"), in alternation:
 
@@ -69,7 +69,6 @@ def build_pairs(folder: Path) -> dict[str, dict[str, Path]]:
 
     from benchsuite.bench.resnet_report import build_variants
     from benchsuite.models.resnet_cifar import ResNetCifar
-    from benchsuite.paths import schedules_dir
     from benchsuite.prune import CompressionScheduler
     from benchsuite.recipe import parse_recipe
 
@@ -79,8 +78,10 @@ def build_pairs(folder: Path) -> dict[str, dict[str, Path]]:
     dense = ResNetCifar(56, in_channels=SHAPE[0]).eval()
     pruned = ResNetCifar(56, in_channels=SHAPE[0])
     pruned.load_state_dict(dense.state_dict())
-    path = schedules_dir() / "found" / "resnet56_depth_width-sweeps-s0.yaml"
-    recipe = parse_recipe(path.read_text(), source=path.name)
+    from benchsuite.case import Case
+
+    found = Case("resnet56/blocks_and_filters", {"blocks": 4, "sparsity": 0.45, "round_to": 8})
+    recipe = parse_recipe(found.recipe_text(), source=found.recipe_name)
     calib = (torch.randn(64, *SHAPE), torch.randint(0, 10, (64,)))
     scheduler = CompressionScheduler(recipe, pruned, torch.zeros(1, *SHAPE), calibration=calib)
     optimizer = torch.optim.SGD(pruned.parameters(), lr=0.0)
