@@ -114,7 +114,7 @@ def test_label_names_every_setting_that_is_not_the_default():
                    epochs=5, dense_epochs=10)
     assert mine.label == ("mypkg.models.tiny-l1_filters-0.5-CPU-f32-imagefolder.pets-seed1-ep5-"
                           "dense10")
-    changes = [("epochs", 4), ("dense_epochs", 6), ("seed", 2), ("dataset", "cifar10"),
-               ("niter", 100), ("repeats", 5)]
+    changes = [("epochs", 4), ("dense_epochs", 7), ("seed", 2), ("dataset", "cifar10"),
+               ("niter", 100), ("repeats", 5), ("train_images", None), ("control", "scratch")]
     labels = {replace(base, **{k: v}).label for k, v in changes}
     assert len(labels) == len(changes) and base.label not in labels  # all told apart

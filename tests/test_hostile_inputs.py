@@ -82,7 +82,8 @@ def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_a_model_that_does_not_fit_the_data_fails_before_training(user, model, message,
                                                                    tmp_path):
     """These used to fail inside training (IndexError, RuntimeError, TypeError tracebacks)."""
-    case = Case(recipe="level_elementwise", model=f"{user}:{model}", dense_epochs=1, epochs=1)
+    case = Case(recipe="level_elementwise", model=f"{user}:{model}", dense_epochs=1, epochs=1,
+                dataset="digits")
     with pytest.raises(CaseError, match=message):
         run_case(case, LocalExecutor(tmp_path / "stages"), force=True)
     assert not (tmp_path / "stages").exists() or not any((tmp_path / "stages").iterdir())
@@ -96,7 +97,8 @@ def test_a_case_error_fails_the_test_with_its_message_alone(pytester: pytest.Pyt
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--pyargs", "benchsuite.experiments", "-m", "latency",
         "--executor", "local", "--wandb", "disabled", "--recipes", "level_elementwise",
-        "--model", f"{user}:no_arguments", "--dense-epochs", "1", "--epochs", "1")
+        "--model", f"{user}:no_arguments", "--dense-epochs", "1", "--epochs", "1",
+        "--dataset", "digits")
     result.assert_outcomes(failed=1)
     text = result.stdout.str()
     assert "must take (num_classes, in_channels); its signature is ()" in text
@@ -229,7 +231,7 @@ def test_an_output_folder_that_is_a_file_stops_the_session_before_work(
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--pyargs", "benchsuite.experiments", "-m", "latency",
         "--executor", "local", "--wandb", "disabled", "--recipes", "level_elementwise",
-        "--model", "small_cnn")
+        "--model", "small_cnn", "--dataset", "digits")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"folder cannot be written (File exists: {blocked})" in result.stderr.str()
     assert f"${'BENCHSUITE_' + folder}" in result.stderr.str()

@@ -57,10 +57,13 @@ def int8_ir(trained):
 
 
 def test_eval_blob_calibrates_on_training_images_only(trained, digits):
+    from benchsuite.data import load_case_data
+
     data = trained["data"]
     assert data.x_calib.shape == (CALIBRATION_SIZE, 1, 32, 32)
-    idx = calibration_indices(len(digits.x_train))
-    assert (data.x_calib == digits.x_train.numpy()[idx]).all()
+    train = load_case_data("digits", seed=0).x_train  # the training split less validation
+    idx = calibration_indices(len(train))
+    assert (data.x_calib == train.numpy()[idx]).all()
     assert data.test_images == len(digits.y_test) == 899
     assert (data.y_test == digits.y_test.numpy()).all()
 
@@ -192,7 +195,8 @@ def test_int8_case_without_nncf_fails_before_training(pytester, monkeypatch, tmp
     test = (project_root() / "experiments" / "test_latency.py").read_text()
     pytester.makepyfile(test_latency=test)
     pytester.makeconftest(NO_NNCF)
-    pytester.makeini("[pytest]\nmarkers =\n    latency: experiment\n")
+    pytester.makeini("[pytest]\nmarkers =\n    latency: experiment\n"
+                     "benchsuite_dataset = digits\n")  # the smoke data
     monkeypatch.setenv("PYTHONPATH", str(project_root()))
     monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
     result = pytester.runpytest_subprocess(

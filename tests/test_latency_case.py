@@ -41,7 +41,8 @@ def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.Monke
     shutil.copy(project_root() / "experiments" / "test_latency.py", pytester.path)
     # the subprocess imports this checkout's benchsuite (not another install of it)
     monkeypatch.setenv("PYTHONPATH", str(project_root()))
-    pytester.makeini("[pytest]\nmarkers =\n    latency: experiment\n")
+    pytester.makeini("[pytest]\nmarkers =\n    latency: experiment\n"
+                     "benchsuite_dataset = digits\n")  # the smoke data
     return pytester
 
 

@@ -54,7 +54,7 @@ def test_run_case_reports_every_training_epoch(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("BENCHSUITE_RESULTS", str(tmp_path / "results"))
     case = Case(recipe="level_elementwise", model="small_cnn", dense_epochs=2, epochs=1,
-                niter=20, repeats=1)
+                niter=20, repeats=1, dataset="digits")
     said: list[str] = []
     run_case(case, LocalExecutor(tmp_path / "work"), progress=said.append)
     assert said[0] == "dense baseline"

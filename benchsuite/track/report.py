@@ -241,6 +241,16 @@ def build_report(results: Path, out: Path, cases: list[str] | None = None,
                 p = plot_per_layer(pd.read_csv(layers), label, out / f"per_layer_{label}.png")
             figures.append((step, p.name))
     imgs = "\n".join(_figure(out, t, n) for t, n in figures)
+    from .summary import control_lines, smoke_lines
+
+    records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+               for r in frame.to_dict("records")]
+    notes = control_lines(records) + smoke_lines(records)
+    controls = ("<h2>Controls</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+                + "</ul>") if notes else (
+        "<h2>Controls</h2><p>No control was run: pass <code>--control scratch,zoo</code> "
+        "(or run <code>benchsuite frontier</code>) to see each pruning result beside the same "
+        "architecture trained from scratch and the fastest dense network at its floor.</p>")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>benchsuite report</title>
 <style>body{{font-family:sans-serif;margin:2em}} img{{max-width:800px}}
 table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:3px}}
@@ -253,6 +263,7 @@ with its 95% interval, speedup_ci_low/high); Top-1 with its 95% Wilson interval.
 Pareto = no other case is both faster and more accurate. Floor = the accuracy floor the case
 was held to (red dotted line); failed cases are crossed out in red and marked FAIL. A case's
 label (and its point in the first plot) links to its W&B run. Click a column to sort.</p>
+{controls}
 {imgs}
 <h2>All cases</h2>
 {cases_table(frame)}
