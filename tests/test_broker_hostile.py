@@ -13,7 +13,8 @@ import pytest
 from benchsuite.broker import JobFailed
 from benchsuite.broker.executor import JobUserError
 from benchsuite.broker.local import Watchdog, wait_for_workers
-from benchsuite.broker.streams import job_stream, workers
+from benchsuite.broker.messages import MessageError
+from benchsuite.broker.streams import DEAD, GROUP, dead_letters, job_stream, workers
 from benchsuite.errors import UserError
 
 pytest_plugins = ["broker_support"]
@@ -108,3 +109,60 @@ def test_two_workers_with_one_name_get_one_heartbeat_each(redis_server, r) -> No
     for w in (first, second):
         shutil.rmtree(w.base, ignore_errors=True)
         w.r.close()
+
+
+def _deep_job(job_id: str, reply_to: str) -> str:
+    """A prune job whose data is JSON nested 200000 deep (issue 21 item 2)."""
+    return ('{"schema": 1, "type": "job", "job_id": "' + job_id + '", "stage": "noop", '
+            '"spec": {"data": ' + "[" * 200000 + "]" * 200000 + '}, "reply_to": "'
+            + reply_to + '"}')
+
+
+def test_a_deeply_nested_job_is_dead_lettered_once_not_reclaimed(
+        redis_server, r, start_worker, executor_for) -> None:
+    """It raised RecursionError (not a MessageError) in parse_job: never dead-lettered,
+    claimed again every claim-idle interval forever."""
+    start_worker(redis_server.url, "prune")
+    ex = executor_for(redis_server.url)
+    ex.submit_raw(job_stream("prune"), _deep_job("deep-1", ex.results_key), "deep-1")
+    with pytest.raises(JobFailed, match=r"malformed message: .*nested more than"):
+        ex.wait("deep-1", timeout=20)
+    time.sleep(2 * 1.5 + 0.5)  # past two claim-idle intervals of the fast worker settings
+    letters = dead_letters(r)
+    assert len(letters) == 1 and letters[0]["job_id"] == "deep-1"
+    assert "nested more than" in letters[0]["reason"]
+    assert r.xlen(job_stream("prune")) == 0
+    assert r.xpending(job_stream("prune"), GROUP)["pending"] == 0
+    assert ex.run("noop", {"after": 1}, {}).result["echo"] == {"after": 1}
+
+
+def test_too_deep_job_data_is_refused_when_submitted(redis_server, r, executor_for) -> None:
+    ex = executor_for(redis_server.url)
+    spec: dict = {"x": 1}
+    for _ in range(100):
+        spec = {"x": [spec]}
+    with pytest.raises(MessageError, match="nested more than"):
+        ex.submit("noop", spec, {})
+    assert not r.exists(job_stream("prune"))
+
+
+def test_cleanup_and_status_skip_what_they_cannot_read(redis_server, r, tmp_path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """`blobs cleanup --dry-run` ended in a RecursionError traceback on the poison job; a
+    garbage heartbeat or a result stream that is no stream broke `broker status`."""
+    from benchsuite.broker.cli import main as cli_main
+    from benchsuite.broker.streams import ensure_group
+
+    ensure_group(r, job_stream("prune"))
+    entry = r.xadd(job_stream("prune"), {"data": _deep_job("deep-2", "bs:results:x")}).decode()
+    r.set("bs:results:notastream", "x")
+    r.set("bs:worker:garbage", "{not json")
+    r.xadd(DEAD, {"data": "x"})  # a dead letter without its reason
+    assert cli_main(["blobs", "cleanup", "--redis-url", redis_server.url, "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert f"bs:jobs:prune {entry}" in err and "nested more than" in err
+    assert "bs:results:notastream" in err
+    assert cli_main(["broker", "status", "--redis-url", redis_server.url]) == 0
+    out = capsys.readouterr().out
+    assert "bs:jobs:prune: 1 queued" in out and "bs:worker:garbage" in out
+

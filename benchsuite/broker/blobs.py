@@ -156,14 +156,17 @@ class BlobStore:
 
         ``referenced`` defaults to the blobs named by messages still in the job and result streams.
         Leftover chunks of a blob with no meta key are removed once untouched for ``grace``
-        seconds (younger ones may belong to an upload in progress).
+        seconds (younger ones may belong to an upload in progress).  Messages that cannot be
+        read are skipped (``report["skipped"]`` names each, and why).
         """
+        skipped: list[str] = []
         if referenced is None:
             from .streams import referenced_blobs
 
-            referenced = referenced_blobs(self.r)
+            referenced = referenced_blobs(self.r, skipped)
         now = time.time()
-        report: dict = {"expired": [], "stale": [], "kept": 0, "keys_removed": 0}
+        report: dict = {"expired": [], "stale": [], "kept": 0, "keys_removed": 0,
+                        "skipped": skipped}
         last_use = {m.decode(): score for m, score in self.r.zrange(INDEX, 0, -1, withscores=True)}
         for key in self.r.scan_iter(match="bs:blob:*", count=1000):  # chunks not in the index
             last_use.setdefault(key.decode().split(":")[2], 0.0)
