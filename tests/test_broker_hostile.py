@@ -166,3 +166,36 @@ def test_cleanup_and_status_skip_what_they_cannot_read(redis_server, r, tmp_path
     out = capsys.readouterr().out
     assert "bs:jobs:prune: 1 queued" in out and "bs:worker:garbage" in out
 
+
+BAD_SETTINGS = {"input_shape": [1, 3, 8, 8], "settings": {"niter": 5, "nosuch": 1}}
+
+
+def test_unknown_settings_are_refused_when_submitted(redis_server, r, executor_for,
+                                                     tmp_path) -> None:
+    """Issue 21 item 8: one attempt wasted, then a worker TypeError traceback in a dead letter."""
+    from benchsuite.executor import LocalExecutor
+
+    ex = executor_for(redis_server.url)
+    for stage in ("bench", "calibrate", "latency_table"):
+        with pytest.raises(UserError, match=r"unknown settings key\(s\) 'nosuch'; known: "
+                                            r"device, precision, niter") as info:
+            ex.submit(stage, BAD_SETTINGS, {})
+        assert "Traceback" not in str(info.value)
+    assert not list(r.scan_iter("bs:jobs:*"))  # nothing was queued
+    with pytest.raises(UserError, match="'nosuch'"):  # and in-process (--executor local)
+        LocalExecutor(tmp_path).run("bench", BAD_SETTINGS, {})
+
+
+def test_a_worker_refuses_unknown_settings_once(redis_server, r, start_worker,
+                                                executor_for) -> None:
+    """A job sent past the check (another client) is the user's error on the worker: once."""
+    from benchsuite.broker.messages import Job
+
+    start_worker(redis_server.url, "bench")
+    ex = executor_for(redis_server.url)
+    job = Job(job_id="nosuch-1", stage="bench", spec=BAD_SETTINGS, files={},
+              reply_to=ex.results_key)
+    ex.submit_raw(job_stream("bench", "CPU"), job.to_json(), job.job_id, "bench")
+    with pytest.raises(JobUserError, match=r"unknown settings key.*'nosuch'") as info:
+        ex.wait(job.job_id, timeout=20)
+    assert info.value.result.attempts == 1 and "TypeError" not in str(info.value)

@@ -21,6 +21,7 @@ import redis
 from ..errors import UserError
 from ..executor import STAGES, StageResult, worker_kind
 from ..progress import Progress, StopStage
+from ..trust import check_spec
 from .blobs import DEFAULT_TTL, BlobStore
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -123,7 +124,11 @@ class RedisExecutor:
 
     def submit(self, stage: str, spec: dict, files: dict[str, Path] | None = None,
                case_id: str = "", job_id: str | None = None) -> str:
-        """Queue a job; returns its id (pass it to ``wait``)."""
+        """Queue a job; returns its id (pass it to ``wait``). A built-in stage's malformed spec
+        (``trust.check_spec``: a missing field, an unknown settings key) raises UserError here,
+        before anything is queued, as a spec past the message limits raises MessageError."""
+        if isinstance(spec, dict):
+            check_spec(stage, spec)
         refs = {name: self._call(self.blobs.put, Path(path))
                 for name, path in (files or {}).items()}
         job = Job(job_id=job_id or uuid.uuid4().hex, stage=stage, spec=spec, files=refs,
