@@ -31,11 +31,18 @@ pytest_plugins = ["broker_support"]
 ])
 def test_a_malformed_spec_is_a_user_error_not_retried(redis_server, r, start_worker,
                                                       executor_for, spec, message) -> None:
-    """These were AttributeError/TypeError/KeyError tracebacks inside the stage, retried."""
+    """These were AttributeError/TypeError/KeyError tracebacks inside the stage, retried. The
+    submitting side refuses them now; a worker sent one anyway refuses it once."""
+    from benchsuite.broker.messages import Job
+
     start_worker(redis_server.url, "prune")
     ex = executor_for(redis_server.url)
-    with pytest.raises(JobUserError, match=message) as info:
+    with pytest.raises(UserError, match=message):
         ex.run("train", spec, {})
+    job = Job(job_id="bad-spec", stage="train", spec=spec, files={}, reply_to=ex.results_key)
+    ex.submit_raw(job_stream("prune"), job.to_json(), job.job_id, "train")
+    with pytest.raises(JobUserError, match=message) as info:
+        ex.wait(job.job_id, timeout=20)
     assert info.value.result is not None and info.value.result.attempts == 1
 
 
