@@ -31,8 +31,13 @@ DEFAULT_TTL = 7 * 24 * 3600
 _PIPELINE_CHUNKS = 8
 
 
+LOST_BLOB_HINT = ("a Redis restart without persistence most likely lost it (run Redis with "
+                  "--appendonly yes for long runs), else it expired or was cleaned up")
+
+
 class BlobMissing(LookupError):
-    """The blob expired, was cleaned up, or never finished uploading."""
+    """The blob expired, was cleaned up, never finished uploading, or a Redis restart without
+    persistence (no AOF) lost it."""
 
 
 def _meta(sha: str) -> str:

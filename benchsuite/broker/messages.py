@@ -82,6 +82,7 @@ class Result:
     stage_seconds: float = 0.0
     finished_at: float = field(default_factory=time.time)
     user_error: bool = False  # dead-lettered for the user's input (errors.UserError)
+    missing_input: bool = False  # dead-lettered: an input blob is gone (its sender may re-send)
 
     def to_json(self) -> str:
         return json.dumps({"schema": SCHEMA, "type": "result", **asdict(self)}, sort_keys=True)
@@ -205,7 +206,8 @@ def parse_result(raw: bytes | str) -> Result:
                   attempts=int(d.get("attempts", 0)),
                   stage_seconds=float(d.get("stage_seconds", 0.0)),
                   finished_at=float(d.get("finished_at", 0.0)),
-                  user_error=d.get("user_error") is True)
+                  user_error=d.get("user_error") is True,
+                  missing_input=d.get("missing_input") is True)
 
 
 _ADDRESS_JOB = re.compile(r'"job_id"\s*:\s*"([0-9A-Za-z_-]{1,100})"')
