@@ -206,3 +206,57 @@ def test_a_worker_refuses_unknown_settings_once(redis_server, r, start_worker,
     with pytest.raises(JobUserError, match=r"unknown settings key.*'nosuch'") as info:
         ex.wait(job.job_id, timeout=20)
     assert info.value.result.attempts == 1 and "TypeError" not in str(info.value)
+
+
+def _onnx_with_external_data_outside(folder) -> tuple:
+    """A conv model whose weights are external data in `folder`/outside, its .onnx in
+    `folder`/job naming them as '../outside/w.bin' (outside the job folder)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    (folder / "outside").mkdir()
+    (folder / "job").mkdir()
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save_model(model, str(folder / "outside" / "m.onnx"), save_as_external_data=True,
+                    location="w.bin", size_threshold=0)
+    model = onnx.load(str(folder / "outside" / "m.onnx"), load_external_data=False)
+    for entry in model.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../outside/w.bin"
+    onnx.save_model(model, str(folder / "job" / "model.onnx"))
+    return folder / "job" / "model.onnx"
+
+
+def test_an_onnx_file_openvino_refuses_is_the_users_error(tmp_path) -> None:
+    pytest.importorskip("openvino")
+    from benchsuite.export.ir import ModelRefused, onnx_to_ir
+
+    onnx_path = _onnx_with_external_data_outside(tmp_path)
+    with pytest.raises(ModelRefused, match="outside the base directory"):
+        onnx_to_ir(onnx_path, tmp_path / "ir" / "model.xml", (3, 8, 8))
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(UserError, match=r"OpenVINO cannot read the ONNX file garbage\.onnx"):
+        onnx_to_ir(garbage, tmp_path / "ir2" / "model.xml", (3, 8, 8))
+
+
+def test_a_bench_job_openvino_refuses_is_dead_lettered_at_once(redis_server, r, start_worker,
+                                                                executor_for, tmp_path) -> None:
+    """Issue 21 item 15: an ONNX file with external data outside the job folder was refused
+    by OpenVINO, and the job retried once more (the same file fails the same way)."""
+    pytest.importorskip("openvino")
+    start_worker(redis_server.url, "bench")
+    ex = executor_for(redis_server.url)
+    onnx_path = _onnx_with_external_data_outside(tmp_path)
+    with pytest.raises(JobUserError, match=r"OpenVINO cannot read the ONNX file model\.onnx"
+                       ) as info:
+        ex.run("calibrate", {"input_shape": [3, 8, 8], "settings": {}},
+               {"dense_onnx": onnx_path})
+    assert info.value.result is not None and info.value.result.attempts == 1
+    assert "outside the base directory" in str(info.value)
