@@ -11,7 +11,9 @@ Redis keys, under `benchsuite:sweep:<sweep id>:`
 
 A running trial carries a lease its agent renews (`heartbeat`); a trial whose lease ran out
 (its agent was killed) is handed to the next agent that claims, with the same number and
-parameters, so a killed sweep resumes at the right trial count.
+parameters, so a killed sweep resumes at the right trial count.  In Redis, leases are times
+of Redis's own clock (`TIME`), never an agent's: an agent whose clock runs ahead must not take
+a healthy agent's running trials for expired ones.
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ class TrialStore(Protocol):
     def trials(self) -> list[Trial]: ...
 
 
-def _pick(trials: list[Trial], budget: int) -> tuple[Trial | None, bool]:
-    """(stale trial to re-run, or None; whether the budget still allows a new trial)."""
-    now = time.time()
+def _pick(trials: list[Trial], budget: int, now: float) -> tuple[Trial | None, bool]:
+    """(stale trial to re-run, or None; whether the budget still allows a new trial), with
+    leases compared to `now` (the store's clock)."""
     stale = sorted((t for t in trials if t.stale(now)), key=lambda t: t.number)
     if stale:
         return stale[0], False
@@ -85,7 +87,7 @@ class MemoryStore:
 
     def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None:
         with self._lock:
-            stale, room = _pick(list(self._trials.values()), budget)
+            stale, room = _pick(list(self._trials.values()), budget, time.time())
             if stale is not None:
                 stale.owner, stale.lease_until = owner, time.time() + lease
                 stale.attempts += 1
@@ -139,6 +141,11 @@ class RedisStore:
     def key(self, name: str) -> str:
         return self.prefix + name
 
+    def now(self) -> float:
+        """Redis's clock (`TIME`): the one clock every agent's leases are measured on."""
+        seconds, micros = self.r.time()
+        return float(seconds) + micros / 1e6
+
     def _check_config(self, config: dict) -> None:
         text = json.dumps(config, sort_keys=True)
         if not self.r.set(self.key("config"), text, nx=True):
@@ -150,9 +157,10 @@ class RedisStore:
 
     def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None:
         with self.r.lock(self.key("lock"), timeout=120, blocking_timeout=300):
-            stale, room = _pick(self.trials(), budget)
+            now = self.now()
+            stale, room = _pick(self.trials(), budget, now)
             if stale is not None:
-                stale.owner, stale.lease_until = owner, time.time() + lease
+                stale.owner, stale.lease_until = owner, now + lease
                 stale.attempts += 1
                 self.r.hset(self.key("trials"), str(stale.number), stale.to_json())
                 return stale
@@ -166,7 +174,7 @@ class RedisStore:
             claimed = int(self.r.incr(self.key("counter")))  # atomic: never twice
             if claimed != number:
                 raise RuntimeError(f"sweep {self.sweep_id}: trial counter moved under the lock")
-            trial = Trial(number, params, owner=owner, lease_until=time.time() + lease,
+            trial = Trial(number, params, owner=owner, lease_until=self.now() + lease,
                           engine_ref=ref)
             self.r.hset(self.key("trials"), str(number), trial.to_json())
             return trial
@@ -175,9 +183,10 @@ class RedisStore:
         self.r.hset(self.key("trials"), str(trial.number), trial.to_json())
 
     def heartbeat(self, number: int, owner: str, lease: float) -> None:
-        """Renew the lease, atomically (WATCH/MULTI): never overwrites a finished record."""
-        self._update_running(number, owner,
-                             lambda t: setattr(t, "lease_until", time.time() + lease))
+        """Renew the lease (to Redis's clock), atomically (WATCH/MULTI): never overwrites a
+        finished record."""
+        until = self.now() + lease
+        self._update_running(number, owner, lambda t: setattr(t, "lease_until", until))
 
     def report(self, number: int, owner: str, value: float) -> None:
         """Append a running trial's intermediate value, atomically (WATCH/MULTI)."""
