@@ -65,7 +65,15 @@ class TrialStore(Protocol):
     def finish(self, trial: Trial) -> None: ...
     def heartbeat(self, number: int, owner: str, lease: float) -> None: ...
     def report(self, number: int, owner: str, value: float) -> None: ...
+    def release(self, owner: str, number: int | None = None) -> list[int]: ...
+    def now(self) -> float: ...
     def trials(self) -> list[Trial]: ...
+
+
+def _hand_back(t: Trial) -> None:
+    """A running trial its agent gives up (Ctrl-C): no owner, its lease over, so the next
+    claim of any agent re-runs it with the same number and parameters."""
+    t.owner, t.lease_until = "", 0.0
 
 
 def _pick(trials: list[Trial], budget: int, now: float) -> tuple[Trial | None, bool]:
@@ -120,6 +128,18 @@ class MemoryStore:
             t = self._trials.get(number)
             if t is not None and t.owner == owner and t.status == RUNNING:
                 t.history.append(float(value))
+
+    def release(self, owner: str, number: int | None = None) -> list[int]:
+        """Hand back `owner`'s running trials (or only trial `number`); their numbers."""
+        with self._lock:
+            mine = [t for t in self._trials.values() if t.owner == owner
+                    and t.status == RUNNING and number in (None, t.number)]
+            for t in mine:
+                _hand_back(t)
+            return sorted(t.number for t in mine)
+
+    def now(self) -> float:
+        return time.time()
 
     def trials(self) -> list[Trial]:
         return [Trial.from_json(t.to_json()) for t in sorted(self._trials.values(),
@@ -192,10 +212,20 @@ class RedisStore:
         """Append a running trial's intermediate value, atomically (WATCH/MULTI)."""
         self._update_running(number, owner, lambda t: t.history.append(float(value)))
 
-    def _update_running(self, number: int, owner: str, change: Callable[[Trial], None]) -> None:
+    def release(self, owner: str, number: int | None = None) -> list[int]:
+        """Hand back `owner`'s running trials (or only trial `number`), each atomically: the
+        next claim of any agent re-runs them at once, instead of after their lease. Returns
+        the numbers handed back."""
+        numbers = [t.number for t in self.trials() if t.owner == owner
+                   and t.status == RUNNING and number in (None, t.number)]
+        return [n for n in numbers if self._update_running(n, owner, _hand_back)]
+
+    def _update_running(self, number: int, owner: str, change: Callable[[Trial], None]) -> bool:
         """Apply `change` to trial `number` only while `owner` still runs it, in one
-        WATCH/MULTI transaction (a trial finished or taken over meanwhile is left alone)."""
+        WATCH/MULTI transaction (a trial finished or taken over meanwhile is left alone);
+        True when it was applied."""
         key = self.key("trials")
+        applied = [False]
 
         def update(pipe) -> None:
             raw = pipe.hget(key, str(number))
@@ -206,8 +236,10 @@ class RedisStore:
                 change(t)
                 pipe.multi()
                 pipe.hset(key, str(number), t.to_json())
+                applied[0] = True
 
         self.r.transaction(update, key)
+        return applied[0]
 
     def trials(self) -> list[Trial]:
         raw = self.r.hgetall(self.key("trials"))
