@@ -104,6 +104,9 @@ class LocalExecutor:
 
     def run(self, stage: str, spec: dict, files: dict[str, Path],
             progress: Progress | None = None) -> StageResult:
+        from .trust import check_spec
+
+        check_spec(stage, spec)  # a malformed built-in spec: a UserError naming the field
         self._count += 1
         out = self.workdir / stage / f"{self._count:04d}"
         out.mkdir(parents=True, exist_ok=True)

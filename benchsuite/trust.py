@@ -106,11 +106,29 @@ SPEC_FIELDS: dict[str, dict[str, Any]] = {  # the built-in stages' spec fields a
     "bench": _BENCH, "calibrate": _BENCH}
 OPTIONAL = {"data_dir", "recipe_name", "paired", "settings", "train_images", "control",
             "dense_epochs"}
+SETTINGS_STAGES = ("bench", "calibrate", "latency_table")  # spec.settings: BenchSettings fields
+
+
+def _check_settings(stage: str, settings: dict) -> None:
+    import dataclasses
+
+    from .bench.result import BenchSettings
+
+    known = [f.name for f in dataclasses.fields(BenchSettings)]
+    unknown = [str(k) for k in settings if k not in known]
+    if unknown:
+        raise UserError(f"malformed {stage} job: unknown settings key(s) "
+                        f"{', '.join(map(repr, unknown))[:200]}; known: {', '.join(known)}")
 
 
 def check_spec(stage: str, spec: dict) -> None:
-    """A built-in stage's spec with a missing field or one of the wrong type is a UserError
-    naming it (rather than a KeyError or TypeError inside the stage, retried)."""
+    """A built-in stage's spec with a missing field or one of the wrong type, or a settings key
+    the benchmark does not know, is a UserError naming it (rather than a KeyError or TypeError
+    inside the stage, retried). The executors call it before they run or submit a job, the
+    worker again before it runs one."""
+    settings = spec.get("settings")
+    if stage in SETTINGS_STAGES and isinstance(settings, dict):
+        _check_settings(stage, settings)
     for key, kind in SPEC_FIELDS.get(stage, {}).items():
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if key not in spec:

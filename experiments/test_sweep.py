@@ -15,8 +15,7 @@ def test_sweep(sweep_slot, sweep_session, run_experiment, hardware_skip_reason):
         pytest.skip(reason)  # before claiming: the budget is not spent on trials that cannot run
     trial = sweep_session.claim()
     if trial is None:
-        pytest.skip(f"sweep {sweep_session.sweep_id}: budget of {sweep_session.engine.budget} "
-                    "trials reached (other agents ran the rest)")
+        pytest.skip(sweep_session.no_trial_reason())
     with sweep_session.running(trial):
         row = run_experiment(trial.case, trial.threshold, watch=trial.watch)
     if trial.stopped:  # the engine stopped it early (early_terminate): no benchmark

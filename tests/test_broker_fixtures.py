@@ -8,6 +8,7 @@ import os
 
 import pytest
 from broker_stages import EXTRA_STAGES, TESTS_DIR
+from redis_hammer import Hammer, sockets_under
 
 from benchsuite.broker.local import PACKAGE_ROOT
 
@@ -24,13 +25,9 @@ def test_inner(broker_executor, broker_workers, broker_url, request):
     out["worker_args"] = [w.args for w in broker_workers]
     if broker_workers:
         proc = request.getfixturevalue("broker_redis_proc")
-        out["redis_pid"] = proc.process.pid
-        import redis
-        try:  # the private server's TCP port, as another local user would try it
-            redis.Redis(host="127.0.0.1", port=proc.port).ping()
-            out["tcp"] = "open"
-        except redis.AuthenticationError:
-            out["tcp"] = "needs a password"
+        out["redis_pid"] = proc.pid
+        out["tcp_port"] = proc.port  # 0: no TCP port, only the unix socket in a 0700 folder
+        out["socket_dir_mode"] = oct(os.stat(os.path.dirname(proc.socket)).st_mode & 0o777)
     with open(os.environ["BS_OUT"], "w") as f:
         json.dump(out, f)
 """
@@ -61,7 +58,7 @@ def test_private_redis_and_local_workers(inner: pytest.Pytester, tmp_path) -> No
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["url"].startswith("unix://") and len(out["workers"]) == 2
     # only this session can submit jobs to its private broker: its workers may serve them all
-    assert out["tcp"] == "needs a password"
+    assert out["tcp_port"] == 0 and out["socket_dir_mode"] == "0o700"
     assert out["worker_args"] == [["--data-root", "/", "--allow-user-code"]] * 2
     for pid in [out["redis_pid"], *out["workers"]]:
         assert not _alive(pid), f"process {pid} outlived the session"
@@ -113,3 +110,34 @@ def test_the_broker_url_from_the_environment_keeps_it_out_of_ps(
                                         "no:cacheprovider", "-q", "--no-local-workers")
     result.assert_outcomes(passed=1)
     assert json.loads((tmp_path / "out.json").read_text())["url"] == redis_server.url
+
+
+STARTUP = """
+import json, os
+
+def test_startup(broker_url):
+    from benchsuite.broker.connection import connect
+    r = connect(broker_url)
+    with open(os.environ["BS_OUT"], "w") as f:
+        json.dump({"users": r.acl_users()}, f)
+"""
+
+
+def test_private_broker_refuses_everyone_without_the_password_during_startup(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Issue 21 item 0: a local client that watches for the session's private redis-server
+    and talks to it the moment it listens gets no command run and can add no user of its own
+    (it was open for ~0.1 s: the password was set after start)."""
+    tmpdir = tmp_path / "t"  # the inner session's TMPDIR: its Redis folders appear here
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PACKAGE_ROOT), TESTS_DIR]))
+    monkeypatch.setenv("BS_OUT", str(tmp_path / "out.json"))
+    pytester.makepyfile(test_startup=STARTUP)
+    with Hammer(sockets_under(tmpdir)) as hammer:
+        result = pytester.runpytest_subprocess("-p", "benchsuite.broker.fixtures", "-p",
+                                               "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)
+    assert hammer.accepted == [], "commands ran on the private broker without its password"
+    assert hammer.refused > 0, "the hammer never reached the private broker"
+    assert json.loads((tmp_path / "out.json").read_text())["users"] == ["default"]

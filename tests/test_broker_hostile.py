@@ -13,7 +13,8 @@ import pytest
 from benchsuite.broker import JobFailed
 from benchsuite.broker.executor import JobUserError
 from benchsuite.broker.local import Watchdog, wait_for_workers
-from benchsuite.broker.streams import job_stream, workers
+from benchsuite.broker.messages import MessageError
+from benchsuite.broker.streams import DEAD, GROUP, dead_letters, job_stream, workers
 from benchsuite.errors import UserError
 
 pytest_plugins = ["broker_support"]
@@ -30,11 +31,18 @@ pytest_plugins = ["broker_support"]
 ])
 def test_a_malformed_spec_is_a_user_error_not_retried(redis_server, r, start_worker,
                                                       executor_for, spec, message) -> None:
-    """These were AttributeError/TypeError/KeyError tracebacks inside the stage, retried."""
+    """These were AttributeError/TypeError/KeyError tracebacks inside the stage, retried. The
+    submitting side refuses them now; a worker sent one anyway refuses it once."""
+    from benchsuite.broker.messages import Job
+
     start_worker(redis_server.url, "prune")
     ex = executor_for(redis_server.url)
-    with pytest.raises(JobUserError, match=message) as info:
+    with pytest.raises(UserError, match=message):
         ex.run("train", spec, {})
+    job = Job(job_id="bad-spec", stage="train", spec=spec, files={}, reply_to=ex.results_key)
+    ex.submit_raw(job_stream("prune"), job.to_json(), job.job_id, "train")
+    with pytest.raises(JobUserError, match=message) as info:
+        ex.wait(job.job_id, timeout=20)
     assert info.value.result is not None and info.value.result.attempts == 1
 
 
@@ -108,3 +116,147 @@ def test_two_workers_with_one_name_get_one_heartbeat_each(redis_server, r) -> No
     for w in (first, second):
         shutil.rmtree(w.base, ignore_errors=True)
         w.r.close()
+
+
+def _deep_job(job_id: str, reply_to: str) -> str:
+    """A prune job whose data is JSON nested 200000 deep (issue 21 item 2)."""
+    return ('{"schema": 1, "type": "job", "job_id": "' + job_id + '", "stage": "noop", '
+            '"spec": {"data": ' + "[" * 200000 + "]" * 200000 + '}, "reply_to": "'
+            + reply_to + '"}')
+
+
+def test_a_deeply_nested_job_is_dead_lettered_once_not_reclaimed(
+        redis_server, r, start_worker, executor_for) -> None:
+    """It raised RecursionError (not a MessageError) in parse_job: never dead-lettered,
+    claimed again every claim-idle interval forever."""
+    start_worker(redis_server.url, "prune")
+    ex = executor_for(redis_server.url)
+    ex.submit_raw(job_stream("prune"), _deep_job("deep-1", ex.results_key), "deep-1")
+    with pytest.raises(JobFailed, match=r"malformed message: .*nested more than"):
+        ex.wait("deep-1", timeout=20)
+    time.sleep(2 * 1.5 + 0.5)  # past two claim-idle intervals of the fast worker settings
+    letters = dead_letters(r)
+    assert len(letters) == 1 and letters[0]["job_id"] == "deep-1"
+    assert "nested more than" in letters[0]["reason"]
+    assert r.xlen(job_stream("prune")) == 0
+    assert r.xpending(job_stream("prune"), GROUP)["pending"] == 0
+    assert ex.run("noop", {"after": 1}, {}).result["echo"] == {"after": 1}
+
+
+def test_too_deep_job_data_is_refused_when_submitted(redis_server, r, executor_for) -> None:
+    ex = executor_for(redis_server.url)
+    spec: dict = {"x": 1}
+    for _ in range(100):
+        spec = {"x": [spec]}
+    with pytest.raises(MessageError, match="nested more than"):
+        ex.submit("noop", spec, {})
+    assert not r.exists(job_stream("prune"))
+
+
+def test_cleanup_and_status_skip_what_they_cannot_read(redis_server, r, tmp_path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """`blobs cleanup --dry-run` ended in a RecursionError traceback on the poison job; a
+    garbage heartbeat or a result stream that is no stream broke `broker status`."""
+    from benchsuite.broker.cli import main as cli_main
+    from benchsuite.broker.streams import ensure_group
+
+    ensure_group(r, job_stream("prune"))
+    entry = r.xadd(job_stream("prune"), {"data": _deep_job("deep-2", "bs:results:x")}).decode()
+    r.set("bs:results:notastream", "x")
+    r.set("bs:worker:garbage", "{not json")
+    r.xadd(DEAD, {"data": "x"})  # a dead letter without its reason
+    assert cli_main(["blobs", "cleanup", "--redis-url", redis_server.url, "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert f"bs:jobs:prune {entry}" in err and "nested more than" in err
+    assert "bs:results:notastream" in err
+    assert cli_main(["broker", "status", "--redis-url", redis_server.url]) == 0
+    out = capsys.readouterr().out
+    assert "bs:jobs:prune: 1 queued" in out and "bs:worker:garbage" in out
+
+
+BAD_SETTINGS = {"input_shape": [1, 3, 8, 8], "settings": {"niter": 5, "nosuch": 1}}
+
+
+def test_unknown_settings_are_refused_when_submitted(redis_server, r, executor_for,
+                                                     tmp_path) -> None:
+    """Issue 21 item 8: one attempt wasted, then a worker TypeError traceback in a dead letter."""
+    from benchsuite.executor import LocalExecutor
+
+    ex = executor_for(redis_server.url)
+    for stage in ("bench", "calibrate", "latency_table"):
+        with pytest.raises(UserError, match=r"unknown settings key\(s\) 'nosuch'; known: "
+                                            r"device, precision, niter") as info:
+            ex.submit(stage, BAD_SETTINGS, {})
+        assert "Traceback" not in str(info.value)
+    assert not list(r.scan_iter("bs:jobs:*"))  # nothing was queued
+    with pytest.raises(UserError, match="'nosuch'"):  # and in-process (--executor local)
+        LocalExecutor(tmp_path).run("bench", BAD_SETTINGS, {})
+
+
+def test_a_worker_refuses_unknown_settings_once(redis_server, r, start_worker,
+                                                executor_for) -> None:
+    """A job sent past the check (another client) is the user's error on the worker: once."""
+    from benchsuite.broker.messages import Job
+
+    start_worker(redis_server.url, "bench")
+    ex = executor_for(redis_server.url)
+    job = Job(job_id="nosuch-1", stage="bench", spec=BAD_SETTINGS, files={},
+              reply_to=ex.results_key)
+    ex.submit_raw(job_stream("bench", "CPU"), job.to_json(), job.job_id, "bench")
+    with pytest.raises(JobUserError, match=r"unknown settings key.*'nosuch'") as info:
+        ex.wait(job.job_id, timeout=20)
+    assert info.value.result.attempts == 1 and "TypeError" not in str(info.value)
+
+
+def _onnx_with_external_data_outside(folder) -> tuple:
+    """A conv model whose weights are external data in `folder`/outside, its .onnx in
+    `folder`/job naming them as '../outside/w.bin' (outside the job folder)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    (folder / "outside").mkdir()
+    (folder / "job").mkdir()
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save_model(model, str(folder / "outside" / "m.onnx"), save_as_external_data=True,
+                    location="w.bin", size_threshold=0)
+    model = onnx.load(str(folder / "outside" / "m.onnx"), load_external_data=False)
+    for entry in model.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../outside/w.bin"
+    onnx.save_model(model, str(folder / "job" / "model.onnx"))
+    return folder / "job" / "model.onnx"
+
+
+def test_an_onnx_file_openvino_refuses_is_the_users_error(tmp_path) -> None:
+    pytest.importorskip("openvino")
+    from benchsuite.export.ir import ModelRefused, onnx_to_ir
+
+    onnx_path = _onnx_with_external_data_outside(tmp_path)
+    with pytest.raises(ModelRefused, match="outside the base directory"):
+        onnx_to_ir(onnx_path, tmp_path / "ir" / "model.xml", (3, 8, 8))
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(UserError, match=r"OpenVINO cannot read the ONNX file garbage\.onnx"):
+        onnx_to_ir(garbage, tmp_path / "ir2" / "model.xml", (3, 8, 8))
+
+
+def test_a_bench_job_openvino_refuses_is_dead_lettered_at_once(redis_server, r, start_worker,
+                                                                executor_for, tmp_path) -> None:
+    """Issue 21 item 15: an ONNX file with external data outside the job folder was refused
+    by OpenVINO, and the job retried once more (the same file fails the same way)."""
+    pytest.importorskip("openvino")
+    start_worker(redis_server.url, "bench")
+    ex = executor_for(redis_server.url)
+    onnx_path = _onnx_with_external_data_outside(tmp_path)
+    with pytest.raises(JobUserError, match=r"OpenVINO cannot read the ONNX file model\.onnx"
+                       ) as info:
+        ex.run("calibrate", {"input_shape": [3, 8, 8], "settings": {}},
+               {"dense_onnx": onnx_path})
+    assert info.value.result is not None and info.value.result.attempts == 1
+    assert "outside the base directory" in str(info.value)

@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchsuite.broker.messages import (
+    MAX_DEPTH,
+    MAX_MESSAGE_BYTES,
     SCHEMA,
     FileRef,
     Job,
@@ -75,3 +77,43 @@ def test_salvage_only_result_streams() -> None:
     assert salvage_address(json.dumps({"job_id": "j", "reply_to": "bs:results:x"})) == (
         "j", "bs:results:x")
     assert salvage_address(json.dumps({"job_id": "j", "reply_to": "bs:jobs:prune"})) == ("j", "")
+
+
+DEEP = "[" * 200000 + "]" * 200000  # issue 21 item 2: RecursionError in json.loads
+
+
+def test_deeply_nested_data_is_a_malformed_message() -> None:
+    raw = ('{"schema": 1, "type": "job", "job_id": "deep-1", "stage": "noop", "spec": {"data": '
+           + DEEP + '}, "reply_to": "bs:results:s1"}')
+    with pytest.raises(MessageError, match="nested more than"):
+        parse_job(raw)
+    assert salvage_address(raw) == ("deep-1", "bs:results:s1")  # its sender hears of it
+
+
+def test_nesting_under_the_recursion_limit_is_still_refused() -> None:
+    spec: dict = {"data": 0}
+    for _ in range(MAX_DEPTH + 5):
+        spec = {"data": [spec]}
+    with pytest.raises(MessageError, match=f"nested more than {MAX_DEPTH}"):
+        parse_job(json.dumps({**json.loads(make_job().to_json()), "spec": spec}))
+    with pytest.raises(MessageError, match="the job's spec is nested"):  # the submitting side
+        make_job(spec=spec).to_json()
+
+
+def test_an_oversized_message_is_refused_on_both_sides() -> None:
+    big = {"data": "x" * (MAX_MESSAGE_BYTES + 1)}
+    with pytest.raises(MessageError, match="over the limit"):
+        make_job(spec=big).to_json()
+    raw = json.dumps({**json.loads(make_job().to_json()), "spec": big})
+    with pytest.raises(MessageError, match="over the limit"):
+        parse_job(raw)
+
+
+@pytest.mark.parametrize("field, value", [("attempts", "x"), ("stage_seconds", [1]),
+                                          ("finished_at", {"a": 1})])
+def test_any_error_reading_a_result_is_a_message_error(field: str, value: object) -> None:
+    """These were ValueError/TypeError out of the executor's result reader."""
+    d = json.loads(Result(job_id="j1", status="ok").to_json())
+    d[field] = value
+    with pytest.raises(MessageError, match="cannot read the message"):
+        parse_result(json.dumps(d))

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
 import pytest
 from broker_stages import results_for
 
+from benchsuite.broker import JobFailed
+from benchsuite.broker.blobs import BlobStore, file_sha256
 from benchsuite.broker.connection import connect
 from benchsuite.broker.local import wait_for_workers
+from benchsuite.broker.messages import FileRef, Job
 from benchsuite.broker.server import RedisServer
-from benchsuite.broker.streams import GROUP, job_stream
+from benchsuite.broker.streams import GROUP, dead_letters, job_stream
 
 pytest_plugins = ["broker_support"]
 
@@ -59,3 +63,59 @@ def test_a_job_lost_by_a_restart_without_aof_is_resubmitted(tmp_path, start_work
         worker = start_worker(server.url, "prune")
         assert ex.wait(job, timeout=120).result["echo"] == {"n": 1}
         assert worker.alive()
+
+
+def _payload(tmp_path, data: bytes = b"0123456789" * 1000):
+    path = tmp_path / "input.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+def test_an_input_blob_lost_before_the_worker_reads_it_is_uploaded_again(
+        tmp_path, start_worker, executor_for, caplog) -> None:
+    """Issue 21 item 7: a blob lost (as a Redis restart without AOF between the upload and the
+    queueing of its job loses it) made the worker dead-letter the job ("input file missing"):
+    the session now uploads the file again and re-submits the job, saying why."""
+    with RedisServer(tmp_path / "redis", appendonly=False) as server:
+        r = connect(server.url)
+        ex = executor_for(server.url)
+        path, data = _payload(tmp_path)
+        job = ex.submit("echo_file", {}, {"input": path})  # no worker yet: it stays queued
+        assert BlobStore(r).delete(file_sha256(path)) > 0  # the blob is gone, the job is not
+        start_worker(server.url, "prune")
+        with caplog.at_level(logging.WARNING, logger="benchsuite.broker.executor"):
+            res = ex.wait(job, timeout=60)
+        assert res.files["output"].read_bytes() == data[::-1]
+        assert "submitting it again" in caplog.text and "restart" in caplog.text
+        (letter,) = dead_letters(r)  # the first attempt's dead letter says why
+        assert "input file missing" in letter["reason"] and "restart" in letter["reason"]
+
+
+def test_a_blob_lost_twice_fails_naming_the_restart(tmp_path, start_worker,
+                                                    executor_for) -> None:
+    with RedisServer(tmp_path / "redis", appendonly=False) as server:
+        ex = executor_for(server.url)
+        start_worker(server.url, "prune")
+        job = Job(job_id="lost-1", stage="echo_file", spec={}, reply_to=ex.results_key,
+                  files={"input": FileRef("b" * 64, 10, "input.bin")})  # never uploaded
+        ex.submit_raw(job_stream("prune"), job.to_json(), job.job_id, "echo_file")
+        with pytest.raises(JobFailed, match="restart without persistence") as info:
+            ex.wait(job.job_id, timeout=30)
+        assert "Traceback" not in str(info.value)
+
+
+def test_an_output_blob_lost_with_a_restart_is_made_again(tmp_path, start_worker,
+                                                          executor_for) -> None:
+    """The result came, then Redis restarted without AOF before its file was downloaded: the
+    download was a BlobMissing traceback; now the job is re-submitted (files uploaded again)."""
+    with RedisServer(tmp_path / "redis", appendonly=False) as server:
+        ex = executor_for(server.url)
+        start_worker(server.url, "prune")
+        path, data = _payload(tmp_path)
+        job = ex.submit("echo_file", {}, {"input": path})
+        result = ex.wait_result(job, timeout=30)
+        assert result.ok
+        server.stop()
+        server.start()  # empty: the job's input and output blobs are gone
+        res = ex.collect(job, result, timeout=60)
+        assert res.files["output"].read_bytes() == data[::-1]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import redis
+from redis_hammer import Hammer
 
 from benchsuite.broker.connection import connect
 from benchsuite.broker.local import PACKAGE_ROOT
@@ -74,15 +77,69 @@ def test_server_dies_with_its_parent(tmp_path: Path) -> None:
     assert _kill_and_wait_gone(parent, pid), "redis-server outlived its parent"
 
 
-def test_fixture_server_dies_with_a_killed_session(tmp_path: Path) -> None:
-    # the session fixture's pytest-redis server: mirakuru gives it its own process group, so a
-    # SIGKILLed pytest (whose clean-up never runs) must still take it down
-    parent, pid = _start_parent(
-        "import sys, time; from pathlib import Path; "
-        "from benchsuite.broker.redis_proc import private_redis_executor; "
-        "from benchsuite.broker.server import find_redis_server; "
-        f"e = private_redis_executor(find_redis_server(), Path({str(tmp_path)!r})); "
-        "e.start(); print(e.process.pid, flush=True); time.sleep(60)")
-    assert _alive(pid) and os.getpgid(pid) != os.getpgid(parent.pid)
-    assert _kill_and_wait_gone(parent, pid), \
-        "the fixture's redis-server outlived its killed session"
+def test_server_is_in_its_own_process_group(tmp_path: Path) -> None:
+    # a Ctrl-C (SIGINT to the terminal's foreground process group) must reach the session, not
+    # its redis-server, which the session closes after it has handed its work back
+    with RedisServer(tmp_path) as server:
+        assert server.pid and os.getpgid(server.pid) != os.getpgid(0)
+        assert os.getsid(server.pid) == server.pid
+
+
+def test_refused_without_password_from_the_first_moment(tmp_path: Path) -> None:
+    """Issue 21 item 0: a local client trying the socket and the port from before the server
+    starts until it is up gets no command run without the password, and can add no user."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = RedisServer(tmp_path / "d", password="the-pw", port=port)
+    with Hammer(lambda: [str(server.socket), ("127.0.0.1", port)]) as hammer:
+        time.sleep(0.05)  # trying before the process exists
+        server.start()
+        time.sleep(0.3)  # and for a while after it is up
+    try:
+        assert hammer.accepted == [], "commands run without the password"
+        assert hammer.refused > 0, "the hammer never reached the server"
+        r = connect(server.url)
+        assert r.acl_users() == ["default"]
+        assert r.config_get("protected-mode")["protected-mode"] == "yes"
+        assert r.config_get("bind")["bind"] == "127.0.0.1"
+    finally:
+        server.cleanup()
+
+
+def test_password_not_in_argv(tmp_path: Path) -> None:
+    # `ps` shows every user each process's argv (Redis rewrites its own title only once it
+    # runs): the password goes on the server's stdin
+    with RedisServer(tmp_path, password="s3cret-pw-in-argv?") as server:
+        assert "s3cret-pw-in-argv?" not in " ".join(server.command())
+        cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+        assert b"s3cret-pw-in-argv?" not in cmdline
+        assert connect(server.url).ping()
+
+
+def test_tcp_is_never_open_without_a_password(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with RedisServer(tmp_path, port=port) as server:
+        assert server.password
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=port).ping()
+        assert connect(f"redis://:{server.password}@127.0.0.1:{port}/0").ping()
+
+
+def test_socket_in_a_private_folder(tmp_path: Path) -> None:
+    # a folder others can open (0755): the socket goes in a fresh 0700 folder instead, so no
+    # other user can reach it in the moment between its bind and Redis's chmod
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    server = RedisServer(shared)
+    try:
+        assert server.socket.parent != shared
+        assert server.socket.parent.stat().st_mode & 0o777 == 0o700
+        with server:
+            assert connect(server.url).ping()
+    finally:
+        server.cleanup()
+    assert not server.socket.parent.exists()

@@ -102,3 +102,35 @@ def test_agent_argument_formats():
         assert parse_args(formats[name]) == params, name
     no_bool = parse_args(formats["args_no_boolean_flags"])
     assert no_bool == params
+
+
+def test_an_agent_with_a_skewed_clock_takes_no_healthy_trial(spec, redis_url, monkeypatch):
+    """Issue 21 item 14: an agent whose clock ran 600 s ahead took over the leases of a healthy
+    agent's running trials (leases compared each agent's own wall clock); they are Redis's."""
+    import time as real_time
+    import types
+
+    from benchsuite.sweep import store as store_module
+
+    healthy = SweepsEngine(spec, RedisStore(redis_url, "toy-skew", config=spec.config),
+                           budget=6, seed=0, owner="healthy", lease=60.0)
+    running = [healthy.suggest()[0], healthy.suggest()[0]]
+    assert running == [1, 2]
+    # the other agent's machine: its clock 600 s ahead of everyone else's (and of Redis's)
+    skewed_time = types.SimpleNamespace(**{k: getattr(real_time, k) for k in dir(real_time)
+                                           if not k.startswith("__")})
+    skewed_time.time = lambda: real_time.time() + 600
+    monkeypatch.setattr(store_module, "time", skewed_time)
+    skewed = SweepsEngine(spec, RedisStore(redis_url, "toy-skew", config=spec.config),
+                          budget=6, seed=0, owner="skewed", lease=60.0)
+    number, _params = skewed.suggest()
+    assert number == 3, "the skewed agent took over a healthy agent's running trial"
+    skewed.heartbeat(number)
+    healthy.heartbeat(1)
+    by_number = {t.number: t for t in healthy.store.trials()}
+    assert by_number[1].owner == by_number[2].owner == "healthy"
+    assert by_number[1].attempts == by_number[2].attempts == 1
+    assert by_number[3].owner == "skewed"
+    # leases are on Redis's clock: about now + 60 s there, not the skewed agent's now + 660 s
+    redis_now = healthy.store.now()
+    assert abs(by_number[3].lease_until - (redis_now + 60)) < 30

@@ -264,3 +264,74 @@ def test_hyperband_stops_a_poor_trial(project: pytest.Pytester, redis_url: str, 
     assert stopped.metrics["finetune_epochs_spent"] == 2 and len(stopped.history) == 2
     assert max(stopped.history) < min(t.history[1] for t in got[:2])  # it was the poor one
     assert all(len(t.history) == 3 for t in got[:2])  # the others ran every epoch
+
+
+def test_ctrl_c_stops_a_sweep_and_hands_its_trial_back(project: pytest.Pytester,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch):
+    """Issue 21 item 11: SIGINT to the session's process group (Ctrl-C) also killed the sweep's
+    private redis-server; the interrupt became a failure to record the trial, later trials
+    still started and failed, and a resumed sweep said "budget reached" while the trial sat
+    under the dead agent's lease. Now: the session stops within seconds, the trial is handed
+    back (untold, lease released) through the Redis that outlived the interrupt, no later
+    trial starts, and the resumed sweep re-runs it at once."""
+    import tempfile
+
+    cache = Path(tempfile.mkdtemp(prefix="bs-ctrlc-"))  # short: the socket goes in it
+    try:
+        redis_dir = cache / "sweeps" / "redis"
+        redis_dir.mkdir(parents=True, mode=0o700)
+        redis_dir.chmod(0o700)
+        monkeypatch.setenv("BENCHSUITE_CACHE", str(cache))
+        url = f"unix://{redis_dir / 'redis.sock'}"
+        path = sweep_file(tmp_path, "ctrlc", method="grid", parameters={
+            "recipe": {"value": "small_filters"}, "sparsity": {"values": [0.25, 0.6, 0.5]},
+            "accuracy_threshold": {"value": 0.1}, **CASE})
+        common = [*FAST, "--sweep", str(path), "--sweep-count", "3", "--sweep-id", "ctrlc",
+                  "--sweep-lease", "600"]  # a lease that cannot run out during the test
+        log_path = tmp_path / "agent.log"
+        env = os.environ | {"PYTHONPATH": str(project_root())}
+        with open(log_path, "wb") as log:
+            agent = subprocess.Popen([sys.executable, "-m", "pytest", *common],
+                                     cwd=project.path, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + 240
+            got: list = []
+            while time.monotonic() < deadline and agent.poll() is None:
+                try:
+                    got = trials(url, "ctrlc")
+                except Exception:  # the agent's redis-server is not up yet
+                    got = []
+                if len(got) >= 2 and got[0].status == "finished":
+                    break
+                time.sleep(0.2)
+            assert len(got) == 2 and got[1].status == "running", log_path.read_text()[-3000:]
+            time.sleep(1.0)  # trial 2 is under way (training its case)
+            os.killpg(agent.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+            t0 = time.monotonic()
+            agent.wait(90)
+            stopped_in = time.monotonic() - t0
+        out = log_path.read_text()
+        assert stopped_in < 45, f"the sweep took {stopped_in:.0f} s to stop"
+        assert "ConnectionError" not in out and "trial 3" not in out.split("KeyboardInterrupt")[-1]
+        with RedisServer(redis_dir, appendonly=True) as server:  # the sweep's state, from its AOF
+            after = trials(server.url, "ctrlc")
+        assert [t.number for t in after] == [1, 2], "a trial was started after the interrupt"
+        assert after[0].status == "finished"
+        assert after[1].status == "running" and after[1].owner == ""  # handed back, untold
+        assert after[1].lease_until == 0.0 and after[1].attempts == 1
+        result = project.runpytest_subprocess(*common)  # resumed at once: no lease to wait for
+        final = trials_from_aof(redis_dir, "ctrlc")
+        assert [t.number for t in final] == [1, 2, 3] and all(
+            t.status == "finished" for t in final)
+        assert final[1].attempts == 2 and final[1].params == after[1].params
+        result.assert_outcomes(passed=2, skipped=1)
+        result.stdout.fnmatch_lines(["*budget of 3 trials reached*"])
+        assert "still running" not in result.stdout.str()
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def trials_from_aof(redis_dir: Path, sweep_id: str):
+    with RedisServer(redis_dir, appendonly=True) as server:
+        return trials(server.url, sweep_id)

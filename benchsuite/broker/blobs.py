@@ -31,8 +31,13 @@ DEFAULT_TTL = 7 * 24 * 3600
 _PIPELINE_CHUNKS = 8
 
 
+LOST_BLOB_HINT = ("a Redis restart without persistence most likely lost it (run Redis with "
+                  "--appendonly yes for long runs), else it expired or was cleaned up")
+
+
 class BlobMissing(LookupError):
-    """The blob expired, was cleaned up, or never finished uploading."""
+    """The blob expired, was cleaned up, never finished uploading, or a Redis restart without
+    persistence (no AOF) lost it."""
 
 
 def _meta(sha: str) -> str:
@@ -156,14 +161,17 @@ class BlobStore:
 
         ``referenced`` defaults to the blobs named by messages still in the job and result streams.
         Leftover chunks of a blob with no meta key are removed once untouched for ``grace``
-        seconds (younger ones may belong to an upload in progress).
+        seconds (younger ones may belong to an upload in progress).  Messages that cannot be
+        read are skipped (``report["skipped"]`` names each, and why).
         """
+        skipped: list[str] = []
         if referenced is None:
             from .streams import referenced_blobs
 
-            referenced = referenced_blobs(self.r)
+            referenced = referenced_blobs(self.r, skipped)
         now = time.time()
-        report: dict = {"expired": [], "stale": [], "kept": 0, "keys_removed": 0}
+        report: dict = {"expired": [], "stale": [], "kept": 0, "keys_removed": 0,
+                        "skipped": skipped}
         last_use = {m.decode(): score for m, score in self.r.zrange(INDEX, 0, -1, withscores=True)}
         for key in self.r.scan_iter(match="bs:blob:*", count=1000):  # chunks not in the index
             last_use.setdefault(key.decode().split(":")[2], 0.0)

@@ -151,27 +151,45 @@ def cmd_blobs_cleanup(args: argparse.Namespace) -> int:
     _setup_logging()
     report = BlobStore(connect(args.redis_url)).cleanup(older_than=args.older_than,
                                                          dry_run=args.dry_run)
+    for line in report["skipped"]:
+        print(f"skipped (cannot be read): {line}", file=sys.stderr)
     print(json.dumps({k: (len(v) if isinstance(v, list) else v) for k, v in report.items()}))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """What the broker holds; an entry or key that cannot be read is named and skipped."""
+    import redis
+
     from .streams import DEAD, dead_letters, iter_keys, workers
 
     r = connect(args.redis_url)
     print(f"redis: {mask_url(args.redis_url)}")
-    for w in workers(r):
-        env = w.get("env", {})
-        print(f"worker {w['worker_id']}: {w['state']} on {w['stream']}, running "
-              f"{[j['stage'] for j in w.get('running', [])]}, counts {w.get('counts')}, "
-              f"python {env.get('python')} torch {env.get('torch')} "
-              f"openvino {env.get('openvino')}, beat {time.time() - w['beat']:.1f}s ago")
+    skipped: list[str] = []
+    for w in workers(r, skipped):
+        env = w.get("env") if isinstance(w.get("env"), dict) else {}
+        running = w.get("running") if isinstance(w.get("running"), list) else []
+        beat = w.get("beat")
+        ago = f"{time.time() - beat:.1f}s ago" if isinstance(beat, (int, float)) else "?"
+        print(f"worker {w['worker_id']}: {w.get('state', '?')} on {w.get('stream', '?')}, "
+              f"running {[j.get('stage') for j in running if isinstance(j, dict)]}, counts "
+              f"{w.get('counts')}, python {env.get('python')} torch {env.get('torch')} "
+              f"openvino {env.get('openvino')}, beat {ago}")
     for stream in sorted(iter_keys(r, "bs:jobs:*")):
-        pending = r.xpending(stream, "workers")["pending"] if r.exists(stream) else 0
-        print(f"{stream}: {r.xlen(stream)} queued or running, {pending} running")
-    print(f"{DEAD}: {r.xlen(DEAD)} dead letters")
-    for d in dead_letters(r, count=5):
-        print(f"  {d['id']} job {d.get('job_id') or '?'}: {d['reason'].splitlines()[0][:200]}")
+        try:
+            pending = r.xpending(stream, "workers")["pending"] if r.exists(stream) else 0
+            print(f"{stream}: {r.xlen(stream)} queued or running, {pending} running")
+        except redis.ResponseError as exc:  # not a stream, or a stream without the group
+            skipped.append(f"{stream}: {exc}")
+    try:
+        print(f"{DEAD}: {r.xlen(DEAD)} dead letters")
+        for d in dead_letters(r, count=5):
+            reason = (d.get("reason") or "?").splitlines() or ["?"]
+            print(f"  {d['id']} job {d.get('job_id') or '?'}: {reason[0][:200]}")
+    except redis.ResponseError as exc:
+        skipped.append(f"{DEAD}: {exc}")
+    for line in skipped:
+        print(f"skipped (cannot be read): {line}")
     return 0
 
 

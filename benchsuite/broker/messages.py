@@ -7,6 +7,7 @@ Files travel as references to content-addressed blobs: ``{"sha256", "size", "fil
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 SCHEMA = 1
 FIELD = "data"
 RESULTS_PREFIX = "bs:results:"  # a job's reply_to must name a result stream, nothing else
+# limits of a message (jobs and results): its files travel as blobs, so its JSON is small
+MAX_MESSAGE_BYTES = 8 << 20
+MAX_DEPTH = 64  # JSON nesting (objects and lists); a stage spec needs a handful
 
 
 class MessageError(ValueError):
@@ -55,8 +59,13 @@ class Job:
     submitted_at: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
+        """The job as a message; a spec past the limits (``check_data``) raises MessageError
+        here, on the submitting side, instead of dead-lettering on a worker."""
+        check_data(self.spec, "the job's spec")
         d = asdict(self)
-        return json.dumps({"schema": SCHEMA, "type": "job", **d}, sort_keys=True)
+        text = json.dumps({"schema": SCHEMA, "type": "job", **d}, sort_keys=True)
+        _check_size(text)
+        return text
 
 
 @dataclass
@@ -73,6 +82,7 @@ class Result:
     stage_seconds: float = 0.0
     finished_at: float = field(default_factory=time.time)
     user_error: bool = False  # dead-lettered for the user's input (errors.UserError)
+    missing_input: bool = False  # dead-lettered: an input blob is gone (its sender may re-send)
 
     def to_json(self) -> str:
         return json.dumps({"schema": SCHEMA, "type": "result", **asdict(self)}, sort_keys=True)
@@ -82,11 +92,46 @@ class Result:
         return self.status == "ok"
 
 
+def _check_size(raw: bytes | str) -> None:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise MessageError(f"message of {len(raw)} bytes, over the limit of "
+                           f"{MAX_MESSAGE_BYTES} (files travel as blobs, not in the message)")
+
+
+def depth(value: Any) -> int:
+    """JSON nesting depth of `value` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:  # enough to refuse it: no need to walk the rest
+            return level
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def check_data(value: Any, what: str) -> None:
+    """Refuse data nested deeper than MAX_DEPTH (a poison message for every JSON parser)."""
+    if depth(value) > MAX_DEPTH:
+        raise MessageError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+
+
 def _load(raw: bytes | str, kind: str) -> dict:
+    _check_size(raw)
     try:
         d = json.loads(raw)
+    except RecursionError:
+        raise MessageError(f"not JSON this worker can read: nested more than {MAX_DEPTH} "
+                           "levels deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(f"not JSON: {exc}") from None
+    check_data(d, "the message")
     if not isinstance(d, dict):
         raise MessageError(f"expected a JSON object, got {type(d).__name__}")
     if d.get("schema") != SCHEMA:
@@ -110,6 +155,22 @@ def _files(d: dict) -> dict[str, FileRef]:
     return {str(k): FileRef.from_dict(k, v) for k, v in files.items()}
 
 
+def _parsing(parse):
+    """Any exception while parsing a message is a MessageError: a malformed message, to be
+    dead-lettered once with its reason, never a crash that leaves it to be claimed again."""
+    def wrapped(raw: bytes | str):
+        try:
+            return parse(raw)
+        except MessageError:
+            raise
+        except Exception as exc:
+            raise MessageError(f"cannot read the message: {type(exc).__name__}: "
+                               f"{str(exc)[:300]}") from None
+    wrapped.__name__, wrapped.__doc__ = parse.__name__, parse.__doc__
+    return wrapped
+
+
+@_parsing
 def parse_job(raw: bytes | str) -> Job:
     d = _load(raw, "job")
     spec = d.get("spec")
@@ -130,6 +191,7 @@ def parse_job(raw: bytes | str) -> Job:
                submitted_at=float(submitted))
 
 
+@_parsing
 def parse_result(raw: bytes | str) -> Result:
     d = _load(raw, "result")
     status = d.get("status")
@@ -144,15 +206,25 @@ def parse_result(raw: bytes | str) -> Result:
                   attempts=int(d.get("attempts", 0)),
                   stage_seconds=float(d.get("stage_seconds", 0.0)),
                   finished_at=float(d.get("finished_at", 0.0)),
-                  user_error=d.get("user_error") is True)
+                  user_error=d.get("user_error") is True,
+                  missing_input=d.get("missing_input") is True)
+
+
+_ADDRESS_JOB = re.compile(r'"job_id"\s*:\s*"([0-9A-Za-z_-]{1,100})"')
+_ADDRESS_REPLY = re.compile(r'"reply_to"\s*:\s*"(' + re.escape(RESULTS_PREFIX)
+                            + r'[0-9A-Za-z_:.-]{1,200})"')
 
 
 def salvage_address(raw: bytes | str) -> tuple[str, str]:
     """Best effort ``(job_id, reply_to)`` from a message that failed validation ("" if none)."""
     try:
+        _check_size(raw)
         d = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return "", ""
+    except Exception:  # too big, not JSON, nested too deep: look for the two fields as text
+        text = raw[:MAX_MESSAGE_BYTES].decode(errors="replace") if isinstance(
+            raw, bytes) else raw[:MAX_MESSAGE_BYTES]
+        job_id, reply_to = _ADDRESS_JOB.search(text), _ADDRESS_REPLY.search(text)
+        return (job_id.group(1) if job_id else "", reply_to.group(1) if reply_to else "")
     if not isinstance(d, dict):
         return "", ""
     job_id, reply_to = d.get("job_id"), d.get("reply_to")

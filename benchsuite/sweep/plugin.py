@@ -136,6 +136,7 @@ def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, swee
                          lease=float(sweep_option(pytestconfig, "sweep-lease")))
     session = SweepSession(spec, engine, base_case(pytestconfig), accuracy_threshold, sweep_id)
     yield session
+    session.hand_back()  # a trial still held (an interrupt outside its run): free at once
     state["lines"] = session.summary_lines()
     best = session.best()
     if best is not None:

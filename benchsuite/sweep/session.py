@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ from ..threshold import Threshold
 from .config import SweepSpec
 from .engines import StoredEngine
 from .fidelity import EpochWatch, epochs_spent
-from .store import FINISHED, Trial
+from .store import FINISHED, RUNNING, Trial
 
 REPORT_KEYS = keys_for(TRIAL)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,17 +101,61 @@ class SweepSession:
                 raise  # not this trial's stop
             self.engine.tell(trial.number, None, False, trial.watch.metrics(), stopped=True)
             self.outcomes.append(trial.watch.stopped)
+        except KeyboardInterrupt:  # Ctrl-C: hand the trial back untold, stop the sweep
+            stop.set()
+            thread.join()
+            try:
+                self.engine.release(trial.number)
+                self.outcomes.append(f"trial {trial.number}: interrupted, handed back (the "
+                                     "next run of this sweep re-runs it)")
+            except Exception as exc:  # the interrupt stays what the caller sees
+                log.warning("sweep %s: could not hand back trial %d (%s); it is re-run once "
+                            "its lease runs out", self.sweep_id, trial.number, exc)
+            raise
         except BaseException as exc:
             stop.set()
             thread.join()
             if trial.number in self.engine.claimed:
-                self.engine.tell(trial.number, None, False, {"error": repr(exc)[:500]},
-                                 failed=True)
-                self.outcomes.append(f"trial {trial.number}: failed ({exc!r:.200})")
+                try:
+                    self.engine.tell(trial.number, None, False, {"error": repr(exc)[:500]},
+                                     failed=True)
+                    self.outcomes.append(f"trial {trial.number}: failed ({exc!r:.200})")
+                except Exception as told:  # keep the trial's own error, not this one
+                    log.warning("sweep %s: could not record trial %d as failed: %s",
+                                self.sweep_id, trial.number, told)
             raise
         finally:
             stop.set()
             thread.join()
+
+    def hand_back(self) -> list[int]:
+        """Hand back every trial this agent still holds (the session ends, perhaps on Ctrl-C
+        outside `running`): the next agent re-runs them at once, not after their lease."""
+        try:
+            return self.engine.release()
+        except Exception as exc:
+            log.warning("sweep %s: could not hand back this agent's trials: %s",
+                        self.sweep_id, exc)
+            return []
+
+    def no_trial_reason(self) -> str:
+        """Why `claim` gave no trial: the budget is used up, or its last trials are still
+        leased by other agents (live ones, or gone ones whose lease has not run out: then the
+        next run of the sweep re-runs them), or the engine has nothing left to propose."""
+        trials = self.trials()
+        now = self.engine.store.now()
+        leased = [t for t in trials if t.status == RUNNING and not t.stale(now)
+                  and t.owner != self.engine.owner]
+        if leased:
+            held = ", ".join(f"trial {t.number} by {t.owner or '?'} (lease "
+                             f"{max(0.0, t.lease_until - now):.0f} s more)" for t in leased)
+            return (f"sweep {self.sweep_id}: no trial free, {held} still running; if that "
+                    "agent is gone, run the sweep again once its lease is over to re-run it")
+        if len(trials) < self.engine.budget:
+            return (f"sweep {self.sweep_id}: the engine proposes no further trial after "
+                    f"{len(trials)} (of a budget of {self.engine.budget})")
+        return (f"sweep {self.sweep_id}: budget of {self.engine.budget} trials reached "
+                "(other agents ran the rest)")
 
     def record(self, trial: TrialRun, row: Row) -> str:
         """Tell the engine; returns a one-line verdict with the figures."""

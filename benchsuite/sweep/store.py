@@ -11,7 +11,9 @@ Redis keys, under `benchsuite:sweep:<sweep id>:`
 
 A running trial carries a lease its agent renews (`heartbeat`); a trial whose lease ran out
 (its agent was killed) is handed to the next agent that claims, with the same number and
-parameters, so a killed sweep resumes at the right trial count.
+parameters, so a killed sweep resumes at the right trial count.  In Redis, leases are times
+of Redis's own clock (`TIME`), never an agent's: an agent whose clock runs ahead must not take
+a healthy agent's running trials for expired ones.
 """
 
 from __future__ import annotations
@@ -63,12 +65,20 @@ class TrialStore(Protocol):
     def finish(self, trial: Trial) -> None: ...
     def heartbeat(self, number: int, owner: str, lease: float) -> None: ...
     def report(self, number: int, owner: str, value: float) -> None: ...
+    def release(self, owner: str, number: int | None = None) -> list[int]: ...
+    def now(self) -> float: ...
     def trials(self) -> list[Trial]: ...
 
 
-def _pick(trials: list[Trial], budget: int) -> tuple[Trial | None, bool]:
-    """(stale trial to re-run, or None; whether the budget still allows a new trial)."""
-    now = time.time()
+def _hand_back(t: Trial) -> None:
+    """A running trial its agent gives up (Ctrl-C): no owner, its lease over, so the next
+    claim of any agent re-runs it with the same number and parameters."""
+    t.owner, t.lease_until = "", 0.0
+
+
+def _pick(trials: list[Trial], budget: int, now: float) -> tuple[Trial | None, bool]:
+    """(stale trial to re-run, or None; whether the budget still allows a new trial), with
+    leases compared to `now` (the store's clock)."""
     stale = sorted((t for t in trials if t.stale(now)), key=lambda t: t.number)
     if stale:
         return stale[0], False
@@ -85,7 +95,7 @@ class MemoryStore:
 
     def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None:
         with self._lock:
-            stale, room = _pick(list(self._trials.values()), budget)
+            stale, room = _pick(list(self._trials.values()), budget, time.time())
             if stale is not None:
                 stale.owner, stale.lease_until = owner, time.time() + lease
                 stale.attempts += 1
@@ -119,6 +129,18 @@ class MemoryStore:
             if t is not None and t.owner == owner and t.status == RUNNING:
                 t.history.append(float(value))
 
+    def release(self, owner: str, number: int | None = None) -> list[int]:
+        """Hand back `owner`'s running trials (or only trial `number`); their numbers."""
+        with self._lock:
+            mine = [t for t in self._trials.values() if t.owner == owner
+                    and t.status == RUNNING and number in (None, t.number)]
+            for t in mine:
+                _hand_back(t)
+            return sorted(t.number for t in mine)
+
+    def now(self) -> float:
+        return time.time()
+
     def trials(self) -> list[Trial]:
         return [Trial.from_json(t.to_json()) for t in sorted(self._trials.values(),
                                                              key=lambda t: t.number)]
@@ -139,6 +161,11 @@ class RedisStore:
     def key(self, name: str) -> str:
         return self.prefix + name
 
+    def now(self) -> float:
+        """Redis's clock (`TIME`): the one clock every agent's leases are measured on."""
+        seconds, micros = self.r.time()
+        return float(seconds) + micros / 1e6
+
     def _check_config(self, config: dict) -> None:
         text = json.dumps(config, sort_keys=True)
         if not self.r.set(self.key("config"), text, nx=True):
@@ -150,9 +177,10 @@ class RedisStore:
 
     def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None:
         with self.r.lock(self.key("lock"), timeout=120, blocking_timeout=300):
-            stale, room = _pick(self.trials(), budget)
+            now = self.now()
+            stale, room = _pick(self.trials(), budget, now)
             if stale is not None:
-                stale.owner, stale.lease_until = owner, time.time() + lease
+                stale.owner, stale.lease_until = owner, now + lease
                 stale.attempts += 1
                 self.r.hset(self.key("trials"), str(stale.number), stale.to_json())
                 return stale
@@ -166,7 +194,7 @@ class RedisStore:
             claimed = int(self.r.incr(self.key("counter")))  # atomic: never twice
             if claimed != number:
                 raise RuntimeError(f"sweep {self.sweep_id}: trial counter moved under the lock")
-            trial = Trial(number, params, owner=owner, lease_until=time.time() + lease,
+            trial = Trial(number, params, owner=owner, lease_until=self.now() + lease,
                           engine_ref=ref)
             self.r.hset(self.key("trials"), str(number), trial.to_json())
             return trial
@@ -175,18 +203,29 @@ class RedisStore:
         self.r.hset(self.key("trials"), str(trial.number), trial.to_json())
 
     def heartbeat(self, number: int, owner: str, lease: float) -> None:
-        """Renew the lease, atomically (WATCH/MULTI): never overwrites a finished record."""
-        self._update_running(number, owner,
-                             lambda t: setattr(t, "lease_until", time.time() + lease))
+        """Renew the lease (to Redis's clock), atomically (WATCH/MULTI): never overwrites a
+        finished record."""
+        until = self.now() + lease
+        self._update_running(number, owner, lambda t: setattr(t, "lease_until", until))
 
     def report(self, number: int, owner: str, value: float) -> None:
         """Append a running trial's intermediate value, atomically (WATCH/MULTI)."""
         self._update_running(number, owner, lambda t: t.history.append(float(value)))
 
-    def _update_running(self, number: int, owner: str, change: Callable[[Trial], None]) -> None:
+    def release(self, owner: str, number: int | None = None) -> list[int]:
+        """Hand back `owner`'s running trials (or only trial `number`), each atomically: the
+        next claim of any agent re-runs them at once, instead of after their lease. Returns
+        the numbers handed back."""
+        numbers = [t.number for t in self.trials() if t.owner == owner
+                   and t.status == RUNNING and number in (None, t.number)]
+        return [n for n in numbers if self._update_running(n, owner, _hand_back)]
+
+    def _update_running(self, number: int, owner: str, change: Callable[[Trial], None]) -> bool:
         """Apply `change` to trial `number` only while `owner` still runs it, in one
-        WATCH/MULTI transaction (a trial finished or taken over meanwhile is left alone)."""
+        WATCH/MULTI transaction (a trial finished or taken over meanwhile is left alone);
+        True when it was applied."""
         key = self.key("trials")
+        applied = [False]
 
         def update(pipe) -> None:
             raw = pipe.hget(key, str(number))
@@ -197,8 +236,10 @@ class RedisStore:
                 change(t)
                 pipe.multi()
                 pipe.hset(key, str(number), t.to_json())
+                applied[0] = True
 
         self.r.transaction(update, key)
+        return applied[0]
 
     def trials(self) -> list[Trial]:
         raw = self.r.hgetall(self.key("trials"))
