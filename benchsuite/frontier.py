@@ -138,11 +138,11 @@ class Frontier:
         return self.best(method, point.seed, change.get("precision") or point.precision,
                          [self.run(case)])
 
-    def zoo(self, seed: int, precision: str) -> Point:
+    def zoo(self, seed: int, precision: str, family: tuple[str, ...] | None = None) -> Point:
         from .grid import zoo_cases
 
         reference = self._case("dense", {}, seed, precision)
-        rows = [self.run(c) for c in zoo_cases([reference])]
+        rows = [self.run(c) for c in zoo_cases([reference], family)]
         return self.best("zoo", seed, precision, rows)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -355,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   "<model>_per_stage.yaml]")
     ap.add_argument("--search-trials", type=int, default=10, help="the search's budget [10]")
     ap.add_argument("--engines", default="bayes", help="bayes, random or both [bayes]")
+    ap.add_argument("--zoo-models", default="", help="the dense-zoo family (comma-separated) "
+                    "[models.DENSE_FAMILY]")
     ap.add_argument("--epochs", type=int, default=base.epochs,
                     help=f"fine-tuning epochs [{base.epochs}]")
     ap.add_argument("--dense-epochs", type=int, default=base.dense_epochs,
@@ -392,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     frontier = Frontier(base, threshold, LocalExecutor(work),
                         say=lambda m: print(m, flush=True))
     seeds = [int(s) for s in args.seeds.split(",")]
+    from .models import MODEL_NAMES
+
+    family = tuple(m.strip() for m in args.zoo_models.split(",") if m.strip()) or None
+    if family and (bad := sorted(set(family) - set(MODEL_NAMES))):
+        ap.error(f"--zoo-models: unknown {', '.join(bad)} (known: {', '.join(MODEL_NAMES)})")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     t0 = time.time()
     for precision in args.precisions.split(","):
@@ -412,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "scratch" in methods:
                     frontier.follow(found, "scratch", control="scratch")
             if "zoo" in methods:
-                frontier.zoo(seed, precision)
+                frontier.zoo(seed, precision, family)
     lines = [*table(frontier.points, threshold), "", *margins(frontier.points), "",
              *search_lines(frontier.searches), f"\nwall time {time.time() - t0:.0f} s"]
     text = "\n".join(lines)
