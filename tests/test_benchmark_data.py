@@ -261,3 +261,11 @@ def test_select_writes_a_sweep_the_search_accepts(tmp_path):
     params = spec.config["parameters"]
     assert params["recipe"] == {"values": ["resnet20/per_stage"]}
     assert params["blocks1"] == {"min": 1, "max": 2} and params["width1"]["max"] == 0.5
+
+
+def test_the_summary_says_when_no_control_ran():
+    from benchsuite.track.summary import control_lines
+
+    (line,) = control_lines([_row(), _row(label="resnet20-y")])
+    assert "none ran" in line and "--control scratch,zoo" in line
+    assert control_lines([]) == []

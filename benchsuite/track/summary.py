@@ -37,6 +37,10 @@ def top1_text(r: Row) -> str:
     return f"{t:.4f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _missing(value: object) -> bool:
+    return math.isnan(_num(value))
+
+
 def _same_reference(r: Row) -> tuple:
     return (r.get("model"), r.get("dataset"), r.get("seed"), r.get("device"), r.get("precision"))
 
@@ -54,6 +58,9 @@ def control_lines(rows: list[Row]) -> list[str]:
     lines: list[str] = []
     zoo = [r for r in rows if str(r.get("control") or "").startswith("zoo:")]
     pruning = [r for r in rows if not str(r.get("control") or "").startswith("zoo:")]
+    if pruning and not zoo and all(_missing(r.get("scratch_top1")) for r in pruning):
+        return ["controls: none ran beside these results; a pruning result means something "
+                "only beside them: --control scratch,zoo (or benchsuite frontier)"]
     for r in pruning:
         scratch = _num(r.get("scratch_top1"))
         if math.isnan(scratch):
