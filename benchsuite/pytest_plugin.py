@@ -74,6 +74,14 @@ def _rows(config: pytest.Config) -> list[CaseResult]:
     return config.pluginmanager.get_plugin(RowCollector.name).rows
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """`--schedules /abs/dir` (space-separated) must not move the rootdir (rootdir.py)."""
+    from .rootdir import fix_setup
+
+    fix_setup(early_config, args)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a pruning experiment (prune, fine-tune, bench)")
     config.pluginmanager.register(RowCollector(), RowCollector.name)
