@@ -91,7 +91,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return session_extras_notes(option(config, "executor"), option(config, "wandb"))
+    return session_extras_notes(option(config, "executor"), option(config, "wandb")) + (
+        _wandb_notes(config))
+
+
+def _wandb_mode(config: pytest.Config) -> str:
+    """The session's W&B mode: --wandb, else W&B's default (disabled without wandb)."""
+    from .track.wandb_log import default_mode
+
+    return default_wandb_mode(session_config(config).wandb) or default_mode()
+
+
+def _wandb_notes(config: pytest.Config) -> list[str]:
+    """Where W&B writes, when not in the project's folder (a read-only project)."""
+    from .track.wandb_log import wandb_notes
+
+    return wandb_notes(_wandb_mode(config))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -297,7 +312,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
         from .paths import output_problems
 
-        if problems := output_problems():
+        if problems := output_problems(wandb=_wandb_mode(session.config) != "disabled"):
             raise pytest.UsageError("; ".join(problems))
 
 

@@ -19,6 +19,8 @@ pytest_plugins = ["pytester"]
     (["--bench-threads", "two"], "--bench-threads: a positive integer or 'default', got 'two'"),
     (["--paired-mode", "solo"], "--paired-mode: 'solo' is not one of alternate, duet"),
     (["--latency-tolerance", "x"], "--latency-tolerance: a number >= 0 expected, got 'x'"),
+    # was a traceback of the tracker fixture once Redis and both workers had started
+    (["--wandb", "offlne"], "--wandb: 'offlne' is not one of offline, online, disabled"),
 ])
 def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, args: list[str],
                                        message: str) -> None:

@@ -169,3 +169,40 @@ def test_a_full_results_disk_is_found_before_any_work(tmp_path: Path):
         f"{sys.executable} -c '{code}'", env)
     assert ("the results folder cannot be written (No space left on device); fix it or set "
             "$BENCHSUITE_RESULTS to another folder") in out, out
+
+
+def test_a_w_and_b_folder_that_cannot_be_written_is_a_usage_error(pytester: pytest.Pytester,
+                                                                   tmp_path: Path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("x")
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCHSUITE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("WANDB_DIR", str(blocked))
+    monkeypatch.setenv("PYTHONPATH", str(PACKAGE_ROOT))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "benchsuite.experiments", "-m", "latency",
+        "--executor", "local", "--wandb", "offline", "--recipes", "level_elementwise",
+        "--model", "small_cnn", "--dense-epochs", "1", "--epochs", "1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
+    assert (f"the W&B folder cannot be written (File exists: {blocked}); fix it, set "
+            "$WANDB_DIR to another folder or pass --wandb disabled") in result.stderr.str()
+
+
+@needs_namespace
+def test_a_w_and_b_folder_moved_to_the_temp_folder_is_in_the_header(tmp_path: Path):
+    """With the project read-only (results and cache redirected), the W&B runs went to the
+    system temp folder and nothing said so."""
+    import tempfile
+
+    experiments = PACKAGE_ROOT / "experiments"
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_DIR"} | {
+        "BENCHSUITE_RESULTS": str(tmp_path / "results"),
+        "BENCHSUITE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(PACKAGE_ROOT),
+        "WANDB_MODE": "offline"}
+    out = _in_namespace(
+        f"mount --bind {experiments} {experiments}; "
+        f"mount -o remount,bind,ro {experiments}; cd {tmp_path}; "
+        f"{sys.executable} -m pytest -p no:cacheprovider --pyargs benchsuite.experiments "
+        "-m latency --executor local --recipes level_elementwise --model small_cnn --co", env)
+    assert (f"benchsuite: W&B writes to {Path(tempfile.gettempdir()) / 'wandb'}: "
+            f"{experiments / 'wandb'} cannot be written (read-only file system)") in out, out
