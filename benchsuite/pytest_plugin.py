@@ -309,6 +309,12 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
 def pytest_collection_finish(session: pytest.Session) -> None:
     if (error := session.config.stash.get(SELECTION_ERROR, None)) is not None:
         raise pytest.UsageError(error)
+    if any("latency_baseline" in getattr(item, "fixturenames", ()) for item in session.items):
+        from .track.baseline import baseline_problem
+
+        path = session_config(session.config).latency_baseline
+        if path is not None and (problem := baseline_problem(path)) is not None:
+            raise pytest.UsageError(problem)
     if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
         from .paths import output_problems
 
