@@ -151,3 +151,15 @@ def test_errors_quote_a_few_hundred_characters_at_most():
     with pytest.raises(RecipeError) as info:
         parse_recipe(deep)
     assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("pruners: {p: {class: [a]}}", r"pruners.p.class: unknown pruner class \['a'\]"),
+    ("pruners: {p: {class: {a: 1}}}", r"pruners.p.class: unknown pruner class \{'a': 1\}"),
+    (GOOD.replace("instance_name: p", "instance_name: [p]"),
+     r"policies\[0\].pruner.instance_name: no pruner named \['p'\] in pruners"),
+])
+def test_a_list_or_map_where_a_name_goes_is_a_recipe_error(text, message):
+    """A TypeError (unhashable type) before: not a user error, so the prune worker retried it."""
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(text)

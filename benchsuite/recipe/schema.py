@@ -109,7 +109,7 @@ def _component(section: str, name: str, body: Any) -> Component:
     if not cls:
         raise RecipeError(f"{path}.class", "required key is missing")
     known = _known(section)
-    if cls not in known:
+    if not isinstance(cls, str) or cls not in known:  # a list or map here: no TypeError
         raise RecipeError(f"{path}.class", f"unknown {section[:-1].replace('_', ' ')} class "
                           f"{shown(cls)} (known: {', '.join(sorted(known)) or 'none yet'})")
     if isinstance(known, dict):
@@ -144,7 +144,7 @@ def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Polic
         raise RecipeError(f"{path}.{kind}.{extra[0]}", "unknown key")
     instance = ref["instance_name"]
     section = POLICY_KINDS[kind]
-    if instance not in recipe[section]:
+    if not isinstance(instance, str) or instance not in recipe[section]:
         raise RecipeError(f"{path}.{kind}.instance_name", f"no {kind} named {shown(instance)} in "
                           f"{section} (defined: {', '.join(recipe[section]) or 'none'})")
     spec = {"pruner": catalog.POLICY_ARGS, "regularizer": catalog.REGULARIZER_POLICY_ARGS}
