@@ -163,3 +163,9 @@ def test_a_list_or_map_where_a_name_goes_is_a_recipe_error(text, message):
     """A TypeError (unhashable type) before: not a user error, so the prune worker retried it."""
     with pytest.raises(RecipeError, match=message):
         parse_recipe(text)
+
+
+def test_a_recipe_nested_too_deeply_is_a_recipe_error():
+    """A RecursionError before (not a user error: the prune worker retried it)."""
+    with pytest.raises(RecipeError, match=r"job\.yaml: nested too deeply"):
+        parse_recipe("pruners: " + "[" * 100_000 + "]" * 100_000, source="job.yaml")

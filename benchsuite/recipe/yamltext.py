@@ -10,6 +10,8 @@ check|dry-run` and the prune worker (``parse_recipe`` of the job's text).
   before anything is built: nine nested lists of nine aliases (a 358-byte "billion laughs")
   expand to 9^9 items, which took the session to 19 GB. Write the value out instead.
 - Error messages quote a value through ``shown``: at most a few hundred characters.
+- A document nested too deeply for PyYAML's recursive composer is a RecipeError too, not a
+  RecursionError (which the prune worker would retry).
 """
 
 from __future__ import annotations
@@ -86,3 +88,6 @@ def load_yaml(text: str, source: str | None = None) -> Any:
         raise RecipeError(e.path, e.message, source) from None
     except yaml.YAMLError as e:
         raise RecipeError("", f"not valid YAML: {e}", source) from None
+    except RecursionError:  # PyYAML composes recursively: `[[[[...` 100,000 deep
+        raise RecipeError("", "nested too deeply (lists or maps inside each other thousands "
+                              "of levels deep)", source) from None
