@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import UserError
 from ..hashing import git_sha
 from ..paths import results_dir
 from ..result import COLUMNS, TABLE, VERDICT_KEYS, CaseResult
@@ -44,8 +45,9 @@ def _locked(folder: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-class ResultsTableError(ValueError):
-    """The results table cannot be read; the message names the file and what to do."""
+class ResultsTableError(UserError):
+    """The results table cannot be read; the message names the file and what to do (a user
+    error: a case fails with the message alone)."""
 
 
 def repair_tail(path: Path) -> Path | None:
@@ -96,7 +98,7 @@ def table_problem(path: Path) -> str | None:
     next append quarantines it (``repair_tail``)."""
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no table yet (a bad folder: its own error)
         return None
     except OSError as e:
         return f"results table {path} cannot be read ({e.strerror})"
