@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ def recipe_files(folder: Path) -> dict[str, Path]:
     for p in sorted(folder.rglob("*.yaml")):
         rel = p.relative_to(folder)
         if p.name == GRID_FILE or rel.parts[0] in NOT_RECIPES:
+            continue
+        if not p.is_file():  # a FIFO, a socket, a dangling link: reading it would hang or fail
+            warnings.warn(f"{p}: not a regular file, skipped (not a recipe)", stacklevel=2)
             continue
         out[rel.with_suffix("").as_posix()] = p
     return out

@@ -96,6 +96,11 @@ def session_config(config: pytest.Config) -> SessionConfig:
         threshold = Threshold.parse(option(config, "accuracy-threshold"))
     except ValueError as e:
         raise pytest.UsageError(f"--accuracy-threshold: {e}") from None
+    from .track.wandb_log import MODES
+
+    if option(config, "wandb") not in ("", *MODES):  # here, not at the tracker (after Redis)
+        raise pytest.UsageError(f"--wandb: {option(config, 'wandb')!r} is not one of "
+                                f"{', '.join(MODES)}")
     out = SessionConfig(
         base=base_case(config), recipes=option(config, "recipes"),
         schedules=option_list(config, "schedules"), models=option_list(config, "model"),

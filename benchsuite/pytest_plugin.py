@@ -74,6 +74,14 @@ def _rows(config: pytest.Config) -> list[CaseResult]:
     return config.pluginmanager.get_plugin(RowCollector.name).rows
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """`--schedules /abs/dir` (space-separated) must not move the rootdir (rootdir.py)."""
+    from .rootdir import fix_setup
+
+    fix_setup(early_config, args)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a pruning experiment (prune, fine-tune, bench)")
     config.pluginmanager.register(RowCollector(), RowCollector.name)
@@ -83,7 +91,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return session_extras_notes(option(config, "executor"), option(config, "wandb"))
+    return session_extras_notes(option(config, "executor"), option(config, "wandb")) + (
+        _wandb_notes(config))
+
+
+def _wandb_mode(config: pytest.Config) -> str:
+    """The session's W&B mode: --wandb, else W&B's default (disabled without wandb)."""
+    from .track.wandb_log import default_mode
+
+    return default_wandb_mode(session_config(config).wandb) or default_mode()
+
+
+def _wandb_notes(config: pytest.Config) -> list[str]:
+    """Where W&B writes, when not in the project's folder (a read-only project)."""
+    from .track.wandb_log import wandb_notes
+
+    return wandb_notes(_wandb_mode(config))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -288,10 +311,16 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
 def pytest_collection_finish(session: pytest.Session) -> None:
     if (error := session.config.stash.get(SELECTION_ERROR, None)) is not None:
         raise pytest.UsageError(error)
+    if any("latency_baseline" in getattr(item, "fixturenames", ()) for item in session.items):
+        from .track.baseline import baseline_problem
+
+        path = session_config(session.config).latency_baseline
+        if path is not None and (problem := baseline_problem(path)) is not None:
+            raise pytest.UsageError(problem)
     if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
         from .paths import output_problems
 
-        if problems := output_problems():
+        if problems := output_problems(wandb=_wandb_mode(session.config) != "disabled"):
             raise pytest.UsageError("; ".join(problems))
 
 

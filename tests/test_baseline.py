@@ -9,6 +9,8 @@ import pytest
 
 from benchsuite.track.baseline import check, confirmed_check, load_baseline, save_baseline
 
+pytest_plugins = ["pytester"]
+
 
 def row(speedup: float, halfwidth: float = 0.01, **conditions: object) -> dict:
     base = {"device": "CPU", "device_name": "AMD EPYC (FP32, INT8)", "precision": "f32",
@@ -119,3 +121,33 @@ def test_a_passing_case_or_a_cached_result_is_not_measured_again(baseline: dict)
     assert calls == []
     verdict = confirmed_check(row(1.40), baseline, again=lambda: None)  # cached: no models
     assert not verdict.ok and "measured again" not in verdict.message
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "deep"])
+def test_a_bad_baseline_file_is_a_usage_error(pytester: pytest.Pytester, tmp_path: Path,
+                                              monkeypatch, kind: str) -> None:
+    """A missing or truncated --latency-baseline was a fixture-setup error at the first case,
+    with the fixture's source and a traceback."""
+    from benchsuite.broker.local import PACKAGE_ROOT
+
+    path = tmp_path / f"{kind}.json"
+    if kind == "truncated":
+        text = save_baseline([row(1.6)], tmp_path / "whole.json").read_text()
+        path.write_text(text[:len(text) // 2])
+    elif kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCHSUITE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("PYTHONPATH", str(PACKAGE_ROOT))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "benchsuite.experiments", "-m", "latency",
+        "--executor", "local", "--wandb", "disabled", "--recipes", "level_elementwise",
+        "--model", "small_cnn", "--dense-epochs", "1", "--epochs", "1",
+        "--latency-baseline", str(path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
+    (line,) = [x for x in result.stderr.lines if x.strip()]
+    assert line.startswith(f"ERROR: latency baseline {path} ")
+    assert {"missing": "not found (write one with --save-latency-baseline",
+            "truncated": "is not a benchsuite baseline: ",
+            "deep": "is not a benchsuite baseline: RecursionError"}[kind] in line
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -260,3 +260,26 @@ def test_a_bench_job_openvino_refuses_is_dead_lettered_at_once(redis_server, r, 
                {"dense_onnx": onnx_path})
     assert info.value.result is not None and info.value.result.attempts == 1
     assert "outside the base directory" in str(info.value)
+
+
+def test_a_yaml_bomb_as_a_prune_jobs_recipe_is_dead_lettered_once_naming_it(
+        redis_server, r, start_worker, executor_for) -> None:
+    """The issue-21 billion laughs sent as a prune job's recipe: two attempts of 41 s each, then
+    a dead letter that did not name the cause. Now the worker's parse_recipe refuses the alias:
+    a user error, dead-lettered at the first attempt, with the reason."""
+    start_worker(redis_server.url, "prune")
+    ex = executor_for(redis_server.url, timeout=120)
+    dense = {"model": "small_cnn", "dataset": "digits", "seed": 0, "epochs": 1}
+    trained = ex.run("train", dense, {})
+    levels = ["&a [" + ",".join(["lol"] * 9) + "]"]
+    levels += [f"&{name} [" + ",".join([f"*{below}"] * 9) + "]"
+               for below, name in zip("abcdefgh", "bcdefghi", strict=True)]
+    bomb = "pruners: [" + ", ".join(levels) + "]\n"
+    t0 = time.monotonic()
+    with pytest.raises(JobUserError, match=r"bomb: line 1, column 57: YAML alias \*a refused") \
+            as info:
+        ex.run("prune", dense | {"recipe_text": bomb, "recipe_name": "bomb"},
+               {"checkpoint": trained.files["checkpoint"]})
+    assert info.value.result.attempts == 1
+    assert time.monotonic() - t0 < 30
+    assert len(str(info.value)) < 600

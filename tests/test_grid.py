@@ -118,3 +118,20 @@ def test_label_names_every_setting_that_is_not_the_default():
                ("niter", 100), ("repeats", 5), ("train_images", None), ("control", "scratch")]
     labels = {replace(base, **{k: v}).label for k, v in changes}
     assert len(labels) == len(changes) and base.label not in labels  # all told apart
+
+
+def test_a_fifo_named_like_a_recipe_is_skipped_with_a_message(folder, tmp_path_factory):
+    """A FIFO `x.yaml` in --schedules became a case failing with FileNotFoundError x.yaml.yaml
+    (and reading it would block)."""
+    import os
+
+    mine = tmp_path_factory.mktemp("mine")
+    (mine / "own.yaml").write_text(RECIPE)
+    os.mkfifo(mine / "x.yaml")
+    with pytest.warns(UserWarning, match=rf"{mine / 'x.yaml'}: not a regular file, skipped"):
+        cases = generate_cases(folder, models=["resnet20"], precisions=["f32"],
+                               extra_folders=[mine])
+    assert [c.label for c in cases] == ["resnet20-own-default-CPU-f32"]
+    with pytest.warns(UserWarning, match="not a regular file"), \
+            pytest.raises(GridError, match=r"--recipes 'x' matched no recipe"):
+        generate_cases(folder, "x", extra_folders=[mine])

@@ -19,6 +19,8 @@ pytest_plugins = ["pytester"]
     (["--bench-threads", "two"], "--bench-threads: a positive integer or 'default', got 'two'"),
     (["--paired-mode", "solo"], "--paired-mode: 'solo' is not one of alternate, duet"),
     (["--latency-tolerance", "x"], "--latency-tolerance: a number >= 0 expected, got 'x'"),
+    # was a traceback of the tracker fixture once Redis and both workers had started
+    (["--wandb", "offlne"], "--wandb: 'offlne' is not one of offline, online, disabled"),
 ])
 def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, args: list[str],
                                        message: str) -> None:
@@ -36,3 +38,37 @@ def test_an_absolute_path_in_the_space_form_is_an_option(pytester: pytest.Pytest
                                            str(tmp_path), "--latency-baseline", "/tmp", "--co")
     assert "unrecognized arguments" not in result.stderr.str()
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_absolute_paths_in_the_space_form_collect_each_case_once(tmp_path) -> None:
+    """`--schedules /abs/dir` (and --recipes, --latency-baseline, --data-dir with absolute
+    paths, space-separated) moved pytest's rootdir to that folder: the checkout's pytest.ini
+    was not read and both benchsuite/experiments/test_latency.py and experiments/test_latency.py
+    were collected, every case twice. Run from the checkout, as the README writes it."""
+    import subprocess
+    import sys
+
+    from benchsuite.broker.local import PACKAGE_ROOT
+    from benchsuite.paths import in_checkout
+
+    if not in_checkout():
+        pytest.skip("needs the source checkout (its pytest.ini and experiments/)")
+    schedules = tmp_path / "mine"
+    schedules.mkdir()
+    recipe = (PACKAGE_ROOT / "schedules" / "l1_filters.yaml").read_text()
+    (schedules / "own.yaml").write_text(recipe)
+    (tmp_path / "other.yaml").write_text(recipe)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "base.json").write_text('{"version": 2, "cases": {}}')
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+         "-m", "latency", "--model", "small_cnn", "--schedules", str(schedules),
+         "--recipes", f"own,{tmp_path / 'other.yaml'}", "--latency-baseline",
+         str(tmp_path / "base.json"), "--data-dir", str(tmp_path / "data")],
+        cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=300)
+    ids = [line for line in out.stdout.splitlines() if "::test_latency[" in line]
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert sorted(i.split("::", 1)[1] for i in ids) == [
+        "test_latency[small_cnn-other-default-CPU-f32]",
+        "test_latency[small_cnn-own-default-CPU-f32]"], ids
+    assert all(i.startswith("experiments/test_latency.py::") for i in ids), ids

@@ -20,7 +20,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 # import name -> distribution name, where they differ
 DISTRIBUTIONS = {"yaml": "pyyaml", "sklearn": "scikit-learn", "PIL": "pillow",
                  "torch_pruning": "torch-pruning", "pytest_redis": "pytest-redis",
-                 "port_for": "port-for", "pytest_benchmark": "pytest-benchmark"}
+                 "port_for": "port-for", "pytest_benchmark": "pytest-benchmark",
+                 "_pytest": "pytest"}  # rootdir.py: pytest's own findpaths
 # bench/legacy.py runs under the legacy Python 3.6 env (OpenVINO 2021.4), not this one
 LEGACY = {"openvino.inference_engine", "ngraph"}
 

@@ -111,3 +111,30 @@ def test_case_does_not_import_the_tracking_side() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_broken_table_fails_before_the_w_and_b_run(tmp_path, monkeypatch) -> None:
+    """The W&B run was logged before the append that failed on the broken table, so each re-run
+    logged one more run for the same row; now neither is written until the table is fixed."""
+    from benchsuite.errors import UserError
+
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    logged: list[str] = []
+
+    class Tracker:
+        def log_case(self, row, onnx=None) -> str:
+            logged.append(row["case_id"])
+            return "run-folder"
+
+    results = tmp_path / "results"
+    Recorder(Tracker(), results=results).record(_result(case_id="c1"), Threshold.parse("-1pt"))
+    path = results / "results.csv"
+    header, first = path.read_text().splitlines(keepends=True)
+    path.write_text(header + "garbage,x,y,z,m,d,not-a-seed\n" + first)
+    row = _result()
+    _store(row)
+    with pytest.raises(UserError, match=r"results.csv, line 2: column seed: 'not-a-seed' is "
+                                        r"not a number"):
+        Recorder(Tracker(), results=results).record(row, Threshold.parse("-1pt"))
+    assert logged == ["c1"]  # no W&B run for c0
+    assert _cached("c0").recorded is False

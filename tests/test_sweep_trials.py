@@ -335,3 +335,34 @@ def test_ctrl_c_stops_a_sweep_and_hands_its_trial_back(project: pytest.Pytester,
 def trials_from_aof(redis_dir: Path, sweep_id: str):
     with RedisServer(redis_dir, appendonly=True) as server:
         return trials(server.url, sweep_id)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--sweep-count", "abc", "--sweep-count: an integer >= 1 expected, got 'abc'"),
+    ("--sweep-count", "0", "--sweep-count: an integer >= 1 expected, got '0'"),
+    ("--sweep-seed", "x", "--sweep-seed: an integer >= 0 expected, got 'x'"),
+    ("--sweep-lease", "0", "--sweep-lease: a number > 0 expected, got '0'"),
+])
+def test_sweep_numbers_name_their_option(project: pytest.Pytester, tmp_path: Path, option,
+                                         value, message):
+    """`--sweep-count abc` said "invalid literal for int()" without naming the option."""
+    path = sweep_file(tmp_path, "numbers")
+    result = project.runpytest_subprocess(*FAST, "--sweep", str(path), option, value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "invalid literal" not in result.stderr.str()
+
+
+def test_a_sweep_id_of_another_sweep_is_one_usage_error(project: pytest.Pytester,
+                                                        redis_url: str, tmp_path: Path):
+    """Reusing --sweep-id with another sweep file gave a traceback per item."""
+    RedisStore(redis_url, "taken", config={"name": "an earlier sweep"}).close()
+    path = sweep_file(tmp_path, "later")
+    result = project.runpytest_subprocess(*FAST, "--sweep", str(path), "--sweep-count", "3",
+                                          "--sweep-redis", redis_url, "--sweep-id", "taken")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-3000:]
+    out = result.stdout.str() + result.stderr.str()
+    assert out.count("sweep 'taken' in Redis was started with another config") == 1, out
+    assert f"(this session's: --sweep {path})" in out
+    assert "Traceback" not in out and "dense baseline" not in out
+    assert trials(redis_url, "taken") == []

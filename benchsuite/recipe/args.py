@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RecipeError
+from .yamltext import shown
 
 _MISSING = object()
 
@@ -35,7 +36,7 @@ class Arg:
 
 def _fraction(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecipeError(path, f"must be a number in [0, 1), got {value!r}")
+        raise RecipeError(path, f"must be a number in [0, 1), got {shown(value)}")
     if not 0 <= value < 1:
         raise RecipeError(path, f"must be in [0, 1), got {value}")
     return float(value)
@@ -45,10 +46,10 @@ def _weights(value: Any, path: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise RecipeError(path, f"must be a non-empty list of weight names, got {value!r}")
+        raise RecipeError(path, f"must be a non-empty list of weight names, got {shown(value)}")
     for i, w in enumerate(value):
         if not isinstance(w, str) or not w:
-            raise RecipeError(f"{path}[{i}]", f"must be a weight name, got {w!r}")
+            raise RecipeError(f"{path}[{i}]", f"must be a weight name, got {shown(w)}")
     return list(value)
 
 
@@ -59,22 +60,22 @@ def check_value(arg: Arg, value: Any, path: str) -> Any:
     if kind == "fraction_map":
         if not isinstance(value, dict) or not value:
             raise RecipeError(path, f"must be a map of weight name (or '*') to sparsity, "
-                              f"got {value!r}")
+                              f"got {shown(value)}")
         return {str(k): _fraction(v, f"{path}.{k}") for k, v in value.items()}
     if kind == "float_map":
         if not isinstance(value, dict) or not value:
             raise RecipeError(path, f"must be a map of weight name (or '*') to a number, "
-                              f"got {value!r}")
+                              f"got {shown(value)}")
         item = Arg("float", minimum=arg.minimum)
         return {str(k): check_value(item, v, f"{path}.{k}") for k, v in value.items()}
     if kind == "name_map":
         if not isinstance(value, dict) or not value:
             raise RecipeError(path, f"must be a map of weight name (or '*') to a value, "
-                              f"got {value!r}")
+                              f"got {shown(value)}")
         return {str(k): v for k, v in value.items()}
     if kind == "fraction_range":
         if not isinstance(value, list) or len(value) != 2:
-            raise RecipeError(path, f"must be [low, high] fractions, got {value!r}")
+            raise RecipeError(path, f"must be [low, high] fractions, got {shown(value)}")
         return [_fraction(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if kind == "weights":
         return _weights(value, path)
@@ -91,22 +92,22 @@ def check_value(arg: Arg, value: Any, path: str) -> Any:
             ok = ok and float(value).is_integer()
         if not ok:
             raise RecipeError(path, f"must be {'an integer' if kind == 'int' else 'a number'}, "
-                              f"got {value!r}")
+                              f"got {shown(value)}")
         if arg.minimum is not None and value < arg.minimum:
             raise RecipeError(path, f"must be >= {arg.minimum}, got {value}")
         return int(value) if kind == "int" else float(value)
     if kind == "bool":
         if not isinstance(value, bool):
-            raise RecipeError(path, f"must be true or false, got {value!r}")
+            raise RecipeError(path, f"must be true or false, got {shown(value)}")
         return value
     if kind == "str":
         if not isinstance(value, str):
-            raise RecipeError(path, f"must be a string, got {value!r}")
+            raise RecipeError(path, f"must be a string, got {shown(value)}")
         return value
     if kind == "choice":
         if value not in arg.choices:
             raise RecipeError(path, f"must be one of {', '.join(map(str, arg.choices))}, "
-                              f"got {value!r}")
+                              f"got {shown(value)}")
         return value
     if kind == "any":
         return value

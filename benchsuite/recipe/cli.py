@@ -15,12 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import RecipeError
 from .scale import scale_schedule
 from .schema import Recipe, load_recipe, parse_recipe
 from .template import read_recipe, render
+from .yamltext import load_yaml
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
@@ -38,7 +37,7 @@ def _param(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"--param must be NAME=VALUE, got {text!r}")
-    return name, yaml.safe_load(value)
+    return name, load_yaml(value, f"--param {name}")
 
 
 def _load(args: argparse.Namespace) -> Recipe:

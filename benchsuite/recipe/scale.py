@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import RecipeError
+from .yamltext import load_yaml
 
 _EPOCH_ARGS = ("step_size", "T_max", "T_0", "total_iters")
 
@@ -33,7 +34,7 @@ def scale_schedule(text: str, factor: float, source: str | None = None) -> str:
         raise RecipeError("", f"schedule scale must be > 0, got {factor}", source)
     if factor == 1:
         return text
-    doc = yaml.safe_load(text)
+    doc = load_yaml(text, source)  # size-checked, aliases refused
     if not isinstance(doc, dict):
         return text  # parse_recipe reports it
     for body in (doc.get("lr_schedulers") or {}).values():

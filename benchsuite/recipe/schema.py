@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import catalog
 from .args import Arg, check_args, check_value
 from .errors import RecipeError
 from .template import read_recipe, render
+from .yamltext import load_yaml, shown
 
 SECTIONS = ("pruners", "regularizers", "lr_schedulers", "extensions")
 KD = "knowledge_distillation"
@@ -104,15 +103,15 @@ def _known(section: str) -> dict[str, dict[str, Arg]] | tuple[str, ...]:
 def _component(section: str, name: str, body: Any) -> Component:
     path = f"{section}.{name}"
     if not isinstance(body, dict):
-        raise RecipeError(path, f"must be a map with a 'class' key, got {body!r}")
+        raise RecipeError(path, f"must be a map with a 'class' key, got {shown(body)}")
     args = dict(body)
     cls = args.pop("class", None)
     if not cls:
         raise RecipeError(f"{path}.class", "required key is missing")
     known = _known(section)
-    if cls not in known:
+    if not isinstance(cls, str) or cls not in known:  # a list or map here: no TypeError
         raise RecipeError(f"{path}.class", f"unknown {section[:-1].replace('_', ' ')} class "
-                          f"{cls!r} (known: {', '.join(sorted(known)) or 'none yet'})")
+                          f"{shown(cls)} (known: {', '.join(sorted(known)) or 'none yet'})")
     if isinstance(known, dict):
         args = check_args(known[cls], args, path)
     return Component(name, cls, args, section)
@@ -125,7 +124,7 @@ def _int(value: Any, path: str, minimum: int = 0) -> int:
 def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Policy:
     path = f"policies[{i}]"
     if not isinstance(body, dict):
-        raise RecipeError(path, f"must be a map, got {body!r}")
+        raise RecipeError(path, f"must be a map, got {shown(body)}")
     kinds = [k for k in POLICY_KINDS if k in body]
     if len(kinds) != 1:
         raise RecipeError(path, f"must name exactly one of {', '.join(POLICY_KINDS)}; "
@@ -145,13 +144,13 @@ def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Polic
         raise RecipeError(f"{path}.{kind}.{extra[0]}", "unknown key")
     instance = ref["instance_name"]
     section = POLICY_KINDS[kind]
-    if instance not in recipe[section]:
-        raise RecipeError(f"{path}.{kind}.instance_name", f"no {kind} named {instance!r} in "
+    if not isinstance(instance, str) or instance not in recipe[section]:
+        raise RecipeError(f"{path}.{kind}.instance_name", f"no {kind} named {shown(instance)} in "
                           f"{section} (defined: {', '.join(recipe[section]) or 'none'})")
     spec = {"pruner": catalog.POLICY_ARGS, "regularizer": catalog.REGULARIZER_POLICY_ARGS}
     given = ref.get("args") or {}
     if not isinstance(given, dict):
-        raise RecipeError(f"{path}.{kind}.args", f"must be a map, got {given!r}")
+        raise RecipeError(f"{path}.{kind}.args", f"must be a map, got {shown(given)}")
     args = check_args(spec.get(kind, {}), given, f"{path}.{kind}.args")
     if args.get("mask_gradients") and not args.get("mask_on_forward_only"):
         raise RecipeError(f"{path}.{kind}.args.mask_gradients", "needs mask_on_forward_only: "
@@ -163,7 +162,7 @@ def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Polic
                               "frequency, not both")
         epochs = body["epochs"]
         if not isinstance(epochs, list) or not epochs:
-            raise RecipeError(f"{path}.epochs", f"must be a non-empty list, got {epochs!r}")
+            raise RecipeError(f"{path}.epochs", f"must be a non-empty list, got {shown(epochs)}")
         policy.epochs = [_int(e, f"{path}.epochs[{j}]") for j, e in enumerate(epochs)]
     else:
         for key in ("starting_epoch", "ending_epoch"):
@@ -180,10 +179,7 @@ def _policy(i: int, body: Any, recipe: dict[str, dict[str, Component]]) -> Polic
 
 def parse_recipe(text: str, source: str | None = None) -> Recipe:
     """Parse rendered recipe text (no placeholders left) and validate its grammar."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise RecipeError("", f"not valid YAML: {e}", source) from None
+    doc = load_yaml(text, source)  # size-checked, aliases refused (yamltext.py)
     if not isinstance(doc, dict):
         raise RecipeError("", "a recipe must be a YAML map", source)
     try:
@@ -198,21 +194,21 @@ def parse_recipe(text: str, source: str | None = None) -> Recipe:
                               f"{', '.join(SECTIONS)}, policies, {KD})")
         version = doc.get("version", 1)
         if version != 1:
-            raise RecipeError("version", f"only version 1 is supported, got {version!r}")
+            raise RecipeError("version", f"only version 1 is supported, got {shown(version)}")
         sections: dict[str, dict[str, Component]] = {}
         for section in SECTIONS:
             body = doc.get(section) or {}
             if not isinstance(body, dict):
-                raise RecipeError(section, f"must be a map of instance names, got {body!r}")
+                raise RecipeError(section, f"must be a map of instance names, got {shown(body)}")
             sections[section] = {str(n): _component(section, str(n), b) for n, b in body.items()}
         policies = doc.get("policies") or []
         if not isinstance(policies, list):
-            raise RecipeError("policies", f"must be a list, got {policies!r}")
+            raise RecipeError("policies", f"must be a list, got {shown(policies)}")
         parsed = [_policy(i, p, sections) for i, p in enumerate(policies)]
         kd = None
         if doc.get(KD) is not None:
             if not isinstance(doc[KD], dict):
-                raise RecipeError(KD, f"must be a map, got {doc[KD]!r}")
+                raise RecipeError(KD, f"must be a map, got {shown(doc[KD])}")
             kd = check_args(catalog.KNOWLEDGE_DISTILLATION, doc[KD], KD)
     except RecipeError as e:
         raise RecipeError(e.path, e.message, source) from None

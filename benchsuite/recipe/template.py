@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from .errors import RecipeError
+from .yamltext import read_text
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:=([^}]*))?\}")
 COMMENT = re.compile(r"(?:^|\s)#", re.MULTILINE)
@@ -78,9 +79,6 @@ def render(text: str, params: dict[str, Any] | None = None, source: str | None =
 
 
 def read_recipe(path: Path) -> str:
-    """A recipe file's text; a file that is not UTF-8 text is a RecipeError naming it."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise RecipeError("", f"not a text (UTF-8) recipe file: byte {e.start} is "
-                              f"{e.object[e.start:e.start + 1]!r}", str(path)) from None
+    """A recipe file's text; a file over the size limit (1 MB) or not UTF-8 text is a
+    RecipeError naming it (yamltext.read_text)."""
+    return read_text(path)

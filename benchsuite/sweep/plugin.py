@@ -55,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not path:
         return
     from ..extras import MissingExtra, require
+    from ..options import _number
     from .config import SweepConfigError, load_sweep
     from .engines import ENGINES, optuna_distributions
 
@@ -70,8 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
                                    f"{', '.join(ENGINES)})")
         if engine == "optuna":
             optuna_distributions(spec)
-        if int(sweep_option(config, "sweep-count")) < 1:
-            raise SweepConfigError("--sweep-count must be at least 1")
+        _number(config, "sweep-count", int, 1)  # a usage error naming the option
+        _number(config, "sweep-seed", int, 0)
+        _number(config, "sweep-lease", float, 0, exclusive=True)
     except (SweepConfigError, ValueError) as e:
         raise pytest.UsageError(f"bad sweep config: {e}") from None
     setattr(config, _STATE, {"spec": spec, "lines": [], "outputs": []})
@@ -129,7 +131,12 @@ def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, swee
     spec = state["spec"]
     sweep_id = default_sweep_id(pytestconfig)
     budget = int(sweep_option(pytestconfig, "sweep-count"))
-    store = RedisStore(sweep_redis_url, sweep_id, config=spec.config)
+    try:
+        store = RedisStore(sweep_redis_url, sweep_id, config=spec.config)
+    except ValueError as e:  # its id holds another sweep: once, not an error per item
+        pytest.exit(f"--sweep-id {sweep_id}: {e} (this session's: --sweep "
+                    f"{sweep_option(pytestconfig, 'sweep')})",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
     engine = make_engine(sweep_option(pytestconfig, "sweep-engine"), spec, store, budget,
                          seed=int(sweep_option(pytestconfig, "sweep-seed")),
                          redis_url=sweep_redis_url, study_name=sweep_id,

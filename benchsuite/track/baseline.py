@@ -40,10 +40,11 @@ def load_baseline(path: str | Path) -> dict[str, dict]:
         raise FileNotFoundError(f"latency baseline {path} not found (write one with "
                                 f"--save-latency-baseline {path})")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
         cases = doc["cases"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"latency baseline {path} is not a benchsuite baseline: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, RecursionError) as e:
+        raise ValueError(f"latency baseline {path} is not a benchsuite baseline: "
+                         f"{type(e).__name__ if isinstance(e, RecursionError) else e}") from None
     if doc.get("version") not in READABLE:
         raise ValueError(f"latency baseline {path}: version {doc.get('version')!r}, "
                          f"expected one of {READABLE}")
@@ -56,6 +57,21 @@ def load_baseline(path: str | Path) -> dict[str, dict]:
             raise ValueError(f"latency baseline {path}: cases.{label}.speedup must be a "
                              f"positive number, got {speed!r}")
     return cases
+
+
+def baseline_problem(path: str | Path) -> str | None:
+    """Why the --latency-baseline file cannot be used (missing, truncated, not a baseline, not
+    readable), in one line naming it; None when it loads. Checked before any work, so it is a
+    usage error rather than a fixture's traceback at the first case."""
+    try:
+        load_baseline(path)
+    except FileNotFoundError as e:
+        return str(e)
+    except OSError as e:
+        return f"latency baseline {path} cannot be read ({e.strerror})"
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def save_baseline(rows: list[Row], path: str | Path) -> Path:

@@ -40,10 +40,14 @@ class Recorder:
         self.wandb_every_time = wandb_every_time
 
     def record(self, result: CaseResult, threshold: Threshold) -> CaseResult:
-        from .results import append_row
+        from ..paths import results_dir
+        from .results import append_row, broken_table
 
         result = result.decided(threshold.floor(result.dense_top1))
         new = not (result.cached and result.recorded)
+        table = Path(self.results or results_dir()) / "results.csv"
+        if new and (error := broken_table(table)) is not None:
+            raise error  # before the W&B run: a re-run after the fix logs it once
         if self.tracker is not None and (new or self.wandb_every_time):
             onnx = result.artifacts.get("pruned_onnx")
             run = self.tracker.log_case(result, Path(onnx) if onnx else None)

@@ -10,12 +10,12 @@ already points elsewhere. The session's `wandb-core` process is stopped at the e
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir, project_root
 from ..result import CONFIG, SUMMARY, CaseResult, keys_for
-from .results import per_layer_frame
 
 MODES = ("offline", "online", "disabled")
 SUMMARY_KEYS = keys_for(SUMMARY)
@@ -29,7 +29,35 @@ def default_mode() -> str:
 
 
 def wandb_dir() -> Path:
-    return Path(os.environ.get("WANDB_DIR") or project_root() / "experiments" / "wandb")
+    """The folder W&B writes in (its runs under `<folder>/wandb/`): $WANDB_DIR, else the
+    project's experiments/wandb, else (that one cannot be written) the system temp folder."""
+    return where_wandb_writes()[0]
+
+
+def where_wandb_writes() -> tuple[Path, str | None]:
+    """`wandb_dir()` and, when it is not the project's own, why (else None). W&B would fall
+    back to the system temp folder itself, without a word; the session header says it."""
+    if given := os.environ.get("WANDB_DIR"):
+        return Path(given), None  # the user's: checked before any work (paths.output_problems)
+    own = project_root() / "experiments" / "wandb"
+    there = next(p for p in (own, *own.parents) if p.exists())  # created at the first run
+    if there.is_dir() and os.access(there, os.W_OK | os.R_OK):
+        return own, None
+    why = "not a folder" if not there.is_dir() else (
+        "read-only file system" if _read_only(there) else "no permission")
+    return Path(tempfile.gettempdir()), f"{own} cannot be written ({why})"
+
+
+def _read_only(path: Path) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
+def wandb_notes(mode: str) -> list[str]:
+    """Session header lines: where W&B writes when it is not the project's folder."""
+    if mode == "disabled":
+        return []
+    folder, why = where_wandb_writes()
+    return [f"benchsuite: W&B writes to {folder / 'wandb'}: {why}"] if why else []
 
 
 def _keep_files_inside() -> None:
@@ -77,6 +105,8 @@ class WandbTracker:
             # would sit in clear (the conditions that matter are in the config above)
             settings=wandb.Settings(x_disable_meta=True),
         )
+        from .results import per_layer_frame
+
         try:
             run.summary.update({k: row.get(k) for k in SUMMARY_KEYS})
             table = per_layer_frame(row)
