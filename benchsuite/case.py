@@ -163,9 +163,9 @@ class Case:
     def latency_table_step(self) -> int | None:
         """The channel step of the latency table this case needs (its LatencyBudgetPruner's
         `round_to`, else 8), or None when it needs none."""
-        import yaml
+        from .recipe.yamltext import load_yaml
 
-        pruners = (yaml.safe_load(self.recipe_text()) or {}).get("pruners") or {}
+        pruners = (load_yaml(self.recipe_text()) or {}).get("pruners") or {}
         for p in pruners.values():
             if isinstance(p, dict) and p.get("class") == "LatencyBudgetPruner":
                 return int(p.get("round_to") or 8)

@@ -213,10 +213,10 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     from .recipe import parse_recipe
     from .train import FINETUNE_LR, evaluate, train
 
+    recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))  # fails first
     data = _load_data(spec)
     model = load_checkpoint(files["checkpoint"], spec["model"])
     example = torch.zeros(1, *data.input_shape)
-    recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))
     calibration = (data.x_train[:256], data.y_train[:256])  # for APoZ / Taylor / block ranking
     scheduler = CompressionScheduler(recipe, model, example, calibration=calibration,
                                      latency_table=spec.get("latency_table"))
