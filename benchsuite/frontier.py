@@ -57,6 +57,7 @@ class Point:
     seed: int
     precision: str
     row: CaseResult | None  # None: no case held the floor on the validation split
+    case: Case | None  # the chosen row's case (to run it again with a change)
     tried: int
     epochs: int  # fine-tuning epochs spent (cached cases count 0)
     note: str = ""
@@ -85,21 +86,21 @@ class Frontier:
                  f"{floor:.4f}), {time.time() - t0:.0f} s{' (cached)' if row.cached else ''}")
         return row
 
-    def best(self, method: str, seed: int, precision: str, rows: list[CaseResult],
-             note: str = "") -> Point:
-        """The fastest row that holds the floor on the validation split."""
-        holding = [r for r in rows if r.on_validation(self.threshold)[2]]
-        row = max(holding, key=lambda r: r.speedup) if holding else None
-        epochs = sum(int(r.finetune_epochs or 0) for r in rows if not r.cached)
-        point = Point(method, seed, precision, row, len(rows), epochs, note)
+    def best(self, method: str, seed: int, precision: str,
+             ran: list[tuple[Case, CaseResult]], note: str = "") -> Point:
+        """The fastest of the cases run that holds the floor on the validation split."""
+        holding = [(c, r) for c, r in ran if r.on_validation(self.threshold)[2]]
+        case, row = max(holding, key=lambda cr: cr[1].speedup) if holding else (None, None)
+        epochs = sum(int(r.finetune_epochs or 0) for _, r in ran if not r.cached)
+        point = Point(method, seed, precision, row, case, len(ran), epochs, note)
         self.points.append(point)
         return point
 
     # --- the methods ---------------------------------------------------------------------
     def uniform(self, seed: int, precision: str, ratios: list[float]) -> Point:
-        rows = [self.run(self._case("tp_uniform", {"ratio": r, "round_to": 8}, seed, precision))
-                for r in ratios]
-        return self.best("uniform", seed, precision, rows)
+        cases = [self._case("tp_uniform", {"ratio": r, "round_to": 8}, seed, precision)
+                 for r in ratios]
+        return self.best("uniform", seed, precision, [(c, self.run(c)) for c in cases])
 
     def search(self, seed: int, precision: str, space: Path, trials: int,
                engine: str = "bayes") -> Point:
@@ -121,29 +122,29 @@ class Frontier:
                                       f"  search {engine} seed {seed} trial {k}/{trials}: "
                                       f"{json.dumps(p, sort_keys=True)} -> {_outcome(o)}"))
         self.searches.setdefault(f"{engine} {precision}", []).append(outcomes)
-        rows = [CaseResult.from_dict(r) for r in inner.rows]
+        ran = [(spec.case_for(json.loads(r["sweep_params"]), base), CaseResult.from_dict(r))
+               for r in inner.rows]
         point = self.best("search" if engine == "bayes" else f"search ({engine})", seed,
-                          precision, rows, note=f"{len(rows)} of {trials} proposals fine-tuned"
+                          precision, ran, note=f"{len(ran)} of {trials} proposals fine-tuned"
                           f", {probed.skipped} skipped by the latency probe")
         point.epochs = sum(int(e or 0) for *_, e in outcomes)
         return point
 
     def follow(self, point: Point, method: str, **change: Any) -> Point:
         """The point's case again with `change` (KD parameters, INT8, the scratch control)."""
-        if point.row is None:
+        if point.case is None:
             return self.best(method, point.seed, point.precision, [], note="no point to follow")
-        case = self._case_of(point.row, point.seed)
         params = change.pop("params", None)
-        case = replace(case, params=case.params | (params or {}), **change)
+        case = replace(point.case, params=point.case.params | (params or {}), **change)
         return self.best(method, point.seed, change.get("precision") or point.precision,
-                         [self.run(case)])
+                         [(case, self.run(case))])
 
     def zoo(self, seed: int, precision: str, family: tuple[str, ...] | None = None) -> Point:
         from .grid import zoo_cases
 
         reference = self._case("dense", {}, seed, precision)
-        rows = [self.run(c) for c in zoo_cases([reference], family)]
-        return self.best("zoo", seed, precision, rows)
+        return self.best("zoo", seed, precision,
+                         [(c, self.run(c)) for c in zoo_cases([reference], family)])
 
     # --- helpers -----------------------------------------------------------------------------
     def _case(self, recipe: str, params: dict, seed: int, precision: str) -> Case:
@@ -155,16 +156,6 @@ class Frontier:
             raise ValueError(f"no recipe {recipe!r} in {schedules_dir()}")
         return replace(self.base, recipe=str(path), params=params, seed=seed,
                        precision=_precision(precision))
-
-    def _case_of(self, row: CaseResult, seed: int) -> Case:
-        from .grid import recipe_files
-        from .paths import schedules_dir
-
-        params = json.loads(row.recipe_params or "{}")
-        params.pop("schedule_scale", None)
-        path = recipe_files(schedules_dir()).get(row.recipe) or row.recipe
-        return replace(self.base, recipe=str(path), params=params, seed=seed,
-                       precision=row.precision_requested)
 
 
 class ProbedObjective:
@@ -444,11 +435,12 @@ def _save_found(frontier: Frontier, args: argparse.Namespace) -> None:
             continue
         best = max(points, key=lambda p: p.row.speedup)
         row = best.row
+        assert best.case is not None
         if row.speedup_ci_high is not None and row.speedup_ci_high <= 1.0:
             print(f"not saved ({precision}): {row.speedup:.3f}x is no gain")
             continue
         path = write_found_recipe(
-            frontier._case_of(row, best.seed),
+            best.case,
             found_by=f"benchsuite frontier: the search's fastest point at {precision} that held "
                      f"the floor ({frontier.threshold}) at seeds {args.seeds}",
             result={k: row.get(k) for k in ("speedup", "speedup_ci_low", "speedup_ci_high",

@@ -269,3 +269,23 @@ def test_the_summary_says_when_no_control_ran():
     (line,) = control_lines([_row(), _row(label="resnet20-y")])
     assert "none ran" in line and "--control scratch,zoo" in line
     assert control_lines([]) == []
+
+
+def test_the_frontier_runs_a_method_and_its_scratch_control_through_the_pipeline(tmp_path):
+    """A real (tiny) frontier: the peer at one ratio, then its point again as the scratch
+    control; both rows come from real training and a real paired measurement."""
+    from benchsuite.executor import LocalExecutor
+    from benchsuite.frontier import Frontier, table
+
+    base = Case(recipe="", model="small_cnn", dataset="digits", dense_epochs=3, epochs=1,
+                train_images=None, niter=50, bench_seconds=2.0)
+    said: list[str] = []
+    frontier = Frontier(base, Threshold.parse("0"), LocalExecutor(tmp_path), say=said.append)
+    point = frontier.uniform(0, "f32", [0.5])
+    assert point.row is not None and point.case is not None
+    assert point.row.val_top1 is not None and point.row.speedup > 0
+    scratch = frontier.follow(point, "scratch", control="scratch")
+    assert scratch.case.control == "scratch" and scratch.case.params == point.case.params
+    assert scratch.row.scratch_epochs == 3 + 1 and 0 <= scratch.row.scratch_top1 <= 1
+    text = "\n".join(table(frontier.points, frontier.threshold))
+    assert "| uniform | f32 | 1/1 |" in text and "| scratch | f32 |" in text
