@@ -279,33 +279,41 @@ def table(points: list[Point], threshold: Threshold) -> list[str]:
 
 
 def margins(points: list[Point]) -> list[str]:
-    """The pruning methods' margin over the best control at the same floor (< 1: a control
-    is faster), per precision, from the means over seeds."""
+    """Each pruning method's point against the dense zoo's at the same seed (both chosen on the
+    validation split; < 1: the control is faster), with both verdicts on the test split, then
+    the mean over seeds; and the pruned point against its architecture trained from scratch."""
     out = []
-    for precision in sorted({p.precision for p in points}):
-        def mean_speed(method: str, precision: str = precision) -> float:
-            rows = [p.row for p in points if p.method == method and p.precision == precision
-                    and p.row is not None and p.row.passed]
-            return statistics.fmean(r.speedup for r in rows) if rows else math.nan
-
-        zoo = mean_speed("zoo")
-        for method in ("uniform", "search", "kd"):
-            s = mean_speed(method)
-            if math.isnan(s) or math.isnan(zoo):
+    zoo = {(p.seed, p.precision): p.row for p in points if p.method == "zoo" and p.row}
+    for method in ("uniform", "search", "kd"):
+        ratios = []
+        for p in points:
+            control = zoo.get((p.seed, p.precision))
+            if p.method != method or p.row is None or control is None:
                 continue
-            verdict = ("faster than the dense zoo" if s > zoo else
-                       "NOT faster than the fastest dense-zoo network at the same floor")
-            out.append(f"{method} ({precision}): {s:.2f}x against the dense zoo's {zoo:.2f}x: "
-                       f"margin {s / zoo:.2f}x, {verdict}")
-        scratch = [p.row for p in points if p.method == "scratch" and p.precision == precision
-                   and p.row is not None and p.row.scratch_top1 is not None]
-        for r in scratch:
-            gap = ((r.top1_torch if r.top1_torch is not None else r.top1) - r.scratch_top1) * 100
-            out.append(f"scratch ({precision}, seed {r.seed}): pruned {gap:+.2f} pt over the same "
-                       f"architecture trained from scratch"
-                       + (" (scratch is as good: the pruning bought an architecture)"
-                          if gap <= 0 else ""))
+            ratio = p.row.speedup / control.speedup
+            ratios.append(ratio)
+            out.append(f"{method} ({p.precision}, seed {p.seed}): {p.row.speedup:.2f}x "
+                       f"({_verdict(p.row)}) against the dense zoo's "
+                       f"{str(control.control).removeprefix('zoo:')} {control.speedup:.2f}x "
+                       f"({_verdict(control)}): margin {ratio:.2f}"
+                       + ("" if ratio > 1 else ", the dense network is as fast or faster"))
+        if len(ratios) > 1:
+            out.append(f"{method}: mean margin over the dense zoo {statistics.fmean(ratios):.2f} "
+                       f"over {len(ratios)} seeds")
+    for p in points:
+        r = p.row
+        if p.method != "scratch" or r is None or r.scratch_top1 is None:
+            continue
+        gap = ((r.top1_torch if r.top1_torch is not None else r.top1) - r.scratch_top1) * 100
+        out.append(f"scratch ({p.precision}, seed {p.seed}): pruned {gap:+.2f} pt over the same "
+                   "architecture trained from scratch"
+                   + (" (scratch is as good: the pruning bought an architecture)"
+                      if gap <= 0 else ""))
     return out
+
+
+def _verdict(row: CaseResult) -> str:
+    return "holds on test" if row.passed else "under the floor on test"
 
 
 def search_lines(searches: dict[str, list[list[tuple]]], goal: str = "maximize") -> list[str]:

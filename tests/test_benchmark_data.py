@@ -289,3 +289,21 @@ def test_the_frontier_runs_a_method_and_its_scratch_control_through_the_pipeline
     assert scratch.row.scratch_epochs == 3 + 1 and 0 <= scratch.row.scratch_top1 <= 1
     text = "\n".join(table(frontier.points, frontier.threshold))
     assert "| uniform | f32 | 1/1 |" in text and "| scratch | f32 |" in text
+
+
+def test_the_frontier_puts_each_point_beside_the_dense_zoo_and_scratch():
+    from benchsuite.frontier import Point, margins
+
+    def point(method, seed, **kw):
+        return Point(method, seed, "f32", CaseResult(**kw), None, 1, 0)
+
+    lines = "\n".join(margins([
+        point("search", 0, speedup=2.69, passed=False),
+        point("zoo", 0, speedup=3.17, passed=True, control="zoo:resnet14_half"),
+        point("search", 1, speedup=3.3, passed=True),
+        point("zoo", 1, speedup=3.0, passed=True, control="zoo:resnet8"),
+        point("scratch", 0, speedup=2.67, top1=0.913, top1_torch=0.913, scratch_top1=0.9187)]))
+    assert "margin 0.85, the dense network is as fast or faster" in lines
+    assert "seed 1): 3.30x (holds on test)" in lines and "margin 1.10\n" in lines
+    assert "mean margin over the dense zoo 0.97 over 2 seeds" in lines
+    assert "pruned -0.57 pt over the same architecture" in lines
