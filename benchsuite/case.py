@@ -46,7 +46,7 @@ LATENCY_MODEL_ENV = "BENCHSUITE_LATENCY_MODEL"
 
 # The main job's training budget on Fashion-MNIST, chosen so that the dense ResNet-20 holds
 # >= 91.5 % Top-1 on the 10,000 test images and `./run.sh latency` fits in 15 minutes on 2
-# cores (README, "The main job's budget"). The suite's own tests pass their own (digits).
+# cores (README, "The main job"; docs/measurements.md). The suite's own tests use digits.
 DENSE_EPOCHS = 6
 FINETUNE_EPOCHS = 3
 TRAIN_IMAGES: int | None = 30000
