@@ -116,7 +116,7 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     assert row["threshold"] == 0.3 and bool(row["passed"]) is True
     assert row["wandb_run"] == str(run_dir) and contents["summary"]["passed"] is True
     # every setting that is not the default is in the label
-    label = "small_cnn-small_filters-0.5-CPU-f32-ep2-dense10-niter200-rep2"
+    label = "small_cnn-small_filters-0.5-CPU-f32-digits-ep2-dense10-niter200-rep2"
     assert contents["config"]["label"] == label
     assert contents["run"].run_group.startswith("session-")
     assert "per_layer/_type" in contents["history_keys"]  # logged as a wandb.Table
