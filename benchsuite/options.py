@@ -173,14 +173,19 @@ def base_case(config: pytest.Config) -> Case:
 
 
 def _train_images(text: str) -> int | None:
-    if text.strip().lower() in ("all", ""):
+    return _positive_or(text, "train-images", ("all", ""), "'all'")
+
+
+def _positive_or(text: str, name: str, words: tuple[str, ...], word: str) -> int | None:
+    """A positive integer, or None for one of `words`; else a usage error naming --`name`."""
+    if text.strip().lower() in words:
         return None
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise pytest.UsageError(f"--train-images: a positive integer or 'all', got {text!r}")
+        raise pytest.UsageError(f"--{name}: a positive integer or {word}, got {text!r}")
     return value
 
 
@@ -190,15 +195,7 @@ def _controls(config: pytest.Config) -> list[str]:
 
 
 def _threads(text: str) -> int | None:
-    if text.strip().lower() in ("default", "auto", ""):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise pytest.UsageError(f"--bench-threads: a positive integer or 'default', got {text!r}")
-    return value
+    return _positive_or(text, "bench-threads", ("default", "auto", ""), "'default'")
 
 
 

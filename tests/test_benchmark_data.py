@@ -282,7 +282,8 @@ def test_the_frontier_runs_a_method_and_its_scratch_control_through_the_pipeline
     said: list[str] = []
     frontier = Frontier(base, Threshold.parse("0"), LocalExecutor(tmp_path), say=said.append)
     point = frontier.uniform(0, "f32", [0.5])
-    assert point.row is not None and point.case is not None
+    assert point.case.params == {"ratio": 0.5, "round_to": 8}
+    assert point.row.case_id == point.case.case_id  # the row is the chosen case's
     assert point.row.val_top1 is not None and point.row.speedup > 0
     scratch = frontier.follow(point, "scratch", control="scratch")
     assert scratch.case.control == "scratch" and scratch.case.params == point.case.params

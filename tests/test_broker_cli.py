@@ -42,7 +42,6 @@ def test_server_command(tmp_path) -> None:
                              "--dir", str(tmp_path), "--aof"], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     try:
-        assert proc.stdout is not None
         line = proc.stdout.readline()
         url = line.split("--redis-url ")[1].strip()
         assert connect(url).ping()
@@ -58,7 +57,6 @@ def test_server_command_stops_cleanly_on_an_early_sigterm(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "benchsuite.broker.cli", "broker", "server",
                              "--dir", str(tmp_path)], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
-    assert proc.stdout is not None
     url = proc.stdout.readline().split("--redis-url ")[1].strip()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0

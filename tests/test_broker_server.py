@@ -55,7 +55,6 @@ def _start_parent(code: str) -> tuple[subprocess.Popen, int]:
     """A Python process running `code`, which starts a server and prints its pid."""
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
-    assert parent.stdout is not None
     return parent, int(parent.stdout.readline())
 
 

@@ -51,7 +51,8 @@ def test_a_garbage_line_is_named_and_nothing_is_appended(tmp_path: Path):
     before, parquet = path.read_bytes(), (tmp_path / "results.parquet").read_bytes()
     message = (rf"results table {path}, line 3: column seed: 'table' is not a number; fix or "
                r"delete that line")
-    assert table_problem(path) is not None
+    assert table_problem(path) == (f"results table {path}, line 3: column seed: 'table' is not "
+                                   "a number")
     for _ in range(3):
         with pytest.raises(ResultsTableError, match=message):
             append_row(_row(2), tmp_path)
