@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .executor import Executor, StageResult
-from .hashing import code_version, content_hash
-from .paths import cache_dir, schedules_dir
-from .recipe import read_recipe, render, template_parameters
-from .recipe.scale import scale_schedule
-from .result import CaseResult
-from .threshold import Threshold
-from .userspec import is_reference, source_digest
+from benchsuite.errors import UserError
+from benchsuite.executor import Executor, StageResult
+from benchsuite.hashing import code_version, content_hash
+from benchsuite.paths import cache_dir, schedules_dir
+from benchsuite.recipe import read_recipe, render, template_parameters
+from benchsuite.recipe.scale import scale_schedule
+from benchsuite.result import CaseResult
+from benchsuite.threshold import Threshold
+from benchsuite.userspec import is_reference, source_digest
 
 Progress = Callable[[str], None]
 # appended to a case's label when they differ from the defaults (prefix of the value)
@@ -149,21 +149,21 @@ class Case:
                                     "epochs": self.dense_epochs + self.epochs}
 
     def bench_settings(self) -> dict:
-        from .bench.int8 import inference_precision
+        from benchsuite.bench.int8 import inference_precision
 
         return {"device": self.device, "precision": inference_precision(self.precision),
                 "niter": self.niter, "repeats": self.repeats}
 
     @property
     def int8(self) -> bool:
-        from .bench.int8 import is_int8
+        from benchsuite.bench.int8 import is_int8
 
         return is_int8(self.precision)
 
     def latency_table_step(self) -> int | None:
         """The channel step of the latency table this case needs (its LatencyBudgetPruner's
         `round_to`, else 8), or None when it needs none."""
-        from .recipe.yamltext import load_yaml
+        from benchsuite.recipe.yamltext import load_yaml
 
         pruners = (load_yaml(self.recipe_text()) or {}).get("pruners") or {}
         for p in pruners.values():
@@ -186,11 +186,11 @@ def validate(case: Case) -> None:
     """Parse the recipe and bind it to a fresh model: bad recipes fail before any training."""
     import torch
 
-    from .data import describe_dataset
-    from .models import build_model, check_model_io
-    from .prune import CompressionScheduler
-    from .prune.fit import explain_misfit
-    from .recipe import RecipeError, parse_recipe
+    from benchsuite.data import describe_dataset
+    from benchsuite.models import build_model, check_model_io
+    from benchsuite.prune import CompressionScheduler
+    from benchsuite.prune.fit import explain_misfit
+    from benchsuite.recipe import RecipeError, parse_recipe
 
     check_settings(case)
     # a wrong path fails here, clearly
@@ -224,7 +224,7 @@ MIN_TELLING_IMAGES = 100
 def check_dense(case: Case, dense: dict) -> None:
     """A dense reference whose Top-1 is not above chance (its 95 % interval reaches 1 /
     classes) makes every floor meaningless: a CaseError naming its training budget."""
-    from .threshold import wilson_interval
+    from benchsuite.threshold import wilson_interval
 
     chance = 1 / int(dense.get("num_classes") or 10)
     images = int(dense["test_images"])

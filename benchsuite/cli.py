@@ -23,8 +23,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .extras import explain, install_hint
-from .paths import results_dir
+from benchsuite.extras import explain, install_hint
+from benchsuite.paths import results_dir
 
 # Where the subcommands come from, one line each: "module:function" adding them to the
 # subparsers (each sets `func`; an optional `run` wraps it), the extra the module needs ("" if
@@ -40,7 +40,7 @@ SUBCOMMANDS: list[tuple[str, str, tuple[str, ...]]] = [
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .track.report import build_report
+    from benchsuite.track.report import build_report
 
     path = build_report(Path(args.results), Path(args.out), cases=args.case or None)
     print(f"report: {path}")
@@ -60,7 +60,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def add_broker(sub: argparse._SubParsersAction) -> None:
-    from .broker import cli as broker_cli
+    from benchsuite.broker import cli as broker_cli
 
     broker_cli.add_subcommands(sub)
     for name in ("worker", "broker", "blobs"):  # a connection error: one line, exit 2

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .progress import Progress, forward
+from benchsuite.progress import Progress, forward
 
 
 @dataclass
@@ -104,7 +104,7 @@ class LocalExecutor:
 
     def run(self, stage: str, spec: dict, files: dict[str, Path],
             progress: Progress | None = None) -> StageResult:
-        from .trust import check_spec
+        from benchsuite.trust import check_spec
 
         check_spec(stage, spec)  # a malformed built-in spec: a UserError naming the field
         self._count += 1

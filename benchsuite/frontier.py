@@ -38,11 +38,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .case import Case
-from .executor import Executor, LocalExecutor
-from .result import CaseResult
-from .threshold import Threshold
-from .track.recording import Recorder, run_and_record
+from benchsuite.case import Case
+from benchsuite.executor import Executor, LocalExecutor
+from benchsuite.result import CaseResult
+from benchsuite.threshold import Threshold
+from benchsuite.track.recording import Recorder, run_and_record
 
 KD = {"kd_weight": 0.7, "kd_student_weight": 0.3, "kd_temperature": 4}
 METHODS = ("uniform", "search", "kd", "int8", "scratch", "zoo")
@@ -104,8 +104,8 @@ class Frontier:
 
     def search(self, seed: int, precision: str, space: Path, trials: int,
                engine: str = "bayes") -> Point:
-        from .sweep.bench import CaseObjective, run_search
-        from .sweep.config import CASE_KEYS, load_sweep
+        from benchsuite.sweep.bench import CaseObjective, run_search
+        from benchsuite.sweep.config import CASE_KEYS, load_sweep
 
         spec = load_sweep(space)
         # the frontier's case settings win over the sweep file's constants
@@ -140,7 +140,7 @@ class Frontier:
                          [(case, self.run(case))])
 
     def zoo(self, seed: int, precision: str, family: tuple[str, ...] | None = None) -> Point:
-        from .grid import zoo_cases
+        from benchsuite.grid import zoo_cases
 
         reference = self._case("dense", {}, seed, precision)
         return self.best("zoo", seed, precision,
@@ -148,8 +148,8 @@ class Frontier:
 
     # --- helpers -----------------------------------------------------------------------------
     def _case(self, recipe: str, params: dict, seed: int, precision: str) -> Case:
-        from .grid import recipe_files
-        from .paths import schedules_dir
+        from benchsuite.grid import recipe_files
+        from benchsuite.paths import schedules_dir
 
         path = recipe_files(schedules_dir()).get(recipe)
         if path is None:
@@ -189,9 +189,9 @@ class ProbedObjective:
 def probe_speedup(case: Case, executor: Executor) -> tuple[float, float]:
     """The speed-up of the case's pruned architecture, untrained, against its dense model:
     (estimate, upper end of its interval), from a short paired measurement."""
-    from .export.onnx import export_onnx
-    from .prune.dryrun import pruned_model
-    from .recipe import parse_recipe
+    from benchsuite.export.onnx import export_onnx
+    from benchsuite.prune.dryrun import pruned_model
+    from benchsuite.recipe import parse_recipe
 
     dense = executor.run("train", case.dense_spec(), {})
     shape = tuple(dense.result["input_shape"])
@@ -318,7 +318,7 @@ def _verdict(row: CaseResult) -> str:
 
 def search_lines(searches: dict[str, list[list[tuple]]], goal: str = "maximize") -> list[str]:
     """Best-so-far curves of each engine (mean over seeds), and the trials to 95 % of the best."""
-    from .sweep.bench import best_curve, within
+    from benchsuite.sweep.bench import best_curve, within
 
     lines = []
     for name, runs in searches.items():
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         threshold = Threshold.parse(args.threshold)
     except ValueError as e:
         ap.error(f"--threshold: {e}")
-    from .paths import schedules_dir
+    from benchsuite.paths import schedules_dir
 
     space = Path(args.space) if args.space else (
         schedules_dir() / "sweeps" / f"{args.model}_per_stage.yaml")
@@ -386,14 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     base = replace(base, model=args.model, dataset=args.dataset, data_dir=args.data_dir,
                    epochs=args.epochs, dense_epochs=args.dense_epochs,
                    train_images=args.train_images)
-    from .case import check_settings
+    from benchsuite.case import check_settings
 
     check_settings(base)
     work = Path(tempfile.mkdtemp(prefix="bs-frontier-work-"))
     frontier = Frontier(base, threshold, LocalExecutor(work),
                         say=lambda m: print(m, flush=True))
     seeds = [int(s) for s in args.seeds.split(",")]
-    from .models import MODEL_NAMES
+    from benchsuite.models import MODEL_NAMES
 
     family = tuple(m.strip() for m in args.zoo_models.split(",") if m.strip()) or None
     if family and (bad := sorted(set(family) - set(MODEL_NAMES))):
@@ -431,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _save_found(frontier: Frontier, args: argparse.Namespace) -> None:
-    from .paths import found_dir
-    from .sweep.session import write_found_recipe
+    from benchsuite.paths import found_dir
+    from benchsuite.sweep.session import write_found_recipe
 
     for precision in args.precisions.split(","):
         points = [p for p in frontier.points if p.method == "search"

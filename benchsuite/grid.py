@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from .case import Case
-from .paths import schedules_dir
+from benchsuite.case import Case
+from benchsuite.paths import schedules_dir
 
 GRID_FILE = "grid.yaml"
 
@@ -43,7 +43,7 @@ def recipe_files(folder: Path) -> dict[str, Path]:
 
 def _model_of(name: str) -> str | None:
     """A recipe under a folder named after a model (`resnet56/...`) is written for that model."""
-    from .models import MODEL_NAMES
+    from benchsuite.models import MODEL_NAMES
 
     head = name.split("/", 1)[0]
     return head if "/" in name and head in MODEL_NAMES else None
@@ -209,7 +209,7 @@ def zoo_cases(cases: list[Case], family: tuple[str, ...] | None = None) -> list[
     """The dense-zoo control of `cases`: for each model, device, precision and seed among them,
     one case per member of the dense family (models.DENSE_FAMILY) other than the model itself,
     trained from scratch and timed against that model's dense baseline (Case.control)."""
-    from .models import DENSE_FAMILY
+    from benchsuite.models import DENSE_FAMILY
 
     seen: dict[tuple, Case] = {}
     for case in cases:

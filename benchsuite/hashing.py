@@ -40,7 +40,7 @@ def git_sha() -> str:
     """The project's commit (12 hex digits), or "unknown" outside a git checkout."""
     import subprocess
 
-    from .paths import project_root
+    from benchsuite.paths import project_root
 
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=project_root(),

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from .case import Case
-from .threshold import Threshold
-from .trust import Trust, session_trust
+from benchsuite.case import Case
+from benchsuite.threshold import Threshold
+from benchsuite.trust import Trust, session_trust
 
 OPTIONS: list[tuple[str, str, str]] = [
     # (name, default, help)
@@ -96,7 +96,7 @@ def session_config(config: pytest.Config) -> SessionConfig:
         threshold = Threshold.parse(option(config, "accuracy-threshold"))
     except ValueError as e:
         raise pytest.UsageError(f"--accuracy-threshold: {e}") from None
-    from .track.wandb_log import MODES
+    from benchsuite.track.wandb_log import MODES
 
     if option(config, "wandb") not in ("", *MODES):  # here, not at the tracker (after Redis)
         raise pytest.UsageError(f"--wandb: {option(config, 'wandb')!r} is not one of "
@@ -150,8 +150,8 @@ def _choices(config: pytest.Config, name: str, allowed: tuple[str, ...]) -> None
 
 
 def base_case(config: pytest.Config) -> Case:
-    from .bench.paired import MODES
-    from .bench.result import PRECISIONS
+    from benchsuite.bench.paired import MODES
+    from benchsuite.bench.result import PRECISIONS
 
     _choices(config, "precision", (*PRECISIONS, "default", "int8"))
     _choices(config, "paired-mode", MODES)
@@ -203,7 +203,7 @@ def _threads(text: str) -> int | None:
 def worker_trust(config: pytest.Config, items: list[pytest.Item]) -> Trust:
     """What the session's local workers on a shared broker may read and import: the session's
     --data-dir, --dataset and --model, a sweep's values of them, and every collected case's."""
-    from .sweep.plugin import sweep_spec
+    from benchsuite.sweep.plugin import sweep_spec
 
     data_dirs = [option(config, "data-dir")]
     datasets = option_list(config, "dataset") or []

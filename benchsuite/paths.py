@@ -73,7 +73,7 @@ def output_problems(wandb: bool = False) -> list[str]:
     if not problems:
         problems += _results_table_problems(results_dir())
     if wandb:
-        from .track.wandb_log import wandb_dir
+        from benchsuite.track.wandb_log import wandb_dir
 
         folder = wandb_dir()
         try:
@@ -86,7 +86,7 @@ def output_problems(wandb: bool = False) -> list[str]:
 
 
 def _results_table_problems(folder: Path) -> list[str]:
-    from .track.results import broken_table
+    from benchsuite.track.results import broken_table
 
     for name in (".lock", "results.csv", "results.parquet"):
         path = folder / name

@@ -16,18 +16,18 @@ from collections.abc import Callable
 
 import pytest
 
-from .case import Case, calibrate_case
-from .errors import UserError
-from .executor import LocalExecutor
-from .extras import (
+from benchsuite.case import Case, calibrate_case
+from benchsuite.errors import UserError
+from benchsuite.executor import LocalExecutor
+from benchsuite.extras import (
     default_executor,
     default_wandb_mode,
     session_extras_notes,
     session_extras_problem,
 )
-from .options import OPTIONS, option, session_config
-from .result import CaseResult
-from .threshold import Threshold
+from benchsuite.options import OPTIONS, option, session_config
+from benchsuite.result import CaseResult
+from benchsuite.threshold import Threshold
 
 ROW_PROPERTY = "benchsuite_row"
 AA_PROPERTY = "benchsuite_aa"
@@ -77,7 +77,7 @@ def _rows(config: pytest.Config) -> list[CaseResult]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
     """`--schedules /abs/dir` (space-separated) must not move the rootdir (rootdir.py)."""
-    from .rootdir import fix_setup
+    from benchsuite.rootdir import fix_setup
 
     fix_setup(early_config, args)
 
@@ -97,14 +97,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def _wandb_mode(config: pytest.Config) -> str:
     """The session's W&B mode: --wandb, else W&B's default (disabled without wandb)."""
-    from .track.wandb_log import default_mode
+    from benchsuite.track.wandb_log import default_mode
 
     return default_wandb_mode(session_config(config).wandb) or default_mode()
 
 
 def _wandb_notes(config: pytest.Config) -> list[str]:
     """Where W&B writes, when not in the project's folder (a read-only project)."""
-    from .track.wandb_log import wandb_notes
+    from benchsuite.track.wandb_log import wandb_notes
 
     return wandb_notes(_wandb_mode(config))
 
@@ -112,7 +112,7 @@ def _wandb_notes(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "latency_case" not in metafunc.fixturenames:
         return
-    from .grid import GridError, generate_cases, zoo_cases
+    from benchsuite.grid import GridError, generate_cases, zoo_cases
 
     config = metafunc.config
     cfg = session_config(config)
@@ -137,7 +137,7 @@ def accuracy_threshold(pytestconfig: pytest.Config) -> Threshold:
 @pytest.fixture(scope="session")
 def latency_baseline(pytestconfig: pytest.Config):
     """(cases, tolerance) of --latency-baseline, or None when no baseline was given."""
-    from .track.baseline import load_baseline
+    from benchsuite.track.baseline import load_baseline
 
     cfg = session_config(pytestconfig)
     path = cfg.latency_baseline
@@ -148,7 +148,7 @@ def latency_baseline(pytestconfig: pytest.Config):
 def measure_again(stage_executor, pytestconfig):
     """Callable (case, row): the case's bench stage once more on the same models, its progress
     shown like the case's; None for a cached result (its models are not kept)."""
-    from .case import measure_again as again
+    from benchsuite.case import measure_again as again
 
     write = _live(pytestconfig)
 
@@ -186,8 +186,8 @@ def stage_executor(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 @pytest.fixture(scope="session")
 def tracker(pytestconfig: pytest.Config):
     """The W&B tracker of this session (one run per case, grouped by session)."""
-    from .hashing import git_sha
-    from .track.wandb_log import WandbTracker
+    from benchsuite.hashing import git_sha
+    from benchsuite.track.wandb_log import WandbTracker
 
     # one group for the whole session, shared by pytest-xdist workers (their testrunuid)
     run_id = getattr(pytestconfig, "workerinput", {}).get("testrunuid")
@@ -204,8 +204,8 @@ def hardware_skip_reason(pytestconfig):
     OpenVINO does not list, a precision the device does not run natively. External bench
     workers (--redis-url --no-local-workers) may sit on other hardware: then nothing is checked
     here (their benchmark names what is missing there)."""
-    from .bench.devices import device_skip_reason, precision_skip_reason
-    from .broker.fixtures import external_workers_only
+    from benchsuite.bench.devices import device_skip_reason, precision_skip_reason
+    from benchsuite.broker.fixtures import external_workers_only
 
     remote_bench = external_workers_only(pytestconfig)
 
@@ -223,8 +223,8 @@ def int8_problem(pytestconfig):
     the device lists INT8 and nncf imports in the bench workers' environment (the local
     workers' interpreter). External bench workers are not checked here (their bench stage
     says what is missing there)."""
-    from .bench.int8 import int8_problem as problem
-    from .broker.fixtures import external_workers_only
+    from benchsuite.bench.int8 import int8_problem as problem
+    from benchsuite.broker.fixtures import external_workers_only
 
     remote_bench = external_workers_only(pytestconfig)
     known: dict[str, str | None] = {}
@@ -243,8 +243,8 @@ def _bench_python(config: pytest.Config) -> str | None:
     """The interpreter the session's local bench worker runs in (None: this one)."""
     import sys
 
-    from .broker.local import env_python
-    from .extras import default_executor
+    from benchsuite.broker.local import env_python
+    from benchsuite.extras import default_executor
 
     if default_executor(session_config(config).executor) != "redis":
         return None
@@ -272,7 +272,7 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
                    hardware_skip_reason, aa_calibration, int8_problem):
     """Callable: run a case (or take its cached result), decide and record it (the recording
     service: track/recording.py), return its `CaseResult` (read like a dict)."""
-    from .track.recording import Recorder, run_and_record
+    from benchsuite.track.recording import Recorder, run_and_record
 
     write = _live(pytestconfig)
     force = session_config(pytestconfig).force
@@ -299,7 +299,7 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
             raise pytest.fail.Exception(str(e), pytrace=False) from None
         request.node.user_properties.append((ROW_PROPERTY, row.to_json(compact=True)))
         if (aa := aa_calibration(case)) is not None:
-            from .track.summary import speedup_text
+            from benchsuite.track.summary import speedup_text
 
             progress(f"A/A calibration: {speedup_text(aa)}")
             request.node.user_properties.append((AA_PROPERTY, json.dumps(aa)))
@@ -312,13 +312,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if (error := session.config.stash.get(SELECTION_ERROR, None)) is not None:
         raise pytest.UsageError(error)
     if any("latency_baseline" in getattr(item, "fixturenames", ()) for item in session.items):
-        from .track.baseline import baseline_problem
+        from benchsuite.track.baseline import baseline_problem
 
         path = session_config(session.config).latency_baseline
         if path is not None and (problem := baseline_problem(path)) is not None:
             raise pytest.UsageError(problem)
     if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
-        from .paths import output_problems
+        from benchsuite.paths import output_problems
 
         if problems := output_problems(wandb=_wandb_mode(session.config) != "disabled"):
             raise pytest.UsageError("; ".join(problems))
@@ -332,7 +332,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     rows = _rows(config)
     if hasattr(config, "workerinput") or not rows:  # xdist workers: the controller writes
         return
-    from .track.session import write_outputs
+    from benchsuite.track.session import write_outputs
 
     cfg = session_config(config)
     outputs = write_outputs(rows, cfg.save_latency_baseline, cfg.latency_baseline)
@@ -345,7 +345,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     rows = _rows(config)
     if not rows:
         return
-    from .track.session import summary_lines
+    from benchsuite.track.session import summary_lines
 
     calibrations = config.pluginmanager.get_plugin(RowCollector.name).calibrations
     terminalreporter.section("benchsuite: latency cases")

@@ -29,12 +29,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from .hashing import git_sha
-from .latency.report import PREDICTION_KEYS
+from benchsuite.hashing import git_sha
+from benchsuite.latency.report import PREDICTION_KEYS
 
 if TYPE_CHECKING:
-    from .case import Case
-    from .threshold import Threshold
+    from benchsuite.case import Case
+    from benchsuite.threshold import Threshold
 
 TABLE, CONFIG, SUMMARY, BENCH, BASELINE, CONDITION, REPORT, TRIAL = (
     "table", "config", "summary", "bench", "baseline", "condition", "report", "trial")
@@ -228,7 +228,7 @@ class CaseResult:
         Wilson interval over ``test_images``; ``top1`` and ``dense_top1`` are the deployed
         models' (track/top1.py). An INT8 case's precision is int8 and its speed-up method names
         its reference, dense at f32."""
-        from .track.top1 import top1_fields
+        from benchsuite.track.top1 import top1_fields
 
         d, p = bench["dense"], bench["pruned"]
         cond = bench.get("conditions") or {}
@@ -290,7 +290,7 @@ def _missing(value: Any) -> bool:
 
 def scratch_fields(pruned: dict) -> dict[str, Any]:
     """The scratch control's figures (with the Wilson interval of its Top-1), when it ran."""
-    from .threshold import wilson_interval
+    from benchsuite.threshold import wilson_interval
 
     if pruned.get("scratch_top1") is None:
         return {}

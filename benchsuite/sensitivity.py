@@ -59,8 +59,8 @@ def _parse_range(text: str) -> list[float]:
 def _mask(weight: torch.Tensor, sparsity: float, group_type: str) -> torch.Tensor:
     import torch
 
-    from .prune.elementwise import magnitude_mask
-    from .prune.structured import kept_count, l1_scores, structure_mask
+    from benchsuite.prune.elementwise import magnitude_mask
+    from benchsuite.prune.structured import kept_count, l1_scores, structure_mask
 
     if group_type == "element":
         return magnitude_mask(weight, sparsity)
@@ -81,9 +81,9 @@ def sensitivity_analysis(
     from torch import nn
     from tqdm import tqdm
 
-    from .prune.masks import clone_model, make_permanent
-    from .prune.names import prunable_weights
-    from .train import evaluate
+    from benchsuite.prune.masks import clone_model, make_permanent
+    from benchsuite.prune.names import prunable_weights
+    from benchsuite.train import evaluate
 
     model = clone_model(model).eval()
     make_permanent(model)
@@ -167,7 +167,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .stages import _load_data, load_checkpoint, train_stage
+    from benchsuite.stages import _load_data, load_checkpoint, train_stage
 
     spec = {"model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
             "seed": args.seed, "epochs": args.dense_epochs}

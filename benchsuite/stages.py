@@ -33,9 +33,9 @@ import shutil
 import time
 from pathlib import Path
 
-from .executor import StageResult
-from .hashing import code_version, content_hash
-from .paths import cache_dir
+from benchsuite.executor import StageResult
+from benchsuite.hashing import code_version, content_hash
+from benchsuite.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ EVAL_DATA = "eval_data.npz"  # calibration subset + test split for the bench wor
 
 
 def _load_data(spec: dict):
-    from .data import load_case_data
+    from benchsuite.data import load_case_data
 
     return load_case_data(spec["dataset"], spec["seed"], spec.get("data_dir"),
                           spec.get("train_images"), split_seed=DATA_SPLIT_SEED)
@@ -55,8 +55,8 @@ def _load_data(spec: dict):
 def _scores(model, data) -> dict:
     """Top-1/Top-5 on the test split and Top-1 on the validation split; a model whose logits
     are not finite (NaN weights, a diverged run) is an error that says so."""
-    from .errors import UserError
-    from .train import evaluate
+    from benchsuite.errors import UserError
+    from benchsuite.train import evaluate
 
     test = evaluate(model, data.x_test, data.y_test)
     val = evaluate(model, data.x_val, data.y_val)
@@ -70,7 +70,7 @@ def _scores(model, data) -> dict:
 def _save_checkpoint(model, spec: dict, data, path: Path) -> Path:
     import torch
 
-    from .prune.masks import clone_model, make_permanent
+    from benchsuite.prune.masks import clone_model, make_permanent
 
     clone = clone_model(model)
     make_permanent(clone)
@@ -87,8 +87,8 @@ def load_checkpoint(path: Path, model: str | None = None):
     checkpoint must not bring in a module that the job's checked spec does not name)."""
     import torch
 
-    from .models import build_model, load_thinned
-    from .trust import REFUSED, JobRefused
+    from benchsuite.models import build_model, load_thinned
+    from benchsuite.trust import REFUSED, JobRefused
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if model is not None and ckpt.get("model") != model:
@@ -100,7 +100,7 @@ def load_checkpoint(path: Path, model: str | None = None):
 
 def dense_key(spec: dict) -> str:
     keys = ("model", "dataset", "seed", "epochs")
-    from .train import train_threads  # the numbers depend on the thread count
+    from benchsuite.train import train_threads  # the numbers depend on the thread count
 
     subset = spec.get("train_images")
     threads = train_threads()
@@ -132,10 +132,10 @@ def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageRes
 
     import torch
 
-    from .export.onnx import export_onnx
-    from .models import build_model
-    from .prune import model_stats
-    from .train import DENSE_LR, DENSE_WARMUP, seed_everything, train
+    from benchsuite.export.onnx import export_onnx
+    from benchsuite.models import build_model
+    from benchsuite.prune import model_stats
+    from benchsuite.train import DENSE_LR, DENSE_WARMUP, seed_everything, train
 
     data = _load_data(spec)
     seed_everything(spec["seed"])
@@ -197,7 +197,7 @@ def _quarantine(folder: Path) -> None:
 def _write_eval_data(data, path: Path) -> Path:
     """The bench stage's data (bench/evaldata.py): a calibration subset of the training split
     and the test split, as numpy arrays (the bench worker has no torch)."""
-    from .bench.evaldata import write_eval_data
+    from benchsuite.bench.evaldata import write_eval_data
 
     return write_eval_data(path, data.x_train.numpy(), data.x_test.numpy(), data.y_test.numpy())
 
@@ -208,10 +208,10 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     (the dense model)."""
     import torch
 
-    from .export.onnx import export_onnx
-    from .prune import CompressionScheduler, model_stats
-    from .recipe import parse_recipe
-    from .train import FINETUNE_LR, evaluate, train
+    from benchsuite.export.onnx import export_onnx
+    from benchsuite.prune import CompressionScheduler, model_stats
+    from benchsuite.recipe import parse_recipe
+    from benchsuite.train import FINETUNE_LR, evaluate, train
 
     recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))  # fails first
     data = _load_data(spec)
@@ -275,8 +275,8 @@ def scratch_control(pruned, data, spec: dict, epochs: int) -> dict:
     the pruned architecture re-initialised and trained with the dense recipe for `epochs`, the
     case's whole budget (dense + fine-tuning epochs). When it reaches the pruned model's Top-1,
     the pruning bought an architecture, not weights."""
-    from .prune.masks import clone_model
-    from .train import DENSE_LR, DENSE_WARMUP, train
+    from benchsuite.prune.masks import clone_model
+    from benchsuite.train import DENSE_LR, DENSE_WARMUP, train
 
     model = clone_model(pruned)
     reinitialise(model, spec["seed"])
@@ -291,7 +291,7 @@ def scratch_control(pruned, data, spec: dict, epochs: int) -> dict:
 
 def _to_ir(files: dict[str, Path], names: tuple[str, ...], shape: tuple[int, ...],
            workdir: Path) -> tuple[dict[str, Path], float]:
-    from .export.ir import onnx_to_ir
+    from benchsuite.export.ir import onnx_to_ir
 
     t0 = time.perf_counter()
     models = {name: onnx_to_ir(files[f"{name}_onnx"], workdir / name / "model.xml", shape)
@@ -306,20 +306,20 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     counters and a cross-check. With int8 the pruned IR is quantized by NNCF first (calibrated
     on the blob's training subset) and timed against the dense IR at f32. With eval_data, both
     compiled models' Top-1 is measured on its test split (bench/accuracy.py)."""
-    from .bench import BenchSettings
-    from .bench.verdict import measure_pair
+    from benchsuite.bench import BenchSettings
+    from benchsuite.bench.verdict import measure_pair
 
     models, convert_seconds = _to_ir(files, ("dense", "pruned"), tuple(spec["input_shape"]),
                                      workdir)
     settings = BenchSettings(**spec.get("settings", {}))
     eval_data = None
     if "eval_data" in files:
-        from .bench.evaldata import read_eval_data
+        from benchsuite.bench.evaldata import read_eval_data
 
         eval_data = read_eval_data(files["eval_data"])
     extra: dict = {}
     if spec.get("int8"):
-        from .bench.int8 import quantize_ir
+        from benchsuite.bench.int8 import quantize_ir
 
         if eval_data is None:
             raise ValueError("an int8 case needs the evaluation blob (eval_data): its "
@@ -328,13 +328,13 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
                                               workdir / "pruned_int8" / "model.xml",
                                               settings.device)
         if settings.device.upper().startswith("CPU"):
-            from .bench.int8 import int8_layers
+            from benchsuite.bench.int8 import int8_layers
 
             quantized, total = int8_layers(models["pruned"], settings.device)
             extra["int8_layers"] = f"{quantized}/{total} conv/fc layers run u8/i8"
     result = measure_pair(models, workdir / "reports", settings, spec.get("paired"))
     if eval_data is not None and result.get("conditions", {}).get("mode") != "interleaved":
-        from .bench.accuracy import deployed_pair
+        from benchsuite.bench.accuracy import deployed_pair
 
         label = ("INT8 (NNCF), dense at f32" if spec.get("int8")
                  else str(result["conditions"].get("precision")))
@@ -344,7 +344,7 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     sizes = {f"{n}_ir_bytes": p.stat().st_size + p.with_suffix(".bin").stat().st_size
              for n, p in models.items()}
     if spec.get("latency_table") and not spec.get("int8"):  # the table is not of INT8 kernels
-        from .latency.report import predict_pair
+        from benchsuite.latency.report import predict_pair
 
         result |= predict_pair(models, spec["latency_table"], result["dense_latency_median_us"])
     return StageResult(result | extra | {"convert_seconds": convert_seconds, **sizes}, {})
@@ -353,8 +353,8 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
 def calibrate_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     """A/A calibration (bench worker): the dense model measured against itself with the same
     method and settings as the cases. spec: input_shape, settings[, paired]; files: dense_onnx."""
-    from .bench import BenchSettings
-    from .bench.verdict import calibrate
+    from benchsuite.bench import BenchSettings
+    from benchsuite.bench.verdict import calibrate
 
     models, _ = _to_ir(files, ("dense",), tuple(spec["input_shape"]), workdir)
     settings = BenchSettings(**spec.get("settings", {}))
@@ -365,10 +365,10 @@ def latency_table_stage(spec: dict, files: dict[str, Path], workdir: Path) -> St
     """The latency table for the dense model (bench worker). spec: input_shape, network, step,
     settings (BenchSettings fields)[, paired]; files: dense_onnx. Result: {"table": ...} with
     only this network's overhead, small enough for a job spec (a few hundred numbers)."""
-    from .bench import BenchSettings
-    from .bench.paired import PairedSettings
-    from .bench.verdict import paired_settings
-    from .latency.build import UNIT_SETTINGS, build_table
+    from benchsuite.bench import BenchSettings
+    from benchsuite.bench.paired import PairedSettings
+    from benchsuite.bench.verdict import paired_settings
+    from benchsuite.latency.build import UNIT_SETTINGS, build_table
 
     models, _ = _to_ir(files, ("dense",), tuple(spec["input_shape"]), workdir)
     case = paired_settings(BenchSettings(**spec.get("settings", {})), spec.get("paired"))

@@ -34,7 +34,7 @@ def deployed_accuracy(model_xml: Path, x: np.ndarray, y: np.ndarray, device: str
     precision the device actually used (read back from the compiled model)."""
     import openvino as ov
 
-    from .paired import compiled_property
+    from benchsuite.bench.paired import compiled_property
 
     t0 = time.perf_counter()
     compiled = ov.Core().compile_model(str(model_xml), device, _config(precision, threads))

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from benchsuite.errors import UserError
 
 INT8 = "int8"
 REFERENCE_PRECISION = "f32"  # an INT8 case's speed-up and accuracy reference: dense at f32
@@ -73,7 +73,7 @@ def nncf_problem(python: str | None = None) -> str | None:
 def int8_problem(device: str, bench_python: str | None = None) -> str | None:
     """The up-front check of an INT8 case: the device's INT8 capability, nncf importable. An
     absent device is not this check's business (such cases skip, naming the device)."""
-    from .devices import _base, _capabilities, device_skip_reason
+    from benchsuite.bench.devices import _base, _capabilities, device_skip_reason
 
     if device_skip_reason(device) is not None:
         return None

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .interval import estimate
+from benchsuite.bench.interval import estimate
 
 MODES = ("alternate", "duet")
 METHOD = "in-process paired rounds"
@@ -217,7 +217,7 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     """
     import openvino as ov
 
-    from .devices import device_name
+    from benchsuite.bench.devices import device_name
 
     settings = settings or PairedSettings()
     if len(models) != 2:
@@ -301,7 +301,7 @@ def compiled_property(compiled: Any, name: str, fallback: Any) -> Any:
         return fallback
     text = str(value)
     if name == "INFERENCE_PRECISION_HINT":
-        from .report import normalise_precision
+        from benchsuite.bench.report import normalise_precision
 
         return normalise_precision(text) or text
     try:

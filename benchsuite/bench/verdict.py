@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from ..progress import log as progress_log
-from .interval import bootstrap_median_ci
-from .paired import PairedSettings, measure_paired
-from .result import BenchSettings
-from .runner import benchmark_interleaved, speedup
+from benchsuite.bench.interval import bootstrap_median_ci
+from benchsuite.bench.paired import PairedSettings, measure_paired
+from benchsuite.bench.result import BenchSettings
+from benchsuite.bench.runner import benchmark_interleaved, speedup
+from benchsuite.progress import log as progress_log
 
 BAPP_METHOD = "benchmark_app interleaved runs"
 
@@ -38,7 +38,7 @@ def in_process_usable(settings: BenchSettings) -> bool:
     benchmark_app was configured for it)."""
     if settings.executable:
         return False
-    from .devices import available_devices
+    from benchsuite.bench.devices import available_devices
 
     base = settings.device.split(".")[0].split(":")[0]
     return any(d == settings.device or d.split(".")[0] == base for d in available_devices())

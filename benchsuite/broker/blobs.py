@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from .messages import FileRef
+from benchsuite.broker.messages import FileRef
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class BlobStore:
         """
         skipped: list[str] = []
         if referenced is None:
-            from .streams import referenced_blobs
+            from benchsuite.broker.streams import referenced_blobs
 
             referenced = referenced_blobs(self.r, skipped)
         now = time.time()

@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..trust import ANY_MODULE
-from .blobs import DEFAULT_TTL
-from .connection import BrokerConnectionError, connect, default_url, mask_url
+from benchsuite.broker.blobs import DEFAULT_TTL
+from benchsuite.broker.connection import BrokerConnectionError, connect, default_url, mask_url
+from benchsuite.trust import ANY_MODULE
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"
 
@@ -129,8 +129,8 @@ def _setup_logging(level: str = "INFO") -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ..trust import Trust
-    from .worker import Worker, WorkerConfig
+    from benchsuite.broker.worker import Worker, WorkerConfig
+    from benchsuite.trust import Trust
 
     _setup_logging(args.log_level)
     cfg = WorkerConfig(url=args.redis_url, kind=args.kind, device=args.device,
@@ -146,7 +146,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_blobs_cleanup(args: argparse.Namespace) -> int:
-    from .blobs import BlobStore
+    from benchsuite.broker.blobs import BlobStore
 
     _setup_logging()
     report = BlobStore(connect(args.redis_url)).cleanup(older_than=args.older_than,
@@ -161,7 +161,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """What the broker holds; an entry or key that cannot be read is named and skipped."""
     import redis
 
-    from .streams import DEAD, dead_letters, iter_keys, workers
+    from benchsuite.broker.streams import DEAD, dead_letters, iter_keys, workers
 
     r = connect(args.redis_url)
     print(f"redis: {mask_url(args.redis_url)}")
@@ -197,7 +197,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .server import RedisServer
+    from benchsuite.broker.server import RedisServer
 
     _setup_logging()
     # The handler goes in before anything else: a SIGTERM that comes while the server starts,

@@ -18,20 +18,16 @@ from pathlib import Path
 
 import redis
 
-from ..errors import UserError
-from ..executor import STAGES, StageResult, worker_kind
-from ..progress import Progress, StopStage
-from ..trust import check_spec
-from .blobs import DEFAULT_TTL, LOST_BLOB_HINT, BlobMissing, BlobStore
-from .connection import (
+from benchsuite.broker.blobs import DEFAULT_TTL, LOST_BLOB_HINT, BlobMissing, BlobStore
+from benchsuite.broker.connection import (
     DEFAULT_CONNECT_TIMEOUT,
     call_until_available,
     connect,
     is_connection_error,
     mask_url,
 )
-from .messages import FIELD, Job, MessageError, Result, parse_result
-from .streams import (
+from benchsuite.broker.messages import FIELD, Job, MessageError, Result, parse_result
+from benchsuite.broker.streams import (
     attempts_key,
     cancel_job,
     done_key,
@@ -41,6 +37,10 @@ from .streams import (
     progress_stream,
     result_stream,
 )
+from benchsuite.errors import UserError
+from benchsuite.executor import STAGES, StageResult, worker_kind
+from benchsuite.progress import Progress, StopStage
+from benchsuite.trust import check_spec
 
 log = logging.getLogger(__name__)
 

@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..extras import MissingExtra, require
+from benchsuite.extras import MissingExtra, require
 
 if TYPE_CHECKING:  # redis: the broker extra, imported when a fixture runs
-    from .executor import RedisExecutor
-    from .local import WorkerProcess
-    from .server import RedisServer
+    from benchsuite.broker.executor import RedisExecutor
+    from benchsuite.broker.local import WorkerProcess
+    from benchsuite.broker.server import RedisServer
 
 URL_ENV = "BENCHSUITE_REDIS_URL"  # as connection.URL_ENV (which imports redis)
 _HELP_URL = ("Redis URL of the broker (redis://, rediss://, unix://; also $BENCHSUITE_REDIS_URL, "
@@ -95,7 +95,7 @@ def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     password in force before it listens (its configuration is on its stdin, never in argv), no
     persistence; it dies with the session, however the session ends."""
     _require_broker()
-    from .server import RedisServer, RedisServerError, find_redis_server
+    from benchsuite.broker.server import RedisServer, RedisServerError, find_redis_server
 
     try:
         executable = find_redis_server()
@@ -117,7 +117,7 @@ def broker_redis_proc(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
 def broker_url(request: pytest.FixtureRequest) -> str:
     """The broker's Redis URL: ``--redis-url`` (checked now, clear error) or a private server."""
     _require_broker()
-    from .connection import BrokerConnectionError, connect
+    from benchsuite.broker.connection import BrokerConnectionError, connect
 
     url = _option(request.config, "benchsuite_redis_url")
     if url:
@@ -146,7 +146,7 @@ def _trust_args(request: pytest.FixtureRequest) -> list[str]:
     if not _option(request.config, "benchsuite_redis_url"):
         return ["--data-root", "/", "--allow-user-code"]
     try:
-        from ..options import worker_trust
+        from benchsuite.options import worker_trust
 
         return worker_trust(request.config, request.session.items).args()
     except ValueError:  # the main plugin's options are not registered: the grants of none
@@ -160,9 +160,9 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
     if external_workers_only(request.config):
         yield []
         return
-    from .connection import connect
-    from .local import Watchdog, WorkerProcess, stop_all, wait_for_workers
-    from .streams import job_stream
+    from benchsuite.broker.connection import connect
+    from benchsuite.broker.local import Watchdog, WorkerProcess, stop_all, wait_for_workers
+    from benchsuite.broker.streams import job_stream
 
     logs = tmp_path_factory.mktemp("broker-workers")
     args = [*broker_worker_args, *_trust_args(request)]
@@ -190,7 +190,7 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
 def broker_executor(broker_url: str, broker_workers: list[WorkerProcess],
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisExecutor]:
     """A ``RedisExecutor`` (same ``run`` as ``LocalExecutor``) over the session's broker."""
-    from .executor import RedisExecutor
+    from benchsuite.broker.executor import RedisExecutor
 
     executor = RedisExecutor(broker_url, workdir=tmp_path_factory.mktemp("broker-files"))
     yield executor
@@ -201,7 +201,7 @@ def broker_executor(broker_url: str, broker_workers: list[WorkerProcess],
 def broker_worker_factory(broker_url: str, tmp_path: Path
                           ) -> Iterator[Callable[..., WorkerProcess]]:
     """``start(kind, *args, **kw)``: an extra worker, stopped at the end of the test."""
-    from .local import WorkerProcess, stop_all
+    from benchsuite.broker.local import WorkerProcess, stop_all
 
     started: list[WorkerProcess] = []
 

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import benchsuite
-
-from ..children import die_with_parent
-from .connection import URL_ENV
+from benchsuite.broker.connection import URL_ENV
+from benchsuite.children import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ def wait_for_workers(r, count: int, stream: str | None = None, timeout: float = 
 
     A worker's id is reserved (state "starting", no stream, no environment yet) before its first
     beat: that is not a worker up (CI, under load, once read one between the two)."""
-    from .streams import workers
+    from benchsuite.broker.streams import workers
 
     deadline = time.monotonic() + timeout
     while True:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 
-from ..children import die_with_parent
+from benchsuite.children import die_with_parent
 
 log = logging.getLogger(__name__)
 

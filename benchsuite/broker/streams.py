@@ -24,8 +24,8 @@ from collections.abc import Iterator
 
 import redis
 
-from ..progress import StopStage
-from .messages import FIELD, RESULTS_PREFIX, MessageError, parse_job, parse_result
+from benchsuite.broker.messages import FIELD, RESULTS_PREFIX, MessageError, parse_job, parse_result
+from benchsuite.progress import StopStage
 
 GROUP = "workers"
 DEAD = "bs:dead"

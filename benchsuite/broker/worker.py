@@ -32,15 +32,17 @@ from pathlib import Path
 
 import redis
 
-from .. import executor as stage_registry
-from ..errors import UserError
-from ..progress import StopStage, forward
-from ..trust import Trust, check_job, worker_spec
-from .blobs import DEFAULT_TTL, LOST_BLOB_HINT, BlobMissing, BlobStore
-from .connection import call_until_available, connect, is_connection_error, mask_url
-from .health import environment
-from .messages import FIELD, Job, MessageError, Result, parse_job, salvage_address
-from .streams import (
+from benchsuite import executor as stage_registry
+from benchsuite.broker.blobs import DEFAULT_TTL, LOST_BLOB_HINT, BlobMissing, BlobStore
+from benchsuite.broker.connection import (
+    call_until_available,
+    connect,
+    is_connection_error,
+    mask_url,
+)
+from benchsuite.broker.health import environment
+from benchsuite.broker.messages import FIELD, Job, MessageError, Result, parse_job, salvage_address
+from benchsuite.broker.streams import (
     GROUP,
     WORKER_PREFIX,
     Streams,
@@ -50,6 +52,9 @@ from .streams import (
     job_stream,
     unique_worker_id,
 )
+from benchsuite.errors import UserError
+from benchsuite.progress import StopStage, forward
+from benchsuite.trust import Trust, check_job, worker_spec
 
 log = logging.getLogger("benchsuite.worker")
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
-from ..userspec import check_arguments, load_callable
-from .base import Splits
+from benchsuite.data.base import Splits
+from benchsuite.errors import UserError
+from benchsuite.userspec import check_arguments, load_callable
 
 
 def _stack(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:

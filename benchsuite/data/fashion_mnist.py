@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
-from .base import Splits
+from benchsuite.data.base import Splits
+from benchsuite.errors import UserError
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 ENV = "BENCHSUITE_FASHION_MNIST_DIR"

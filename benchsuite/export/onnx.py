@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..prune.masks import clone_model, make_permanent
+from benchsuite.prune.masks import clone_model, make_permanent
 
 OPSET = 13
 INPUT_NAME = "input"

@@ -9,6 +9,6 @@ precision, and a predictor of a (pruned) network's latency from its convolutions
 - `report.py` predicted vs measured latency over the results table; `benchsuite latency-model`.
 """
 
-from .spec import ConvSpec, LatencyTable, predict_us
+from benchsuite.latency.spec import ConvSpec, LatencyTable, predict_us
 
 __all__ = ["ConvSpec", "LatencyTable", "predict_us"]

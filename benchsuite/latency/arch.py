@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .spec import ConvSpec
+from benchsuite.latency.spec import ConvSpec
 
 
 def conv_specs(model: nn.Module, example_input: torch.Tensor) -> dict[str, ConvSpec]:

@@ -33,11 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from ..bench.paired import PairedSettings
-from ..hashing import content_hash
-from ..paths import cache_dir
-from .spec import TABLE_VERSION, ConvSpec, LatencyTable, grid_units, monotone, parse_geometry
-from .timing import cpu_paired
+from benchsuite.bench.paired import PairedSettings
+from benchsuite.hashing import content_hash
+from benchsuite.latency.spec import (
+    TABLE_VERSION,
+    ConvSpec,
+    LatencyTable,
+    grid_units,
+    monotone,
+    parse_geometry,
+)
+from benchsuite.latency.timing import cpu_paired
+from benchsuite.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +127,7 @@ def table_key(settings: PairedSettings, step: int) -> dict[str, Any]:
     """What a table's figures depend on (the file name is its hash)."""
     import openvino as ov
 
-    from ..bench.devices import device_name
+    from benchsuite.bench.devices import device_name
 
     return {"device": settings.device, "device_name": device_name(settings.device),
             "precision_requested": settings.precision, "threads": settings.threads,

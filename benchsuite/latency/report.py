@@ -28,7 +28,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .spec import LatencyTable
+from benchsuite.latency.spec import LatencyTable
 
 PREDICTION_KEYS = ("latency_predicted_us", "speedup_predicted", "latency_table_sum_us",
                    "dense_latency_table_sum_us", "dense_latency_table_measured_us")
@@ -37,7 +37,7 @@ PREDICTION_KEYS = ("latency_predicted_us", "speedup_predicted", "latency_table_s
 def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: float | None
                  ) -> dict[str, Any]:
     """The prediction fields of the bench stage for {"dense": xml, "pruned": xml}."""
-    from .build import convs_from_ir
+    from benchsuite.latency.build import convs_from_ir
 
     table = LatencyTable.from_dict(table_data)
     dense = table.sum_us(convs_from_ir(models["dense"]))
@@ -144,8 +144,8 @@ def summary_lines(df: Any, skipped: int) -> list[str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..paths import results_dir
-    from ..track.results import read_results
+    from benchsuite.paths import results_dir
+    from benchsuite.track.results import read_results
 
     folder = Path(args.results) if args.results else results_dir()
     rows = read_results(folder)
@@ -161,9 +161,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ..bench.paired import PairedSettings
-    from ..export.ir import onnx_to_ir
-    from .build import UNIT_SETTINGS, build_table, table_path
+    from benchsuite.bench.paired import PairedSettings
+    from benchsuite.export.ir import onnx_to_ir
+    from benchsuite.latency.build import UNIT_SETTINGS, build_table, table_path
 
     shape = tuple(int(v) for v in args.input.lower().split("x"))
     xml = onnx_to_ir(Path(args.onnx), Path(args.workdir) / "dense" / "model.xml", shape)

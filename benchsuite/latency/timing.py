@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..bench.interval import bootstrap_median_ci
-from ..bench.paired import PairedSettings, TimedModel, compiled_property
+from benchsuite.bench.interval import bootstrap_median_ci
+from benchsuite.bench.paired import PairedSettings, TimedModel, compiled_property
 
 MIN_HALFWIDTH_US = 1.0  # a grid point is good enough within ±1 µs
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resnet_cifar import BasicBlock
+from benchsuite.models.resnet_cifar import BasicBlock
 
 
 class Shortcut(nn.Module):

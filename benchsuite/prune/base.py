@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..recipe import Component, Policy
+from benchsuite.recipe import Component, Policy
 
 
 @dataclass

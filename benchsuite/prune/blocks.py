@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.blocks import bypass, residual_blocks
-from ..models.resnet_cifar import BasicBlock
-from ..recipe import Component, RecipeError
-from .base import PruneContext, Pruner
-from .criteria import Calibration
+from benchsuite.models.blocks import bypass, residual_blocks
+from benchsuite.models.resnet_cifar import BasicBlock
+from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.prune.criteria import Calibration
+from benchsuite.recipe import Component, RecipeError
 
 
 def _stage(name: str) -> str:

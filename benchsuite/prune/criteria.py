@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masks import effective
+from benchsuite.prune.masks import effective
 
 Calibration = tuple[torch.Tensor, torch.Tensor]
 Criterion = Callable[[nn.Module, list[str], int, Calibration | None, int], dict[str, torch.Tensor]]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masks import clone_model, make_permanent
+from benchsuite.prune.masks import clone_model, make_permanent
 
 
 class Distillation:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..models import build_model, check_model_io
-from ..recipe import Recipe
-from .scheduler import CompressionScheduler
-from .summary import LayerRow, layer_rows, totals
+from benchsuite.models import build_model, check_model_io
+from benchsuite.prune.scheduler import CompressionScheduler
+from benchsuite.prune.summary import LayerRow, layer_rows, totals
+from benchsuite.recipe import Recipe
 
 CALIBRATION = 32
 

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from ..models import MODEL_NAMES, build_model
-from ..recipe import Recipe, RecipeError
-from ..recipe.catalog import PRUNERS, REGULARIZERS
-from .names import strip_module
+from benchsuite.models import MODEL_NAMES, build_model
+from benchsuite.prune.names import strip_module
+from benchsuite.recipe import Recipe, RecipeError
+from benchsuite.recipe.catalog import PRUNERS, REGULARIZERS
 
 _NAMED = ("weights", "fraction_map", "float_map", "name_map")
 

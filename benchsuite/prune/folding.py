@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .criteria import _following_bn
-from .masks import split_name
+from benchsuite.prune.criteria import _following_bn
+from benchsuite.prune.masks import split_name
 
 
 def _stored(model: nn.Module, name: str) -> torch.Tensor | None:

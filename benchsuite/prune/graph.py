@@ -6,7 +6,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from .masks import clone_model, make_permanent
+from benchsuite.prune.masks import clone_model, make_permanent
 
 
 def _dg(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
@@ -100,7 +100,7 @@ def thin(model: nn.Module, example_input: torch.Tensor, kind: str = "Filters") -
         dg.get_pruning_group(conv, handler, idxs=sorted(idxs)).prune()
         removed[name] = len(idxs)
     # restore element-wise masks where the model still has zeros under them
-    from .masks import set_mask
+    from benchsuite.prune.masks import set_mask
 
     for pname in masked:
         param = model.get_parameter(pname)

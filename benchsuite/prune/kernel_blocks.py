@@ -15,11 +15,11 @@ import math
 import torch
 from torch import nn
 
-from ..recipe import Component, RecipeError
-from .base import PruneContext, Pruner
-from .masks import combine_mask, effective
-from .names import resolve_list
-from .schedule import policy_agp_target
+from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.prune.masks import combine_mask, effective
+from benchsuite.prune.names import resolve_list
+from benchsuite.prune.schedule import policy_agp_target
+from benchsuite.recipe import Component, RecipeError
 
 
 def _view_dims(shape: torch.Size, block: list[int]) -> tuple[int, int, int]:

@@ -40,17 +40,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..latency.arch import conv_specs
-from ..latency.spec import LatencyTable
-from ..models.blocks import bypass, residual_blocks
-from ..models.resnet_cifar import BasicBlock
-from ..recipe import Component, RecipeError
-from .base import PruneContext, Pruner
-from .blocks import bypass_loss_scores
-from .criteria import Calibration
-from .masks import combine_mask, effective
-from .names import resolve_list
-from .structured import _param, structure_mask
+from benchsuite.latency.arch import conv_specs
+from benchsuite.latency.spec import LatencyTable
+from benchsuite.models.blocks import bypass, residual_blocks
+from benchsuite.models.resnet_cifar import BasicBlock
+from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.prune.blocks import bypass_loss_scores
+from benchsuite.prune.criteria import Calibration
+from benchsuite.prune.masks import combine_mask, effective
+from benchsuite.prune.names import resolve_list
+from benchsuite.prune.structured import _param, structure_mask
+from benchsuite.recipe import Component, RecipeError
 
 log = logging.getLogger(__name__)
 # a unit the table says saves nothing (a plateau of the monotone grid) is taken last, not never:

@@ -11,7 +11,7 @@ import difflib
 
 from torch import nn
 
-from ..recipe import RecipeError
+from benchsuite.recipe import RecipeError
 
 
 def strip_module(name: str) -> str:

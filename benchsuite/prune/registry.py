@@ -7,25 +7,25 @@ import inspect
 import torch
 from torch import nn
 
-from ..recipe import Component
-from .base import Pruner
-from .blocks import BlockRemover
-from .criteria import Calibration
-from .elementwise import (
+from benchsuite.prune.base import Pruner
+from benchsuite.prune.blocks import BlockRemover
+from benchsuite.prune.criteria import Calibration
+from benchsuite.prune.elementwise import (
     AutomatedGradualPruner,
     MagnitudeParameterPruner,
     SensitivityPruner,
     SparsityLevelParameterPruner,
     SplicingPruner,
 )
-from .kernel_blocks import RankedBlocksPruner
-from .latency_budget import LatencyBudgetPruner
-from .structured import (
+from benchsuite.prune.kernel_blocks import RankedBlocksPruner
+from benchsuite.prune.latency_budget import LatencyBudgetPruner
+from benchsuite.prune.structured import (
     L1RankedStructureParameterPruner,
     RandomLevelStructureParameterPruner,
     structure_class,
 )
-from .tp_uniform import TorchPruningUniform
+from benchsuite.prune.tp_uniform import TorchPruningUniform
+from benchsuite.recipe import Component
 
 # Distiller one-shot name -> (criterion, Bernoulli selection); `<name>_AGP` is the AGP variant.
 STRUCTURED: dict[str, tuple[str, bool]] = {

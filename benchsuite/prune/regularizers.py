@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..recipe import Component, RecipeError
-from .groups import GROUP_TYPES, channel_norms, lasso, threshold_keep
-from .masks import combine_mask, effective, split_name
-from .names import resolve
+from benchsuite.prune.groups import GROUP_TYPES, channel_norms, lasso, threshold_keep
+from benchsuite.prune.masks import combine_mask, effective, split_name
+from benchsuite.prune.names import resolve
+from benchsuite.recipe import Component, RecipeError
 
 
 def _weight(model: nn.Module, name: str) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from ..recipe import Policy
+from benchsuite.recipe import Policy
 
 
 def agp_target(initial: float, final: float, start: int, end: int, freq: int, epoch: int) -> float:

@@ -28,19 +28,19 @@ import logging
 import torch
 from torch import nn
 
-from ..recipe import Policy, Recipe, RecipeError
-from ..train import TrainHooks
-from .base import PruneContext, Pruner
-from .criteria import Calibration
-from .distillation import Distillation
-from .elementwise import SparsityLevelParameterPruner
-from .folding import folded
-from .graph import thin
-from .lr import lr_class, step_to
-from .masks import drop_mask, get_mask, set_mask
-from .names import resolve_map
-from .registry import build_pruner
-from .regularizers import REGULARIZER_CLASSES, Regularizer
+from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.prune.criteria import Calibration
+from benchsuite.prune.distillation import Distillation
+from benchsuite.prune.elementwise import SparsityLevelParameterPruner
+from benchsuite.prune.folding import folded
+from benchsuite.prune.graph import thin
+from benchsuite.prune.lr import lr_class, step_to
+from benchsuite.prune.masks import drop_mask, get_mask, set_mask
+from benchsuite.prune.names import resolve_map
+from benchsuite.prune.registry import build_pruner
+from benchsuite.prune.regularizers import REGULARIZER_CLASSES, Regularizer
+from benchsuite.recipe import Policy, Recipe, RecipeError
+from benchsuite.train import TrainHooks
 
 log = logging.getLogger(__name__)
 

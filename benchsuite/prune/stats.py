@@ -6,8 +6,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from .masks import clone_model, make_permanent
-from .names import prunable_weights
+from benchsuite.prune.masks import clone_model, make_permanent
+from benchsuite.prune.names import prunable_weights
 
 
 def model_stats(model: nn.Module, example_input: torch.Tensor) -> dict:

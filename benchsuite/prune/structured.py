@@ -30,13 +30,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..recipe import Component, RecipeError
-from .base import PruneContext, Pruner
-from .criteria import CRITERIA, NEEDS_DATA, Calibration
-from .graph import all_coupled_filters
-from .masks import combine_mask, effective
-from .names import resolve_list
-from .schedule import policy_agp_target
+from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.prune.criteria import CRITERIA, NEEDS_DATA, Calibration
+from benchsuite.prune.graph import all_coupled_filters
+from benchsuite.prune.masks import combine_mask, effective
+from benchsuite.prune.names import resolve_list
+from benchsuite.prune.schedule import policy_agp_target
+from benchsuite.recipe import Component, RecipeError
 
 
 def kept_count(n: int, sparsity: float, round_to: int = 1) -> int:

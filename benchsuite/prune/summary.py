@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .masks import clone_model, make_permanent
+from benchsuite.prune.masks import clone_model, make_permanent
 
 
 @dataclass

@@ -14,8 +14,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from ..recipe import Component
-from .base import PruneContext, Pruner
+from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.recipe import Component
 
 
 def classifier(model: nn.Module) -> list[nn.Module]:

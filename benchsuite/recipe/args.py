@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RecipeError
-from .yamltext import shown
+from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.yamltext import shown
 
 _MISSING = object()
 

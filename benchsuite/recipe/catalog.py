@@ -6,7 +6,7 @@ implementations live in `benchsuite.prune` under the same names (`prune/registry
 
 from __future__ import annotations
 
-from .args import Arg
+from benchsuite.recipe.args import Arg
 
 _WEIGHTS = Arg("weights", required=True)
 _ROUND_TO = Arg("int", default=1, minimum=1, help="keep channel counts at multiples of N")

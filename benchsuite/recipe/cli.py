@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import RecipeError
-from .scale import scale_schedule
-from .schema import Recipe, load_recipe, parse_recipe
-from .template import read_recipe, render
-from .yamltext import load_yaml
+from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.scale import scale_schedule
+from benchsuite.recipe.schema import Recipe, load_recipe, parse_recipe
+from benchsuite.recipe.template import read_recipe, render
+from benchsuite.recipe.yamltext import load_yaml
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
@@ -51,8 +51,8 @@ def _load(args: argparse.Namespace) -> Recipe:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..prune.dryrun import bind
-    from ..prune.fit import explain_misfit
+    from benchsuite.prune.dryrun import bind
+    from benchsuite.prune.fit import explain_misfit
 
     recipe = _load(args)
     try:
@@ -73,8 +73,8 @@ def _fmt(n: int) -> str:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-    from ..prune.dryrun import dry_run
-    from ..prune.fit import explain_misfit
+    from benchsuite.prune.dryrun import dry_run
+    from benchsuite.prune.fit import explain_misfit
 
     recipe = _load(args)
     try:

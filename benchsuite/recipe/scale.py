@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from .errors import RecipeError
-from .yamltext import load_yaml
+from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.yamltext import load_yaml
 
 _EPOCH_ARGS = ("step_size", "T_max", "T_0", "total_iters")
 

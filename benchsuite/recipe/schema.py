@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import catalog
-from .args import Arg, check_args, check_value
-from .errors import RecipeError
-from .template import read_recipe, render
-from .yamltext import load_yaml, shown
+from benchsuite.recipe import catalog
+from benchsuite.recipe.args import Arg, check_args, check_value
+from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.template import read_recipe, render
+from benchsuite.recipe.yamltext import load_yaml, shown
 
 SECTIONS = ("pruners", "regularizers", "lr_schedulers", "extensions")
 KD = "knowledge_distillation"

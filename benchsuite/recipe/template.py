@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from .errors import RecipeError
-from .yamltext import read_text
+from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.yamltext import read_text
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:=([^}]*))?\}")
 COMMENT = re.compile(r"(?:^|\s)#", re.MULTILINE)

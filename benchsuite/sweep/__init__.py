@@ -14,6 +14,6 @@ import warnings
 warnings.filterwarnings("ignore", message="Valid config keys have changed in V2",
                         category=UserWarning)
 
-from .config import SweepConfigError, SweepSpec, check_config, load_sweep  # noqa: E402
+from benchsuite.sweep.config import SweepConfigError, SweepSpec, check_config, load_sweep  # noqa: E402
 
 __all__ = ["SweepConfigError", "SweepSpec", "check_config", "load_sweep"]

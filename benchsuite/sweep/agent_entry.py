@@ -73,10 +73,10 @@ def build_case(params: dict[str, Any]):
     """(case, threshold or None, dropped parameter names) from one trial's parameters."""
     from dataclasses import replace
 
-    from ..case import Case
-    from ..recipe import template_parameters
-    from ..threshold import Threshold
-    from .config import CASE_KEYS, RECIPE_KEY, THRESHOLD_KEY, recipe_path
+    from benchsuite.case import Case
+    from benchsuite.recipe import template_parameters
+    from benchsuite.sweep.config import CASE_KEYS, RECIPE_KEY, THRESHOLD_KEY, recipe_path
+    from benchsuite.threshold import Threshold
 
     if RECIPE_KEY not in params:
         raise ValueError(f"no --{RECIPE_KEY}=NAME among the parameters {sorted(params)}")
@@ -96,10 +96,10 @@ def build_case(params: dict[str, Any]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..executor import LocalExecutor
-    from ..threshold import Threshold
-    from ..track.recording import Recorder, run_and_record
-    from ..track.wandb_log import WandbTracker
+    from benchsuite.executor import LocalExecutor
+    from benchsuite.threshold import Threshold
+    from benchsuite.track.recording import Recorder, run_and_record
+    from benchsuite.track.wandb_log import WandbTracker
 
     parser = argparse.ArgumentParser(prog="benchsuite.sweep.agent_entry", add_help=False)
     parser.add_argument("--help", "-h", action="store_true")

@@ -23,15 +23,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..case import Case
-from ..progress import StopStage
-from ..result import CaseResult
-from ..threshold import Threshold
-from ..track.recording import Recorder, run_and_record
-from .config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
-from .engines import SweepsEngine
-from .fidelity import EpochWatch
-from .store import MemoryStore
+from benchsuite.case import Case
+from benchsuite.progress import StopStage
+from benchsuite.result import CaseResult
+from benchsuite.sweep.config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
+from benchsuite.sweep.engines import SweepsEngine
+from benchsuite.sweep.fidelity import EpochWatch
+from benchsuite.sweep.store import MemoryStore
+from benchsuite.threshold import Threshold
+from benchsuite.track.recording import Recorder, run_and_record
 
 # params[, watch] -> (objective, feasible, metrics with finetune_epochs when known); an
 # objective that takes a watch (CaseObjective) can be stopped early through it
@@ -77,7 +77,7 @@ class CaseObjective:
     def __init__(self, spec: SweepSpec, base: Case, threshold: Threshold, workdir: Path,
                  progress: Callable[[str], None] | None = None,
                  recorder: Recorder | None = None) -> None:
-        from ..executor import LocalExecutor
+        from benchsuite.executor import LocalExecutor
 
         self.spec, self.base, self.threshold = spec, base, threshold
         self.executor = LocalExecutor(workdir)
@@ -322,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
 def _tracker(mode: str | None, name: str):
     import datetime as dt
 
-    from ..extras import default_wandb_mode
-    from ..track.wandb_log import WandbTracker
+    from benchsuite.extras import default_wandb_mode
+    from benchsuite.track.wandb_log import WandbTracker
 
     mode = default_wandb_mode(mode or "")
     if mode == "disabled":

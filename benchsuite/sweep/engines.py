@@ -25,9 +25,9 @@ import uuid
 import warnings
 from typing import Any, Protocol
 
-from .config import SweepSpec
-from .fidelity import early_terminate, hyperband_stops, optuna_pruner
-from .store import FAILED, FINISHED, INFEASIBLE, RUNNING, STOPPED, Trial, TrialStore
+from benchsuite.sweep.config import SweepSpec
+from benchsuite.sweep.fidelity import early_terminate, hyperband_stops, optuna_pruner
+from benchsuite.sweep.store import FAILED, FINISHED, INFEASIBLE, RUNNING, STOPPED, Trial, TrialStore
 
 
 class Engine(Protocol):

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..progress import StopStage, parse_epoch_top1
-from .store import RUNNING, Trial
+from benchsuite.progress import StopStage, parse_epoch_top1
+from benchsuite.sweep.store import RUNNING, Trial
 
 INTERMEDIATE = "held_out_top1"  # the intermediate metric's name (W&B run history)
 

@@ -54,10 +54,10 @@ def pytest_configure(config: pytest.Config) -> None:
     path = sweep_option(config, "sweep")
     if not path:
         return
-    from ..extras import MissingExtra, require
-    from ..options import _number
-    from .config import SweepConfigError, load_sweep
-    from .engines import ENGINES, optuna_distributions
+    from benchsuite.extras import MissingExtra, require
+    from benchsuite.options import _number
+    from benchsuite.sweep.config import SweepConfigError, load_sweep
+    from benchsuite.sweep.engines import ENGINES, optuna_distributions
 
     try:
         require("sweep", "--sweep")
@@ -106,8 +106,8 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
     if url:
         yield url
         return
-    from ..broker.server import RedisServer
-    from ..paths import cache_dir
+    from benchsuite.broker.server import RedisServer
+    from benchsuite.paths import cache_dir
 
     if hasattr(pytestconfig, "workerinput"):  # xdist: workers would share one datadir
         pytest.fail("sweeps under pytest-xdist need a shared Redis: pass --sweep-redis URL",
@@ -120,10 +120,10 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, sweep_redis_url):
     """The sweep this session is an agent of; at the end: best printed, logged, saved."""
-    from ..options import base_case
-    from .engines import make_engine
-    from .session import SweepSession, log_best
-    from .store import RedisStore
+    from benchsuite.options import base_case
+    from benchsuite.sweep.engines import make_engine
+    from benchsuite.sweep.session import SweepSession, log_best
+    from benchsuite.sweep.store import RedisStore
 
     state = getattr(pytestconfig, _STATE, None)
     if state is None:

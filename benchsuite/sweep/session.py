@@ -18,16 +18,16 @@ from typing import Any
 
 import yaml
 
-from ..case import Case
-from ..grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
-from ..paths import found_dir
-from ..progress import StopStage
-from ..result import TRIAL, CaseResult, Row, keys_for
-from ..threshold import Threshold
-from .config import SweepSpec
-from .engines import StoredEngine
-from .fidelity import EpochWatch, epochs_spent
-from .store import FINISHED, RUNNING, Trial
+from benchsuite.case import Case
+from benchsuite.grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
+from benchsuite.paths import found_dir
+from benchsuite.progress import StopStage
+from benchsuite.result import TRIAL, CaseResult, Row, keys_for
+from benchsuite.sweep.config import SweepSpec
+from benchsuite.sweep.engines import StoredEngine
+from benchsuite.sweep.fidelity import EpochWatch, epochs_spent
+from benchsuite.sweep.store import FINISHED, RUNNING, Trial
+from benchsuite.threshold import Threshold
 
 REPORT_KEYS = keys_for(TRIAL)
 log = logging.getLogger(__name__)

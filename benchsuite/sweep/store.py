@@ -150,7 +150,7 @@ class RedisStore:
     """The trials of sweep `sweep_id` in the Redis at `url` (shared by every agent)."""
 
     def __init__(self, url: str, sweep_id: str, config: dict | None = None) -> None:
-        from ..broker.connection import connect
+        from benchsuite.broker.connection import connect
 
         self.url, self.sweep_id = url, sweep_id
         self.r = connect(url)

@@ -19,13 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..case import Case, mark_recorded, run_case
-from ..result import CaseResult
-from ..threshold import Threshold
+from benchsuite.case import Case, mark_recorded, run_case
+from benchsuite.result import CaseResult
+from benchsuite.threshold import Threshold
 
 if TYPE_CHECKING:
-    from ..executor import Executor
-    from .wandb_log import WandbTracker
+    from benchsuite.executor import Executor
+    from benchsuite.track.wandb_log import WandbTracker
 
 
 class Recorder:
@@ -40,8 +40,8 @@ class Recorder:
         self.wandb_every_time = wandb_every_time
 
     def record(self, result: CaseResult, threshold: Threshold) -> CaseResult:
-        from ..paths import results_dir
-        from .results import append_row, broken_table
+        from benchsuite.paths import results_dir
+        from benchsuite.track.results import append_row, broken_table
 
         result = result.decided(threshold.floor(result.dense_top1))
         new = not (result.cached and result.recorded)

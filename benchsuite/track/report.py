@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from ..result import REPORT, keys_for
-from .pareto import pareto_front
-from .results import read_results
+from benchsuite.result import REPORT, keys_for
+from benchsuite.track.pareto import pareto_front
+from benchsuite.track.results import read_results
 
 SORT_JS = """
 <script>
@@ -241,7 +241,7 @@ def build_report(results: Path, out: Path, cases: list[str] | None = None,
                 p = plot_per_layer(pd.read_csv(layers), label, out / f"per_layer_{label}.png")
             figures.append((step, p.name))
     imgs = "\n".join(_figure(out, t, n) for t, n in figures)
-    from .summary import control_lines, smoke_lines
+    from benchsuite.track.summary import control_lines, smoke_lines
 
     records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
                for r in frame.to_dict("records")]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import UserError
-from ..hashing import git_sha
-from ..paths import results_dir
-from ..result import COLUMNS, TABLE, VERDICT_KEYS, CaseResult
+from benchsuite.errors import UserError
+from benchsuite.hashing import git_sha
+from benchsuite.paths import results_dir
+from benchsuite.result import COLUMNS, TABLE, VERDICT_KEYS, CaseResult
 
 __all__ = ["COLUMNS", "VERDICT_KEYS", "append_row", "git_sha", "read_results"]
 

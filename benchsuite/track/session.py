@@ -8,8 +8,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..paths import results_dir
-from ..result import Row
+from benchsuite.paths import results_dir
+from benchsuite.result import Row
 
 
 @dataclass
@@ -45,8 +45,8 @@ class SessionOutputs:
 
 def write_outputs(rows: list[Row], save_baseline_to: str | None,
                   check_baseline: str | None) -> SessionOutputs:
-    from .baseline import load_baseline, save_baseline
-    from .benchjson import write_benchmark_json
+    from benchsuite.track.baseline import load_baseline, save_baseline
+    from benchsuite.track.benchjson import write_benchmark_json
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     out = SessionOutputs([write_benchmark_json(
@@ -64,7 +64,7 @@ def write_outputs(rows: list[Row], save_baseline_to: str | None,
 def summary_lines(rows: list[Row], calibrations: list[dict],
                   outputs: SessionOutputs | None) -> list[tuple[str, str | None]]:
     """(line, colour) of the end-of-session summary."""
-    from .summary import format_table
+    from benchsuite.track.summary import format_table
 
     lines: list[tuple[str, str | None]] = [(x, None) for x in
                                            format_table(rows, calibrations).splitlines()]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ..result import Row
+from benchsuite.result import Row
 
 
 def _num(value: object) -> float:
@@ -94,7 +94,7 @@ def control_lines(rows: list[Row]) -> list[str]:
 
 
 def smoke_lines(rows: list[Row]) -> list[str]:
-    from ..data import SMOKE_DATASETS
+    from benchsuite.data import SMOKE_DATASETS
 
     smoke = sorted({str(r.get("dataset")) for r in rows} & set(SMOKE_DATASETS))
     return [f"{name}: a smoke test, not a benchmark (too easy and too small to tell pruning "

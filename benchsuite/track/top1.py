@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..threshold import wilson_interval
+from benchsuite.threshold import wilson_interval
 
 TORCH_ONLY = "torch (the bench runtime could not run the deployed model in-process)"
 
