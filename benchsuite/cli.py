@@ -23,24 +23,24 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from benchsuite.extras import explain, install_hint
-from benchsuite.paths import results_dir
+from benchsuite.core.extras import explain, install_hint
+from benchsuite.core.paths import results_dir
 
 # Where the subcommands come from, one line each: "module:function" adding them to the
 # subparsers (each sets `func`; an optional `run` wraps it), the extra the module needs ("" if
 # none) and the command names it adds (for a placeholder when that extra is missing).
 SUBCOMMANDS: list[tuple[str, str, tuple[str, ...]]] = [
     ("benchsuite.cli:add_report", "", ("report",)),
-    ("benchsuite.sensitivity:add_subcommand", "", ("sensitivity",)),
+    ("benchsuite.pipeline.sensitivity:add_subcommand", "", ("sensitivity",)),
     ("benchsuite.cli:add_broker", "broker", ("worker", "broker", "blobs")),
     ("benchsuite.cli:add_sweep", "", ("sweep",)),
     ("benchsuite.recipe.cli:add_subcommand", "", ("recipe",)),
-    ("benchsuite.latency.report:add_subcommand", "", ("latency-model",)),
+    ("benchsuite.latency.prediction:add_subcommand", "", ("latency-model",)),
 ]
 
 
 def _report(args: argparse.Namespace) -> int:
-    from benchsuite.track.report import build_report
+    from benchsuite.track.html_report import build_report
 
     path = build_report(Path(args.results), Path(args.out), cases=args.case or None)
     print(f"report: {path}")
@@ -68,8 +68,8 @@ def add_broker(sub: argparse._SubParsersAction) -> None:
 
 
 # commands whose arguments all go to another program's own parser: (words) -> "module:main"
-PASSTHROUGH: dict[tuple[str, ...], str] = {("sweep", "bench"): "benchsuite.sweep.bench:main",
-                                           ("frontier",): "benchsuite.frontier:main",
+PASSTHROUGH: dict[tuple[str, ...], str] = {("sweep", "bench"): "benchsuite.sweep.search:main",
+                                           ("frontier",): "benchsuite.sweep.frontier:main",
                                            ("select",): "benchsuite.bench.selection:main"}
 
 

@@ -35,7 +35,7 @@ print(json.dumps({"speedup": r.speedup, "low": r.ci_low, "high": r.ci_high, "rou
 @pytest.fixture(scope="module")
 def resnet20_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("torch_pruning", reason="building the pair needs the prune side (torch)")
-    from benchsuite.bench.resnet_report import build_variants
+    from studies.resnet_report import build_variants
 
     variants = build_variants(20, tmp_path_factory.mktemp("r20"), (1, 32, 32))
     return {"dense": variants["dense"]["xml"], "pruned": variants["filters50"]["xml"]}

@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                          "schedules/found/resnet56_frontier-<precision>.yaml")
     args = ap.parse_args(argv)
 
-    from benchsuite.case import Case
-    from benchsuite.executor import LocalExecutor
-    from benchsuite.paths import found_dir
-    from benchsuite.sweep.session import write_found_recipe
-    from benchsuite.threshold import Threshold
+    from benchsuite.core.paths import found_dir
+    from benchsuite.core.threshold import Threshold
+    from benchsuite.pipeline.executor import LocalExecutor
+    from benchsuite.pipeline.run import Case
+    from benchsuite.sweep.trials import write_found_recipe
     from benchsuite.track.recording import Recorder, run_and_record
 
     threshold = Threshold.parse(args.threshold)

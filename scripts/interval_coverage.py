@@ -27,8 +27,8 @@ import numpy as np
 from benchsuite.bench import BenchSettings
 from benchsuite.bench.interval import bootstrap_median_ci, estimate
 from benchsuite.bench.paired import PairedSettings, measure_paired
-from benchsuite.bench.resnet_report import build_variants
 from benchsuite.bench.runner import benchmark_interleaved
+from studies.resnet_report import build_variants
 
 
 def trace(models: dict[str, Path], seconds: float) -> dict:

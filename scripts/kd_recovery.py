@@ -17,8 +17,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from benchsuite.case import Case, run_case
-from benchsuite.executor import LocalExecutor
+from benchsuite.pipeline.executor import LocalExecutor
+from benchsuite.pipeline.run import Case, run_case
 
 
 def main() -> None:

@@ -22,9 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench-seconds", type=float, default=20.0)
     args = ap.parse_args(argv)
     os.environ.setdefault("BENCHSUITE_LATENCY_MODEL", "1")  # predictions for the extra recipes
-    from benchsuite.case import Case
-    from benchsuite.executor import LocalExecutor
-    from benchsuite.threshold import Threshold
+    from benchsuite.core.threshold import Threshold
+    from benchsuite.pipeline.executor import LocalExecutor
+    from benchsuite.pipeline.run import Case
     from benchsuite.track.recording import Recorder, run_and_record
 
     cases = [Case("resnet56/latency_budget", {"speedup": float(s)}, model="resnet56",

@@ -67,10 +67,10 @@ def _export(model, folder: Path, name: str) -> Path:
 def build_pairs(folder: Path) -> dict[str, dict[str, Path]]:
     import torch
 
-    from benchsuite.bench.resnet_report import build_variants
     from benchsuite.models.resnet_cifar import ResNetCifar
     from benchsuite.prune import CompressionScheduler
     from benchsuite.recipe import parse_recipe
+    from studies.resnet_report import build_variants
 
     folder.mkdir(parents=True, exist_ok=True)
     r20 = build_variants(20, folder, SHAPE)
@@ -78,7 +78,7 @@ def build_pairs(folder: Path) -> dict[str, dict[str, Path]]:
     dense = ResNetCifar(56, in_channels=SHAPE[0]).eval()
     pruned = ResNetCifar(56, in_channels=SHAPE[0])
     pruned.load_state_dict(dense.state_dict())
-    from benchsuite.case import Case
+    from benchsuite.pipeline.run import Case
 
     found = Case("resnet56/blocks_and_filters", {"blocks": 4, "sparsity": 0.45, "round_to": 8})
     recipe = parse_recipe(found.recipe_text(), source=found.recipe_name)

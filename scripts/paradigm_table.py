@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from benchsuite.paths import schedules_dir
+from benchsuite.core.paths import schedules_dir
+from benchsuite.pipeline.stages import bench_stage, prune_stage, train_stage
 from benchsuite.recipe import render
-from benchsuite.stages import bench_stage, prune_stage, train_stage
 
 RUNS: list[tuple[str, str, dict]] = [
     ("level", "level_elementwise", {"sparsity": 0.5}),

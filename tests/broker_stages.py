@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from benchsuite.executor import StageResult
+from benchsuite.pipeline.executor import StageResult
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 
@@ -39,7 +39,7 @@ def fail(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
 
 
 def user_fail(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
-    from benchsuite.errors import UserError
+    from benchsuite.core.errors import UserError
 
     raise UserError(spec.get("message", "your input is wrong"))
 
@@ -53,7 +53,7 @@ def echo_file(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
 
 def progress(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     """Logs `spec["n"]` progress lines, as training does once per epoch."""
-    from benchsuite.progress import log
+    from benchsuite.core.progress import log
 
     for i in range(1, int(spec.get("n", 3)) + 1):
         log.info("step %d/%d", i, spec.get("n", 3))

@@ -14,10 +14,10 @@ import redis
 from broker_stages import EXTRA_STAGES, TESTS_DIR
 
 from benchsuite.broker.connection import connect
-from benchsuite.broker.executor import RedisExecutor
 from benchsuite.broker.local import WorkerProcess, stop_all
+from benchsuite.broker.redis_executor import RedisExecutor
 from benchsuite.broker.server import RedisServer
-from benchsuite.executor import register_stages_from_env
+from benchsuite.pipeline.executor import register_stages_from_env
 
 # fast settings: reclaim after 1.5 s without a touch, heartbeat every 0.3 s
 FAST_WORKER_ARGS = ["--heartbeat", "0.3", "--claim-idle", "1.5", "--grace", "5",

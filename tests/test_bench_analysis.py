@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchsuite.bench import parse_report_folder
-from benchsuite.bench.analysis import compare_layers, map_layers, module_table, scope_of
 from benchsuite.bench.selection import (
     DETRIMENTAL,
     GAIN,
@@ -23,6 +22,7 @@ from benchsuite.bench.selection import (
     summarise,
     write_search_space,
 )
+from studies.analysis import compare_layers, map_layers, module_table, scope_of
 
 DATA = Path(__file__).parent / "data" / "bench_reports"
 

@@ -14,12 +14,12 @@ from benchsuite.bench import (
     run_benchmark,
 )
 from benchsuite.bench.devices import device_name, precision_skip_reason
-from benchsuite.bench.stats import model_stats
+from benchsuite.bench.file_sizes import model_stats
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from benchsuite.bench.tinymodel import export_tiny_model
+    from tinymodel import export_tiny_model
 
     return export_tiny_model(tmp_path_factory.mktemp("dev"))
 

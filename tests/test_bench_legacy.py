@@ -25,7 +25,7 @@ needs_legacy = pytest.mark.skipif(LEGACY.path is None, reason=LEGACY.reason)
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from benchsuite.bench.tinymodel import export_tiny_model
+    from tinymodel import export_tiny_model
 
     return export_tiny_model(tmp_path_factory.mktemp("legacy"))[0]
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchsuite.bench.interval import batch_halfwidth, bootstrap_median_ci, estimate
+from benchsuite.bench.measurement import BenchSettings
 from benchsuite.bench.paired import PairedSettings, measure_paired, ratio_estimate
-from benchsuite.bench.result import BenchSettings
 from benchsuite.bench.verdict import calibrate, in_process_usable, measure_pair
 
 

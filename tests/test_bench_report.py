@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchsuite.bench import parse_report_folder, parse_stdout
+from benchsuite.bench.bapp_output import average_over_requests, normalise_precision
 from benchsuite.bench.devices import unavailable_reason
-from benchsuite.bench.report import average_over_requests, normalise_precision
 from benchsuite.bench.runner import precision_from_exec_types
 
 DATA = Path(__file__).parent / "data" / "bench_reports"

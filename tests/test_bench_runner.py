@@ -24,7 +24,7 @@ FAST = BenchSettings(niter=100)
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from benchsuite.bench.tinymodel import export_tiny_model
+    from tinymodel import export_tiny_model
 
     return export_tiny_model(tmp_path_factory.mktemp("tiny"))
 

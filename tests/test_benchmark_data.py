@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchsuite.case import Case, CaseError, check_settings
+from benchsuite.core.errors import UserError
+from benchsuite.core.result import CaseResult
+from benchsuite.core.threshold import Threshold
 from benchsuite.data import holdout, load_case_data, load_dataset
-from benchsuite.data.base import stratified_take
 from benchsuite.data.fashion_mnist import SYSTEM_DIR, find_fashion_mnist
-from benchsuite.errors import UserError
-from benchsuite.result import CaseResult
-from benchsuite.threshold import Threshold
+from benchsuite.data.split import stratified_take
+from benchsuite.pipeline.run import Case, CaseError, check_settings
 
 FASHION = pytest.mark.skipif(
     not (SYSTEM_DIR / "t10k-labels-idx1-ubyte.gz").is_file(),
@@ -111,7 +111,7 @@ def test_stratified_take_refuses_impossible_counts():
 
 
 def test_the_stages_train_on_the_rest_and_report_both_splits(tmp_path):
-    from benchsuite.stages import train_stage
+    from benchsuite.pipeline.stages import train_stage
 
     spec = {"model": "small_cnn", "dataset": "digits", "seed": 0, "epochs": 1,
             "train_images": 300}
@@ -123,8 +123,8 @@ def test_the_stages_train_on_the_rest_and_report_both_splits(tmp_path):
 
 
 def test_a_damaged_dense_cache_entry_is_quarantined_and_trained_again(tmp_path, caplog):
-    from benchsuite.paths import cache_dir
-    from benchsuite.stages import dense_key, train_stage
+    from benchsuite.core.paths import cache_dir
+    from benchsuite.pipeline.stages import dense_key, train_stage
 
     spec = {"model": "small_cnn", "dataset": "digits", "seed": 5, "epochs": 1}
     first = train_stage(spec, {}, tmp_path)
@@ -140,7 +140,7 @@ def test_a_damaged_dense_cache_entry_is_quarantined_and_trained_again(tmp_path, 
 
 def test_nan_logits_are_an_error_that_says_so(digits):
     from benchsuite.models import build_model
-    from benchsuite.stages import _scores
+    from benchsuite.pipeline.stages import _scores
 
     model = build_model("small_cnn", 10, 1)
     with torch.no_grad():
@@ -152,8 +152,8 @@ def test_nan_logits_are_an_error_that_says_so(digits):
 
 def test_reinitialise_keeps_shapes_and_masks_and_draws_new_weights():
     from benchsuite.models import build_model
+    from benchsuite.pipeline.stages import reinitialise
     from benchsuite.prune.masks import set_mask
-    from benchsuite.stages import reinitialise
 
     model = build_model("small_cnn", 10, 1)
     mask = (torch.rand_like(model.conv2.weight) > 0.5).float()
@@ -168,7 +168,7 @@ def test_reinitialise_keeps_shapes_and_masks_and_draws_new_weights():
 
 
 def test_the_scratch_control_trains_the_pruned_architecture_for_the_whole_budget(tmp_path):
-    from benchsuite.stages import prune_stage, train_stage
+    from benchsuite.pipeline.stages import prune_stage, train_stage
 
     dense_spec = {"model": "small_cnn", "dataset": "digits", "seed": 0, "epochs": 1}
     dense = train_stage(dense_spec, {}, tmp_path)
@@ -181,8 +181,8 @@ def test_the_scratch_control_trains_the_pruned_architecture_for_the_whole_budget
 
 
 def test_zoo_cases_are_the_family_less_the_reference_timed_against_it():
-    from benchsuite.grid import zoo_cases
     from benchsuite.models import DENSE_FAMILY
+    from benchsuite.pipeline.grid import zoo_cases
 
     base = Case("l1_filters", {"sparsity": 0.5}, model="resnet20", seed=2)
     cases = zoo_cases([base, replace(base, params={"sparsity": 0.3})])
@@ -274,8 +274,8 @@ def test_the_summary_says_when_no_control_ran():
 def test_the_frontier_runs_a_method_and_its_scratch_control_through_the_pipeline(tmp_path):
     """A real (tiny) frontier: the peer at one ratio, then its point again as the scratch
     control; both rows come from real training and a real paired measurement."""
-    from benchsuite.executor import LocalExecutor
-    from benchsuite.frontier import Frontier, table
+    from benchsuite.pipeline.executor import LocalExecutor
+    from benchsuite.sweep.frontier import Frontier, table
 
     base = Case(recipe="", model="small_cnn", dataset="digits", dense_epochs=3, epochs=1,
                 train_images=None, niter=50, bench_seconds=2.0)
@@ -293,7 +293,7 @@ def test_the_frontier_runs_a_method_and_its_scratch_control_through_the_pipeline
 
 
 def test_the_frontier_puts_each_point_beside_the_dense_zoo_and_scratch():
-    from benchsuite.frontier import Point, margins
+    from benchsuite.sweep.frontier import Point, margins
 
     def point(method, seed, **kw):
         return Point(method, seed, "f32", CaseResult(**kw), None, 1, 0)

@@ -77,7 +77,7 @@ policies:
 
 
 def test_sensitivity_analysis_writes_csv_and_plot(digits, tmp_path):
-    from benchsuite.sensitivity import parse_range, plot, sensitivity_analysis, write_csv
+    from benchsuite.pipeline.sensitivity import parse_range, plot, sensitivity_analysis, write_csv
 
     assert parse_range("0.1:0.9:0.2") == [0.1, 0.3, 0.5, 0.7, 0.9]
     assert parse_range("0,0.5") == [0.0, 0.5]
@@ -122,7 +122,7 @@ def test_block_remover_takes_a_count_per_stage(digits):
 
 
 def test_per_stage_recipe_shows_its_counts_and_widths(digits):
-    from benchsuite.paths import schedules_dir
+    from benchsuite.core.paths import schedules_dir
     from benchsuite.prune.dryrun import bind
     from benchsuite.recipe import load_recipe
 

@@ -11,11 +11,11 @@ import time
 import pytest
 
 from benchsuite.broker import JobFailed
-from benchsuite.broker.executor import JobUserError
 from benchsuite.broker.local import Watchdog, wait_for_workers
 from benchsuite.broker.messages import MessageError
+from benchsuite.broker.redis_executor import JobUserError
 from benchsuite.broker.streams import DEAD, GROUP, dead_letters, job_stream, workers
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
 
 pytest_plugins = ["broker_support"]
 
@@ -180,7 +180,7 @@ BAD_SETTINGS = {"input_shape": [1, 3, 8, 8], "settings": {"niter": 5, "nosuch": 
 def test_unknown_settings_are_refused_when_submitted(redis_server, r, executor_for,
                                                      tmp_path) -> None:
     """Issue 21 item 8: one attempt wasted, then a worker TypeError traceback in a dead letter."""
-    from benchsuite.executor import LocalExecutor
+    from benchsuite.pipeline.executor import LocalExecutor
 
     ex = executor_for(redis_server.url)
     for stage in ("bench", "calibrate", "latency_table"):

@@ -83,7 +83,7 @@ def test_an_input_blob_lost_before_the_worker_reads_it_is_uploaded_again(
         job = ex.submit("echo_file", {}, {"input": path})  # no worker yet: it stays queued
         assert BlobStore(r).delete(file_sha256(path)) > 0  # the blob is gone, the job is not
         start_worker(server.url, "prune")
-        with caplog.at_level(logging.WARNING, logger="benchsuite.broker.executor"):
+        with caplog.at_level(logging.WARNING, logger="benchsuite.broker.redis_executor"):
             res = ex.wait(job, timeout=60)
         assert res.files["output"].read_bytes() == data[::-1]
         assert "submitting it again" in caplog.text and "restart" in caplog.text

@@ -18,8 +18,8 @@ from benchsuite.data import describe_dataset, load_dataset
 from benchsuite.models import build_model, load_thinned
 from benchsuite.prune import CompressionScheduler, model_stats
 from benchsuite.prune.masks import clone_model, make_permanent
+from benchsuite.prune.training import train
 from benchsuite.recipe import RecipeError, parse_recipe
-from benchsuite.train import train
 
 USER_MODELS = '''
 import torch

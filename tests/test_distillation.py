@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler
+from benchsuite.prune.training import train
 from benchsuite.recipe import parse_recipe
-from benchsuite.train import train
 
 pytest_plugins = ["broker_support"]
 X = torch.zeros(1, 1, 32, 32)
@@ -77,7 +77,7 @@ def _check_teacher_is_dense(run) -> None:
 
 
 def test_the_dense_model_teaches_in_process(tmp_path, one_thread):
-    from benchsuite.executor import LocalExecutor
+    from benchsuite.pipeline.executor import LocalExecutor
 
     ex = LocalExecutor(tmp_path)
     _check_teacher_is_dense(lambda stage, spec, files: ex.run(stage, spec, files))

@@ -187,7 +187,7 @@ def test_knowledge_distillation_from_the_dense_model(digits):
     import torch.nn.functional as F
 
     from benchsuite.data import Splits
-    from benchsuite.train import train
+    from benchsuite.prune.training import train
 
     torch.manual_seed(0)
     m = build_model("small_cnn", 10, 1)

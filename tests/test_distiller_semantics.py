@@ -13,8 +13,8 @@ from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler
 from benchsuite.prune.elementwise import magnitude_mask
 from benchsuite.prune.masks import effective, get_mask
+from benchsuite.prune.training import train
 from benchsuite.recipe import parse_recipe
-from benchsuite.train import train
 
 X = torch.zeros(1, 1, 32, 32)
 W = "layer3.1.conv2.weight"

@@ -6,14 +6,14 @@ import numpy as np
 import openvino as ov
 import torch
 
+from benchsuite.core.paths import schedules_dir
 from benchsuite.data import Splits
 from benchsuite.export.ir import onnx_to_ir
 from benchsuite.export.onnx import export_onnx
 from benchsuite.models import build_model
-from benchsuite.paths import schedules_dir
 from benchsuite.prune import CompressionScheduler
+from benchsuite.prune.training import train
 from benchsuite.recipe import load_recipe
-from benchsuite.train import train
 
 
 def test_ir_matches_torch_on_the_test_split_f32(digits, tmp_path):

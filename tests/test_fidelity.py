@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from toy_recipes import LEVELS, toy_sweep
 
-from benchsuite.progress import StopStage, epoch_line, parse_epoch_top1
+from benchsuite.core.progress import StopStage, epoch_line, parse_epoch_top1
 from benchsuite.sweep.engines import OptunaEngine, SweepsEngine
 from benchsuite.sweep.fidelity import EpochWatch, epochs_spent
 from benchsuite.sweep.store import STOPPED, MemoryStore
@@ -101,7 +101,7 @@ def _train_then_stop_pruning(ex) -> list[str]:
 
 
 def test_a_stopped_case_stops_in_process(tmp_path, one_thread):
-    from benchsuite.executor import LocalExecutor
+    from benchsuite.pipeline.executor import LocalExecutor
 
     lines = _train_then_stop_pruning(LocalExecutor(tmp_path))
     assert [parse_epoch_top1(s)[0] for s in lines if parse_epoch_top1(s)] == [1]

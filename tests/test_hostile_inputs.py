@@ -15,14 +15,14 @@ from PIL import Image
 from torch import nn
 
 from benchsuite.broker.local import PACKAGE_ROOT
-from benchsuite.case import Case, CaseError, run_case
+from benchsuite.core.errors import UserError
 from benchsuite.data import load_dataset
-from benchsuite.errors import UserError
-from benchsuite.executor import LocalExecutor
 from benchsuite.models import build_model
+from benchsuite.pipeline.executor import LocalExecutor
+from benchsuite.pipeline.run import Case, CaseError, run_case
+from benchsuite.pipeline.sensitivity import parse_range
 from benchsuite.recipe import RecipeError, load_recipe, template_parameters
 from benchsuite.recipe.cli import _input_shape
-from benchsuite.sensitivity import parse_range
 
 pytest_plugins = ["pytester"]
 
@@ -247,7 +247,7 @@ def test_a_recipe_that_would_stretch_fine_tuning_far_past_epochs_is_refused(tmp_
                         f"policies:\n  - pruner: {{instance_name: p}}\n    epochs: [{epoch}]\n")
         return path
 
-    from benchsuite.case import validate
+    from benchsuite.pipeline.run import validate
 
     with pytest.raises(CaseError, match=r"policies run to epoch 100000000, so fine-tuning would "
                                         r"take 100000001 epochs, not the 1 asked \(--epochs\); "

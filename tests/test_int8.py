@@ -26,8 +26,8 @@ from benchsuite.bench.int8 import (
     nncf_problem,
     quantize_ir,
 )
-from benchsuite.errors import UserError
-from benchsuite.paths import project_root
+from benchsuite.core.errors import UserError
+from benchsuite.core.paths import project_root
 from benchsuite.track.top1 import TORCH_ONLY, top1_fields
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,7 +39,7 @@ DENSE = {"model": "small_cnn", "dataset": "digits", "data_dir": None, "seed": 0,
 def trained(tmp_path_factory, one_thread):
     """A small CNN trained on digits by the train stage: its IR, evaluation blob and results."""
     from benchsuite.export.ir import onnx_to_ir
-    from benchsuite.stages import train_stage
+    from benchsuite.pipeline.stages import train_stage
 
     work = tmp_path_factory.mktemp("int8")
     dense = train_stage(DENSE, {}, work)
@@ -101,7 +101,7 @@ def test_bf16_deployed_top1(trained):
 BENCH_STAGE = """
 import json, sys
 from pathlib import Path
-from benchsuite.stages import bench_stage
+from benchsuite.pipeline.stages import bench_stage
 onnx, blob, work = (Path(a) for a in sys.argv[1:4])
 spec = {"input_shape": [1, 32, 32], "int8": True,
         "settings": {"device": "CPU", "precision": "f32", "niter": 50},
@@ -200,7 +200,7 @@ def test_int8_case_without_nncf_fails_before_training(pytester, monkeypatch, tmp
     monkeypatch.setenv("PYTHONPATH", str(project_root()))
     monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
     result = pytester.runpytest_subprocess(
-        "-p", "benchsuite.pytest_plugin", "-m", "latency", "--executor", "local",
+        "-p", "benchsuite.plugin", "-m", "latency", "--executor", "local",
         "--wandb", "disabled", "--no-calibration", "--recipes", "level_elementwise",
         "--precision", "int8", "--dense-epochs", "1", "--epochs", "1")
     result.assert_outcomes(failed=1)

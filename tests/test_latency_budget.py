@@ -9,7 +9,7 @@ from benchsuite.latency.arch import conv_specs
 from benchsuite.latency.spec import ConvSpec, LatencyTable, grid_units
 from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler
-from benchsuite.prune.blocks import bypass_loss_scores
+from benchsuite.prune.block_removal import bypass_loss_scores
 from benchsuite.prune.latency_budget import kept_counts, taylor_scores
 from benchsuite.recipe import RecipeError, parse_recipe
 

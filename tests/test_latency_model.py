@@ -144,7 +144,7 @@ def test_torch_and_openvino_see_the_same_convs(tmp_path):
 
 
 def test_prediction_frame_errors_and_refit():
-    from benchsuite.latency.report import prediction_frame, summary_lines
+    from benchsuite.latency.prediction import prediction_frame, summary_lines
 
     common = {"model": "m", "device_name": "cpu", "precision": "f32", "threads": 1,
               "dense_latency_table_sum_us": 170.0}
@@ -181,7 +181,7 @@ def test_prediction_frame_errors_and_refit():
 
 
 def test_which_cases_get_a_table(monkeypatch):
-    from benchsuite.case import LATENCY_MODEL_ENV, Case
+    from benchsuite.pipeline.run import LATENCY_MODEL_ENV, Case
 
     monkeypatch.delenv(LATENCY_MODEL_ENV, raising=False)
     budget = Case("resnet56/latency_budget", {"speedup": 3, "round_to": 16}, model="resnet56")
@@ -192,7 +192,7 @@ def test_which_cases_get_a_table(monkeypatch):
 
 
 def test_counters_cross_check(tmp_path):
-    from benchsuite.latency.report import counters_check
+    from benchsuite.latency.prediction import counters_check
 
     (tmp_path / "per_layer").mkdir()
     pd.DataFrame([

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from benchsuite.export.onnx import export_onnx
-from benchsuite.latency.report import predict_pair
+from benchsuite.latency.prediction import predict_pair
 from benchsuite.models import build_model
+from benchsuite.pipeline.stages import _to_ir, latency_table_stage
 from benchsuite.prune import CompressionScheduler
 from benchsuite.recipe import parse_recipe
-from benchsuite.stages import _to_ir, latency_table_stage
 
 pytest_plugins = ["broker_support"]
 

@@ -4,8 +4,8 @@ thinning only) and changes the model the way its paradigm should."""
 import pytest
 import torch
 
+from benchsuite.core.paths import schedules_dir
 from benchsuite.models import build_model
-from benchsuite.paths import schedules_dir
 from benchsuite.prune import CompressionScheduler, model_stats
 from benchsuite.recipe import load_recipe
 
@@ -49,7 +49,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_table_lists_every_recipe():
-    from benchsuite.grid import recipe_files
+    from benchsuite.pipeline.grid import recipe_files
 
     found = {n for n in recipe_files(schedules_dir()) if not n.startswith("found/")}
     # sweep-found recipes (schedules/found/) are not the library

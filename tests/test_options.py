@@ -49,7 +49,7 @@ def test_absolute_paths_in_the_space_form_collect_each_case_once(tmp_path) -> No
     import sys
 
     from benchsuite.broker.local import PACKAGE_ROOT
-    from benchsuite.paths import in_checkout
+    from benchsuite.core.paths import in_checkout
 
     if not in_checkout():
         pytest.skip("needs the source checkout (its pytest.ini and experiments/)")

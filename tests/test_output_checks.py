@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from benchsuite.broker.local import PACKAGE_ROOT
-from benchsuite.paths import output_problems
-from benchsuite.track.results import ResultsTableError, append_row, table_problem
+from benchsuite.core.paths import output_problems
+from benchsuite.track.results_table import ResultsTableError, append_row, table_problem
 
 pytest_plugins = ["pytester"]
 
@@ -163,7 +163,7 @@ def test_a_full_results_disk_is_found_before_any_work(tmp_path: Path):
     env = os.environ | {"BENCHSUITE_RESULTS": str(disk / "results"),
                         "BENCHSUITE_CACHE": str(tmp_path / "cache"),
                         "PYTHONPATH": str(PACKAGE_ROOT)}
-    code = "from benchsuite.paths import output_problems; print(output_problems())"
+    code = "from benchsuite.core.paths import output_problems; print(output_problems())"
     out = _in_namespace(
         f"mount -t tmpfs -o size=256k tmpfs {disk}; mkdir {disk}/results; "
         f"dd if=/dev/zero of={disk}/fill bs=4k 2>/dev/null || true; "

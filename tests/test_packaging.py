@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from benchsuite.extras import EXTRAS, MissingExtra, install_hint, require
-from benchsuite.paths import LIBRARY_DIR, PACKAGE_DIR
+from benchsuite.core.extras import EXTRAS, MissingExtra, install_hint, require
+from benchsuite.core.paths import LIBRARY_DIR, PACKAGE_DIR
 
 ROOT = PACKAGE_DIR.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -124,13 +124,13 @@ def test_the_default_path_needs_no_extra(without_extras: dict[str, str], tmp_pat
     assert "pip install 'benchsuite[broker]'" in worker.stderr
     report = run("-m", "benchsuite.cli", "report")
     assert report.returncode == 2 and "pip install 'benchsuite[report]'" in report.stderr
-    collect = run("-m", "pytest", "-p", "benchsuite.pytest_plugin", "-p", "no:cacheprovider",
+    collect = run("-m", "pytest", "-p", "benchsuite.plugin", "-p", "no:cacheprovider",
                   "--pyargs", "benchsuite.experiments", "-m", "latency", "--collect-only",
                   "--recipes", "level_elementwise")
     assert collect.returncode == 0, collect.stdout + collect.stderr
     assert "benchsuite: stages run in-process" in collect.stdout
     assert "W&B off (wandb not installed" in collect.stdout
-    asked = run("-m", "pytest", "-p", "benchsuite.pytest_plugin", "-p", "no:cacheprovider",
+    asked = run("-m", "pytest", "-p", "benchsuite.plugin", "-p", "no:cacheprovider",
                 "--pyargs", "benchsuite.experiments", "-m", "latency", "--executor", "redis")
     assert asked.returncode == pytest.ExitCode.USAGE_ERROR
     assert "--executor redis needs the broker extra: pip install 'benchsuite[broker]'" \
@@ -139,7 +139,7 @@ def test_the_default_path_needs_no_extra(without_extras: dict[str, str], tmp_pat
 
 def test_conftest_and_plugin_option_load_it_once():
     """This repo's conftest.py names the plugin; so does the pytest11 entry point (here: -p)."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "benchsuite.pytest_plugin", "-p",
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "benchsuite.plugin", "-p",
                           "no:cacheprovider", "--collect-only", "-q", "tests/test_grid.py"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr

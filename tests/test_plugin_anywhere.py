@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchsuite.paths import PACKAGE_DIR
+from benchsuite.core.paths import PACKAGE_DIR
 
 pytest_plugins = ["pytester"]
 
@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchsuite.case import Case
+from benchsuite.pipeline.run import Case
 
 
 def make_folder(root):
@@ -77,7 +77,7 @@ def user_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return project.runpytest_subprocess("-p", "benchsuite.pytest_plugin", "-p",
+    return project.runpytest_subprocess("-p", "benchsuite.plugin", "-p",
                                         "no:cacheprovider", *args)
 
 

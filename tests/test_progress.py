@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import threading
 
-from benchsuite.case import Case, run_case
-from benchsuite.executor import LocalExecutor
-from benchsuite.progress import epoch_line, format_seconds, forward, log
+from benchsuite.core.progress import epoch_line, format_seconds, forward, log
+from benchsuite.pipeline.executor import LocalExecutor
+from benchsuite.pipeline.run import Case, run_case
 
 pytest_plugins = ["broker_support"]
 
@@ -30,7 +30,7 @@ def test_forward_passes_only_this_threads_lines():
 
 
 def test_local_executor_forwards_a_stages_progress(tmp_path):
-    from benchsuite import executor
+    from benchsuite.pipeline import executor
 
     # the test stage broker_support registers for the workers
     assert executor.STAGES["progress"] == ("broker_stages:progress", "prune")

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from torch import nn
 
 from benchsuite.models import build_model
-from benchsuite.prune.base import PruneContext
 from benchsuite.prune.elementwise import (
     AutomatedGradualPruner,
     MagnitudeParameterPruner,
@@ -18,10 +17,11 @@ from benchsuite.prune.elementwise import (
     SparsityLevelParameterPruner,
     SplicingPruner,
 )
+from benchsuite.prune.footprint import model_stats
 from benchsuite.prune.graph import thin
+from benchsuite.prune.levels import agp_target
 from benchsuite.prune.masks import effective, set_mask
-from benchsuite.prune.schedule import agp_target
-from benchsuite.prune.stats import model_stats
+from benchsuite.prune.pruner import PruneContext
 from benchsuite.recipe import Component, Policy
 
 FAST = settings(max_examples=25, deadline=None,

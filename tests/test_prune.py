@@ -1,13 +1,13 @@
 import pytest
 import torch
 
+from benchsuite.core.paths import schedules_dir
 from benchsuite.models import build_model
-from benchsuite.paths import schedules_dir
 from benchsuite.prune import CompressionScheduler, model_stats
 from benchsuite.prune.masks import effective, set_mask
 from benchsuite.prune.names import prunable_weights
+from benchsuite.prune.training import train
 from benchsuite.recipe import load_recipe
-from benchsuite.train import train
 
 X = torch.zeros(1, 1, 32, 32)
 INNER_CONVS = [f"layer{s}.{b}.conv1" for s in (1, 2, 3) for b in range(3)]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from benchsuite.paths import project_root
+from benchsuite.core.paths import project_root
 
 TRAIN = """
 import json, sys
 from pathlib import Path
-from benchsuite.stages import train_stage
+from benchsuite.pipeline.stages import train_stage
 spec = {"model": "small_cnn", "dataset": "digits", "data_dir": None, "seed": 0, "epochs": 1}
 out = train_stage(spec, {}, Path(sys.argv[1]))
 print(json.dumps({"files": sorted(out.files), "top1": out.result["top1"],

@@ -13,8 +13,8 @@ from benchsuite.prune import CompressionScheduler, model_stats
 from benchsuite.prune.masks import effective, get_mask
 from benchsuite.prune.names import prunable_weights
 from benchsuite.prune.registry import PRUNER_CLASSES, STRUCTURED
+from benchsuite.prune.training import train
 from benchsuite.recipe import parse_recipe
-from benchsuite.train import train
 
 X = torch.zeros(1, 1, 32, 32)
 INNER = [f"layer{s}.{b}.conv1.weight" for s in (1, 2, 3) for b in range(3)]

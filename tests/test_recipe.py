@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from benchsuite.grid import found_recipe_info
 from benchsuite.models import build_model
+from benchsuite.pipeline.grid import found_recipe_info
 from benchsuite.prune import CompressionScheduler
 from benchsuite.recipe import RecipeError, load_recipe, parse_recipe, render, template_parameters
 
@@ -90,8 +90,8 @@ PRUNES_NOTHING = {"dense"}
 
 
 def test_shipped_recipes_parse(tmp_path):
-    from benchsuite.grid import recipe_files
-    from benchsuite.paths import schedules_dir
+    from benchsuite.core.paths import schedules_dir
+    from benchsuite.pipeline.grid import recipe_files
 
     files = recipe_files(schedules_dir())
     assert {"level_elementwise", "l1_filters"} <= set(files)
@@ -102,8 +102,8 @@ def test_shipped_recipes_parse(tmp_path):
 
 
 def _library():
-    from benchsuite.grid import recipe_files
-    from benchsuite.paths import schedules_dir
+    from benchsuite.core.paths import schedules_dir
+    from benchsuite.pipeline.grid import recipe_files
 
     return sorted(recipe_files(schedules_dir()).values())  # sweep configs are not recipes
 

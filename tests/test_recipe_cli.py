@@ -7,7 +7,7 @@ import torch
 
 from benchsuite.cli import main
 from benchsuite.models import build_model
-from benchsuite.prune.summary import layer_rows, totals
+from benchsuite.prune.distiller_summary import layer_rows, totals
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,7 +127,7 @@ policies:
 
 
 def test_a_case_on_the_wrong_model_says_which_models_fit(tmp_path):
-    from benchsuite.case import Case, validate
+    from benchsuite.pipeline.run import Case, validate
     from benchsuite.recipe import RecipeError
 
     path = tmp_path / "filters.yaml"

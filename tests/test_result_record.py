@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchsuite.case import CASE_CODE, _cached, _store
-from benchsuite.result import (
+from benchsuite.core.result import (
     BASELINE,
     BENCH,
     COLUMNS,
@@ -25,7 +24,8 @@ from benchsuite.result import (
     CaseResult,
     keys_for,
 )
-from benchsuite.threshold import Threshold
+from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.run import CASE_CODE, _cached, _store
 from benchsuite.track.recording import Recorder
 
 
@@ -39,7 +39,7 @@ def _result(**kw: object) -> CaseResult:
 
 
 def test_every_output_reads_its_fields_from_the_record(tmp_path) -> None:
-    from benchsuite.sweep.session import REPORT_KEYS
+    from benchsuite.sweep.trials import REPORT_KEYS
     from benchsuite.track import baseline, benchjson, report, results, wandb_log
 
     assert results.COLUMNS == COLUMNS == keys_for(TABLE)
@@ -106,7 +106,7 @@ def test_the_code_that_builds_a_row_is_in_the_cache_key() -> None:
 
 def test_case_does_not_import_the_tracking_side() -> None:
     """case -> result, and track -> case: no cycle (case used to import track.results)."""
-    code = ("import sys, benchsuite.case; "
+    code = ("import sys, benchsuite.pipeline.run; "
             "print(sorted(m for m in sys.modules if m.startswith('benchsuite.track')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
@@ -116,7 +116,7 @@ def test_case_does_not_import_the_tracking_side() -> None:
 def test_a_broken_table_fails_before_the_w_and_b_run(tmp_path, monkeypatch) -> None:
     """The W&B run was logged before the append that failed on the broken table, so each re-run
     logged one more run for the same row; now neither is written until the table is fixed."""
-    from benchsuite.errors import UserError
+    from benchsuite.core.errors import UserError
 
     monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
     logged: list[str] = []

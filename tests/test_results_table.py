@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from benchsuite.case import _cached, _store, mark_recorded
 from benchsuite.cli import main
-from benchsuite.result import CaseResult
-from benchsuite.track.results import ResultsTableError, append_row, read_results
+from benchsuite.core.result import CaseResult
+from benchsuite.pipeline.run import _cached, _store, mark_recorded
+from benchsuite.track.results_table import ResultsTableError, append_row, read_results
 
 
 def _row(i: int, **kw: object) -> dict:

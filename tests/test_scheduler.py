@@ -9,8 +9,8 @@ from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler
 from benchsuite.prune.masks import effective
 from benchsuite.prune.regularizers import group_norms
+from benchsuite.prune.training import train
 from benchsuite.recipe import parse_recipe
-from benchsuite.train import train
 
 X = torch.zeros(1, 1, 32, 32)
 

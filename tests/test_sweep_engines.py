@@ -11,8 +11,8 @@ from toy_recipes import LEVELS, toy_sweep
 
 from benchsuite.broker.server import RedisServer
 from benchsuite.sweep.engines import OptunaEngine, SweepsEngine, make_engine
-from benchsuite.sweep.session import best_trial
 from benchsuite.sweep.store import RedisStore
+from benchsuite.sweep.trials import best_trial
 
 RECIPE = LEVELS.replace("\npolicies:", "\n    note: ${width=1}\npolicies:")  # a 2nd parameter
 

@@ -20,10 +20,10 @@ import sweeps.bayes_search  # noqa: F401  (imported once, before pytester snapsh
 import yaml
 
 from benchsuite.broker.server import RedisServer
-from benchsuite.paths import project_root
+from benchsuite.core.paths import project_root
 from benchsuite.sweep import SweepConfigError, load_sweep
-from benchsuite.sweep.session import found_recipe_info
 from benchsuite.sweep.store import RedisStore
+from benchsuite.sweep.trials import found_recipe_info
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -34,7 +34,7 @@ pytest_plugins = ["pytester"]
 RECIPE = thin_filters(["conv1.weight", "conv2.weight"])
 CASE = {"model": {"value": "small_cnn"}, "epochs": {"value": 1}, "dense_epochs": {"value": 1},
         "niter": {"value": 50}, "repeats": {"value": 1}}
-FAST = ["-p", "benchsuite.pytest_plugin", "-p", "benchsuite.sweep.plugin", "-m", "sweep",
+FAST = ["-p", "benchsuite.plugin", "-p", "benchsuite.plugin.sweep_items", "-m", "sweep",
         "-v", "-ra", "-p", "no:cacheprovider"]
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchsuite.paths import schedules_dir
+from benchsuite.core.paths import schedules_dir
 from benchsuite.prune.dryrun import bind
 from benchsuite.recipe import RecipeError, load_recipe
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchsuite.train import scheduled_lr
+from benchsuite.prune.training import scheduled_lr
 
 
 def test_plain_cosine_without_warmup() -> None:

@@ -1,4 +1,4 @@
-"""What a job may make a worker do (benchsuite/trust.py): read data only under the worker's
+"""What a job may make a worker do (benchsuite/core/trust.py): read data only under the worker's
 --data-root folders, import a job's module:callable only with --allow-user-code. Real workers,
 a real redis-server, a real pickle that would run code if it were loaded."""
 
@@ -13,9 +13,9 @@ import torch
 
 from benchsuite.broker import JobFailed
 from benchsuite.broker.streams import dead_letters
+from benchsuite.core.trust import JobRefused, Trust, check_job, session_trust
 from benchsuite.data.cifar10 import TEST_FILE, TRAIN_FILES
-from benchsuite.stages import load_checkpoint
-from benchsuite.trust import JobRefused, Trust, check_job, session_trust
+from benchsuite.pipeline.stages import load_checkpoint
 
 pytest_plugins = ["broker_support"]
 

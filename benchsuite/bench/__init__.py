@@ -21,8 +21,8 @@ from typing import Any
 # without pulling in pandas, benchmark_app's parsers or openvino
 _WHERE = {
     "available_devices": "devices", "device_skip_reason": "devices",
-    "legacy_benchmark_app": "devices", "parse_report_folder": "report",
-    "parse_stdout": "report", "BenchResult": "result", "BenchSettings": "result",
+    "legacy_benchmark_app": "devices", "parse_report_folder": "bapp_output",
+    "parse_stdout": "bapp_output", "BenchResult": "measurement", "BenchSettings": "measurement",
     "BenchmarkAppError": "runner", "DeviceUnavailableError": "runner",
     "benchmark_interleaved": "runner", "find_benchmark_app": "runner",
     "paired_speedups": "runner", "run_benchmark": "runner", "speedup": "runner",

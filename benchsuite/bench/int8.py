@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
 
 INT8 = "int8"
 REFERENCE_PRECISION = "f32"  # an INT8 case's speed-up and accuracy reference: dense at f32

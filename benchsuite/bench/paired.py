@@ -301,7 +301,7 @@ def compiled_property(compiled: Any, name: str, fallback: Any) -> Any:
         return fallback
     text = str(value)
     if name == "INFERENCE_PRECISION_HINT":
-        from benchsuite.bench.report import normalise_precision
+        from benchsuite.bench.bapp_output import normalise_precision
 
         return normalise_precision(text) or text
     try:

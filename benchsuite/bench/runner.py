@@ -23,15 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchsuite.bench.devices import device_name, unavailable_reason
-from benchsuite.bench.report import (
+from benchsuite.bench.bapp_output import (
     average_over_requests,
     normalise_precision,
     parse_report_folder,
     parse_stdout,
 )
-from benchsuite.bench.result import BenchResult, BenchSettings
-from benchsuite.children import die_with_parent
+from benchsuite.bench.devices import device_name, unavailable_reason
+from benchsuite.bench.measurement import BenchResult, BenchSettings
+from benchsuite.core.children import die_with_parent
 
 TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the MYRIAD plugin's coloured log lines

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from benchsuite.bench.interval import bootstrap_median_ci
+from benchsuite.bench.measurement import BenchSettings
 from benchsuite.bench.paired import PairedSettings, measure_paired
-from benchsuite.bench.result import BenchSettings
 from benchsuite.bench.runner import benchmark_interleaved, speedup
-from benchsuite.progress import log as progress_log
+from benchsuite.core.progress import log as progress_log
 
 BAPP_METHOD = "benchmark_app interleaved runs"
 

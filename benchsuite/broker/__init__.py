@@ -15,7 +15,7 @@ Redis server.  Modules:
 - ``fixtures``: the pytest fixtures (a session Redis, local workers, the executor).
 
 Nothing here imports torch or openvino: a worker's stages import what they need. The names
-below are imported on first use, so `benchsuite.broker.fixtures` loads without redis (the
+below are imported on first use, so `benchsuite.plugin.broker_fixtures` loads without redis (the
 broker extra) installed.
 """
 
@@ -25,7 +25,8 @@ import importlib
 from typing import Any
 
 _LAZY = {"BrokerConnectionError": "connection", "connect": "connection", "mask_url": "connection",
-         "JobFailed": "executor", "JobTimeout": "executor", "RedisExecutor": "executor"}
+         "JobFailed": "redis_executor", "JobTimeout": "redis_executor",
+         "RedisExecutor": "redis_executor"}
 
 
 def __getattr__(name: str) -> Any:

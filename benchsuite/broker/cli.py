@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchsuite.broker.blobs import DEFAULT_TTL
 from benchsuite.broker.connection import BrokerConnectionError, connect, default_url, mask_url
-from benchsuite.trust import ANY_MODULE
+from benchsuite.core.trust import ANY_MODULE
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"
 
@@ -130,7 +130,7 @@ def _setup_logging(level: str = "INFO") -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from benchsuite.broker.worker import Worker, WorkerConfig
-    from benchsuite.trust import Trust
+    from benchsuite.core.trust import Trust
 
     _setup_logging(args.log_level)
     cfg = WorkerConfig(url=args.redis_url, kind=args.kind, device=args.device,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import benchsuite
 from benchsuite.broker.connection import URL_ENV
-from benchsuite.children import die_with_parent
+from benchsuite.core.children import die_with_parent
 
 log = logging.getLogger(__name__)
 

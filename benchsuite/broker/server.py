@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 
-from benchsuite.children import die_with_parent
+from benchsuite.core.children import die_with_parent
 
 log = logging.getLogger(__name__)
 

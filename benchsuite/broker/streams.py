@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import redis
 
 from benchsuite.broker.messages import FIELD, RESULTS_PREFIX, MessageError, parse_job, parse_result
-from benchsuite.progress import StopStage
+from benchsuite.core.progress import StopStage
 
 GROUP = "workers"
 DEAD = "bs:dead"

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import redis
 
-from benchsuite import executor as stage_registry
 from benchsuite.broker.blobs import DEFAULT_TTL, LOST_BLOB_HINT, BlobMissing, BlobStore
 from benchsuite.broker.connection import (
     call_until_available,
@@ -52,9 +51,10 @@ from benchsuite.broker.streams import (
     job_stream,
     unique_worker_id,
 )
-from benchsuite.errors import UserError
-from benchsuite.progress import StopStage, forward
-from benchsuite.trust import Trust, check_job, worker_spec
+from benchsuite.core.errors import UserError
+from benchsuite.core.progress import StopStage, forward
+from benchsuite.core.trust import Trust, check_job, worker_spec
+from benchsuite.pipeline import executor as stage_registry
 
 log = logging.getLogger("benchsuite.worker")
 

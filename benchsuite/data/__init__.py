@@ -12,15 +12,15 @@ import functools
 import os
 from pathlib import Path
 
-from benchsuite.data.base import Splits, holdout
+from benchsuite.core.errors import UserError
+from benchsuite.core.userspec import is_reference
 from benchsuite.data.cifar10 import find_cifar10, load_cifar10_splits
 from benchsuite.data.custom import load_custom
 from benchsuite.data.digits import load_digits_splits
 from benchsuite.data.fashion_mnist import find_fashion_mnist, load_fashion_mnist_splits
 from benchsuite.data.imagefolder import PREFIX as IMAGEFOLDER
 from benchsuite.data.imagefolder import image_shape, load_imagefolder
-from benchsuite.errors import UserError
-from benchsuite.userspec import is_reference
+from benchsuite.data.split import Splits, holdout
 
 DATASETS = ("fashion-mnist", "digits", "cifar10", "imagefolder:PATH", "module:callable")
 DEFAULT_DATASET = "fashion-mnist"

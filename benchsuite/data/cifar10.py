@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchsuite.data.base import Splits
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
+from benchsuite.data.split import Splits
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"

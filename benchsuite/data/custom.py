@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from benchsuite.data.base import Splits
-from benchsuite.errors import UserError
-from benchsuite.userspec import check_arguments, load_callable
+from benchsuite.core.errors import UserError
+from benchsuite.core.userspec import check_arguments, load_callable
+from benchsuite.data.split import Splits
 
 
 def _stack(dataset: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:

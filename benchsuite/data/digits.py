@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from benchsuite.data.base import Splits
+from benchsuite.data.split import Splits
 
 
 def load_digits_splits(seed: int = 0, size: int = 32, test_fraction: float = 0.5) -> Splits:

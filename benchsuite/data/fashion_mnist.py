@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchsuite.data.base import Splits
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
+from benchsuite.data.split import Splits
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 ENV = "BENCHSUITE_FASHION_MNIST_DIR"

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchsuite.data.base import Splits
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
+from benchsuite.data.split import Splits
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 PREFIX = "imagefolder:"

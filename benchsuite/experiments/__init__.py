@@ -2,5 +2,5 @@
 
     pytest --pyargs benchsuite.experiments -m latency --model mymodels:tiny --recipes NAME
 
-Results and caches go under the current directory (see `benchsuite.paths`).
+Results and caches go under the current directory (see `benchsuite.core.paths`).
 """

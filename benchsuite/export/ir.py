@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
 
 
 class ModelRefused(UserError):

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from benchsuite.bench.paired import PairedSettings
-from benchsuite.hashing import content_hash
+from benchsuite.core.hashing import content_hash
+from benchsuite.core.paths import cache_dir
 from benchsuite.latency.spec import (
     TABLE_VERSION,
     ConvSpec,
@@ -44,7 +45,6 @@ from benchsuite.latency.spec import (
     parse_geometry,
 )
 from benchsuite.latency.timing import cpu_paired
-from benchsuite.paths import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
+from benchsuite.core.userspec import check_arguments, is_reference, load_callable
 from benchsuite.models.blocks import restore_bypassed
 from benchsuite.models.resnet_cifar import ResNetCifar
 from benchsuite.models.resnet_imagenet import resnet18, resnet50
 from benchsuite.models.small_cnn import SmallCNN, TwoConvBN
-from benchsuite.userspec import check_arguments, is_reference, load_callable
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": lambda **kw: SmallCNN(**kw),

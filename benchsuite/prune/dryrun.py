@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import torch
 
 from benchsuite.models import build_model, check_model_io
+from benchsuite.prune.distiller_summary import LayerRow, layer_rows, totals
 from benchsuite.prune.scheduler import CompressionScheduler
-from benchsuite.prune.summary import LayerRow, layer_rows, totals
 from benchsuite.recipe import Recipe
 
 CALIBRATION = 32

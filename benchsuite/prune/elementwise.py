@@ -24,10 +24,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.prune.levels import agp_target, policy_agp_target
 from benchsuite.prune.masks import combine_mask, effective, get_mask, set_mask, split_name
 from benchsuite.prune.names import resolve_list, resolve_map
-from benchsuite.prune.schedule import agp_target, policy_agp_target
+from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component
 
 __all__ = [

@@ -15,10 +15,10 @@ import math
 import torch
 from torch import nn
 
-from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.prune.levels import policy_agp_target
 from benchsuite.prune.masks import combine_mask, effective
 from benchsuite.prune.names import resolve_list
-from benchsuite.prune.schedule import policy_agp_target
+from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component, RecipeError
 
 

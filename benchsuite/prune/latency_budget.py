@@ -44,11 +44,11 @@ from benchsuite.latency.arch import conv_specs
 from benchsuite.latency.spec import LatencyTable
 from benchsuite.models.blocks import bypass, residual_blocks
 from benchsuite.models.resnet_cifar import BasicBlock
-from benchsuite.prune.base import PruneContext, Pruner
-from benchsuite.prune.blocks import bypass_loss_scores
+from benchsuite.prune.block_removal import bypass_loss_scores
 from benchsuite.prune.criteria import Calibration
 from benchsuite.prune.masks import combine_mask, effective
 from benchsuite.prune.names import resolve_list
+from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.prune.structured import _param, structure_mask
 from benchsuite.recipe import Component, RecipeError
 

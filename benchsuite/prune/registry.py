@@ -7,8 +7,7 @@ import inspect
 import torch
 from torch import nn
 
-from benchsuite.prune.base import Pruner
-from benchsuite.prune.blocks import BlockRemover
+from benchsuite.prune.block_removal import BlockRemover
 from benchsuite.prune.criteria import Calibration
 from benchsuite.prune.elementwise import (
     AutomatedGradualPruner,
@@ -19,6 +18,7 @@ from benchsuite.prune.elementwise import (
 )
 from benchsuite.prune.kernel_blocks import RankedBlocksPruner
 from benchsuite.prune.latency_budget import LatencyBudgetPruner
+from benchsuite.prune.pruner import Pruner
 from benchsuite.prune.structured import (
     L1RankedStructureParameterPruner,
     RandomLevelStructureParameterPruner,

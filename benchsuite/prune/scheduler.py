@@ -28,7 +28,6 @@ import logging
 import torch
 from torch import nn
 
-from benchsuite.prune.base import PruneContext, Pruner
 from benchsuite.prune.criteria import Calibration
 from benchsuite.prune.distillation import Distillation
 from benchsuite.prune.elementwise import SparsityLevelParameterPruner
@@ -37,10 +36,11 @@ from benchsuite.prune.graph import thin
 from benchsuite.prune.lr import lr_class, step_to
 from benchsuite.prune.masks import drop_mask, get_mask, set_mask
 from benchsuite.prune.names import resolve_map
+from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.prune.registry import build_pruner
 from benchsuite.prune.regularizers import REGULARIZER_CLASSES, Regularizer
+from benchsuite.prune.training import TrainHooks
 from benchsuite.recipe import Policy, Recipe, RecipeError
-from benchsuite.train import TrainHooks
 
 log = logging.getLogger(__name__)
 

@@ -30,12 +30,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from benchsuite.prune.base import PruneContext, Pruner
 from benchsuite.prune.criteria import CRITERIA, NEEDS_DATA, Calibration
 from benchsuite.prune.graph import all_coupled_filters
+from benchsuite.prune.levels import policy_agp_target
 from benchsuite.prune.masks import combine_mask, effective
 from benchsuite.prune.names import resolve_list
-from benchsuite.prune.schedule import policy_agp_target
+from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component, RecipeError
 
 

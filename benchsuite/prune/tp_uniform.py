@@ -14,7 +14,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from benchsuite.prune.base import PruneContext, Pruner
+from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.yamltext import shown
 
 _MISSING = object()

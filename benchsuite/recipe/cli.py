@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.scale import scale_schedule
 from benchsuite.recipe.schema import Recipe, load_recipe, parse_recipe
 from benchsuite.recipe.template import read_recipe, render

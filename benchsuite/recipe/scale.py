@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.yamltext import load_yaml
 
 _EPOCH_ARGS = ("step_size", "T_max", "T_0", "total_iters")

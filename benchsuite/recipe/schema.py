@@ -16,7 +16,7 @@ from typing import Any
 
 from benchsuite.recipe import catalog
 from benchsuite.recipe.args import Arg, check_args, check_value
-from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.template import read_recipe, render
 from benchsuite.recipe.yamltext import load_yaml, shown
 

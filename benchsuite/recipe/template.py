@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.yamltext import read_text
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:=([^}]*))?\}")

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from benchsuite.recipe.errors import RecipeError
+from benchsuite.recipe.recipe_error import RecipeError
 
 MAX_RECIPE_BYTES = 1_000_000
 QUOTE_CHARS = 200

@@ -73,10 +73,10 @@ def build_case(params: dict[str, Any]):
     """(case, threshold or None, dropped parameter names) from one trial's parameters."""
     from dataclasses import replace
 
-    from benchsuite.case import Case
+    from benchsuite.core.threshold import Threshold
+    from benchsuite.pipeline.run import Case
     from benchsuite.recipe import template_parameters
     from benchsuite.sweep.config import CASE_KEYS, RECIPE_KEY, THRESHOLD_KEY, recipe_path
-    from benchsuite.threshold import Threshold
 
     if RECIPE_KEY not in params:
         raise ValueError(f"no --{RECIPE_KEY}=NAME among the parameters {sorted(params)}")
@@ -96,8 +96,8 @@ def build_case(params: dict[str, Any]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchsuite.executor import LocalExecutor
-    from benchsuite.threshold import Threshold
+    from benchsuite.core.threshold import Threshold
+    from benchsuite.pipeline.executor import LocalExecutor
     from benchsuite.track.recording import Recorder, run_and_record
     from benchsuite.track.wandb_log import WandbTracker
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from benchsuite.case import Case
+from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.run import Case
 from benchsuite.recipe import template_parameters
-from benchsuite.threshold import Threshold
 
 METHODS = ("bayes", "random", "grid")
 GOALS = ("minimize", "maximize")
@@ -103,7 +103,7 @@ class SweepSpec:
 
 def recipe_path(name: str) -> str:
     """A recipe name (stem under schedules/, may contain '/') or a path -> a file path."""
-    from benchsuite.paths import schedules_dir
+    from benchsuite.core.paths import schedules_dir
 
     p = Path(name)
     if p.suffix in (".yaml", ".yml"):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from benchsuite.progress import StopStage, parse_epoch_top1
+from benchsuite.core.progress import StopStage, parse_epoch_top1
 from benchsuite.sweep.store import RUNNING, Trial
 
 INTERMEDIATE = "held_out_top1"  # the intermediate metric's name (W&B run history)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchsuite.result import BASELINE, CONDITION, Row, keys_for
+from benchsuite.core.result import BASELINE, CONDITION, Row, keys_for
 
 VERSION = 2
 READABLE = (1, 2)  # version 1: no intervals (its speed-ups are read as exact)

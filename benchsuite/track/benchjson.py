@@ -13,7 +13,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from benchsuite.result import BENCH, Row, keys_for
+from benchsuite.core.result import BENCH, Row, keys_for
 
 PYTEST_BENCHMARK_FORMAT = "5.3.1"
 

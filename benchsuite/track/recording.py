@@ -19,12 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchsuite.case import Case, mark_recorded, run_case
-from benchsuite.result import CaseResult
-from benchsuite.threshold import Threshold
+from benchsuite.core.result import CaseResult
+from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.run import Case, mark_recorded, run_case
 
 if TYPE_CHECKING:
-    from benchsuite.executor import Executor
+    from benchsuite.pipeline.executor import Executor
     from benchsuite.track.wandb_log import WandbTracker
 
 
@@ -40,8 +40,8 @@ class Recorder:
         self.wandb_every_time = wandb_every_time
 
     def record(self, result: CaseResult, threshold: Threshold) -> CaseResult:
-        from benchsuite.paths import results_dir
-        from benchsuite.track.results import append_row, broken_table
+        from benchsuite.core.paths import results_dir
+        from benchsuite.track.results_table import append_row, broken_table
 
         result = result.decided(threshold.floor(result.dense_top1))
         new = not (result.cached and result.recorded)

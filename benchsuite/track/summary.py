@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from benchsuite.result import Row
+from benchsuite.core.result import Row
 
 
 def _num(value: object) -> float:

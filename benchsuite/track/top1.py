@@ -9,14 +9,14 @@ test split as torch's, by the bench worker. The accuracy floor (``Threshold.floo
 from; where the bench runtime could not run the model in-process (the legacy MYRIAD env), it
 says so and ``top1`` is torch's.
 
-`CaseResult.from_stages` (benchsuite/result.py) takes this block as it is.
+`CaseResult.from_stages` (benchsuite/core/result.py) takes this block as it is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from benchsuite.threshold import wilson_interval
+from benchsuite.core.threshold import wilson_interval
 
 TORCH_ONLY = "torch (the bench runtime could not run the deployed model in-process)"
 

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchsuite.paths import cache_dir, project_root
-from benchsuite.result import CONFIG, SUMMARY, CaseResult, keys_for
+from benchsuite.core.paths import cache_dir, project_root
+from benchsuite.core.result import CONFIG, SUMMARY, CaseResult, keys_for
 
 MODES = ("offline", "online", "disabled")
 SUMMARY_KEYS = keys_for(SUMMARY)
@@ -105,7 +105,7 @@ class WandbTracker:
             # would sit in clear (the conditions that matter are in the config above)
             settings=wandb.Settings(x_disable_meta=True),
         )
-        from benchsuite.track.results import per_layer_frame
+        from benchsuite.track.results_table import per_layer_frame
 
         try:
             run.summary.update({k: row.get(k) for k in SUMMARY_KEYS})

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchsuite.errors import UserError
-from benchsuite.userspec import is_reference
+from benchsuite.core.errors import UserError
+from benchsuite.core.userspec import is_reference
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ SETTINGS_STAGES = ("bench", "calibrate", "latency_table")  # spec.settings: Benc
 def _check_settings(stage: str, settings: dict) -> None:
     import dataclasses
 
-    from benchsuite.bench.result import BenchSettings
+    from benchsuite.bench.measurement import BenchSettings
 
     known = [f.name for f in dataclasses.fields(BenchSettings)]
     unknown = [str(k) for k in settings if k not in known]

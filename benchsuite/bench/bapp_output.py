@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas
 
-from benchsuite.bench.result import PER_LAYER_COLUMNS
+from benchsuite.bench.measurement import PER_LAYER_COLUMNS
 
 _TYPE_NAMES = {
     "float32": "f32", "f32": "f32", "fp32": "f32",

@@ -16,25 +16,25 @@ from collections.abc import Callable
 
 import pytest
 
-from benchsuite.case import Case, calibrate_case
-from benchsuite.errors import UserError
-from benchsuite.executor import LocalExecutor
-from benchsuite.extras import (
+from benchsuite.core.errors import UserError
+from benchsuite.core.extras import (
     default_executor,
     default_wandb_mode,
     session_extras_notes,
     session_extras_problem,
 )
-from benchsuite.options import OPTIONS, option, session_config
-from benchsuite.result import CaseResult
-from benchsuite.threshold import Threshold
+from benchsuite.core.result import CaseResult
+from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.executor import LocalExecutor
+from benchsuite.pipeline.run import Case, calibrate_case
+from benchsuite.plugin.options import OPTIONS, option, session_config
 
 ROW_PROPERTY = "benchsuite_row"
 AA_PROPERTY = "benchsuite_aa"
 SELECTION_ERROR = pytest.StashKey[str]()
 # the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
 # and the sweep's: --sweep, --sweep-count, --sweep-engine, ... (pytest -m sweep)
-pytest_plugins = ["benchsuite.broker.fixtures", "benchsuite.sweep.plugin"]
+pytest_plugins = ["benchsuite.plugin.broker_fixtures", "benchsuite.plugin.sweep_items"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,7 +77,7 @@ def _rows(config: pytest.Config) -> list[CaseResult]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
     """`--schedules /abs/dir` (space-separated) must not move the rootdir (rootdir.py)."""
-    from benchsuite.rootdir import fix_setup
+    from benchsuite.plugin.rootdir import fix_setup
 
     fix_setup(early_config, args)
 
@@ -112,7 +112,7 @@ def _wandb_notes(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "latency_case" not in metafunc.fixturenames:
         return
-    from benchsuite.grid import GridError, generate_cases, zoo_cases
+    from benchsuite.pipeline.grid import GridError, generate_cases, zoo_cases
 
     config = metafunc.config
     cfg = session_config(config)
@@ -148,7 +148,7 @@ def latency_baseline(pytestconfig: pytest.Config):
 def measure_again(stage_executor, pytestconfig):
     """Callable (case, row): the case's bench stage once more on the same models, its progress
     shown like the case's; None for a cached result (its models are not kept)."""
-    from benchsuite.case import measure_again as again
+    from benchsuite.pipeline.run import measure_again as again
 
     write = _live(pytestconfig)
 
@@ -186,7 +186,7 @@ def stage_executor(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 @pytest.fixture(scope="session")
 def tracker(pytestconfig: pytest.Config):
     """The W&B tracker of this session (one run per case, grouped by session)."""
-    from benchsuite.hashing import git_sha
+    from benchsuite.core.hashing import git_sha
     from benchsuite.track.wandb_log import WandbTracker
 
     # one group for the whole session, shared by pytest-xdist workers (their testrunuid)
@@ -205,7 +205,7 @@ def hardware_skip_reason(pytestconfig):
     workers (--redis-url --no-local-workers) may sit on other hardware: then nothing is checked
     here (their benchmark names what is missing there)."""
     from benchsuite.bench.devices import device_skip_reason, precision_skip_reason
-    from benchsuite.broker.fixtures import external_workers_only
+    from benchsuite.plugin.broker_fixtures import external_workers_only
 
     remote_bench = external_workers_only(pytestconfig)
 
@@ -224,7 +224,7 @@ def int8_problem(pytestconfig):
     workers' interpreter). External bench workers are not checked here (their bench stage
     says what is missing there)."""
     from benchsuite.bench.int8 import int8_problem as problem
-    from benchsuite.broker.fixtures import external_workers_only
+    from benchsuite.plugin.broker_fixtures import external_workers_only
 
     remote_bench = external_workers_only(pytestconfig)
     known: dict[str, str | None] = {}
@@ -244,7 +244,7 @@ def _bench_python(config: pytest.Config) -> str | None:
     import sys
 
     from benchsuite.broker.local import env_python
-    from benchsuite.extras import default_executor
+    from benchsuite.core.extras import default_executor
 
     if default_executor(session_config(config).executor) != "redis":
         return None
@@ -318,7 +318,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if path is not None and (problem := baseline_problem(path)) is not None:
             raise pytest.UsageError(problem)
     if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
-        from benchsuite.paths import output_problems
+        from benchsuite.core.paths import output_problems
 
         if problems := output_problems(wandb=_wandb_mode(session.config) != "disabled"):
             raise pytest.UsageError("; ".join(problems))
@@ -332,7 +332,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     rows = _rows(config)
     if hasattr(config, "workerinput") or not rows:  # xdist workers: the controller writes
         return
-    from benchsuite.track.session import write_outputs
+    from benchsuite.track.session_end import write_outputs
 
     cfg = session_config(config)
     outputs = write_outputs(rows, cfg.save_latency_baseline, cfg.latency_baseline)
@@ -345,7 +345,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     rows = _rows(config)
     if not rows:
         return
-    from benchsuite.track.session import summary_lines
+    from benchsuite.track.session_end import summary_lines
 
     calibrations = config.pluginmanager.get_plugin(RowCollector.name).calibrations
     terminalreporter.section("benchsuite: latency cases")

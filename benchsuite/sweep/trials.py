@@ -18,16 +18,16 @@ from typing import Any
 
 import yaml
 
-from benchsuite.case import Case
-from benchsuite.grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
-from benchsuite.paths import found_dir
-from benchsuite.progress import StopStage
-from benchsuite.result import TRIAL, CaseResult, Row, keys_for
+from benchsuite.core.paths import found_dir
+from benchsuite.core.progress import StopStage
+from benchsuite.core.result import TRIAL, CaseResult, Row, keys_for
+from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
+from benchsuite.pipeline.run import Case
 from benchsuite.sweep.config import SweepSpec
 from benchsuite.sweep.engines import StoredEngine
 from benchsuite.sweep.fidelity import EpochWatch, epochs_spent
 from benchsuite.sweep.store import FINISHED, RUNNING, Trial
-from benchsuite.threshold import Threshold
 
 REPORT_KEYS = keys_for(TRIAL)
 log = logging.getLogger(__name__)

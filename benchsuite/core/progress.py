@@ -1,6 +1,6 @@
 """Progress of long stages (per-epoch training lines), from wherever the stage runs.
 
-Training logs one line per epoch on the `benchsuite.progress` logger: `epoch 3/10 loss 0.412,
+Training logs one line per epoch on the `benchsuite.core.progress` logger: `epoch 3/10 loss 0.412,
 1.8 s/epoch, ETA 13 s`. `forward(callback)` hands the lines logged by the current thread to a
 callback while a stage runs: the in-process executor passes them to the pytest session's
 progress display, a Redis worker publishes them on the job's progress stream, which the
@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-LOGGER = "benchsuite.progress"
+LOGGER = "benchsuite.core.progress"
 log = logging.getLogger(LOGGER)
 Progress = Callable[[str], None]
 

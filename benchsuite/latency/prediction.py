@@ -144,8 +144,8 @@ def summary_lines(df: Any, skipped: int) -> list[str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from benchsuite.paths import results_dir
-    from benchsuite.track.results import read_results
+    from benchsuite.core.paths import results_dir
+    from benchsuite.track.results_table import read_results
 
     folder = Path(args.results) if args.results else results_dir()
     rows = read_results(folder)

@@ -1,6 +1,6 @@
 """The results table: one row per case run, appended to experiments/results/results.csv.
 
-Its columns are the `CaseResult` fields that go to the table (`benchsuite/result.py`). The
+Its columns are the `CaseResult` fields that go to the table (`benchsuite/core/result.py`). The
 per-layer table of each case goes beside it as `per_layer/<case_id>.csv`.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchsuite.errors import UserError
-from benchsuite.hashing import git_sha
-from benchsuite.paths import results_dir
-from benchsuite.result import COLUMNS, TABLE, VERDICT_KEYS, CaseResult
+from benchsuite.core.errors import UserError
+from benchsuite.core.hashing import git_sha
+from benchsuite.core.paths import results_dir
+from benchsuite.core.result import COLUMNS, TABLE, VERDICT_KEYS, CaseResult
 
 __all__ = ["COLUMNS", "VERDICT_KEYS", "append_row", "git_sha", "read_results"]
 

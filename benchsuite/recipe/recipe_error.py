@@ -5,7 +5,7 @@ characters: the error names the place, it does not echo the recipe."""
 
 from __future__ import annotations
 
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
 
 MAX_PATH = 300
 MAX_MESSAGE = 2000  # the longest real message (unknown class, the known ones listed) is ~800

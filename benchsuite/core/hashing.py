@@ -25,7 +25,7 @@ def file_hash(path: Path, length: int = 16) -> str:
 def code_version(*parts: str, length: int = 12) -> str:
     """Hash of the package's source files under `parts` (module files or folders, relative to
     the package): cached results are keyed by it, so a code change re-runs what it affects."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for part in parts:
         target = package / part
@@ -40,7 +40,7 @@ def git_sha() -> str:
     """The project's commit (12 hex digits), or "unknown" outside a git checkout."""
     import subprocess
 
-    from benchsuite.paths import project_root
+    from benchsuite.core.paths import project_root
 
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=project_root(),

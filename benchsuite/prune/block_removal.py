@@ -31,8 +31,8 @@ from torch import nn
 
 from benchsuite.models.blocks import bypass, residual_blocks
 from benchsuite.models.resnet_cifar import BasicBlock
-from benchsuite.prune.base import PruneContext, Pruner
 from benchsuite.prune.criteria import Calibration
+from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component, RecipeError
 
 

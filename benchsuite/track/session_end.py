@@ -8,8 +8,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchsuite.paths import results_dir
-from benchsuite.result import Row
+from benchsuite.core.paths import results_dir
+from benchsuite.core.result import Row
 
 
 @dataclass

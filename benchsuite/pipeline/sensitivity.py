@@ -83,7 +83,7 @@ def sensitivity_analysis(
 
     from benchsuite.prune.masks import clone_model, make_permanent
     from benchsuite.prune.names import prunable_weights
-    from benchsuite.train import evaluate
+    from benchsuite.prune.training import evaluate
 
     model = clone_model(model).eval()
     make_permanent(model)
@@ -167,7 +167,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from benchsuite.stages import _load_data, load_checkpoint, train_stage
+    from benchsuite.pipeline.stages import _load_data, load_checkpoint, train_stage
 
     spec = {"model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
             "seed": args.seed, "epochs": args.dense_epochs}

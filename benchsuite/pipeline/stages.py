@@ -33,9 +33,9 @@ import shutil
 import time
 from pathlib import Path
 
-from benchsuite.executor import StageResult
-from benchsuite.hashing import code_version, content_hash
-from benchsuite.paths import cache_dir
+from benchsuite.core.hashing import code_version, content_hash
+from benchsuite.core.paths import cache_dir
+from benchsuite.pipeline.executor import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def _load_data(spec: dict):
 def _scores(model, data) -> dict:
     """Top-1/Top-5 on the test split and Top-1 on the validation split; a model whose logits
     are not finite (NaN weights, a diverged run) is an error that says so."""
-    from benchsuite.errors import UserError
-    from benchsuite.train import evaluate
+    from benchsuite.core.errors import UserError
+    from benchsuite.prune.training import evaluate
 
     test = evaluate(model, data.x_test, data.y_test)
     val = evaluate(model, data.x_val, data.y_val)
@@ -87,8 +87,8 @@ def load_checkpoint(path: Path, model: str | None = None):
     checkpoint must not bring in a module that the job's checked spec does not name)."""
     import torch
 
+    from benchsuite.core.trust import REFUSED, JobRefused
     from benchsuite.models import build_model, load_thinned
-    from benchsuite.trust import REFUSED, JobRefused
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if model is not None and ckpt.get("model") != model:
@@ -100,7 +100,7 @@ def load_checkpoint(path: Path, model: str | None = None):
 
 def dense_key(spec: dict) -> str:
     keys = ("model", "dataset", "seed", "epochs")
-    from benchsuite.train import train_threads  # the numbers depend on the thread count
+    from benchsuite.prune.training import train_threads  # the numbers depend on the thread count
 
     subset = spec.get("train_images")
     threads = train_threads()
@@ -135,7 +135,7 @@ def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageRes
     from benchsuite.export.onnx import export_onnx
     from benchsuite.models import build_model
     from benchsuite.prune import model_stats
-    from benchsuite.train import DENSE_LR, DENSE_WARMUP, seed_everything, train
+    from benchsuite.prune.training import DENSE_LR, DENSE_WARMUP, seed_everything, train
 
     data = _load_data(spec)
     seed_everything(spec["seed"])
@@ -210,8 +210,8 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
 
     from benchsuite.export.onnx import export_onnx
     from benchsuite.prune import CompressionScheduler, model_stats
+    from benchsuite.prune.training import FINETUNE_LR, evaluate, train
     from benchsuite.recipe import parse_recipe
-    from benchsuite.train import FINETUNE_LR, evaluate, train
 
     recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))  # fails first
     data = _load_data(spec)
@@ -276,7 +276,7 @@ def scratch_control(pruned, data, spec: dict, epochs: int) -> dict:
     case's whole budget (dense + fine-tuning epochs). When it reaches the pruned model's Top-1,
     the pruning bought an architecture, not weights."""
     from benchsuite.prune.masks import clone_model
-    from benchsuite.train import DENSE_LR, DENSE_WARMUP, train
+    from benchsuite.prune.training import DENSE_LR, DENSE_WARMUP, train
 
     model = clone_model(pruned)
     reinitialise(model, spec["seed"])
@@ -344,7 +344,7 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     sizes = {f"{n}_ir_bytes": p.stat().st_size + p.with_suffix(".bin").stat().st_size
              for n, p in models.items()}
     if spec.get("latency_table") and not spec.get("int8"):  # the table is not of INT8 kernels
-        from benchsuite.latency.report import predict_pair
+        from benchsuite.latency.prediction import predict_pair
 
         result |= predict_pair(models, spec["latency_table"], result["dense_latency_median_us"])
     return StageResult(result | extra | {"convert_seconds": convert_seconds, **sizes}, {})

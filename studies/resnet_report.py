@@ -1,7 +1,7 @@
 """The issue's closing-note measurement: ResNet-20/56, dense vs 50% filters removed vs 80%
 element-wise sparsity, CPU f32 and bf16, through this env's OpenVINO and the legacy 2021.4 one.
 
-    python -m benchsuite.bench.resnet_report OUT_DIR [--repeats 5] [--niter 1000] [--depths 20 56]
+    python -m studies.resnet_report OUT_DIR [--repeats 5] [--niter 1000] [--depths 20 56]
 
 Random weights (latency does not depend on their values; the pruned shapes are what
 matters). Needs torch, torch-pruning and ``benchsuite.models.resnet_cifar`` (the prune side);
@@ -17,12 +17,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from benchsuite.bench.analysis import compare_layers, model_summary
 from benchsuite.bench.devices import legacy_benchmark_app, precision_skip_reason
-from benchsuite.bench.result import BenchSettings
+from benchsuite.bench.file_sizes import model_stats
+from benchsuite.bench.measurement import BenchSettings
 from benchsuite.bench.runner import benchmark_interleaved, paired_speedups
 from benchsuite.bench.selection import classify_cases
-from benchsuite.bench.stats import model_stats
+from studies.analysis import compare_layers, model_summary
 
 VARIANTS = ("dense", "filters50", "sparse80")
 

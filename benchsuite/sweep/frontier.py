@@ -38,10 +38,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchsuite.case import Case
-from benchsuite.executor import Executor, LocalExecutor
-from benchsuite.result import CaseResult
-from benchsuite.threshold import Threshold
+from benchsuite.core.result import CaseResult
+from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.executor import Executor, LocalExecutor
+from benchsuite.pipeline.run import Case
 from benchsuite.track.recording import Recorder, run_and_record
 
 KD = {"kd_weight": 0.7, "kd_student_weight": 0.3, "kd_temperature": 4}
@@ -104,8 +104,8 @@ class Frontier:
 
     def search(self, seed: int, precision: str, space: Path, trials: int,
                engine: str = "bayes") -> Point:
-        from benchsuite.sweep.bench import CaseObjective, run_search
         from benchsuite.sweep.config import CASE_KEYS, load_sweep
+        from benchsuite.sweep.search import CaseObjective, run_search
 
         spec = load_sweep(space)
         # the frontier's case settings win over the sweep file's constants
@@ -140,7 +140,7 @@ class Frontier:
                          [(case, self.run(case))])
 
     def zoo(self, seed: int, precision: str, family: tuple[str, ...] | None = None) -> Point:
-        from benchsuite.grid import zoo_cases
+        from benchsuite.pipeline.grid import zoo_cases
 
         reference = self._case("dense", {}, seed, precision)
         return self.best("zoo", seed, precision,
@@ -148,8 +148,8 @@ class Frontier:
 
     # --- helpers -----------------------------------------------------------------------------
     def _case(self, recipe: str, params: dict, seed: int, precision: str) -> Case:
-        from benchsuite.grid import recipe_files
-        from benchsuite.paths import schedules_dir
+        from benchsuite.core.paths import schedules_dir
+        from benchsuite.pipeline.grid import recipe_files
 
         path = recipe_files(schedules_dir()).get(recipe)
         if path is None:
@@ -318,7 +318,7 @@ def _verdict(row: CaseResult) -> str:
 
 def search_lines(searches: dict[str, list[list[tuple]]], goal: str = "maximize") -> list[str]:
     """Best-so-far curves of each engine (mean over seeds), and the trials to 95 % of the best."""
-    from benchsuite.sweep.bench import best_curve, within
+    from benchsuite.sweep.search import best_curve, within
 
     lines = []
     for name, runs in searches.items():
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         threshold = Threshold.parse(args.threshold)
     except ValueError as e:
         ap.error(f"--threshold: {e}")
-    from benchsuite.paths import schedules_dir
+    from benchsuite.core.paths import schedules_dir
 
     space = Path(args.space) if args.space else (
         schedules_dir() / "sweeps" / f"{args.model}_per_stage.yaml")
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     base = replace(base, model=args.model, dataset=args.dataset, data_dir=args.data_dir,
                    epochs=args.epochs, dense_epochs=args.dense_epochs,
                    train_images=args.train_images)
-    from benchsuite.case import check_settings
+    from benchsuite.pipeline.run import check_settings
 
     check_settings(base)
     work = Path(tempfile.mkdtemp(prefix="bs-frontier-work-"))
@@ -431,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _save_found(frontier: Frontier, args: argparse.Namespace) -> None:
-    from benchsuite.paths import found_dir
-    from benchsuite.sweep.session import write_found_recipe
+    from benchsuite.core.paths import found_dir
+    from benchsuite.sweep.trials import write_found_recipe
 
     for precision in args.precisions.split(","):
         points = [p for p in frontier.points if p.method == "search"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from benchsuite.result import REPORT, keys_for
+from benchsuite.core.result import REPORT, keys_for
 from benchsuite.track.pareto import pareto_front
-from benchsuite.track.results import read_results
+from benchsuite.track.results_table import read_results
 
 SORT_JS = """
 <script>

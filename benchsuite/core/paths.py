@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 LIBRARY_DIR = PACKAGE_DIR / "schedules"  # the recipe library, grid.yaml, sweep configs
 
 
@@ -86,7 +86,7 @@ def output_problems(wandb: bool = False) -> list[str]:
 
 
 def _results_table_problems(folder: Path) -> list[str]:
-    from benchsuite.track.results import broken_table
+    from benchsuite.track.results_table import broken_table
 
     for name in (".lock", "results.csv", "results.parquet"):
         path = folder / name

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from benchsuite.progress import Progress, forward
+from benchsuite.core.progress import Progress, forward
 
 
 @dataclass
@@ -38,11 +38,11 @@ StageFn = Callable[[dict, dict[str, Path], Path], StageResult]
 
 # stage name -> ("module:function", worker kind that serves it)
 STAGES: dict[str, tuple[str, str]] = {
-    "train": ("benchsuite.stages:train_stage", "prune"),
-    "prune": ("benchsuite.stages:prune_stage", "prune"),
-    "bench": ("benchsuite.stages:bench_stage", "bench"),
-    "calibrate": ("benchsuite.stages:calibrate_stage", "bench"),
-    "latency_table": ("benchsuite.stages:latency_table_stage", "bench"),
+    "train": ("benchsuite.pipeline.stages:train_stage", "prune"),
+    "prune": ("benchsuite.pipeline.stages:prune_stage", "prune"),
+    "bench": ("benchsuite.pipeline.stages:bench_stage", "bench"),
+    "calibrate": ("benchsuite.pipeline.stages:calibrate_stage", "bench"),
+    "latency_table": ("benchsuite.pipeline.stages:latency_table_stage", "bench"),
 }
 
 
@@ -104,7 +104,7 @@ class LocalExecutor:
 
     def run(self, stage: str, spec: dict, files: dict[str, Path],
             progress: Progress | None = None) -> StageResult:
-        from benchsuite.trust import check_spec
+        from benchsuite.core.trust import check_spec
 
         check_spec(stage, spec)  # a malformed built-in spec: a UserError naming the field
         self._count += 1

@@ -29,12 +29,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from benchsuite.hashing import git_sha
-from benchsuite.latency.report import PREDICTION_KEYS
+from benchsuite.core.hashing import git_sha
+from benchsuite.latency.prediction import PREDICTION_KEYS
 
 if TYPE_CHECKING:
-    from benchsuite.case import Case
-    from benchsuite.threshold import Threshold
+    from benchsuite.core.threshold import Threshold
+    from benchsuite.pipeline.run import Case
 
 TABLE, CONFIG, SUMMARY, BENCH, BASELINE, CONDITION, REPORT, TRIAL = (
     "table", "config", "summary", "bench", "baseline", "condition", "report", "trial")
@@ -133,7 +133,7 @@ class CaseResult:
     fps: float | None = _to(TABLE, SUMMARY)
     dense_fps: float | None = _to(TABLE, SUMMARY)
     runtime_version: str | None = _to(CONDITIONS, REPORT)
-    # the latency model's prediction (benchsuite/latency/report.py), when the case had a table
+    # the latency model's prediction (benchsuite/latency/prediction.py), when the case had a table
     latency_predicted_us: float | None = _to(TABLE, SUMMARY)
     speedup_predicted: float | None = _to(TABLE, SUMMARY)
     latency_table_sum_us: float | None = _to(TABLE)
@@ -290,7 +290,7 @@ def _missing(value: Any) -> bool:
 
 def scratch_fields(pruned: dict) -> dict[str, Any]:
     """The scratch control's figures (with the Wilson interval of its Top-1), when it ran."""
-    from benchsuite.threshold import wilson_interval
+    from benchsuite.core.threshold import wilson_interval
 
     if pruned.get("scratch_top1") is None:
         return {}

@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from benchsuite.errors import UserError
-from benchsuite.executor import Executor, StageResult
-from benchsuite.hashing import code_version, content_hash
-from benchsuite.paths import cache_dir, schedules_dir
+from benchsuite.core.errors import UserError
+from benchsuite.core.hashing import code_version, content_hash
+from benchsuite.core.paths import cache_dir, schedules_dir
+from benchsuite.core.result import CaseResult
+from benchsuite.core.threshold import Threshold
+from benchsuite.core.userspec import is_reference, source_digest
+from benchsuite.pipeline.executor import Executor, StageResult
 from benchsuite.recipe import read_recipe, render, template_parameters
 from benchsuite.recipe.scale import scale_schedule
-from benchsuite.result import CaseResult
-from benchsuite.threshold import Threshold
-from benchsuite.userspec import is_reference, source_digest
 
 Progress = Callable[[str], None]
 # appended to a case's label when they differ from the defaults (prefix of the value)
@@ -37,8 +37,8 @@ def _slug(value: str) -> str:
         return "imagefolder." + Path(value.removeprefix("imagefolder:")).name
     return value.replace(":", ".").replace("/", ".")
 # a case's result depends on this code too: change it and cached results are re-run
-CASE_CODE = ("models", "data", "train.py", "prune", "recipe", "export", "bench", "stages.py",
-             "case.py", "result.py", "track/top1.py", "latency")
+CASE_CODE = ("models", "data", "prune", "recipe", "export", "bench", "latency",
+             "pipeline/stages.py", "pipeline/run.py", "core/result.py", "track/top1.py")
 # a latency table (benchsuite.latency) for every case, not only LatencyBudgetPruner recipes:
 # the results table then has predicted beside measured latency for `benchsuite latency-model`
 LATENCY_MODEL_ENV = "BENCHSUITE_LATENCY_MODEL"
@@ -224,7 +224,7 @@ MIN_TELLING_IMAGES = 100
 def check_dense(case: Case, dense: dict) -> None:
     """A dense reference whose Top-1 is not above chance (its 95 % interval reaches 1 /
     classes) makes every floor meaningless: a CaseError naming its training budget."""
-    from benchsuite.threshold import wilson_interval
+    from benchsuite.core.threshold import wilson_interval
 
     chance = 1 / int(dense.get("num_classes") or 10)
     images = int(dense["test_images"])

@@ -1,6 +1,6 @@
 """pytest plugin of the sweeps: `pytest -m sweep --sweep FILE --sweep-count N`.
 
-Needs the main plugin (`benchsuite.pytest_plugin`: the case options, `run_experiment`,
+Needs the main plugin (`benchsuite.plugin`: the case options, `run_experiment`,
 `accuracy_threshold`, `tracker`). Every option is a flag and an ini key (`benchsuite_<name>`).
 The sweep file is loaded and checked at start-up: a bad one stops the session before any
 training. `experiments/test_sweep.py` is parametrized with N slots; each slot claims the next
@@ -54,8 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
     path = sweep_option(config, "sweep")
     if not path:
         return
-    from benchsuite.extras import MissingExtra, require
-    from benchsuite.options import _number
+    from benchsuite.core.extras import MissingExtra, require
+    from benchsuite.plugin.options import _number
     from benchsuite.sweep.config import SweepConfigError, load_sweep
     from benchsuite.sweep.engines import ENGINES, optuna_distributions
 
@@ -107,7 +107,7 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
         yield url
         return
     from benchsuite.broker.server import RedisServer
-    from benchsuite.paths import cache_dir
+    from benchsuite.core.paths import cache_dir
 
     if hasattr(pytestconfig, "workerinput"):  # xdist: workers would share one datadir
         pytest.fail("sweeps under pytest-xdist need a shared Redis: pass --sweep-redis URL",
@@ -120,10 +120,10 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, sweep_redis_url):
     """The sweep this session is an agent of; at the end: best printed, logged, saved."""
-    from benchsuite.options import base_case
+    from benchsuite.plugin.options import base_case
     from benchsuite.sweep.engines import make_engine
-    from benchsuite.sweep.session import SweepSession, log_best
     from benchsuite.sweep.store import RedisStore
+    from benchsuite.sweep.trials import SweepSession, log_best
 
     state = getattr(pytestconfig, _STATE, None)
     if state is None:

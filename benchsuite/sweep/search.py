@@ -1,7 +1,7 @@
 """Does the search help? bayes vs random at the same budget and seeds, on the same space.
 
-    python -m benchsuite.sweep.bench measure --sweep FILE --step 0.1 --out table.csv
-    python -m benchsuite.sweep.bench compare --sweep FILE --budget 20 --seeds 0,1,2 \
+    python -m benchsuite.sweep.search measure --sweep FILE --step 0.1 --out table.csv
+    python -m benchsuite.sweep.search compare --sweep FILE --budget 20 --seeds 0,1,2 \
         [--table table.csv]          # surrogate: nearest measured case (fast)
                                      # without --table: the real pipeline (cached cases)
 
@@ -23,14 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchsuite.case import Case
-from benchsuite.progress import StopStage
-from benchsuite.result import CaseResult
+from benchsuite.core.progress import StopStage
+from benchsuite.core.result import CaseResult
+from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.run import Case
 from benchsuite.sweep.config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
 from benchsuite.sweep.engines import SweepsEngine
 from benchsuite.sweep.fidelity import EpochWatch
 from benchsuite.sweep.store import MemoryStore
-from benchsuite.threshold import Threshold
 from benchsuite.track.recording import Recorder, run_and_record
 
 # params[, watch] -> (objective, feasible, metrics with finetune_epochs when known); an
@@ -77,7 +77,7 @@ class CaseObjective:
     def __init__(self, spec: SweepSpec, base: Case, threshold: Threshold, workdir: Path,
                  progress: Callable[[str], None] | None = None,
                  recorder: Recorder | None = None) -> None:
-        from benchsuite.executor import LocalExecutor
+        from benchsuite.pipeline.executor import LocalExecutor
 
         self.spec, self.base, self.threshold = spec, base, threshold
         self.executor = LocalExecutor(workdir)
@@ -277,7 +277,7 @@ def _base(spec: SweepSpec) -> Case:
 def main(argv: list[str] | None = None) -> int:
 
 
-    parser = argparse.ArgumentParser(prog="python -m benchsuite.sweep.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchsuite.sweep.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("measure", "compare"):
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
 def _tracker(mode: str | None, name: str):
     import datetime as dt
 
-    from benchsuite.extras import default_wandb_mode
+    from benchsuite.core.extras import default_wandb_mode
     from benchsuite.track.wandb_log import WandbTracker
 
     mode = default_wandb_mode(mode or "")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchsuite.errors import UserError
+from benchsuite.core.errors import UserError
 
 
 def is_reference(value: str) -> bool:

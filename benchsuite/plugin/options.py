@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from benchsuite.case import Case
-from benchsuite.threshold import Threshold
-from benchsuite.trust import Trust, session_trust
+from benchsuite.core.threshold import Threshold
+from benchsuite.core.trust import Trust, session_trust
+from benchsuite.pipeline.run import Case
 
 OPTIONS: list[tuple[str, str, str]] = [
     # (name, default, help)
@@ -150,8 +150,8 @@ def _choices(config: pytest.Config, name: str, allowed: tuple[str, ...]) -> None
 
 
 def base_case(config: pytest.Config) -> Case:
+    from benchsuite.bench.measurement import PRECISIONS
     from benchsuite.bench.paired import MODES
-    from benchsuite.bench.result import PRECISIONS
 
     _choices(config, "precision", (*PRECISIONS, "default", "int8"))
     _choices(config, "paired-mode", MODES)
@@ -203,7 +203,7 @@ def _threads(text: str) -> int | None:
 def worker_trust(config: pytest.Config, items: list[pytest.Item]) -> Trust:
     """What the session's local workers on a shared broker may read and import: the session's
     --data-dir, --dataset and --model, a sweep's values of them, and every collected case's."""
-    from benchsuite.sweep.plugin import sweep_spec
+    from benchsuite.plugin.sweep_items import sweep_spec
 
     data_dirs = [option(config, "data-dir")]
     datasets = option_list(config, "dataset") or []

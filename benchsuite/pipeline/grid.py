@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from benchsuite.case import Case
-from benchsuite.paths import schedules_dir
+from benchsuite.core.paths import schedules_dir
+from benchsuite.pipeline.run import Case
 
 GRID_FILE = "grid.yaml"
 

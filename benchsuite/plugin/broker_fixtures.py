@@ -1,7 +1,7 @@
 """pytest fixtures for the broker: a session Redis, local workers, a ``RedisExecutor``.
 
-Load as a plugin (``pytest_plugins = ["benchsuite.broker.fixtures"]`` or ``-p
-benchsuite.broker.fixtures``).  Options (each a flag and an ini key):
+Load as a plugin (``pytest_plugins = ["benchsuite.plugin.broker_fixtures"]`` or ``-p
+benchsuite.plugin.broker_fixtures``).  Options (each a flag and an ini key):
 
 - ``--redis-url`` / ``benchsuite_redis_url``: use that Redis (``redis://``, ``rediss://`` with a
   password, ``unix://``).  Without it, a private redis-server is started on a unix socket in a
@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from benchsuite.extras import MissingExtra, require
+from benchsuite.core.extras import MissingExtra, require
 
 if TYPE_CHECKING:  # redis: the broker extra, imported when a fixture runs
-    from benchsuite.broker.executor import RedisExecutor
     from benchsuite.broker.local import WorkerProcess
+    from benchsuite.broker.redis_executor import RedisExecutor
     from benchsuite.broker.server import RedisServer
 
 URL_ENV = "BENCHSUITE_REDIS_URL"  # as connection.URL_ENV (which imports redis)
@@ -137,7 +137,7 @@ def broker_worker_args() -> list[str]:
 
 
 def _trust_args(request: pytest.FixtureRequest) -> list[str]:
-    """The local workers' grants (benchsuite/trust.py). On the session's private broker only
+    """The local workers' grants (benchsuite/core/trust.py). On the session's private broker only
     this session can submit jobs, and it reads and imports whatever its cases name itself: the
     workers may too. On a shared broker (--redis-url) anyone who can write to it can submit
     jobs: the workers may read and import only what the session was given (its --data-dir,
@@ -146,7 +146,7 @@ def _trust_args(request: pytest.FixtureRequest) -> list[str]:
     if not _option(request.config, "benchsuite_redis_url"):
         return ["--data-root", "/", "--allow-user-code"]
     try:
-        from benchsuite.options import worker_trust
+        from benchsuite.plugin.options import worker_trust
 
         return worker_trust(request.config, request.session.items).args()
     except ValueError:  # the main plugin's options are not registered: the grants of none
@@ -190,7 +190,7 @@ def broker_workers(request: pytest.FixtureRequest, broker_url: str, broker_worke
 def broker_executor(broker_url: str, broker_workers: list[WorkerProcess],
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisExecutor]:
     """A ``RedisExecutor`` (same ``run`` as ``LocalExecutor``) over the session's broker."""
-    from benchsuite.broker.executor import RedisExecutor
+    from benchsuite.broker.redis_executor import RedisExecutor
 
     executor = RedisExecutor(broker_url, workdir=tmp_path_factory.mktemp("broker-files"))
     yield executor

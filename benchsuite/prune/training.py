@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchsuite.core.progress import epoch_line
+from benchsuite.core.progress import log as progress_log
 from benchsuite.data import Splits
-from benchsuite.progress import epoch_line
-from benchsuite.progress import log as progress_log
 
 DENSE_LR = 0.05
 FINETUNE_LR = 0.01
@@ -126,7 +126,7 @@ def train_threads() -> int:
     except ValueError:
         count = 0
     if count < 1:
-        from benchsuite.errors import UserError
+        from benchsuite.core.errors import UserError
 
         raise UserError(f"BENCHSUITE_TRAIN_THREADS: a positive integer expected, got {text!r}")
     return count

@@ -37,10 +37,10 @@ from benchsuite.broker.streams import (
     progress_stream,
     result_stream,
 )
-from benchsuite.errors import UserError
-from benchsuite.executor import STAGES, StageResult, worker_kind
-from benchsuite.progress import Progress, StopStage
-from benchsuite.trust import check_spec
+from benchsuite.core.errors import UserError
+from benchsuite.core.progress import Progress, StopStage
+from benchsuite.core.trust import check_spec
+from benchsuite.pipeline.executor import STAGES, StageResult, worker_kind
 
 log = logging.getLogger(__name__)
 
