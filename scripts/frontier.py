@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchsuite.core.paths import found_dir
     from benchsuite.core.threshold import Threshold
     from benchsuite.pipeline.executor import LocalExecutor
-    from benchsuite.pipeline.run import Case
+    from benchsuite.recipe.case import Case
     from benchsuite.sweep.trials import write_found_recipe
     from benchsuite.track.recording import Recorder, run_and_record
 

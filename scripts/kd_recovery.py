@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 from benchsuite.pipeline.executor import LocalExecutor
-from benchsuite.pipeline.run import Case, run_case
+from benchsuite.pipeline.run import run_case
+from benchsuite.recipe.case import Case
 
 
 def main() -> None:

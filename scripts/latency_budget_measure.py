@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("BENCHSUITE_LATENCY_MODEL", "1")  # predictions for the extra recipes
     from benchsuite.core.threshold import Threshold
     from benchsuite.pipeline.executor import LocalExecutor
-    from benchsuite.pipeline.run import Case
+    from benchsuite.recipe.case import Case
     from benchsuite.track.recording import Recorder, run_and_record
 
     cases = [Case("resnet56/latency_budget", {"speedup": float(s)}, model="resnet56",

@@ -78,7 +78,7 @@ def build_pairs(folder: Path) -> dict[str, dict[str, Path]]:
     dense = ResNetCifar(56, in_channels=SHAPE[0]).eval()
     pruned = ResNetCifar(56, in_channels=SHAPE[0])
     pruned.load_state_dict(dense.state_dict())
-    from benchsuite.pipeline.run import Case
+    from benchsuite.recipe.case import Case
 
     found = Case("resnet56/blocks_and_filters", {"blocks": 4, "sparsity": 0.45, "round_to": 8})
     recipe = parse_recipe(found.recipe_text(), source=found.recipe_name)

@@ -20,7 +20,7 @@ from benchsuite.core.threshold import Threshold
 from benchsuite.data import holdout, load_case_data, load_dataset
 from benchsuite.data.fashion_mnist import SYSTEM_DIR, find_fashion_mnist
 from benchsuite.data.split import stratified_take
-from benchsuite.pipeline.run import Case, CaseError, check_settings
+from benchsuite.recipe.case import Case, CaseError, check_settings
 
 FASHION = pytest.mark.skipif(
     not (SYSTEM_DIR / "t10k-labels-idx1-ubyte.gz").is_file(),

@@ -1,7 +1,7 @@
 import pytest
 
 from benchsuite.pipeline.grid import GridError, generate_cases
-from benchsuite.pipeline.run import Case
+from benchsuite.recipe.case import Case
 
 RECIPE = "version: 1\npruners:\n  p:\n    class: SparsityLevelParameterPruner\n" \
          "    levels: {'*': ${sparsity=0.5}}\npolicies:\n  - pruner: {instance_name: p}\n" \

@@ -19,9 +19,10 @@ from benchsuite.core.errors import UserError
 from benchsuite.data import load_dataset
 from benchsuite.models import build_model
 from benchsuite.pipeline.executor import LocalExecutor
-from benchsuite.pipeline.run import Case, CaseError, run_case
+from benchsuite.pipeline.run import run_case
 from benchsuite.pipeline.sensitivity import parse_range
 from benchsuite.recipe import RecipeError, load_recipe, template_parameters
+from benchsuite.recipe.case import Case, CaseError
 from benchsuite.recipe.cli import _input_shape
 
 pytest_plugins = ["pytester"]

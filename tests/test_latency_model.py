@@ -181,7 +181,7 @@ def test_prediction_frame_errors_and_refit():
 
 
 def test_which_cases_get_a_table(monkeypatch):
-    from benchsuite.pipeline.run import LATENCY_MODEL_ENV, Case
+    from benchsuite.recipe.case import LATENCY_MODEL_ENV, Case
 
     monkeypatch.delenv(LATENCY_MODEL_ENV, raising=False)
     budget = Case("resnet56/latency_budget", {"speedup": 3, "round_to": 16}, model="resnet56")

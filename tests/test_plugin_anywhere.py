@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchsuite.pipeline.run import Case
+from benchsuite.recipe.case import Case
 
 
 def make_folder(root):

@@ -7,7 +7,8 @@ import threading
 
 from benchsuite.core.progress import epoch_line, format_seconds, forward, log
 from benchsuite.pipeline.executor import LocalExecutor
-from benchsuite.pipeline.run import Case, run_case
+from benchsuite.pipeline.run import run_case
+from benchsuite.recipe.case import Case
 
 pytest_plugins = ["broker_support"]
 

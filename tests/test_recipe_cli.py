@@ -127,8 +127,9 @@ policies:
 
 
 def test_a_case_on_the_wrong_model_says_which_models_fit(tmp_path):
-    from benchsuite.pipeline.run import Case, validate
+    from benchsuite.pipeline.run import validate
     from benchsuite.recipe import RecipeError
+    from benchsuite.recipe.case import Case
 
     path = tmp_path / "filters.yaml"
     path.write_text(FILTERS)

@@ -25,7 +25,8 @@ from benchsuite.core.result import (
     keys_for,
 )
 from benchsuite.core.threshold import Threshold
-from benchsuite.pipeline.run import CASE_CODE, _cached, _store
+from benchsuite.pipeline.run import _cached, _store
+from benchsuite.recipe.case import CASE_CODE
 from benchsuite.track.recording import Recorder
 
 
@@ -40,14 +41,14 @@ def _result(**kw: object) -> CaseResult:
 
 def test_every_output_reads_its_fields_from_the_record(tmp_path) -> None:
     from benchsuite.sweep.trials import REPORT_KEYS
-    from benchsuite.track import baseline, benchjson, report, results, wandb_log
+    from benchsuite.track import baseline, benchjson, html_report, results_table, wandb_log
 
-    assert results.COLUMNS == COLUMNS == keys_for(TABLE)
+    assert results_table.COLUMNS == COLUMNS == keys_for(TABLE)
     assert wandb_log.SUMMARY_KEYS == keys_for(SUMMARY)
     assert wandb_log.CONFIG_KEYS == keys_for(CONFIG)
     assert baseline.CONDITIONS == keys_for(CONDITION)
     assert REPORT_KEYS == keys_for(TRIAL)
-    assert set(report.TABLE_COLUMNS) >= {"label", "threshold", "passed", "wandb_run"}
+    assert set(html_report.TABLE_COLUMNS) >= {"label", "threshold", "passed", "wandb_run"}
     row = _result()
     entry = benchjson.benchmark_entry(row)
     assert set(entry["extra_info"]) == set(keys_for(BENCH))
@@ -96,12 +97,24 @@ def test_a_failed_append_leaves_the_case_unrecorded(tmp_path, monkeypatch) -> No
 
 
 def test_the_code_that_builds_a_row_is_in_the_cache_key() -> None:
+    import benchsuite
     from benchsuite.track.top1 import top1_fields
 
-    package = Path(inspect.getfile(CaseResult)).resolve().parent
+    package = Path(benchsuite.__file__).resolve().parent
     for builder in (CaseResult.from_stages, top1_fields):
         path = Path(inspect.getfile(builder)).resolve().relative_to(package)
         assert path.as_posix() in CASE_CODE, path
+
+
+def test_every_cache_key_names_files_that_exist() -> None:
+    """A module moved without its cache key following it fails here, not in every case."""
+    from benchsuite.core.hashing import code_version
+    from benchsuite.pipeline.stages import TRAIN_CODE
+
+    for parts in (CASE_CODE, TRAIN_CODE):
+        assert len(code_version(*parts)) == 12
+    with pytest.raises(FileNotFoundError, match=r"nosuch\.py"):
+        code_version("nosuch.py")
 
 
 def test_case_does_not_import_the_tracking_side() -> None:

@@ -58,7 +58,7 @@ def test_scale_one_is_the_recipe_itself_and_scale_must_be_positive():
 
 
 def test_a_case_runs_and_records_the_scaled_schedule(tmp_path):
-    from benchsuite.pipeline.run import Case
+    from benchsuite.recipe.case import Case
 
     path = tmp_path / "long.yaml"
     path.write_text(LONG)

@@ -24,20 +24,11 @@ from typing import Any
 import numpy as np
 
 from benchsuite.core.errors import UserError
+from benchsuite.recipe.case import REFERENCE_PRECISION
 
-INT8 = "int8"
-REFERENCE_PRECISION = "f32"  # an INT8 case's speed-up and accuracy reference: dense at f32
 NNCF_HINT = "pip install nncf==3.4.0 (requirements.txt; the bench tox env has it)"
 
 
-def is_int8(precision: str | None) -> bool:
-    return (precision or "").lower() == INT8
-
-
-def inference_precision(precision: str | None) -> str | None:
-    """The inference precision hint a case's models are compiled with: f32 for INT8 (what
-    NNCF left unquantized runs f32, as the dense reference does), else the case's own."""
-    return REFERENCE_PRECISION if is_int8(precision) else precision
 
 
 def capability_problem(device: str, capabilities: tuple[str, ...] | None) -> str | None:

@@ -29,6 +29,8 @@ def code_version(*parts: str, length: int = 12) -> str:
     h = hashlib.sha256()
     for part in parts:
         target = package / part
+        if not target.exists():  # a module moved and its key not updated: say which
+            raise FileNotFoundError(f"code_version: {part!r} is not in {package}")
         files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
         for f in files:
             h.update(f.relative_to(package).as_posix().encode())

@@ -34,7 +34,7 @@ from benchsuite.latency.prediction import PREDICTION_KEYS
 
 if TYPE_CHECKING:
     from benchsuite.core.threshold import Threshold
-    from benchsuite.pipeline.run import Case
+    from benchsuite.recipe.case import Case
 
 TABLE, CONFIG, SUMMARY, BENCH, BASELINE, CONDITION, REPORT, TRIAL = (
     "table", "config", "summary", "bench", "baseline", "condition", "report", "trial")

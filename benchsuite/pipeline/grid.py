@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from benchsuite.core.paths import schedules_dir
-from benchsuite.pipeline.run import Case
+from benchsuite.recipe.case import Case
 
 GRID_FILE = "grid.yaml"
 

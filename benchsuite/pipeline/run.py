@@ -6,177 +6,18 @@ an executor (in-process or over Redis) and returns the result row.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from benchsuite.core.errors import UserError
-from benchsuite.core.hashing import code_version, content_hash
-from benchsuite.core.paths import cache_dir, schedules_dir
+from benchsuite.core.paths import cache_dir
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
-from benchsuite.core.userspec import is_reference, source_digest
 from benchsuite.pipeline.executor import Executor, StageResult
-from benchsuite.recipe import read_recipe, render, template_parameters
-from benchsuite.recipe.scale import scale_schedule
+from benchsuite.recipe.case import Case, CaseError, check_settings, slug
 
 Progress = Callable[[str], None]
-# appended to a case's label when they differ from the defaults (prefix of the value)
-LABEL_FIELDS = {"dataset": "", "train_images": "n", "seed": "seed", "epochs": "ep",
-                "dense_epochs": "dense", "niter": "niter", "repeats": "rep", "threads": "thr",
-                "paired_mode": "", "control": ""}
-CONTROLS = ("scratch", "zoo:MODEL")  # Case.control: see the field
-
-
-def _slug(value: str) -> str:
-    """A label-safe spelling: `imagefolder:/data/pets` -> `imagefolder.pets`, `m:f` -> `m.f`."""
-    if value.startswith("imagefolder:"):
-        return "imagefolder." + Path(value.removeprefix("imagefolder:")).name
-    return value.replace(":", ".").replace("/", ".")
-# a case's result depends on this code too: change it and cached results are re-run
-CASE_CODE = ("models", "data", "prune", "recipe", "export", "bench", "latency",
-             "pipeline/stages.py", "pipeline/run.py", "core/result.py", "track/top1.py")
-# a latency table (benchsuite.latency) for every case, not only LatencyBudgetPruner recipes:
-# the results table then has predicted beside measured latency for `benchsuite latency-model`
-LATENCY_MODEL_ENV = "BENCHSUITE_LATENCY_MODEL"
-
-
-# The main job's training budget on Fashion-MNIST, chosen so that the dense ResNet-20 holds
-# >= 91.5 % Top-1 on the 10,000 test images and `./run.sh latency` fits in 15 minutes on 2
-# cores (README, "The main job"; docs/measurements.md). The suite's own tests use digits.
-DENSE_EPOCHS = 6
-FINETUNE_EPOCHS = 3
-TRAIN_IMAGES: int | None = 30000
-
-
-@dataclass(frozen=True)
-class Case:
-    recipe: str  # recipe name (file stem in schedules/) or a path to a recipe file
-    params: dict[str, Any] = field(default_factory=dict)  # template parameters
-    model: str = "resnet20"
-    dataset: str = "fashion-mnist"  # digits: the suite's smoke test
-    data_dir: str | None = None
-    seed: int = 0
-    epochs: int = FINETUNE_EPOCHS  # fine-tuning (at least the recipe's last policy epoch + 1)
-    dense_epochs: int = DENSE_EPOCHS
-    # at most this many training images (a stratified subset, drawn with the seed, of those
-    # left after the validation split; all of them when the dataset has fewer); None: all
-    train_images: int | None = TRAIN_IMAGES
-    # "" (a pruning case); "scratch": also train the pruned architecture from scratch for the
-    # same total epochs; "zoo:MODEL": no pruning, the small dense MODEL trained from scratch
-    # for dense_epochs + epochs, timed and scored against this case's dense model
-    control: str = ""
-    device: str = "CPU"
-    # None: the device's default (bf16 on CPUs with AMX); "int8": NNCF post-training
-    # quantization of the pruned model, timed and scored against dense at f32 (bench/int8.py)
-    precision: str | None = "f32"
-    niter: int = 500  # benchmark_app iterations per run (per-layer counters, cross-check)
-    repeats: int = 1  # benchmark_app runs per model
-    threads: int | None = 1  # inference threads of the paired measurement (None: runtime's)
-    paired_mode: str = "alternate"  # or "duet" (bench/paired.py)
-    bench_seconds: float = 20.0  # time cap of the paired rounds
-    schedule_scale: float = 1.0  # --schedule-scale: every policy epoch and lr step scaled
-
-    @property
-    def recipe_path(self) -> Path:
-        p = Path(self.recipe)
-        if p.suffix in (".yaml", ".yml") and p.is_file():
-            return p
-        return schedules_dir() / f"{self.recipe}.yaml"
-
-    @property
-    def recipe_name(self) -> str:
-        return self.recipe_path.stem
-
-    def recipe_text(self) -> str:
-        text = render(read_recipe(self.recipe_path), self.params, source=self.recipe_path.name)
-        return scale_schedule(text, self.schedule_scale, source=self.recipe_path.name)
-
-    def effective_params(self) -> dict[str, Any]:
-        """Template parameters with defaults filled in (what the case really ran with)."""
-        import yaml
-
-        defaults = template_parameters(read_recipe(self.recipe_path))
-        out = {k: yaml.safe_load(v) for k, v in defaults.items() if v is not None}
-        scale = {"schedule_scale": self.schedule_scale} if self.schedule_scale != 1 else {}
-        return out | dict(self.params) | scale
-
-    @property
-    def label(self) -> str:
-        """Readable id telling cases apart: model, recipe, parameter values, device, precision,
-        then each setting that is not the default, e.g. resnet20-l1_filters-0.5-CPU-f32 or
-        mymodels.tiny-l1_filters-0.5-CPU-f32-cifar10-seed1-ep5-dense10."""
-        values = "-".join(str(v) for _, v in sorted(self.params.items())) or "default"
-        precision = self.precision or "default"
-        scaled = f"-x{self.schedule_scale:g}" if self.schedule_scale != 1 else ""
-        label = f"{_slug(self.model)}-{self.recipe_name}-{values}{scaled}-{self.device}-{precision}"
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in LABEL_FIELDS and value != f.default:
-                text = "all" if value is None else str(value)
-                label += f"-{LABEL_FIELDS[f.name]}{_slug(text)}"
-        return label
-
-    @property
-    def case_id(self) -> str:
-        """Content hash of everything that determines the result (the rendered recipe too)."""
-        # the user's own model or dataset code counts too (only when there is some, so the
-        # built-in cases keep their ids)
-        user = {ref: source_digest(ref) for ref in (self.model, self.dataset)
-                if is_reference(ref)}
-        fields = {k: v for k, v in asdict(self).items()  # the scale is in the recipe text
-                  if k != "schedule_scale"}
-        return content_hash(fields | {"recipe": self.recipe_text(),
-                                            "code": code_version(*CASE_CODE)}
-                            | ({"user_code": user} if user else {}))
-
-    def dense_spec(self) -> dict:
-        subset = {"train_images": self.train_images} if self.train_images is not None else {}
-        return {"model": self.model, "dataset": self.dataset, "data_dir": self.data_dir,
-                "seed": self.seed, "epochs": self.dense_epochs} | subset
-
-    @property
-    def zoo_model(self) -> str | None:
-        """The small dense model of a dense-zoo control case, else None."""
-        return self.control.removeprefix("zoo:") if self.control.startswith("zoo:") else None
-
-    def zoo_spec(self) -> dict:
-        """The zoo model's training: from scratch, the case's whole budget of epochs."""
-        return self.dense_spec() | {"model": self.zoo_model,
-                                    "epochs": self.dense_epochs + self.epochs}
-
-    def bench_settings(self) -> dict:
-        from benchsuite.bench.int8 import inference_precision
-
-        return {"device": self.device, "precision": inference_precision(self.precision),
-                "niter": self.niter, "repeats": self.repeats}
-
-    @property
-    def int8(self) -> bool:
-        from benchsuite.bench.int8 import is_int8
-
-        return is_int8(self.precision)
-
-    def latency_table_step(self) -> int | None:
-        """The channel step of the latency table this case needs (its LatencyBudgetPruner's
-        `round_to`, else 8), or None when it needs none."""
-        from benchsuite.recipe.yamltext import load_yaml
-
-        pruners = (load_yaml(self.recipe_text()) or {}).get("pruners") or {}
-        for p in pruners.values():
-            if isinstance(p, dict) and p.get("class") == "LatencyBudgetPruner":
-                return int(p.get("round_to") or 8)
-        return 8 if os.environ.get(LATENCY_MODEL_ENV, "") not in ("", "0") else None
-
-    def paired_settings(self) -> dict:
-        """The paired in-process measurement's options (bench/paired.py: PairedSettings)."""
-        return {"threads": self.threads, "mode": self.paired_mode,
-                "max_seconds": self.bench_seconds}
-
-
 # a recipe may stretch fine-tuning past --epochs (to its last policy epoch + 1), up to this many
 # times (or 20 epochs more): beyond, it is a typo or a schedule meant for --schedule-scale
 MAX_EPOCH_STRETCH = 4
@@ -214,10 +55,6 @@ def validate(case: Case) -> None:
         raise explain_misfit(e, recipe, case.model) from None
 
 
-class CaseError(UserError):
-    """A case its user has to fix (recipe, model, dataset), found before any work."""
-
-
 MIN_TELLING_IMAGES = 100
 
 
@@ -236,25 +73,6 @@ def check_dense(case: Case, dense: dict) -> None:
             f"{dense['test_images']} test images, not above chance ({chance:.2f}): after "
             f"{case.dense_epochs} dense epochs (--dense-epochs) on {dense.get('train_images')} "
             "training images every floor is meaningless; train it longer")
-
-
-def check_settings(case: Case) -> None:
-    """The case's own settings in range, wherever the case was built (options, grid, sweep,
-    a user's test): a bad one is a CaseError naming the field."""
-    for name, low in (("epochs", 1), ("dense_epochs", 1), ("seed", 0), ("niter", 1),
-                      ("repeats", 1)):
-        value = getattr(case, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise CaseError(f"{name}: an integer >= {low} expected, got {value!r}")
-    if case.train_images is not None and (isinstance(case.train_images, bool) or not
-                                          isinstance(case.train_images, int)
-                                          or case.train_images < 1):
-        raise CaseError(f"train_images: a positive integer or None expected, got "
-                        f"{case.train_images!r}")
-    if case.control not in ("", "scratch") and not (case.zoo_model or "").strip():
-        raise CaseError(f"control: {case.control!r} is not one of {', '.join(CONTROLS)}")
-    if case.zoo_model is not None and is_reference(case.zoo_model):
-        raise CaseError(f"control: {case.control!r}: the dense zoo takes built-in models")
 
 
 def _cached(case_id: str) -> CaseResult | None:
@@ -307,7 +125,7 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     if (step := case.latency_table_step()) is not None:
         say("latency table")
         table = {"latency_table": executor.run("latency_table", {
-            "input_shape": dense.result["input_shape"], "network": _slug(case.model),
+            "input_shape": dense.result["input_shape"], "network": slug(case.model),
             "step": step, "settings": case.bench_settings(), "paired": case.paired_settings(),
         }, {"dense_onnx": dense.files["onnx"]}, progress=say).result["table"]}
     if case.zoo_model is not None:

@@ -40,7 +40,7 @@ from benchsuite.pipeline.executor import StageResult
 log = logging.getLogger(__name__)
 
 # dense models are cached by (model, dataset, seed, epochs) and the code that trains them
-TRAIN_CODE = ("models", "data", "train.py", "stages.py")
+TRAIN_CODE = ("models", "data", "prune/training.py", "pipeline/stages.py")
 DATA_SPLIT_SEED = 0  # one fixed split, so every seed is evaluated on the same test images
 EVAL_DATA = "eval_data.npz"  # calibration subset + test split for the bench worker
 

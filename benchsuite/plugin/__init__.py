@@ -26,8 +26,9 @@ from benchsuite.core.extras import (
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.executor import LocalExecutor
-from benchsuite.pipeline.run import Case, calibrate_case
+from benchsuite.pipeline.run import calibrate_case
 from benchsuite.plugin.options import OPTIONS, option, session_config
+from benchsuite.recipe.case import Case
 
 ROW_PROPERTY = "benchsuite_row"
 AA_PROPERTY = "benchsuite_aa"

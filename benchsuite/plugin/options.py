@@ -14,7 +14,7 @@ import pytest
 
 from benchsuite.core.threshold import Threshold
 from benchsuite.core.trust import Trust, session_trust
-from benchsuite.pipeline.run import Case
+from benchsuite.recipe.case import Case
 
 OPTIONS: list[tuple[str, str, str]] = [
     # (name, default, help)

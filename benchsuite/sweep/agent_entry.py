@@ -74,8 +74,8 @@ def build_case(params: dict[str, Any]):
     from dataclasses import replace
 
     from benchsuite.core.threshold import Threshold
-    from benchsuite.pipeline.run import Case
     from benchsuite.recipe import template_parameters
+    from benchsuite.recipe.case import Case
     from benchsuite.sweep.config import CASE_KEYS, RECIPE_KEY, THRESHOLD_KEY, recipe_path
 
     if RECIPE_KEY not in params:

@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from benchsuite.core.threshold import Threshold
-from benchsuite.pipeline.run import Case
 from benchsuite.recipe import template_parameters
+from benchsuite.recipe.case import Case
 
 METHODS = ("bayes", "random", "grid")
 GOALS = ("minimize", "maximize")

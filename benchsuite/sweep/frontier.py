@@ -41,7 +41,7 @@ from typing import Any
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.executor import Executor, LocalExecutor
-from benchsuite.pipeline.run import Case
+from benchsuite.recipe.case import Case
 from benchsuite.track.recording import Recorder, run_and_record
 
 KD = {"kd_weight": 0.7, "kd_student_weight": 0.3, "kd_temperature": 4}
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     base = replace(base, model=args.model, dataset=args.dataset, data_dir=args.data_dir,
                    epochs=args.epochs, dense_epochs=args.dense_epochs,
                    train_images=args.train_images)
-    from benchsuite.pipeline.run import check_settings
+    from benchsuite.recipe.case import check_settings
 
     check_settings(base)
     work = Path(tempfile.mkdtemp(prefix="bs-frontier-work-"))

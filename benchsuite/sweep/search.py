@@ -26,7 +26,7 @@ from typing import Any
 from benchsuite.core.progress import StopStage
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
-from benchsuite.pipeline.run import Case
+from benchsuite.recipe.case import Case
 from benchsuite.sweep.config import CASE_KEYS, METRICS, RECIPE_KEY, SweepSpec, load_sweep
 from benchsuite.sweep.engines import SweepsEngine
 from benchsuite.sweep.fidelity import EpochWatch

@@ -23,7 +23,7 @@ from benchsuite.core.progress import StopStage
 from benchsuite.core.result import TRIAL, CaseResult, Row, keys_for
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
-from benchsuite.pipeline.run import Case
+from benchsuite.recipe.case import Case
 from benchsuite.sweep.config import SweepSpec
 from benchsuite.sweep.engines import StoredEngine
 from benchsuite.sweep.fidelity import EpochWatch, epochs_spent

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
-from benchsuite.pipeline.run import Case, mark_recorded, run_case
+from benchsuite.pipeline.run import mark_recorded, run_case
+from benchsuite.recipe.case import Case
 
 if TYPE_CHECKING:
     from benchsuite.pipeline.executor import Executor
