@@ -4,4 +4,4 @@ Where benchsuite is installed, its pytest11 entry point, named after the module,
 the plugin already; pytest then skips this entry instead of loading the plugin twice.
 """
 
-pytest_plugins = ["benchsuite.plugin"]
+pytest_plugins = ["benchsuite.frontends.plugin"]

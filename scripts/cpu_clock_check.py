@@ -1,5 +1,5 @@
 """Cross-check of a speed-up on the latency table's clock: dense and pruned IRs timed in paired
-random-order rounds in CPU time per inference (benchsuite/latency/timing.py), 1 thread, f32.
+random-order rounds in CPU time per inference (benchsuite/bench/cpu_rounds.py), 1 thread, f32.
 On an oversubscribed machine the wall-clock paired speed-up of a long dense round against a short
 pruned one is biased (the longer round is preempted more); CPU time is not.
 Usage: cpu_clock_check.py BENCH_WORKDIR [...] (folders holding dense/model.xml, pruned/model.xml)
@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchsuite.bench.paired import PairedSettings, ratio_estimate
-from benchsuite.latency.timing import cpu_paired
+from benchsuite.bench.paired import PairedSettings, cpu_paired, ratio_estimate
 
 
 def main(folders: list[str]) -> int:

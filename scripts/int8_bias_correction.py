@@ -19,8 +19,8 @@ from pathlib import Path
 from benchsuite.bench.accuracy import deployed_accuracy
 from benchsuite.bench.devices import precision_skip_reason
 from benchsuite.bench.evaldata import read_eval_data
+from benchsuite.bench.ir import onnx_to_ir
 from benchsuite.core.threshold import wilson_interval
-from benchsuite.export.ir import onnx_to_ir
 
 
 def _line(name: str, acc: dict, seconds: float | None = None) -> str:

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from benchsuite.broker.blobs import INDEX, BlobMissing, BlobStore
-from benchsuite.broker.cli import main as cli_main
 from benchsuite.broker.messages import Job
 from benchsuite.broker.server import RedisServer
 from benchsuite.broker.streams import ensure_group
+from benchsuite.frontends.broker_cli import main as cli_main
 
 pytest_plugins = ["broker_support"]
 

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from benchsuite.broker.cli import add_subcommands
-from benchsuite.broker.cli import main as cli_main
 from benchsuite.broker.connection import BrokerConnectionError, connect
 from benchsuite.broker.local import PACKAGE_ROOT, wait_for_workers
+from benchsuite.frontends.broker_cli import add_subcommands
+from benchsuite.frontends.broker_cli import main as cli_main
 
 pytest_plugins = ["broker_support"]
 
@@ -38,7 +38,8 @@ def test_a_reserved_worker_id_is_not_a_worker_up(r) -> None:
 
 
 def test_server_command(tmp_path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "benchsuite.broker.cli", "broker", "server",
+    proc = subprocess.Popen([sys.executable, "-m", "benchsuite.frontends.broker_cli", "broker",
+                             "server",
                              "--dir", str(tmp_path), "--aof"], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     try:
@@ -54,7 +55,8 @@ def test_server_command(tmp_path) -> None:
 def test_server_command_stops_cleanly_on_an_early_sigterm(tmp_path) -> None:
     """SIGTERM the moment the URL is printed (the race CI hit under load: the handler used to be
     installed after the print, so the server died with -15 and left redis-server behind)."""
-    proc = subprocess.Popen([sys.executable, "-m", "benchsuite.broker.cli", "broker", "server",
+    proc = subprocess.Popen([sys.executable, "-m", "benchsuite.frontends.broker_cli", "broker",
+                             "server",
                              "--dir", str(tmp_path)], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     url = proc.stdout.readline().split("--redis-url ")[1].strip()

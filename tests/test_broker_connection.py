@@ -91,8 +91,9 @@ def test_bad_scheme() -> None:
 def test_worker_command_fails_fast_and_clear(tmp_path) -> None:
     url = f"unix://{tmp_path}/nothing.sock?password=wrong-pw"
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "benchsuite.broker.cli", "worker", "prune",
-                           "--redis-url", url], capture_output=True, text=True, timeout=20,
+    proc = subprocess.run([sys.executable, "-m", "benchsuite.frontends.broker_cli", "worker",
+                           "prune",
+                             "--redis-url", url], capture_output=True, text=True, timeout=20,
                           env={"PYTHONPATH": f"{PACKAGE_ROOT}:{TESTS_DIR}", "PATH": "/usr/bin"})
     assert time.monotonic() - t0 < 5
     assert proc.returncode == 2

@@ -52,7 +52,7 @@ def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path):
 
 
 def test_private_redis_and_local_workers(inner: pytest.Pytester, tmp_path) -> None:
-    result = inner.runpytest_subprocess("-p", "benchsuite.plugin.broker_fixtures", "-p",
+    result = inner.runpytest_subprocess("-p", "benchsuite.frontends.plugin.broker_fixtures", "-p",
                                         "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
     out = json.loads((tmp_path / "out.json").read_text())
@@ -67,7 +67,7 @@ def test_private_redis_and_local_workers(inner: pytest.Pytester, tmp_path) -> No
 def test_external_url_no_local_workers(inner: pytest.Pytester, tmp_path, redis_server, r,
                                        start_worker) -> None:
     start_worker(redis_server.url, "prune")
-    result = inner.runpytest_subprocess("-p", "benchsuite.plugin.broker_fixtures", "-p",
+    result = inner.runpytest_subprocess("-p", "benchsuite.frontends.plugin.broker_fixtures", "-p",
                                         "no:cacheprovider", "-q", "--redis-url",
                                         redis_server.url, "--no-local-workers")
     result.assert_outcomes(passed=1)
@@ -82,7 +82,8 @@ def test_local_workers_on_a_shared_broker_get_only_the_sessions_grants(
     for folder in ("cifar", "pets"):
         (tmp_path / folder).mkdir()
     result = inner.runpytest_subprocess(
-        "-p", "benchsuite.plugin.broker_fixtures", "-p", "no:cacheprovider", "-q", "--redis-url",
+        "-p", "benchsuite.frontends.plugin.broker_fixtures", "-p", "no:cacheprovider", "-q",
+        "--redis-url",
         redis_server.url, "--data-dir", str(tmp_path / "cifar"), "--dataset",
         f"imagefolder:{tmp_path / 'pets'}", "--model", "resnet20,mymodels:tiny")
     result.assert_outcomes(passed=1)
@@ -92,7 +93,7 @@ def test_local_workers_on_a_shared_broker_get_only_the_sessions_grants(
 
 
 def test_bad_external_url_is_a_clear_error(inner: pytest.Pytester) -> None:
-    result = inner.runpytest_subprocess("-p", "benchsuite.plugin.broker_fixtures", "-p",
+    result = inner.runpytest_subprocess("-p", "benchsuite.frontends.plugin.broker_fixtures", "-p",
                                         "no:cacheprovider", "-q", "--redis-url",
                                         "redis://:hunter2@127.0.0.1:1/0", "--no-local-workers")
     result.assert_outcomes(errors=1)
@@ -106,7 +107,7 @@ def test_the_broker_url_from_the_environment_keeps_it_out_of_ps(
     line (which `ps` shows every user)."""
     start_worker(redis_server.url, "prune")
     monkeypatch.setenv("BENCHSUITE_REDIS_URL", redis_server.url)
-    result = inner.runpytest_subprocess("-p", "benchsuite.plugin.broker_fixtures", "-p",
+    result = inner.runpytest_subprocess("-p", "benchsuite.frontends.plugin.broker_fixtures", "-p",
                                         "no:cacheprovider", "-q", "--no-local-workers")
     result.assert_outcomes(passed=1)
     assert json.loads((tmp_path / "out.json").read_text())["url"] == redis_server.url
@@ -135,8 +136,8 @@ def test_private_broker_refuses_everyone_without_the_password_during_startup(
     monkeypatch.setenv("BS_OUT", str(tmp_path / "out.json"))
     pytester.makepyfile(test_startup=STARTUP)
     with Hammer(sockets_under(tmpdir)) as hammer:
-        result = pytester.runpytest_subprocess("-p", "benchsuite.plugin.broker_fixtures", "-p",
-                                               "no:cacheprovider", "-q")
+        result = pytester.runpytest_subprocess(
+            "-p", "benchsuite.frontends.plugin.broker_fixtures", "-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
     assert hammer.accepted == [], "commands ran on the private broker without its password"
     assert hammer.refused > 0, "the hammer never reached the private broker"

@@ -157,8 +157,8 @@ def test_cleanup_and_status_skip_what_they_cannot_read(redis_server, r, tmp_path
                                                        capsys: pytest.CaptureFixture) -> None:
     """`blobs cleanup --dry-run` ended in a RecursionError traceback on the poison job; a
     garbage heartbeat or a result stream that is no stream broke `broker status`."""
-    from benchsuite.broker.cli import main as cli_main
     from benchsuite.broker.streams import ensure_group
+    from benchsuite.frontends.broker_cli import main as cli_main
 
     ensure_group(r, job_stream("prune"))
     entry = r.xadd(job_stream("prune"), {"data": _deep_job("deep-2", "bs:results:x")}).decode()
@@ -235,7 +235,7 @@ def _onnx_with_external_data_outside(folder) -> tuple:
 
 def test_an_onnx_file_openvino_refuses_is_the_users_error(tmp_path) -> None:
     pytest.importorskip("openvino")
-    from benchsuite.export.ir import ModelRefused, onnx_to_ir
+    from benchsuite.bench.ir import ModelRefused, onnx_to_ir
 
     onnx_path = _onnx_with_external_data_outside(tmp_path)
     with pytest.raises(ModelRefused, match="outside the base directory"):

@@ -6,9 +6,9 @@ import numpy as np
 import openvino as ov
 import torch
 
+from benchsuite.bench.ir import onnx_to_ir
 from benchsuite.core.paths import schedules_dir
 from benchsuite.data import Splits
-from benchsuite.export.ir import onnx_to_ir
 from benchsuite.export.onnx import export_onnx
 from benchsuite.models import build_model
 from benchsuite.prune import CompressionScheduler

@@ -17,13 +17,13 @@ from torch import nn
 from benchsuite.broker.local import PACKAGE_ROOT
 from benchsuite.core.errors import UserError
 from benchsuite.data import load_dataset
+from benchsuite.frontends.recipe_cli import _input_shape
 from benchsuite.models import build_model
 from benchsuite.pipeline.executor import LocalExecutor
 from benchsuite.pipeline.run import run_case
 from benchsuite.pipeline.sensitivity import parse_range
 from benchsuite.recipe import RecipeError, load_recipe, template_parameters
 from benchsuite.recipe.case import Case, CaseError
-from benchsuite.recipe.cli import _input_shape
 
 pytest_plugins = ["pytester"]
 
@@ -205,7 +205,7 @@ def test_sensitivity_ranges_say_what_is_wrong():
 def test_worker_options_are_checked_at_start(args, message, capsys):
     """A negative concurrency was clamped to 1 silently; a zero heartbeat or negative claim
     time made the worker log a Redis error traceback in a loop; NaN failed at shutdown."""
-    from benchsuite.broker.cli import main
+    from benchsuite.frontends.broker_cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["worker", "prune", "--redis-url", "redis://127.0.0.1:1", *args])

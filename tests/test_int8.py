@@ -28,7 +28,7 @@ from benchsuite.bench.int8 import (
 )
 from benchsuite.core.errors import UserError
 from benchsuite.core.paths import project_root
-from benchsuite.track.top1 import TORCH_ONLY, top1_fields
+from benchsuite.pipeline.assemble import TORCH_ONLY, top1_fields
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 pytest_plugins = ["pytester"]
@@ -38,7 +38,7 @@ DENSE = {"model": "small_cnn", "dataset": "digits", "data_dir": None, "seed": 0,
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, one_thread):
     """A small CNN trained on digits by the train stage: its IR, evaluation blob and results."""
-    from benchsuite.export.ir import onnx_to_ir
+    from benchsuite.bench.ir import onnx_to_ir
     from benchsuite.pipeline.stages import train_stage
 
     work = tmp_path_factory.mktemp("int8")
@@ -200,7 +200,7 @@ def test_int8_case_without_nncf_fails_before_training(pytester, monkeypatch, tmp
     monkeypatch.setenv("PYTHONPATH", str(project_root()))
     monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
     result = pytester.runpytest_subprocess(
-        "-p", "benchsuite.plugin", "-m", "latency", "--executor", "local",
+        "-p", "benchsuite.frontends.plugin", "-m", "latency", "--executor", "local",
         "--wandb", "disabled", "--no-calibration", "--recipes", "level_elementwise",
         "--precision", "int8", "--dense-epochs", "1", "--epochs", "1")
     result.assert_outcomes(failed=1)

@@ -54,7 +54,7 @@ def _wandb_cores() -> set[int]:
 
 def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     """Through the default path: a private Redis, a prune worker and a bench worker."""
-    args = ["-p", "benchsuite.plugin", "-m", "latency", "-v", "--dense-epochs", "10",
+    args = ["-p", "benchsuite.frontends.plugin", "-m", "latency", "-v", "--dense-epochs", "10",
             "--epochs", "2", "--niter", "200", "--bench-repeats", "2",
             "--accuracy-threshold", "0.3"]
     cores_before = _wandb_cores()
@@ -171,7 +171,7 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
 def test_bad_recipe_fails_before_training(project: pytest.Pytester, tmp_path: Path):
     bad = RECIPE.replace("conv2.weight", "conv7.weight")
     (tmp_path / "schedules" / "small_filters.yaml").write_text(bad)
-    result = project.runpytest_subprocess("-p", "benchsuite.plugin", "-m", "latency")
+    result = project.runpytest_subprocess("-p", "benchsuite.frontends.plugin", "-m", "latency")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*pruners.filters.weights[[]1[]]: no parameter 'conv7.weight'*"])
     result.stdout.no_fnmatch_line("*dense baseline*")
@@ -181,7 +181,7 @@ def test_cases_under_pytest_xdist(project: pytest.Pytester, tmp_path: Path):
     (tmp_path / "schedules" / "grid.yaml").write_text(
         "models: [small_cnn]\nrecipes:\n  small_filters: {sparsity: [0.25, 0.75]}\n")
     result = project.runpytest_subprocess(
-        "-p", "benchsuite.plugin", "-m", "latency", "-n", "2", "--executor", "local",
+        "-p", "benchsuite.frontends.plugin", "-m", "latency", "-n", "2", "--executor", "local",
         "--dense-epochs", "5", "--epochs", "1", "--niter", "100", "--bench-repeats", "1",
         "--bench-seconds", "3", "--accuracy-threshold", "0")
     result.assert_outcomes(passed=2)
@@ -207,7 +207,7 @@ def test_a_row_whose_append_failed_is_recorded_by_the_next_run(project: pytest.P
     results.mkdir()
     monkeypatch.setenv("BENCHSUITE_RESULTS", str(results))
     (results / "results.csv").write_text('case_id,label\n"c0,unterminated\n')
-    args = ["-p", "benchsuite.plugin", "-m", "latency", "--executor", "local",
+    args = ["-p", "benchsuite.frontends.plugin", "-m", "latency", "--executor", "local",
             "--dense-epochs", "3", "--epochs", "1", "--niter", "50", "--bench-seconds", "2",
             "--accuracy-threshold", "0", "--no-calibration", "--wandb", "disabled"]
     broken = project.runpytest_subprocess(*args)

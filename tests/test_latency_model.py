@@ -93,8 +93,8 @@ def _tiny_ir(path):
 def test_build_table_on_a_tiny_model(tmp_path):
     """Real OpenVINO: the grid the pruner can reach is measured, shaped and cached; the assertions
     are on shape, monotonicity and caching, not on timings."""
+    from benchsuite.bench.latency_table import UNIT_SETTINGS, build_table, convs_from_ir, load_table
     from benchsuite.bench.paired import PairedSettings
-    from benchsuite.latency.build import UNIT_SETTINGS, build_table, convs_from_ir, load_table
 
     xml = _tiny_ir(tmp_path / "tiny.xml")
     convs = convs_from_ir(xml)
@@ -124,10 +124,10 @@ def test_torch_and_openvino_see_the_same_convs(tmp_path):
     must list the same convs (BN folded, blocks bypassed, filters thinned)."""
     import torch
 
-    from benchsuite.export.ir import onnx_to_ir
+    from benchsuite.bench.ir import onnx_to_ir
+    from benchsuite.bench.latency_table import convs_from_ir
     from benchsuite.export.onnx import export_onnx
     from benchsuite.latency.arch import conv_specs
-    from benchsuite.latency.build import convs_from_ir
     from benchsuite.models import build_model
     from benchsuite.models.blocks import bypass
 
@@ -144,7 +144,7 @@ def test_torch_and_openvino_see_the_same_convs(tmp_path):
 
 
 def test_prediction_frame_errors_and_refit():
-    from benchsuite.latency.prediction import prediction_frame, summary_lines
+    from benchsuite.track.latency_model import prediction_frame, summary_lines
 
     common = {"model": "m", "device_name": "cpu", "precision": "f32", "threads": 1,
               "dense_latency_table_sum_us": 170.0}
@@ -192,7 +192,7 @@ def test_which_cases_get_a_table(monkeypatch):
 
 
 def test_counters_cross_check(tmp_path):
-    from benchsuite.latency.prediction import counters_check
+    from benchsuite.track.latency_model import counters_check
 
     (tmp_path / "per_layer").mkdir()
     pd.DataFrame([

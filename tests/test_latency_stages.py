@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
+from benchsuite.bench.latency_table import predict_pair
 from benchsuite.export.onnx import export_onnx
-from benchsuite.latency.prediction import predict_pair
 from benchsuite.models import build_model
 from benchsuite.pipeline.stages import _to_ir, latency_table_stage
 from benchsuite.prune import CompressionScheduler

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from benchsuite.broker.local import PACKAGE_ROOT
-from benchsuite.core.paths import output_problems
+from benchsuite.track.recording import output_problems
 from benchsuite.track.results_table import ResultsTableError, append_row, table_problem
 
 pytest_plugins = ["pytester"]

@@ -115,22 +115,22 @@ def test_the_default_path_needs_no_extra(without_extras: dict[str, str], tmp_pat
                               capture_output=True, text=True, timeout=120)
 
     assert run("-c", "import redis").returncode != 0  # the blocker works
-    help_text = run("-m", "benchsuite.cli", "--help")
+    help_text = run("-m", "benchsuite.frontends.cli", "--help")
     assert help_text.returncode == 0, help_text.stderr
     assert "not available here: needs pip install 'benchsuite[broker]'" in help_text.stdout
-    worker = run("-m", "benchsuite.cli", "worker", "prune")
+    worker = run("-m", "benchsuite.frontends.cli", "worker", "prune")
     assert worker.returncode == 2 and "Traceback" not in worker.stderr
     assert "benchsuite worker needs redis" in worker.stderr
     assert "pip install 'benchsuite[broker]'" in worker.stderr
-    report = run("-m", "benchsuite.cli", "report")
+    report = run("-m", "benchsuite.frontends.cli", "report")
     assert report.returncode == 2 and "pip install 'benchsuite[report]'" in report.stderr
-    collect = run("-m", "pytest", "-p", "benchsuite.plugin", "-p", "no:cacheprovider",
+    collect = run("-m", "pytest", "-p", "benchsuite.frontends.plugin", "-p", "no:cacheprovider",
                   "--pyargs", "benchsuite.experiments", "-m", "latency", "--collect-only",
                   "--recipes", "level_elementwise")
     assert collect.returncode == 0, collect.stdout + collect.stderr
     assert "benchsuite: stages run in-process" in collect.stdout
     assert "W&B off (wandb not installed" in collect.stdout
-    asked = run("-m", "pytest", "-p", "benchsuite.plugin", "-p", "no:cacheprovider",
+    asked = run("-m", "pytest", "-p", "benchsuite.frontends.plugin", "-p", "no:cacheprovider",
                 "--pyargs", "benchsuite.experiments", "-m", "latency", "--executor", "redis")
     assert asked.returncode == pytest.ExitCode.USAGE_ERROR
     assert "--executor redis needs the broker extra: pip install 'benchsuite[broker]'" \
@@ -139,7 +139,7 @@ def test_the_default_path_needs_no_extra(without_extras: dict[str, str], tmp_pat
 
 def test_conftest_and_plugin_option_load_it_once():
     """This repo's conftest.py names the plugin; so does the pytest11 entry point (here: -p)."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "benchsuite.plugin", "-p",
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "benchsuite.frontends.plugin", "-p",
                           "no:cacheprovider", "--collect-only", "-q", "tests/test_grid.py"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -77,7 +77,7 @@ def user_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return project.runpytest_subprocess("-p", "benchsuite.plugin", "-p",
+    return project.runpytest_subprocess("-p", "benchsuite.frontends.plugin", "-p",
                                         "no:cacheprovider", *args)
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from benchsuite.cli import main
+from benchsuite.frontends.cli import main
 from benchsuite.models import build_model
 from benchsuite.prune.distiller_summary import layer_rows, totals
 

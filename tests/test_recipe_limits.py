@@ -84,8 +84,9 @@ def test_recipe_check_of_the_bomb_is_one_line(tmp_path: Path):
     path = tmp_path / "bomb.yaml"
     path.write_text(bomb())
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "benchsuite.cli", "recipe", "check", str(path),
-                          "--model", "resnet20"], capture_output=True, text=True, env=_env(),
+    out = subprocess.run([sys.executable, "-m", "benchsuite.frontends.cli", "recipe", "check",
+                          str(path),
+                             "--model", "resnet20"], capture_output=True, text=True, env=_env(),
                          timeout=120, preexec_fn=_limited(3))
     assert time.perf_counter() - t0 < 60
     assert out.returncode == 2, out.stderr[-2000:]

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from benchsuite.cli import main
+from benchsuite.frontends.cli import main
 from benchsuite.track.pareto import pareto_front
 
 

@@ -98,7 +98,7 @@ def test_a_failed_append_leaves_the_case_unrecorded(tmp_path, monkeypatch) -> No
 
 def test_the_code_that_builds_a_row_is_in_the_cache_key() -> None:
     import benchsuite
-    from benchsuite.track.top1 import top1_fields
+    from benchsuite.pipeline.assemble import top1_fields
 
     package = Path(benchsuite.__file__).resolve().parent
     for builder in (CaseResult.from_stages, top1_fields):

@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from benchsuite.cli import main
 from benchsuite.core.result import CaseResult
+from benchsuite.frontends.cli import main
 from benchsuite.pipeline.run import _cached, _store, mark_recorded
 from benchsuite.track.results_table import ResultsTableError, append_row, read_results
 

@@ -93,7 +93,7 @@ def test_agent_argument_formats():
     `${args_no_hyphens}`, `${args_no_boolean_flags}`), as its own code builds them."""
     from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-    from benchsuite.sweep.agent_entry import parse_args
+    from benchsuite.frontends.agent import parse_args
 
     params = {"recipe": "l1_filters", "sparsity": 0.35, "round_to": 8, "thin": True,
               "accuracy_threshold": "-1pt", "precision": None}

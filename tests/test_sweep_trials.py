@@ -34,12 +34,12 @@ pytest_plugins = ["pytester"]
 RECIPE = thin_filters(["conv1.weight", "conv2.weight"])
 CASE = {"model": {"value": "small_cnn"}, "epochs": {"value": 1}, "dense_epochs": {"value": 1},
         "niter": {"value": 50}, "repeats": {"value": 1}}
-FAST = ["-p", "benchsuite.plugin", "-p", "benchsuite.plugin.sweep_items", "-m", "sweep",
-        "-v", "-ra", "-p", "no:cacheprovider"]
+FAST = ["-p", "benchsuite.frontends.plugin", "-p", "benchsuite.frontends.plugin.sweep_items",
+        "-m", "sweep", "-v", "-ra", "-p", "no:cacheprovider"]
 
 
 def sweep_file(folder: Path, name: str, **overrides) -> Path:
-    config = {"name": name, "program": "benchsuite/sweep/agent_entry.py", "method": "random",
+    config = {"name": name, "program": "benchsuite/frontends/agent.py", "method": "random",
               "metric": {"name": "speedup", "goal": "maximize"},
               "parameters": {"recipe": {"value": "small_filters"},
                              "sparsity": {"values": [0.25, 0.5]},  # cases of the first test

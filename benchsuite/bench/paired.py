@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from benchsuite.bench.interval import estimate
+from benchsuite.bench.interval import bootstrap_median_ci, estimate
 
 MODES = ("alternate", "duet")
 METHOD = "in-process paired rounds"
+MIN_ESTIMATE_ROUNDS = 3  # fewer rounds: no estimate on the progress line yet
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,11 @@ class TimedModel:
             out.append(self.request.latency * 1000.0)
 
 
-def _timed_median(t: TimedModel, n: int) -> tuple[float, float]:
+Round = dict[str, tuple[float, float]]  # model -> (its figure this round, in µs; CPU share)
+CLOCKS = ("latency", "cpu")
+
+
+def _latency_figure(t: TimedModel, n: int) -> tuple[float, float]:
     """Median latency (µs) of n inferences and this process's CPU share while they ran (1.0:
     never preempted; about 0.5 when another runnable process shares our core)."""
     c0, w0 = time.process_time(), time.perf_counter()
@@ -158,15 +163,24 @@ def _timed_median(t: TimedModel, n: int) -> tuple[float, float]:
     return median, (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-9)
 
 
+def _cpu_figure(t: TimedModel, n: int) -> tuple[float, float]:
+    """CPU µs per inference over n inferences, and the CPU share of the round: the latency
+    table's clock (latency_table.py says why)."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    t.run(n)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    return cpu / n * 1e6, cpu / max(wall, 1e-9)
+
+
 def _round_alternate(timed: dict[str, TimedModel], names: list[str], rng: random.Random,
-                     settings: PairedSettings) -> dict[str, tuple[float, float]]:
+                     settings: PairedSettings, clock: str) -> Round:
+    figure = _cpu_figure if clock == "cpu" else _latency_figure
     order = names[:]
     rng.shuffle(order)
-    return {name: _timed_median(timed[name], settings.round_size) for name in order}
+    return {name: figure(timed[name], settings.round_size) for name in order}
 
 
-def _round_duet(timed: dict[str, TimedModel], names: list[str],
-                slice_s: float) -> dict[str, tuple[float, float]]:
+def _round_duet(timed: dict[str, TimedModel], names: list[str], slice_s: float) -> Round:
     stop = threading.Event()
     lats: dict[str, list[float]] = {n: [] for n in names}
     threads = [threading.Thread(target=timed[n].run_until, args=(stop, lats[n])) for n in names]
@@ -181,28 +195,73 @@ def _round_duet(timed: dict[str, TimedModel], names: list[str],
     return {n: (float(np.median(v)) if v else float("nan"), share) for n, v in lats.items()}
 
 
-class _Rounds:
-    """Per-round medians and log ratios; a round in which this process was preempted (CPU share
-    below ``min_cpu_share`` for either model) is kept apart: on an oversubscribed machine the
-    wall-clock latency of a preempted round measures the scheduler, not the model."""
+def compile_models(models: dict[str, Path], settings: PairedSettings) -> dict[str, TimedModel]:
+    """Each model compiled once in this process with the same settings, and warmed up."""
+    import openvino as ov
 
-    def __init__(self, ref: str, other: str, min_share: float) -> None:
-        self.ref, self.other, self.min_share = ref, other, min_share
-        self.all: list[dict[str, tuple[float, float]]] = []
-        self.clean: list[dict[str, tuple[float, float]]] = []
-        self.converged, self.seconds = False, 0.0
+    core = ov.Core()
+    timed = {n: TimedModel(core, Path(p), settings, settings.seed + i)
+             for i, (n, p) in enumerate(models.items())}
+    for t in timed.values():
+        t.run(settings.warmup)
+    return timed
 
-    def add(self, medians: dict[str, tuple[float, float]]) -> None:
-        self.all.append(medians)
-        if min(share for _, share in medians.values()) >= self.min_share:
-            self.clean.append(medians)
 
-    def used(self, min_rounds: int) -> list[dict[str, tuple[float, float]]]:
+@dataclass
+class Rounds:
+    """The rounds of one paired measurement, in time order, and how they ended."""
+
+    all: list[Round] = field(default_factory=list)
+    min_share: float = 0.9
+    converged: bool = False  # False: the time cap (or max_rounds) came first
+    seconds: float = 0.0
+
+    @property
+    def clean(self) -> list[Round]:
+        """The rounds in which this process was not preempted (CPU share >= min_share for
+        every model): on an oversubscribed machine a preempted round's wall-clock latency
+        measures the scheduler, not the model."""
+        return [r for r in self.all if min(share for _, share in r.values()) >= self.min_share]
+
+    def used(self, min_rounds: int) -> list[Round]:
         """The unpreempted rounds, or all when fewer than ``min_rounds`` of them remain."""
-        return self.clean if len(self.clean) >= min_rounds else self.all
+        clean = self.clean
+        return clean if len(clean) >= min_rounds else self.all
 
-    def logs(self, rounds: list[dict[str, tuple[float, float]]]) -> list[float]:
-        return [float(np.log(r[self.ref][0] / r[self.other][0])) for r in rounds]
+    def series(self, name: str, rounds: list[Round] | None = None) -> list[float]:
+        return [r[name][0] for r in (self.all if rounds is None else rounds)]
+
+
+def run_rounds(timed: dict[str, TimedModel], settings: PairedSettings,
+               done: Any, clock: str = "latency") -> Rounds:
+    """The one paired-rounds loop (the speed-up, the A/A check and the latency table all use
+    it): rounds in a random order per round (``settings.mode`` alternate; duet: every model at
+    once, one thread each), every ``check_every`` rounds ``done(rounds)`` is asked whether the
+    figures are tight enough; the time cap ``max_seconds`` (or ``max_rounds``) ends it
+    otherwise. ``clock``: "latency" (OpenVINO's per-request latency, wall clock) or "cpu" (this
+    process's CPU time per inference)."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock {clock!r} not in {CLOCKS}")
+    names = list(timed)
+    rng = random.Random(settings.seed)
+    slice_s = 0.0
+    if settings.mode == "duet":  # a slice as long as round_size inferences of the slower model
+        slice_s = max(float(np.median(t.run(settings.round_size))) for t in timed.values())
+        slice_s = slice_s * settings.round_size / 1e6
+    rounds = Rounds(min_share=settings.min_cpu_share)
+    t0 = time.perf_counter()
+    while len(rounds.all) < settings.max_rounds:
+        rounds.all.append(_round_duet(timed, names, slice_s) if settings.mode == "duet"
+                          else _round_alternate(timed, names, rng, settings, clock))
+        if len(rounds.all) % settings.check_every:
+            continue
+        if done(rounds):
+            rounds.converged = True
+            break
+        if time.perf_counter() - t0 >= settings.max_seconds:
+            break
+    rounds.seconds = time.perf_counter() - t0
+    return rounds
 
 
 def measure_paired(models: dict[str, Path], settings: PairedSettings | None = None,
@@ -213,7 +272,8 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     e.g. ``{"dense": dense_xml, "pruned": pruned_xml}``. For an A/A check pass the same file
     twice under two names: each is compiled separately. Rounds in which the process was
     preempted are left out of the estimate; when too few others remain by the time cap, all
-    rounds are used and the result says ``disturbed``.
+    rounds are used and the result says ``disturbed``. ``progress`` gets a line at every
+    check: the estimate so far and how many rounds were left out as preempted.
     """
     import openvino as ov
 
@@ -225,20 +285,30 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
     names = list(models)
     ref = reference or names[0]
     other = next(n for n in names if n != ref)
-    core = ov.Core()
-    timed = {n: TimedModel(core, Path(p), settings, settings.seed + i)
-             for i, (n, p) in enumerate(models.items())}
-    for t in timed.values():
-        t.run(settings.warmup)
-    rng = random.Random(settings.seed)
-    slice_s = 0.0
-    if settings.mode == "duet":  # a slice as long as round_size inferences of the slower model
-        slice_s = max(float(np.median(t.run(settings.round_size))) for t in timed.values())
-        slice_s = slice_s * settings.round_size / 1e6
-    rounds = _measure(timed, names, ref, other, settings, rng, slice_s, progress)
+
+    def logs(rounds: list[Round]) -> list[float]:
+        return [float(np.log(r[ref][0] / r[other][0])) for r in rounds]
+
+    def done(rounds: Rounds) -> bool:
+        clean = rounds.clean
+        used = rounds.used(settings.min_rounds)
+        if len(used) < MIN_ESTIMATE_ROUNDS:
+            return False
+        mid, low, high = ratio_estimate(logs(used), settings)
+        if progress is not None:
+            left_out = len(rounds.all) - len(used)
+            progress(f"round {len(rounds.all)}: {mid:.3f}x [{low:.3f}, {high:.3f}]"
+                     + (f", {left_out} preempted left out" if left_out else "")
+                     + ("" if used is clean else
+                        f", only {len(clean)} unpreempted (need {settings.min_rounds})"))
+        return (len(clean) >= settings.min_rounds and used is clean
+                and (high - low) / 2 / mid <= settings.target_halfwidth)
+
+    timed = compile_models(models, settings)
+    rounds = run_rounds(timed, settings, done)
+    clean = rounds.clean
     used = rounds.used(settings.min_rounds)
-    logs = rounds.logs(used)
-    result = estimate(logs, settings.bootstrap, settings.seed)
+    result = estimate(logs(used), settings.bootstrap, settings.seed)
     shares = [min(sh for _, sh in r.values()) for r in rounds.all]
     compiled = timed[ref].compiled
     conditions = {
@@ -252,46 +322,59 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
         "runtime_version": ov.get_version(), "mode": settings.mode,
         "round_size": settings.round_size, "api": "sync",
         "cpu_share": float(np.median(shares)),
-        "rounds_preempted": len(rounds.all) - len(rounds.clean),
-        "disturbed": used is rounds.all and len(rounds.clean) < len(rounds.all),
+        "rounds_preempted": len(rounds.all) - len(clean),
+        "disturbed": used is rounds.all and len(clean) < len(rounds.all),
         "drift": result.drift, "drifted": result.drifted,
     }
     return PairedResult(
-        speedup=result.speedup, ci_low=result.ci_low, ci_high=result.ci_high, rounds=len(logs),
+        speedup=result.speedup, ci_low=result.ci_low, ci_high=result.ci_high, rounds=len(used),
         seconds=rounds.seconds,
-        latency_median_us={n: float(np.median([r[n][0] for r in used])) for n in names},
-        ratios=[float(np.exp(v)) for v in logs],
-        round_medians_us={n: [r[n][0] for r in used] for n in names},
+        latency_median_us={n: float(np.median(rounds.series(n, used))) for n in names},
+        ratios=[float(np.exp(v)) for v in logs(used)],
+        round_medians_us={n: rounds.series(n, used) for n in names},
         conditions=conditions, method=f"{METHOD} ({settings.mode})",
         converged=rounds.converged,
     )
 
 
-def _measure(timed: dict[str, TimedModel], names: list[str], ref: str, other: str,
-             settings: PairedSettings, rng: random.Random, slice_s: float,
-             progress: Any) -> _Rounds:
-    """Rounds until the interval is within the target, or the time cap is reached."""
-    rounds = _Rounds(ref, other, settings.min_cpu_share)
-    t0 = time.perf_counter()
-    while len(rounds.all) < settings.max_rounds:
-        if settings.mode == "duet":
-            rounds.add(_round_duet(timed, names, slice_s))
-        else:
-            rounds.add(_round_alternate(timed, names, rng, settings))
-        if len(rounds.all) % settings.check_every:
-            continue
-        n_clean = len(rounds.clean)
-        if n_clean >= settings.min_rounds:
-            mid, low, high = ratio_estimate(rounds.logs(rounds.clean), settings)
-            if progress is not None:
-                progress(f"round {n_clean}: {mid:.3f}x [{low:.3f}, {high:.3f}]")
-            if (high - low) / 2 / mid <= settings.target_halfwidth:
-                rounds.converged = True
-                break
-        if time.perf_counter() - t0 >= settings.max_seconds:
-            break
-    rounds.seconds = time.perf_counter() - t0
-    return rounds
+def cpu_paired(models: dict[str, Path], settings: PairedSettings,
+               difference: tuple[str, str] | None = None,
+               min_halfwidth_us: float = 1.0) -> dict[str, Any]:
+    """Median CPU µs per inference of each model over paired rounds (the latency table's
+    clock). With ``difference`` (a, b) the rounds stop once the interval of the per-round
+    a - b is within ``target_halfwidth`` of it (or ``min_halfwidth_us``), else once each
+    model's is; ``max_seconds`` caps them."""
+    settings = dataclasses.replace(settings, mode="alternate")
+    names = list(models)
+
+    def series(rounds: Rounds) -> list[np.ndarray]:
+        if difference:
+            return [np.subtract(rounds.series(difference[0]), rounds.series(difference[1]))]
+        return [np.asarray(rounds.series(n)) for n in names]
+
+    def done(rounds: Rounds) -> bool:
+        if len(rounds.all) < settings.min_rounds:
+            return False
+        for s in series(rounds):
+            mid, low, high = bootstrap_median_ci(s, settings.bootstrap, seed=settings.seed)
+            if (high - low) / 2 > max(settings.target_halfwidth * abs(mid), min_halfwidth_us):
+                return False
+        return True
+
+    timed = compile_models(models, settings)
+    rounds = run_rounds(timed, settings, done, clock="cpu")
+    compiled = timed[names[0]].compiled
+    return {
+        "cpu_us": {n: float(np.median(rounds.series(n))) for n in names},
+        "round_cpu_us": {n: rounds.series(n) for n in names},
+        "difference_us": (float(np.median(series(rounds)[0])) if difference else None),
+        "rounds": len(rounds.all),
+        "cpu_share": float(np.median([s for r in rounds.all for _, s in r.values()])),
+        "precision": compiled_property(compiled, "INFERENCE_PRECISION_HINT", settings.precision),
+        "threads": compiled_property(compiled, "INFERENCE_NUM_THREADS", settings.threads),
+        "streams": compiled_property(compiled, "NUM_STREAMS", settings.streams),
+        "clock": "cpu time per inference",
+    }
 
 
 def compiled_property(compiled: Any, name: str, fallback: Any) -> Any:

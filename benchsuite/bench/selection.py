@@ -23,7 +23,6 @@ the range of its numeric parameters over its gain cases (and categorical values 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -285,59 +284,3 @@ def sweep_from_space(space: dict[str, Any], base: dict[str, Any] | None = None
     return config
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(
-        prog="benchsuite select",
-        description="The detrimental-pruner filter: classify each measured case of a results "
-                    "table by its paired speed-up interval (gain / no gain / detrimental), drop "
-                    "the recipes that never gain, and write the narrowed space as a sweep file "
-                    "(the space `benchsuite frontier --space` and `pytest -m sweep` search).")
-    ap.add_argument("results", help="a results table (results.csv or results.parquet)")
-    ap.add_argument("--out", required=True, help="the sweep file to write")
-    ap.add_argument("--base", help="a sweep file whose method, metric, early_terminate and case "
-                                   "constants the written one keeps")
-    ap.add_argument("--model", help="only the rows of this model")
-    args = ap.parse_args(argv)
-    path = Path(args.results)
-    if not path.is_file():
-        ap.error(f"no results table {path} (run `pytest -m latency` first)")
-    try:
-        rows = (pandas.read_parquet(path) if path.suffix == ".parquet"
-                else pandas.read_csv(path))
-    except (ValueError, OSError) as e:
-        ap.error(f"{path}: not a readable results table ({e})")
-    needed = {"recipe", "speedup"}
-    if missing := sorted(needed - set(rows.columns)):
-        ap.error(f"{path}: not a results table (no column {', '.join(missing)})")
-    if args.model:
-        rows = rows[rows["model"] == args.model]
-    if rows.empty:
-        ap.error(f"{path}: no measured case{' of ' + args.model if args.model else ''}")
-    classified = classify_rows(rows)
-    space = narrowed_search_space(classified)
-    base = None
-    if args.base:
-        base = yaml.safe_load(Path(args.base).read_text())
-    config = sweep_from_space(space, base)
-    per_layer = path.parent / "per_layer"
-    kinds = layer_types(per_layer, classified["case_id"]) if "case_id" in classified else {}
-    header = [f"written by benchsuite select from {path} ({len(classified)} cases)",
-              f"rule: {INTERVAL_RULE}"]
-    for name, entry in {**space["keep"], **space["dropped"]}.items():
-        header.append(f"{name}: {entry['verdict']} ({entry['cases']} cases, best "
-                      f"{entry['best_speedup']}x)")
-    for kind, entry in kinds.items():
-        header.append(f"layer type {kind}: {entry['verdict']} (dense {entry['dense_us']} us, "
-                      f"pruned {entry['pruned_us']} us over the cases)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(f"# {line}\n" for line in header)
-                   + yaml.safe_dump(config, sort_keys=False))
-    print("\n".join(header))
-    if not space["keep"]:
-        print(f"no recipe gained: {out} searches nothing", file=sys.stderr)
-        return 1
-    print(f"wrote {out}")
-    return 0

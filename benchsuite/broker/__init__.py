@@ -15,8 +15,8 @@ Redis server.  Modules:
 - ``fixtures``: the pytest fixtures (a session Redis, local workers, the executor).
 
 Nothing here imports torch or openvino: a worker's stages import what they need. The names
-below are imported on first use, so `benchsuite.plugin.broker_fixtures` loads without redis (the
-broker extra) installed.
+below are imported on first use, so `benchsuite.frontends.plugin.broker_fixtures` loads
+without redis (the broker extra) installed.
 """
 
 from __future__ import annotations

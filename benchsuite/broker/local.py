@@ -33,7 +33,7 @@ def env_python(kind: str, root: Path | None = None) -> str:
 
 
 class WorkerProcess:
-    """One ``python -m benchsuite.broker.cli worker KIND`` subprocess."""
+    """One ``python -m benchsuite.frontends.broker_cli worker KIND`` subprocess."""
 
     def __init__(self, url: str, kind: str, *, python: str | None = None,
                  args: list[str] | None = None, env: dict[str, str] | None = None,
@@ -56,7 +56,8 @@ class WorkerProcess:
     def command(self) -> list[str]:
         """The worker's command line; the URL (it may hold a password) goes through the
         environment ($BENCHSUITE_REDIS_URL), never argv, which `ps` shows to every user."""
-        return [self.python, "-m", "benchsuite.broker.cli", "worker", self.kind, *self.args]
+        return [self.python, "-m", "benchsuite.frontends.broker_cli", "worker", self.kind,
+                *self.args]
 
     def start(self) -> WorkerProcess:
         out = subprocess.DEVNULL

@@ -1,7 +1,7 @@
 """The result of one case: one typed record, whose fields say where each goes.
 
-`CaseResult` is built from the stages' results (`from_stages`), cached as JSON, carried to the
-session summary as JSON, and written to every output by the recording service
+`CaseResult` is built from the stages' results (`pipeline/assemble.py`), cached as JSON,
+carried to the session summary as JSON, and written to every output by the recording service
 (`track/recording.py`). Each field's `to` names its destinations:
 
     table     the results table (results.csv / results.parquet), one column per field
@@ -23,19 +23,17 @@ against the row dict of earlier versions keeps working.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from benchsuite.core.hashing import git_sha
-from benchsuite.latency.prediction import PREDICTION_KEYS
-
 if TYPE_CHECKING:
     from benchsuite.core.threshold import Threshold
-    from benchsuite.recipe.case import Case
 
+# the latency model's prediction fields (bench/latency_table.py: predict_pair)
+PREDICTION_KEYS = ("latency_predicted_us", "speedup_predicted", "latency_table_sum_us",
+                   "dense_latency_table_sum_us", "dense_latency_table_measured_us")
 TABLE, CONFIG, SUMMARY, BENCH, BASELINE, CONDITION, REPORT, TRIAL = (
     "table", "config", "summary", "bench", "baseline", "condition", "report", "trial")
 VERDICT = (TABLE, SUMMARY, BENCH, REPORT)
@@ -94,7 +92,7 @@ class CaseResult:
     scratch_epochs: int | None = _to(TABLE, SUMMARY)
     scratch_seconds: float | None = _to(TABLE)
     # top1/dense_top1 are the deployed (OpenVINO) models' at the precision benchmarked;
-    # the torch models' figures beside them (track/top1.py); INT8's quantization
+    # the torch models' figures beside them (pipeline/assemble.py); INT8's quantization
     top1_method: str | None = _to(TABLE, SUMMARY, BENCH)
     top1_torch: float | None = _to(TABLE, SUMMARY, BENCH)
     top1_torch_ci_low: float | None = _to(TABLE, SUMMARY)
@@ -133,7 +131,7 @@ class CaseResult:
     fps: float | None = _to(TABLE, SUMMARY)
     dense_fps: float | None = _to(TABLE, SUMMARY)
     runtime_version: str | None = _to(CONDITIONS, REPORT)
-    # the latency model's prediction (benchsuite/latency/prediction.py), when the case had a table
+    # the latency model's prediction (benchsuite/track/latency_model.py), when the case had a table
     latency_predicted_us: float | None = _to(TABLE, SUMMARY)
     speedup_predicted: float | None = _to(TABLE, SUMMARY)
     latency_table_sum_us: float | None = _to(TABLE)
@@ -216,89 +214,12 @@ class CaseResult:
         """With the accuracy floor applied: threshold and passed set."""
         return replace(self, threshold=floor, passed=bool(self.top1 >= floor))
 
-    @classmethod
-    def from_stages(cls, case: Case, dense: dict, pruned: dict, bench: dict,
-                    wall_seconds: float) -> CaseResult:
-        """The train, prune and bench stages' results joined.
-
-        ``speedup`` and both latency medians come from the bench stage's headline method
-        (``speedup_method``: in-process paired rounds, or benchmark_app where the runtime
-        cannot run the device); benchmark_app's own statistics (avg/min/max, CV over runs, FPS)
-        and its speed-up (``speedup_benchmark_app``) stand beside them. Top-1 carries its 95 %
-        Wilson interval over ``test_images``; ``top1`` and ``dense_top1`` are the deployed
-        models' (track/top1.py). An INT8 case's precision is int8 and its speed-up method names
-        its reference, dense at f32."""
-        from benchsuite.track.top1 import top1_fields
-
-        d, p = bench["dense"], bench["pruned"]
-        cond = bench.get("conditions") or {}
-        params = case.effective_params()
-        method = bench["speedup_method"]
-        if case.int8:
-            method = (f"{method}; reference: dense at {cond.get('precision', 'f32')}, pruned "
-                      "INT8 (NNCF)")
-        return cls(
-            case_id=case.case_id, label=case.label, recipe=case.recipe_name,
-            recipe_params=json.dumps(params, sort_keys=True), model=case.model,
-            dataset=case.dataset, seed=case.seed, sparsity=params.get("sparsity"),
-            train_images=dense.get("train_images"), control=case.control,
-            val_top1=pruned.get("val_top1"), dense_val_top1=dense.get("val_top1"),
-            val_images=pruned.get("val_images"),
-            **scratch_fields(pruned),
-            device=p["device"], device_name=cond.get("device_name",
-                                                     p.get("device_name", "unknown")),
-            precision="int8" if case.int8 else cond.get("precision", p["precision"]),
-            precision_requested=case.precision,
-            threads=cond.get("threads", p.get("threads")),
-            streams=cond.get("streams", p.get("streams")), batch=p.get("batch"),
-            input_shape=p.get("input_shape"),
-            **top1_fields(dense, pruned, bench),
-            params=pruned["params"], dense_params=dense["params"],
-            macs=pruned["macs"], dense_macs=dense["macs"],
-            weight_sparsity=pruned["weight_sparsity"],
-            speedup=bench["speedup"], speedup_ci_low=bench["speedup_ci_low"],
-            speedup_ci_high=bench["speedup_ci_high"], speedup_method=method,
-            bench_rounds=bench["bench_rounds"], bench_cpu_share=bench.get("bench_cpu_share"),
-            bench_disturbed=bench.get("bench_disturbed"),
-            bench_drift=bench.get("bench_drift"), bench_drifted=bench.get("bench_drifted"),
-            speedup_benchmark_app=bench["speedup_benchmark_app"],
-            latency_median_us=bench["latency_median_us"],
-            dense_latency_median_us=bench["dense_latency_median_us"],
-            latency_avg_us=p["latency_avg_us"], latency_min_us=p["latency_min_us"],
-            latency_max_us=p["latency_max_us"], latency_cv=p.get("latency_cv"),
-            dense_latency_cv=d.get("latency_cv"),
-            fps=p["throughput_fps"], dense_fps=d["throughput_fps"],
-            runtime_version=p["runtime_version"], finetune_epochs=pruned["finetune_epochs"],
-            dense_epochs=case.dense_epochs, train_seconds=dense["train_seconds"],
-            finetune_seconds=pruned["finetune_seconds"], export_seconds=pruned["export_seconds"],
-            bench_seconds=bench["bench_seconds"], wall_seconds=wall_seconds,
-            git_sha=git_sha(), timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            per_layer={"dense": d.get("per_layer", []), "pruned": p.get("per_layer", [])},
-            pruned_round_medians_us=bench.get("pruned_round_medians_us") or [],
-            **{k: bench.get(k) for k in PREDICTION_KEYS},
-            kd_teacher_top1=pruned.get("kd_teacher_top1"),
-            epoch_top1=json.dumps(pruned["epoch_top1"]) if pruned.get("epoch_top1") else None,
-        )
-
 
 _NAMES = tuple(f.name for f in fields(CaseResult))
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)  # None or NaN
-
-
-def scratch_fields(pruned: dict) -> dict[str, Any]:
-    """The scratch control's figures (with the Wilson interval of its Top-1), when it ran."""
-    from benchsuite.core.threshold import wilson_interval
-
-    if pruned.get("scratch_top1") is None:
-        return {}
-    low, high = wilson_interval(pruned["scratch_top1"], pruned["test_images"])
-    return {"scratch_top1": pruned["scratch_top1"], "scratch_top1_ci_low": low,
-            "scratch_top1_ci_high": high, "scratch_val_top1": pruned.get("scratch_val_top1"),
-            "scratch_epochs": pruned.get("scratch_epochs"),
-            "scratch_seconds": pruned.get("scratch_seconds")}
 
 
 def keys_for(destination: str) -> tuple[str, ...]:

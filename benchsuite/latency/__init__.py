@@ -3,10 +3,12 @@ precision, and a predictor of a (pruned) network's latency from its convolutions
 
 - `spec.py`   conv specs, the table (bilinear lookup over in/out channels), the predictor;
               pure Python: the prune worker (torch, no openvino) uses it too.
-- `build.py`  the bench side: tiny OpenVINO models per conv, timed with the paired method,
-              the table cached on disk per conditions (openvino, no torch).
 - `arch.py`   the prune side: a torch model's conv specs (torch, no openvino).
-- `report.py` predicted vs measured latency over the results table; `benchsuite latency-model`.
+
+The table is measured on the bench side (`bench/latency_table.py`: tiny OpenVINO models per
+conv, timed with the paired rounds on the CPU-time clock, cached per conditions); predicted
+against measured latency over the results table is `track/latency_model.py`
+(`benchsuite latency-model report`).
 """
 
 from benchsuite.latency.spec import ConvSpec, LatencyTable, predict_us

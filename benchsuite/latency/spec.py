@@ -5,14 +5,14 @@ A network's latency at batch 1 is modelled as
     latency = scale x sum over its convolutions of T(k, stride, h, w; c_in, c_out)
 
 where T is the marginal latency of one convolution with its folded BatchNorm (bias) and ReLU,
-measured on the target device and precision (`build.py`) on a grid of channel counts (the
-pruner's `round_to` step) for every conv geometry (kernel, stride, input height and width) of the
-dense network, and interpolated bilinearly in between (a conv's MACs are bilinear in c_in x c_out,
-so a synthetic table of that form is reproduced exactly). `scale` is fitted per network: the
-dense network's measured latency over its table sum. It takes what a conv costs in the network
-and not alone (its activations' reorders and precision conversions happen once per network, not
-per conv; the adds, pooling and fc) as a share of the conv time, so a predicted speed-up is the
-ratio of two table sums and the whole-network measurement does not enter it.
+measured on the target device and precision (`bench/latency_table.py`) on a grid of channel counts
+(the pruner's `round_to` step) for every conv geometry (kernel, stride, input height and width) of
+the dense network, and interpolated bilinearly in between (a conv's MACs are bilinear in c_in x
+c_out, so a synthetic table of that form is reproduced exactly). `scale` is fitted per network: the
+dense network's measured latency over its table sum. It takes what a conv costs in the network and
+not alone (its activations' reorders and precision conversions happen once per network, not per
+conv; the adds, pooling and fc) as a share of the conv time, so a predicted speed-up is the ratio of
+two table sums and the whole-network measurement does not enter it.
 
 Why a scale and not an additive overhead (measured - sum), the first design: on a quiet machine
 (2026-11-30, ResNet-56 on digits, 16 cases, docs/measurements.md "Latency model") the additive
@@ -29,7 +29,7 @@ import bisect
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-TABLE_VERSION = 2  # 2: CPU time per inference (timing.py)
+TABLE_VERSION = 2  # 2: CPU time per inference (bench/latency_table.py)
 
 
 @dataclass(frozen=True)

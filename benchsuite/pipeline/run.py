@@ -14,6 +14,7 @@ from pathlib import Path
 from benchsuite.core.paths import cache_dir
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.assemble import result_from_stages
 from benchsuite.pipeline.executor import Executor, StageResult
 from benchsuite.recipe.case import Case, CaseError, check_settings, slug
 
@@ -150,7 +151,7 @@ def run_case(case: Case, executor: Executor, force: bool = False,
                    "eval_data": dense.files["eval_data"]}
     bench = executor.run("bench", bench_spec, bench_files,
                          progress=lambda line: say(f"benchmark: {line}"))
-    result = CaseResult.from_stages(case, dense.result, pruned.result, bench.result,
+    result = result_from_stages(case, dense.result, pruned.result, bench.result,
                                     wall_seconds=time.perf_counter() - t0)
     _store(result)  # recorded=False until the recording service has written it
     artifacts = {"dense_onnx": str(dense.files["onnx"]), "pruned_onnx": str(pruned.files["onnx"]),

@@ -16,7 +16,8 @@ test split (`top1`).
   cross-check speed-up); Top-1 of both compiled models, as benchmarked, on the test split.
 - `calibrate_stage` (bench worker): the dense model against itself (A/A), once a session.
 - `latency_table_stage` (bench worker): the per-conv latency table of the dense model's
-  geometries on the target device and precision (`latency/build.py`, cached on the bench side);
+  geometries on the target device and precision (`bench/latency_table.py`, cached on the bench
+  side);
   its JSON goes to the prune stage in the job's spec (`LatencyBudgetPruner`) and to the bench
   stage (the predicted latency in the result row).
 
@@ -291,7 +292,7 @@ def scratch_control(pruned, data, spec: dict, epochs: int) -> dict:
 
 def _to_ir(files: dict[str, Path], names: tuple[str, ...], shape: tuple[int, ...],
            workdir: Path) -> tuple[dict[str, Path], float]:
-    from benchsuite.export.ir import onnx_to_ir
+    from benchsuite.bench.ir import onnx_to_ir
 
     t0 = time.perf_counter()
     models = {name: onnx_to_ir(files[f"{name}_onnx"], workdir / name / "model.xml", shape)
@@ -344,7 +345,7 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     sizes = {f"{n}_ir_bytes": p.stat().st_size + p.with_suffix(".bin").stat().st_size
              for n, p in models.items()}
     if spec.get("latency_table") and not spec.get("int8"):  # the table is not of INT8 kernels
-        from benchsuite.latency.prediction import predict_pair
+        from benchsuite.bench.latency_table import predict_pair
 
         result |= predict_pair(models, spec["latency_table"], result["dense_latency_median_us"])
     return StageResult(result | extra | {"convert_seconds": convert_seconds, **sizes}, {})
@@ -366,9 +367,9 @@ def latency_table_stage(spec: dict, files: dict[str, Path], workdir: Path) -> St
     settings (BenchSettings fields)[, paired]; files: dense_onnx. Result: {"table": ...} with
     only this network's overhead, small enough for a job spec (a few hundred numbers)."""
     from benchsuite.bench import BenchSettings
+    from benchsuite.bench.latency_table import UNIT_SETTINGS, build_table
     from benchsuite.bench.paired import PairedSettings
     from benchsuite.bench.verdict import paired_settings
-    from benchsuite.latency.build import UNIT_SETTINGS, build_table
 
     models, _ = _to_ir(files, ("dense",), tuple(spec["input_shape"]), workdir)
     case = paired_settings(BenchSettings(**spec.get("settings", {})), spec.get("paired"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchsuite.recipe import catalog
+import benchsuite.recipe.catalog as catalog
 from benchsuite.recipe.args import Arg, check_args, check_value
 from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.template import read_recipe, render

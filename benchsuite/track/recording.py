@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from benchsuite.core.paths import cache_dir, probe_folder, results_dir, unwritable_reason
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.run import mark_recorded, run_case
@@ -68,3 +69,55 @@ def run_and_record(case: Case, executor: Executor, threshold: Threshold, recorde
     (`epoch_top1`: see `run_case`)."""
     return recorder.record(run_case(case, executor, force=force, progress=progress,
                                     epoch_top1=epoch_top1), threshold)
+
+
+def output_problems(wandb: bool = False) -> list[str]:
+    """Why the results table, the cache or (`wandb`) the W&B folder cannot be written (empty
+    when all can): checked before any work, so a bad folder or file does not fail a case after
+    its training and benchmark. Each folder is written to (``probe_folder``); the results
+    table's files are opened for append, and the table itself checked (a line that is not a
+    row, named with its line: ``track.results.table_problem``)."""
+    problems = []
+    for what, env, get in (("results", "BENCHSUITE_RESULTS", results_dir),
+                           ("cache", "BENCHSUITE_CACHE", cache_dir)):
+        try:
+            probe_folder(get())
+        except OSError as e:
+            problems.append(f"the {what} folder cannot be written ({unwritable_reason(e)}); fix "
+                            f"it or set ${env} to another folder")
+    if not problems:
+        problems += _results_table_problems(results_dir())
+    if wandb:
+        from benchsuite.track.wandb_log import wandb_dir
+
+        folder = wandb_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe_folder(folder)
+        except OSError as e:
+            problems.append(f"the W&B folder cannot be written ({unwritable_reason(e)}); fix "
+                            "it, set $WANDB_DIR to another folder or pass --wandb disabled")
+    return problems
+
+
+def _results_table_problems(folder: Path) -> list[str]:
+    from benchsuite.track.results_table import broken_table
+
+    for name in (".lock", "results.csv", "results.parquet"):
+        path = folder / name
+        if name == ".lock" or path.exists():
+            try:
+                with open(path, "a"):
+                    pass
+            except OSError as e:
+                return [f"the results table's file {path} cannot be opened for append "
+                        f"({e.strerror}); fix it or set $BENCHSUITE_RESULTS to another folder"]
+    per_layer = folder / "per_layer"
+    if per_layer.exists():
+        try:
+            probe_folder(per_layer)
+        except OSError as e:
+            return [f"the per-layer tables' folder {per_layer} cannot be written "
+                    f"({unwritable_reason(e)})"]
+    error = broken_table(folder / "results.csv")
+    return [str(error)] if error is not None else []

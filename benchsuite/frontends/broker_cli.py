@@ -1,11 +1,11 @@
 """The broker's commands, for the main ``benchsuite`` CLI (``add_subcommands``) or on their own:
 
-    python -m benchsuite.broker.cli worker prune --redis-url redis://host:6379/0 \
+    benchsuite worker prune --redis-url redis://host:6379/0 \
         [--data-root DIR] [--allow-user-code [MODULE]]
-    python -m benchsuite.broker.cli worker bench --redis-url ... --device CPU --benchmark-app PATH
-    python -m benchsuite.broker.cli blobs cleanup --redis-url ... [--older-than 86400] [--dry-run]
-    python -m benchsuite.broker.cli broker status --redis-url ...
-    python -m benchsuite.broker.cli broker server --dir DIR [--aof]
+    benchsuite worker bench --redis-url ... --device CPU --benchmark-app PATH
+    benchsuite blobs cleanup --redis-url ... [--older-than 86400] [--dry-run]
+    benchsuite broker status --redis-url ...
+    benchsuite broker server --dir DIR [--aof]
 
 The URL defaults to $BENCHSUITE_REDIS_URL.  Exit status 2 on a connection error.
 """
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchsuite.broker.cli",
+    parser = argparse.ArgumentParser(prog="python -m benchsuite.frontends.broker_cli",
                                      description="benchsuite's Redis broker commands")
     add_subcommands(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))

@@ -24,7 +24,6 @@ step); grid points are added to a cached table when a new network needs them.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 from collections.abc import Callable
@@ -32,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
-from benchsuite.bench.paired import PairedSettings
+from benchsuite.bench.paired import PairedSettings, cpu_paired
 from benchsuite.core.hashing import content_hash
 from benchsuite.core.paths import cache_dir
 from benchsuite.latency.spec import (
@@ -44,7 +44,6 @@ from benchsuite.latency.spec import (
     monotone,
     parse_geometry,
 )
-from benchsuite.latency.timing import cpu_paired
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +154,7 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
     path.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(workdir or path.parent / "work")
     say = progress or (lambda _m: None)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per table (xdist, several workers)
+    with FileLock(path.with_suffix(".lock")):  # one builder per table (xdist, workers)
         data = json.loads(path.read_text()) if path.is_file() else {
             "conditions": table_key(settings, step), "points": {}, "networks": {}}
         todo = _missing(data["points"], grid_units(convs_from_ir(dense_xml), step))
@@ -211,3 +209,17 @@ def load_table(settings: PairedSettings, step: int, folder: Path | None = None
     if not path.is_file():
         return None
     return _table(json.loads(path.read_text()), step)
+
+
+def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: float | None
+                 ) -> dict[str, Any]:
+    """The prediction fields of the bench stage for {"dense": xml, "pruned": xml}
+    (`core.result.PREDICTION_KEYS`): what the latency model predicted, made before the case's
+    own measurement (`track.latency_model` compares them with what was measured)."""
+    table = LatencyTable.from_dict(table_data)
+    dense = table.sum_us(convs_from_ir(models["dense"]))
+    pruned = table.sum_us(convs_from_ir(models["pruned"]))
+    scale = table.scale()
+    return {"latency_predicted_us": pruned * scale, "speedup_predicted": dense / pruned,
+            "latency_table_sum_us": pruned, "dense_latency_table_sum_us": dense,
+            "dense_latency_table_measured_us": dense * scale}

@@ -1,7 +1,7 @@
 """pytest fixtures for the broker: a session Redis, local workers, a ``RedisExecutor``.
 
-Load as a plugin (``pytest_plugins = ["benchsuite.plugin.broker_fixtures"]`` or ``-p
-benchsuite.plugin.broker_fixtures``).  Options (each a flag and an ini key):
+Load as a plugin (``pytest_plugins = ["benchsuite.frontends.plugin.broker_fixtures"]`` or ``-p
+benchsuite.frontends.plugin.broker_fixtures``).  Options (each a flag and an ini key):
 
 - ``--redis-url`` / ``benchsuite_redis_url``: use that Redis (``redis://``, ``rediss://`` with a
   password, ``unix://``).  Without it, a private redis-server is started on a unix socket in a
@@ -146,7 +146,7 @@ def _trust_args(request: pytest.FixtureRequest) -> list[str]:
     if not _option(request.config, "benchsuite_redis_url"):
         return ["--data-root", "/", "--allow-user-code"]
     try:
-        from benchsuite.plugin.options import worker_trust
+        from benchsuite.frontends.plugin.options import worker_trust
 
         return worker_trust(request.config, request.session.items).args()
     except ValueError:  # the main plugin's options are not registered: the grants of none

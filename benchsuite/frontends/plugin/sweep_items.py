@@ -1,6 +1,6 @@
 """pytest plugin of the sweeps: `pytest -m sweep --sweep FILE --sweep-count N`.
 
-Needs the main plugin (`benchsuite.plugin`: the case options, `run_experiment`,
+Needs the main plugin (`benchsuite.frontends.plugin`: the case options, `run_experiment`,
 `accuracy_threshold`, `tracker`). Every option is a flag and an ini key (`benchsuite_<name>`).
 The sweep file is loaded and checked at start-up: a bad one stops the session before any
 training. `experiments/test_sweep.py` is parametrized with N slots; each slot claims the next
@@ -55,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not path:
         return
     from benchsuite.core.extras import MissingExtra, require
-    from benchsuite.plugin.options import _number
+    from benchsuite.frontends.plugin.options import _number
     from benchsuite.sweep.config import SweepConfigError, load_sweep
     from benchsuite.sweep.engines import ENGINES, optuna_distributions
 
@@ -120,7 +120,7 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, sweep_redis_url):
     """The sweep this session is an agent of; at the end: best printed, logged, saved."""
-    from benchsuite.plugin.options import base_case
+    from benchsuite.frontends.plugin.options import base_case
     from benchsuite.sweep.engines import make_engine
     from benchsuite.sweep.store import RedisStore
     from benchsuite.sweep.trials import SweepSession, log_best

@@ -1,9 +1,8 @@
-"""Predicted vs measured latency: the bench stage's prediction fields, the report over the
-results table and the `benchsuite latency-model` command.
+"""Predicted vs measured latency over the results table (`benchsuite latency-model report`).
 
 In a case that had a latency table (the recipe uses `LatencyBudgetPruner`, or
-`BENCHSUITE_LATENCY_MODEL=1`), the bench stage adds to its result, from the table and the convs
-of the dense and pruned IRs:
+`BENCHSUITE_LATENCY_MODEL=1`), the bench stage adds to its result (`bench/latency_table.py`),
+from the table and the convs of the dense and pruned IRs:
 
 - `latency_predicted_us`: pruned table sum x the table's scale (the dense network measured
   whole when the table was built, over its table sum; `spec.py` says why a scale): what the
@@ -16,36 +15,16 @@ of the dense and pruned IRs:
 predictions from those recorded figures with the measured ones: the latency, the latency with
 the scale refitted per model from the dense latencies of the whole results table (median of
 measured / sum), the latency against the measured latency x the run's CPU share (the table is
-on the CPU-time clock, `timing.py`; on a loaded machine the wall-clock latency is inflated by
-about 1 / share), and the speed-up (both of whose latencies come from the same paired rounds,
-so machine drift and load cancel: the figure to judge the model by on a shared machine; the
-absolute latency of a 2-vCPU VM drifts by 10-15 % between runs).
+on the CPU-time clock, `bench/latency_table.py`; on a loaded machine the wall-clock latency is
+inflated by about 1 / share), and the speed-up (both of whose latencies come from the same
+paired rounds, so machine drift and load cancel: the figure to judge the model by on a shared
+machine; the absolute latency of a 2-vCPU VM drifts by 10-15 % between runs).
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
-
-from benchsuite.latency.spec import LatencyTable
-
-PREDICTION_KEYS = ("latency_predicted_us", "speedup_predicted", "latency_table_sum_us",
-                   "dense_latency_table_sum_us", "dense_latency_table_measured_us")
-
-
-def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: float | None
-                 ) -> dict[str, Any]:
-    """The prediction fields of the bench stage for {"dense": xml, "pruned": xml}."""
-    from benchsuite.latency.build import convs_from_ir
-
-    table = LatencyTable.from_dict(table_data)
-    dense = table.sum_us(convs_from_ir(models["dense"]))
-    pruned = table.sum_us(convs_from_ir(models["pruned"]))
-    scale = table.scale()
-    return {"latency_predicted_us": pruned * scale, "speedup_predicted": dense / pruned,
-            "latency_table_sum_us": pruned, "dense_latency_table_sum_us": dense,
-            "dense_latency_table_measured_us": dense * scale}
 
 
 def prediction_frame(rows: Any) -> Any:
@@ -74,8 +53,9 @@ def prediction_frame(rows: Any) -> Any:
     df["err_latency"] = df["latency_predicted_us"] / df["latency_median_us"] - 1
     df["err_latency_refit"] = df["latency_refit_us"] / df["latency_median_us"] - 1
     df["err_speedup"] = df["speedup_predicted"] / df["speedup"] - 1
-    # the table is on the CPU-time clock (timing.py); a case measured on a loaded machine has a
-    # wall-clock latency inflated by 1 / CPU share: measured x share approximates its CPU time
+    # the table is on the CPU-time clock (bench/latency_table.py); a case measured on a loaded
+    # machine has a wall-clock latency inflated by 1 / CPU share: measured x share
+    # approximates its CPU time
     share = df["bench_cpu_share"] if "bench_cpu_share" in df else pd.Series(float("nan"),
                                                                             index=df.index)
     df["latency_cpu_us"] = df["latency_median_us"] * share.astype(float)
@@ -141,59 +121,3 @@ def summary_lines(df: Any, skipped: int) -> list[str]:
                  f"{med['err_latency_cpu']:.1%}), speed-up {med['err_speedup']:.1%}"
                  + (f"; {skipped} rows without a prediction" if skipped else ""))
     return lines
-
-
-def _report(args: argparse.Namespace) -> int:
-    from benchsuite.core.paths import results_dir
-    from benchsuite.track.results_table import read_results
-
-    folder = Path(args.results) if args.results else results_dir()
-    rows = read_results(folder)
-    df = prediction_frame(rows)
-    if not df.empty:
-        df = counters_check(df, folder)
-    for line in summary_lines(df, len(rows) - len(df)):
-        print(line)
-    if args.out and not df.empty:
-        df.to_csv(args.out, index=False)
-        print(f"table: {args.out}")
-    return 0
-
-
-def _build(args: argparse.Namespace) -> int:
-    from benchsuite.bench.paired import PairedSettings
-    from benchsuite.export.ir import onnx_to_ir
-    from benchsuite.latency.build import UNIT_SETTINGS, build_table, table_path
-
-    shape = tuple(int(v) for v in args.input.lower().split("x"))
-    xml = onnx_to_ir(Path(args.onnx), Path(args.workdir) / "dense" / "model.xml", shape)
-    threads = None if args.threads == "default" else int(args.threads)
-    settings = PairedSettings(device=args.device, precision=args.precision, threads=threads,
-                              **UNIT_SETTINGS)
-    table = build_table(xml, args.network, args.step, settings, workdir=Path(args.workdir),
-                        progress=print)
-    net = table.networks[args.network]
-    print(f"table {table_path(settings, args.step)}: {len(table.entries)} geometries; "
-          f"{args.network} measured {net['measured_us']:.1f} µs, table sum {net['sum_us']:.1f} "
-          f"µs, scale {table.scale(args.network):.3f} ({table.conditions})")
-    return 0
-
-
-def add_subcommand(sub: argparse._SubParsersAction) -> None:
-    cmd = sub.add_parser("latency-model", help="per-conv latency table; predicted vs measured")
-    verbs = cmd.add_subparsers(dest="verb", required=True)
-    report = verbs.add_parser("report", help="predicted vs measured latency over the results "
-                              "table (rows that have a prediction)")
-    report.add_argument("--results", help="folder holding results.csv [experiments/results]")
-    report.add_argument("--out", help="write the per-case comparison as CSV here")
-    report.set_defaults(func=_report)
-    build = verbs.add_parser("build", help="measure (or extend) the table for a dense ONNX model")
-    build.add_argument("--onnx", required=True)
-    build.add_argument("--input", required=True, help="CxHxW, e.g. 1x32x32")
-    build.add_argument("--network", required=True, help="name of the dense network (scale)")
-    build.add_argument("--step", type=int, default=8, help="channel grid step (round_to) [8]")
-    build.add_argument("--device", default="CPU")
-    build.add_argument("--precision", default="f32")
-    build.add_argument("--threads", default="1")
-    build.add_argument("--workdir", default="/tmp/benchsuite-latency-table")
-    build.set_defaults(func=_build)

@@ -203,7 +203,7 @@ def _threads(text: str) -> int | None:
 def worker_trust(config: pytest.Config, items: list[pytest.Item]) -> Trust:
     """What the session's local workers on a shared broker may read and import: the session's
     --data-dir, --dataset and --model, a sweep's values of them, and every collected case's."""
-    from benchsuite.plugin.sweep_items import sweep_spec
+    from benchsuite.frontends.plugin.sweep_items import sweep_spec
 
     data_dirs = [option(config, "data-dir")]
     datasets = option_list(config, "dataset") or []

@@ -25,9 +25,9 @@ from benchsuite.core.extras import (
 )
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
+from benchsuite.frontends.plugin.options import OPTIONS, option, session_config
 from benchsuite.pipeline.executor import LocalExecutor
 from benchsuite.pipeline.run import calibrate_case
-from benchsuite.plugin.options import OPTIONS, option, session_config
 from benchsuite.recipe.case import Case
 
 ROW_PROPERTY = "benchsuite_row"
@@ -35,7 +35,8 @@ AA_PROPERTY = "benchsuite_aa"
 SELECTION_ERROR = pytest.StashKey[str]()
 # the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
 # and the sweep's: --sweep, --sweep-count, --sweep-engine, ... (pytest -m sweep)
-pytest_plugins = ["benchsuite.plugin.broker_fixtures", "benchsuite.plugin.sweep_items"]
+pytest_plugins = ["benchsuite.frontends.plugin.broker_fixtures",
+                  "benchsuite.frontends.plugin.sweep_items"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,7 +79,7 @@ def _rows(config: pytest.Config) -> list[CaseResult]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
     """`--schedules /abs/dir` (space-separated) must not move the rootdir (rootdir.py)."""
-    from benchsuite.plugin.rootdir import fix_setup
+    from benchsuite.frontends.plugin.rootdir import fix_setup
 
     fix_setup(early_config, args)
 
@@ -206,7 +207,7 @@ def hardware_skip_reason(pytestconfig):
     workers (--redis-url --no-local-workers) may sit on other hardware: then nothing is checked
     here (their benchmark names what is missing there)."""
     from benchsuite.bench.devices import device_skip_reason, precision_skip_reason
-    from benchsuite.plugin.broker_fixtures import external_workers_only
+    from benchsuite.frontends.plugin.broker_fixtures import external_workers_only
 
     remote_bench = external_workers_only(pytestconfig)
 
@@ -225,7 +226,7 @@ def int8_problem(pytestconfig):
     workers' interpreter). External bench workers are not checked here (their bench stage
     says what is missing there)."""
     from benchsuite.bench.int8 import int8_problem as problem
-    from benchsuite.plugin.broker_fixtures import external_workers_only
+    from benchsuite.frontends.plugin.broker_fixtures import external_workers_only
 
     remote_bench = external_workers_only(pytestconfig)
     known: dict[str, str | None] = {}
@@ -319,7 +320,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if path is not None and (problem := baseline_problem(path)) is not None:
             raise pytest.UsageError(problem)
     if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
-        from benchsuite.core.paths import output_problems
+        from benchsuite.track.recording import output_problems
 
         if problems := output_problems(wandb=_wandb_mode(session.config) != "disabled"):
             raise pytest.UsageError("; ".join(problems))

@@ -2,7 +2,7 @@
 
     wandb sweep schedules/sweeps/resnet20_width.yaml   # prints the sweep id
     wandb agent ENTITY/PROJECT/SWEEP_ID                 # runs, per trial:
-    /usr/bin/env python -m benchsuite.sweep.agent_entry --recipe=l1_filters --sparsity=0.35 ...
+    /usr/bin/env python -m benchsuite.frontends.agent --recipe=l1_filters --sparsity=0.35 ...
 
 The agent passes every sweep parameter as `--name=value` (its `${args}` macro: the value
 formatted with Python's `str`), and also writes them to the YAML file named by
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file (`program: benchsuite/sweep/agent_entry.py`)
+if __package__ in (None, ""):  # run as a file (`program: benchsuite/frontends/agent.py`)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import yaml
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchsuite.track.recording import Recorder, run_and_record
     from benchsuite.track.wandb_log import WandbTracker
 
-    parser = argparse.ArgumentParser(prog="benchsuite.sweep.agent_entry", add_help=False)
+    parser = argparse.ArgumentParser(prog="benchsuite.frontends.agent", add_help=False)
     parser.add_argument("--help", "-h", action="store_true")
     known, rest = parser.parse_known_args(argv if argv is not None else sys.argv[1:])
     if known.help:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if __package__ in (None, ""):
-        from benchsuite.sweep.agent_entry import main as _main
+        from benchsuite.frontends.agent import main as _main
 
         sys.exit(_main())
     sys.exit(main())

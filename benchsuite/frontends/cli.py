@@ -30,12 +30,12 @@ from benchsuite.core.paths import results_dir
 # subparsers (each sets `func`; an optional `run` wraps it), the extra the module needs ("" if
 # none) and the command names it adds (for a placeholder when that extra is missing).
 SUBCOMMANDS: list[tuple[str, str, tuple[str, ...]]] = [
-    ("benchsuite.cli:add_report", "", ("report",)),
-    ("benchsuite.pipeline.sensitivity:add_subcommand", "", ("sensitivity",)),
-    ("benchsuite.cli:add_broker", "broker", ("worker", "broker", "blobs")),
-    ("benchsuite.cli:add_sweep", "", ("sweep",)),
-    ("benchsuite.recipe.cli:add_subcommand", "", ("recipe",)),
-    ("benchsuite.latency.prediction:add_subcommand", "", ("latency-model",)),
+    ("benchsuite.frontends.cli:add_report", "", ("report",)),
+    ("benchsuite.frontends.sensitivity_cli:add_subcommand", "", ("sensitivity",)),
+    ("benchsuite.frontends.cli:add_broker", "broker", ("worker", "broker", "blobs")),
+    ("benchsuite.frontends.cli:add_sweep", "", ("sweep",)),
+    ("benchsuite.frontends.recipe_cli:add_subcommand", "", ("recipe",)),
+    ("benchsuite.frontends.latency_model_cli:add_subcommand", "", ("latency-model",)),
 ]
 
 
@@ -60,7 +60,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def add_broker(sub: argparse._SubParsersAction) -> None:
-    from benchsuite.broker import cli as broker_cli
+    from benchsuite.frontends import broker_cli
 
     broker_cli.add_subcommands(sub)
     for name in ("worker", "broker", "blobs"):  # a connection error: one line, exit 2
@@ -68,9 +68,10 @@ def add_broker(sub: argparse._SubParsersAction) -> None:
 
 
 # commands whose arguments all go to another program's own parser: (words) -> "module:main"
-PASSTHROUGH: dict[tuple[str, ...], str] = {("sweep", "bench"): "benchsuite.sweep.search:main",
-                                           ("frontier",): "benchsuite.sweep.frontier:main",
-                                           ("select",): "benchsuite.bench.selection:main"}
+PASSTHROUGH: dict[tuple[str, ...], str] = {
+    ("sweep", "bench"): "benchsuite.frontends.sweep_bench_cli:main",
+    ("frontier",): "benchsuite.frontends.frontier_cli:main",
+    ("select",): "benchsuite.frontends.select_cli:main"}
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,145 @@
+"""`benchsuite frontier`: the command line of `sweep/frontier.py` (its docstring is the help)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.executor import LocalExecutor
+from benchsuite.recipe.case import Case
+from benchsuite.sweep.frontier import KD, METHODS, Frontier, margins, search_lines, table
+from benchsuite.sweep.frontier import __doc__ as frontier_doc
+
+
+def _images(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="benchsuite frontier", description=frontier_doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    base = Case(recipe="")
+    ap.add_argument("--model", default="resnet20", help="the dense reference [resnet20]")
+    ap.add_argument("--dataset", default=base.dataset, help=f"[{base.dataset}]")
+    ap.add_argument("--data-dir", default=None, help="the dataset's folder, where it needs one")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated [0,1,2]")
+    ap.add_argument("--precisions", default="f32", help="f32, bf16, default (comma-separated)"
+                                                        " [f32]")
+    ap.add_argument("--int8", action="store_true", help="also the search's point + INT8")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help=f"comma-separated subset of {', '.join(METHODS)} [all]")
+    ap.add_argument("--tp-ratios", default="0.3,0.5,0.7", help="uniform's ratios [0.3,0.5,0.7]")
+    ap.add_argument("--space", default=None, help="the search's sweep file [schedules/sweeps/"
+                                                  "<model>_per_stage.yaml]")
+    ap.add_argument("--search-trials", type=int, default=10, help="the search's budget [10]")
+    ap.add_argument("--engines", default="bayes", help="bayes, random or both [bayes]")
+    ap.add_argument("--zoo-models", default="", help="the dense-zoo family (comma-separated) "
+                    "[models.DENSE_FAMILY]")
+    ap.add_argument("--epochs", type=int, default=base.epochs,
+                    help=f"fine-tuning epochs [{base.epochs}]")
+    ap.add_argument("--dense-epochs", type=int, default=base.dense_epochs,
+                    help=f"[{base.dense_epochs}]")
+    ap.add_argument("--train-images", type=_images, default=base.train_images,
+                    help=f"at most this many training images, or all [{base.train_images}]")
+    ap.add_argument("--threshold", default="-1pt", help="the accuracy floor [-1pt]")
+    ap.add_argument("--out", help="write the Markdown table here too")
+    ap.add_argument("--save-found", action="store_true",
+                    help="save each precision's fastest search point that holds the floor at "
+                         "every seed in schedules/found/<model>-<dataset>-frontier-<precision>"
+                         ".yaml")
+    args = ap.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if unknown := sorted(set(methods) - set(METHODS)):
+        ap.error(f"--methods: unknown {', '.join(unknown)} (known: {', '.join(METHODS)})")
+    try:
+        threshold = Threshold.parse(args.threshold)
+    except ValueError as e:
+        ap.error(f"--threshold: {e}")
+    from benchsuite.core.paths import schedules_dir
+
+    space = Path(args.space) if args.space else (
+        schedules_dir() / "sweeps" / f"{args.model}_per_stage.yaml")
+    if "search" in methods and not space.is_file():
+        ap.error(f"--space: no sweep file {space} (write one with `benchsuite select`, or pass "
+                 "--methods without search)")
+    base = replace(base, model=args.model, dataset=args.dataset, data_dir=args.data_dir,
+                   epochs=args.epochs, dense_epochs=args.dense_epochs,
+                   train_images=args.train_images)
+    from benchsuite.recipe.case import check_settings
+
+    check_settings(base)
+    work = Path(tempfile.mkdtemp(prefix="bs-frontier-work-"))
+    frontier = Frontier(base, threshold, LocalExecutor(work),
+                        say=lambda m: print(m, flush=True))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    from benchsuite.models import MODEL_NAMES
+
+    family = tuple(m.strip() for m in args.zoo_models.split(",") if m.strip()) or None
+    if family and (bad := sorted(set(family) - set(MODEL_NAMES))):
+        ap.error(f"--zoo-models: unknown {', '.join(bad)} (known: {', '.join(MODEL_NAMES)})")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    t0 = time.time()
+    for precision in args.precisions.split(","):
+        for seed in seeds:
+            print(f"== {precision}, seed {seed} ({time.time() - t0:.0f} s)", flush=True)
+            if "uniform" in methods:
+                frontier.uniform(seed, precision, [float(r) for r in args.tp_ratios.split(",")])
+            found = None
+            if "search" in methods:
+                for engine in engines:
+                    point = frontier.search(seed, precision, space, args.search_trials, engine)
+                    found = found or point
+            if found is not None:
+                if "kd" in methods:
+                    frontier.follow(found, "kd", params=KD)
+                if args.int8 and "int8" in methods:
+                    frontier.follow(found, "int8", precision="int8")
+                if "scratch" in methods:
+                    frontier.follow(found, "scratch", control="scratch")
+            if "zoo" in methods:
+                frontier.zoo(seed, precision, family)
+    lines = [*table(frontier.points, threshold), "", *margins(frontier.points), "",
+             *search_lines(frontier.searches), f"\nwall time {time.time() - t0:.0f} s"]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    if args.save_found:
+        _save_found(frontier, args)
+    return 0
+
+
+def _save_found(frontier: Frontier, args: argparse.Namespace) -> None:
+    from benchsuite.core.paths import found_dir
+    from benchsuite.sweep.trials import write_found_recipe
+
+    for precision in args.precisions.split(","):
+        points = [p for p in frontier.points if p.method == "search"
+                  and p.precision == precision and p.row is not None]
+        if not points or not all(p.row.passed for p in points):
+            print(f"not saved ({precision}): the search's point does not hold the floor at "
+                  "every seed")
+            continue
+        best = max(points, key=lambda p: p.row.speedup)
+        row = best.row
+        assert best.case is not None
+        if row.speedup_ci_high is not None and row.speedup_ci_high <= 1.0:
+            print(f"not saved ({precision}): {row.speedup:.3f}x is no gain")
+            continue
+        path = write_found_recipe(
+            best.case,
+            found_by=f"benchsuite frontier: the search's fastest point at {precision} that held "
+                     f"the floor ({frontier.threshold}) at seeds {args.seeds}",
+            result={k: row.get(k) for k in ("speedup", "speedup_ci_low", "speedup_ci_high",
+                                            "top1", "val_top1", "threshold")},
+            path=found_dir() / f"{args.model}-{args.dataset}-frontier-{precision}.yaml")
+        print(f"saved {path}")

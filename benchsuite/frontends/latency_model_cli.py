@@ -1,0 +1,65 @@
+"""`benchsuite latency-model build|report`: the per-conv latency table of a dense ONNX model
+(`bench/latency_table.py`), and predicted against measured latency over the results table
+(`track/latency_model.py`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _report(args: argparse.Namespace) -> int:
+    from benchsuite.core.paths import results_dir
+    from benchsuite.track.latency_model import counters_check, prediction_frame, summary_lines
+    from benchsuite.track.results_table import read_results
+
+    folder = Path(args.results) if args.results else results_dir()
+    rows = read_results(folder)
+    df = prediction_frame(rows)
+    if not df.empty:
+        df = counters_check(df, folder)
+    for line in summary_lines(df, len(rows) - len(df)):
+        print(line)
+    if args.out and not df.empty:
+        df.to_csv(args.out, index=False)
+        print(f"table: {args.out}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from benchsuite.bench.ir import onnx_to_ir
+    from benchsuite.bench.latency_table import UNIT_SETTINGS, build_table, table_path
+    from benchsuite.bench.paired import PairedSettings
+
+    shape = tuple(int(v) for v in args.input.lower().split("x"))
+    xml = onnx_to_ir(Path(args.onnx), Path(args.workdir) / "dense" / "model.xml", shape)
+    threads = None if args.threads == "default" else int(args.threads)
+    settings = PairedSettings(device=args.device, precision=args.precision, threads=threads,
+                              **UNIT_SETTINGS)
+    table = build_table(xml, args.network, args.step, settings, workdir=Path(args.workdir),
+                        progress=print)
+    net = table.networks[args.network]
+    print(f"table {table_path(settings, args.step)}: {len(table.entries)} geometries; "
+          f"{args.network} measured {net['measured_us']:.1f} µs, table sum {net['sum_us']:.1f} "
+          f"µs, scale {table.scale(args.network):.3f} ({table.conditions})")
+    return 0
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser("latency-model", help="per-conv latency table; predicted vs measured")
+    verbs = cmd.add_subparsers(dest="verb", required=True)
+    report = verbs.add_parser("report", help="predicted vs measured latency over the results "
+                              "table (rows that have a prediction)")
+    report.add_argument("--results", help="folder holding results.csv [experiments/results]")
+    report.add_argument("--out", help="write the per-case comparison as CSV here")
+    report.set_defaults(func=_report)
+    build = verbs.add_parser("build", help="measure (or extend) the table for a dense ONNX model")
+    build.add_argument("--onnx", required=True)
+    build.add_argument("--input", required=True, help="CxHxW, e.g. 1x32x32")
+    build.add_argument("--network", required=True, help="name of the dense network (scale)")
+    build.add_argument("--step", type=int, default=8, help="channel grid step (round_to) [8]")
+    build.add_argument("--device", default="CPU")
+    build.add_argument("--precision", default="f32")
+    build.add_argument("--threads", default="1")
+    build.add_argument("--workdir", default="/tmp/benchsuite-latency-table")
+    build.set_defaults(func=_build)
