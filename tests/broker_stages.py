@@ -6,24 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from benchsuite.pipeline.executor import StageResult
+from benchsuite.pipeline.executor import Stage, StageResult
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
-
-# name=module:function:kind, as BENCHSUITE_EXTRA_STAGES wants it
-EXTRA_STAGES = ",".join([
-    "noop=broker_stages:noop:prune",
-    "noop_bench=broker_stages:noop:bench",
-    "sleep=broker_stages:sleep:prune",
-    "sleep_bench=broker_stages:sleep:bench",
-    "fail=broker_stages:fail:prune",
-    "fail_bench=broker_stages:fail:bench",
-    "user_fail=broker_stages:user_fail:prune",
-    "echo_file=broker_stages:echo_file:prune",
-    "progress=broker_stages:progress:prune",
-    "broken_import=broker_stages_missing_module:nothing:prune",
-])
-
 
 def noop(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     return StageResult({"echo": spec, "inputs": sorted(files)})
@@ -58,6 +43,28 @@ def progress(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     for i in range(1, int(spec.get("n", 3)) + 1):
         log.info("step %d/%d", i, spec.get("n", 3))
     return StageResult({"steps": spec.get("n", 3)})
+
+
+NOOP = Stage("noop", "prune", noop)
+NOOP_BENCH = Stage("noop_bench", "bench", noop)
+SLEEP = Stage("sleep", "prune", sleep)
+SLEEP_BENCH = Stage("sleep_bench", "bench", sleep)
+FAIL = Stage("fail", "prune", fail)
+FAIL_BENCH = Stage("fail_bench", "bench", fail)
+USER_FAIL = Stage("user_fail", "prune", user_fail)
+ECHO_FILE = Stage("echo_file", "prune", echo_file)
+PROGRESS = Stage("progress", "prune", progress)
+# registered with a module that does not exist: the worker fails to load it
+BROKEN_IMPORT = Stage("broken_import", "prune", noop)
+NO_SUCH_STAGE = Stage("no_such_stage", "prune", noop)  # registered nowhere
+
+# name=module:ATTRIBUTE, as BENCHSUITE_EXTRA_STAGES wants it
+_REGISTERED = {"NOOP": NOOP, "NOOP_BENCH": NOOP_BENCH, "SLEEP": SLEEP,
+               "SLEEP_BENCH": SLEEP_BENCH, "FAIL": FAIL, "FAIL_BENCH": FAIL_BENCH,
+               "USER_FAIL": USER_FAIL, "ECHO_FILE": ECHO_FILE, "PROGRESS": PROGRESS}
+EXTRA_STAGES = ",".join([*(f"{s.name}=broker_stages:{attr}"
+                           for attr, s in _REGISTERED.items()),
+                         "broken_import=broker_stages_missing_module:NOTHING"])
 
 
 def results_for(r, session: str) -> list[dict]:

@@ -17,13 +17,11 @@ from benchsuite.broker.connection import connect
 from benchsuite.broker.local import WorkerProcess, stop_all
 from benchsuite.broker.redis_executor import RedisExecutor
 from benchsuite.broker.server import RedisServer
-from benchsuite.pipeline.executor import register_stages_from_env
 
 # fast settings: reclaim after 1.5 s without a touch, heartbeat every 0.3 s
 FAST_WORKER_ARGS = ["--heartbeat", "0.3", "--claim-idle", "1.5", "--grace", "5",
                     "--log-level", "DEBUG"]
 
-register_stages_from_env(EXTRA_STAGES)  # the executor side routes by stage kind too
 
 
 def pytest_configure(config: pytest.Config) -> None:

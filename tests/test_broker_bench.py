@@ -13,6 +13,7 @@ import time
 import warnings
 
 import pytest
+from broker_stages import ECHO_FILE, NOOP, SLEEP
 
 from benchsuite.broker.local import wait_for_workers
 from benchsuite.broker.streams import job_stream
@@ -34,14 +35,14 @@ def test_overhead_and_throughput(redis_server, r, start_worker, executor_for, tm
     ex = executor_for(redis_server.url)
     wait_for_workers(r, 1, job_stream("prune"))
     for _ in range(20):  # warm-up
-        ex.run("noop", {}, {})
+        ex.run(NOOP, {}, {})
     report: dict = {}
 
     # sequential round trips of a stage that sleeps 20 ms: overhead = round trip - stage time
     overheads = []
     for i in range(100):
         t0 = time.perf_counter()
-        job = ex.submit("sleep", {"seconds": 0.02, "n": i})
+        job = ex.submit(SLEEP, {"seconds": 0.02, "n": i})
         result = ex.wait_result(job, timeout=30)
         overheads.append(time.perf_counter() - t0 - result.stage_seconds)
     report["overhead_ms"] = {"median": 1e3 * statistics.median(overheads),
@@ -51,13 +52,13 @@ def test_overhead_and_throughput(redis_server, r, start_worker, executor_for, tm
     n = 500
     t0 = time.perf_counter()
     for i in range(n):
-        ex.run("noop", {"i": i}, {})
+        ex.run(NOOP, {"i": i}, {})
     report["noop_sequential_jobs_per_s"] = n / (time.perf_counter() - t0)
 
     # no-op jobs, all submitted first, then collected
     n = 2000
     t0 = time.perf_counter()
-    jobs = [ex.submit("noop", {"i": i}) for i in range(n)]
+    jobs = [ex.submit(NOOP, {"i": i}) for i in range(n)]
     for job in jobs:
         ex.wait_result(job, timeout=60)
     report["noop_pipelined_jobs_per_s"] = n / (time.perf_counter() - t0)
@@ -66,7 +67,7 @@ def test_overhead_and_throughput(redis_server, r, start_worker, executor_for, tm
     src = tmp_path / "big.bin"
     src.write_bytes(bytes(range(256)) * (1 << 16))
     t0 = time.perf_counter()
-    res = ex.run("echo_file", {}, {"input": src})
+    res = ex.run(ECHO_FILE, {}, {"input": src})
     report["echo_16MB_file_s"] = time.perf_counter() - t0
     assert res.files["output"].stat().st_size == src.stat().st_size
 

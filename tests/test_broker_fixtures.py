@@ -18,7 +18,7 @@ INNER = """
 import json, os
 
 def test_inner(broker_executor, broker_workers, broker_url, request):
-    res = broker_executor.run("noop", {"a": 1}, {})
+    res = broker_executor.run(NOOP, {"a": 1}, {})
     assert res.result["echo"] == {"a": 1}
     out = {"url": broker_url, "workers": [w.pid for w in broker_workers],
            "pythons": [w.python for w in broker_workers]}
@@ -115,6 +115,7 @@ def test_the_broker_url_from_the_environment_keeps_it_out_of_ps(
 
 STARTUP = """
 import json, os
+from broker_stages import NOOP
 
 def test_startup(broker_url):
     from benchsuite.broker.connection import connect

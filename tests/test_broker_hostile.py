@@ -9,6 +9,7 @@ import signal
 import time
 
 import pytest
+from broker_stages import FAIL, NOOP, SLEEP, USER_FAIL
 
 from benchsuite.broker import JobFailed
 from benchsuite.broker.local import Watchdog, wait_for_workers
@@ -16,6 +17,7 @@ from benchsuite.broker.messages import MessageError
 from benchsuite.broker.redis_executor import JobUserError
 from benchsuite.broker.streams import DEAD, GROUP, dead_letters, job_stream, workers
 from benchsuite.core.errors import UserError
+from benchsuite.pipeline.stages import BENCH, CALIBRATE, PRUNE, TRAIN
 
 pytest_plugins = ["broker_support"]
 
@@ -38,7 +40,7 @@ def test_a_malformed_spec_is_a_user_error_not_retried(redis_server, r, start_wor
     start_worker(redis_server.url, "prune")
     ex = executor_for(redis_server.url)
     with pytest.raises(UserError, match=message):
-        ex.run("train", spec, {})
+        ex.run(TRAIN, spec, {})
     job = Job(job_id="bad-spec", stage="train", spec=spec, files={}, reply_to=ex.results_key)
     ex.submit_raw(job_stream("prune"), job.to_json(), job.job_id, "train")
     with pytest.raises(JobUserError, match=message) as info:
@@ -51,10 +53,10 @@ def test_a_stages_user_error_is_dead_lettered_once_and_raised_as_such(
     start_worker(redis_server.url, "prune")
     ex = executor_for(redis_server.url)
     with pytest.raises(UserError, match="imagefolder: no images") as info:
-        ex.run("user_fail", {"message": "imagefolder: no images under /x/val"}, {})
+        ex.run(USER_FAIL, {"message": "imagefolder: no images under /x/val"}, {})
     assert isinstance(info.value, JobFailed) and info.value.result.attempts == 1
     with pytest.raises(JobFailed) as other:  # the suite's own failures are still retried
-        ex.run("fail", {"message": "boom"}, {})
+        ex.run(FAIL, {"message": "boom"}, {})
     assert not isinstance(other.value, UserError) and other.value.result.attempts == 2
 
 
@@ -90,7 +92,7 @@ def test_a_second_signal_hands_the_job_back_at_once(redis_server, r, start_worke
     worker = start_worker(redis_server.url, "prune", "--grace", "60")
     ex = executor_for(redis_server.url)
     wait_for_workers(r, 1, job_stream("prune"))
-    job = ex.submit("sleep", {"seconds": 30, "n": 1})
+    job = ex.submit(SLEEP, {"seconds": 30, "n": 1})
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not any(
             w.get("running") for w in workers(r)):
@@ -140,7 +142,7 @@ def test_a_deeply_nested_job_is_dead_lettered_once_not_reclaimed(
     assert "nested more than" in letters[0]["reason"]
     assert r.xlen(job_stream("prune")) == 0
     assert r.xpending(job_stream("prune"), GROUP)["pending"] == 0
-    assert ex.run("noop", {"after": 1}, {}).result["echo"] == {"after": 1}
+    assert ex.run(NOOP, {"after": 1}, {}).result["echo"] == {"after": 1}
 
 
 def test_too_deep_job_data_is_refused_when_submitted(redis_server, r, executor_for) -> None:
@@ -149,7 +151,7 @@ def test_too_deep_job_data_is_refused_when_submitted(redis_server, r, executor_f
     for _ in range(100):
         spec = {"x": [spec]}
     with pytest.raises(MessageError, match="nested more than"):
-        ex.submit("noop", spec, {})
+        ex.submit(NOOP, spec, {})
     assert not r.exists(job_stream("prune"))
 
 
@@ -190,7 +192,7 @@ def test_unknown_settings_are_refused_when_submitted(redis_server, r, executor_f
         assert "Traceback" not in str(info.value)
     assert not list(r.scan_iter("bs:jobs:*"))  # nothing was queued
     with pytest.raises(UserError, match="'nosuch'"):  # and in-process (--executor local)
-        LocalExecutor(tmp_path).run("bench", BAD_SETTINGS, {})
+        LocalExecutor(tmp_path).run(BENCH, BAD_SETTINGS, {})
 
 
 def test_a_worker_refuses_unknown_settings_once(redis_server, r, start_worker,
@@ -256,7 +258,7 @@ def test_a_bench_job_openvino_refuses_is_dead_lettered_at_once(redis_server, r, 
     onnx_path = _onnx_with_external_data_outside(tmp_path)
     with pytest.raises(JobUserError, match=r"OpenVINO cannot read the ONNX file model\.onnx"
                        ) as info:
-        ex.run("calibrate", {"input_shape": [3, 8, 8], "settings": {}},
+        ex.run(CALIBRATE, {"input_shape": [3, 8, 8], "settings": {}},
                {"dense_onnx": onnx_path})
     assert info.value.result is not None and info.value.result.attempts == 1
     assert "outside the base directory" in str(info.value)
@@ -270,7 +272,7 @@ def test_a_yaml_bomb_as_a_prune_jobs_recipe_is_dead_lettered_once_naming_it(
     start_worker(redis_server.url, "prune")
     ex = executor_for(redis_server.url, timeout=120)
     dense = {"model": "small_cnn", "dataset": "digits", "seed": 0, "epochs": 1}
-    trained = ex.run("train", dense, {})
+    trained = ex.run(TRAIN, dense, {})
     levels = ["&a [" + ",".join(["lol"] * 9) + "]"]
     levels += [f"&{name} [" + ",".join([f"*{below}"] * 9) + "]"
                for below, name in zip("abcdefgh", "bcdefghi", strict=True)]
@@ -278,7 +280,7 @@ def test_a_yaml_bomb_as_a_prune_jobs_recipe_is_dead_lettered_once_naming_it(
     t0 = time.monotonic()
     with pytest.raises(JobUserError, match=r"bomb: line 1, column 57: YAML alias \*a refused") \
             as info:
-        ex.run("prune", dense | {"recipe_text": bomb, "recipe_name": "bomb"},
+        ex.run(PRUNE, dense | {"recipe_text": bomb, "recipe_name": "bomb"},
                {"checkpoint": trained.files["checkpoint"]})
     assert info.value.result.attempts == 1
     assert time.monotonic() - t0 < 30

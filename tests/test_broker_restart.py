@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 import pytest
-from broker_stages import results_for
+from broker_stages import ECHO_FILE, NOOP, SLEEP, SLEEP_BENCH, results_for
 
 from benchsuite.broker import JobFailed
 from benchsuite.broker.blobs import BlobStore, file_sha256
@@ -32,7 +32,7 @@ def test_restart_mid_run_loses_nothing(aof_server: RedisServer, start_worker,
     ex = executor_for(aof_server.url)
     r = connect(aof_server.url)
     wait_for_workers(r, 2)
-    jobs = [ex.submit("sleep" if i % 2 else "sleep_bench", {"seconds": 0.25, "n": i})
+    jobs = [ex.submit(SLEEP if i % 2 else SLEEP_BENCH, {"seconds": 0.25, "n": i})
             for i in range(12)]
     assert ex.wait(jobs[0], timeout=20).result["n"] == 0
     time.sleep(0.1)  # a job is running on each worker now
@@ -46,7 +46,7 @@ def test_restart_mid_run_loses_nothing(aof_server: RedisServer, start_worker,
     # the workers did lose the server, and the same processes, reconnected, keep serving
     assert all("Redis unavailable" in w.log_text() for w in started)
     assert all(w.alive() for w in started)
-    assert ex.run("noop", {"after": "restart"}, {}).result["echo"] == {"after": "restart"}
+    assert ex.run(NOOP, {"after": "restart"}, {}).result["echo"] == {"after": "restart"}
     for stream in (job_stream("prune"), job_stream("bench")):
         assert r.xpending(stream, GROUP)["pending"] == 0
 
@@ -57,7 +57,7 @@ def test_a_job_lost_by_a_restart_without_aof_is_resubmitted(tmp_path, start_work
     forever (no output until killed). It now notices the job is gone and queues it again."""
     with RedisServer(tmp_path / "redis", appendonly=False) as server:
         ex = executor_for(server.url)
-        job = ex.submit("noop", {"n": 1})  # no worker yet: it stays queued
+        job = ex.submit(NOOP, {"n": 1})  # no worker yet: it stays queued
         server.stop()
         server.start()  # empty: the queued job is gone
         worker = start_worker(server.url, "prune")
@@ -80,7 +80,7 @@ def test_an_input_blob_lost_before_the_worker_reads_it_is_uploaded_again(
         r = connect(server.url)
         ex = executor_for(server.url)
         path, data = _payload(tmp_path)
-        job = ex.submit("echo_file", {}, {"input": path})  # no worker yet: it stays queued
+        job = ex.submit(ECHO_FILE, {}, {"input": path})  # no worker yet: it stays queued
         assert BlobStore(r).delete(file_sha256(path)) > 0  # the blob is gone, the job is not
         start_worker(server.url, "prune")
         with caplog.at_level(logging.WARNING, logger="benchsuite.broker.redis_executor"):
@@ -112,7 +112,7 @@ def test_an_output_blob_lost_with_a_restart_is_made_again(tmp_path, start_worker
         ex = executor_for(server.url)
         start_worker(server.url, "prune")
         path, data = _payload(tmp_path)
-        job = ex.submit("echo_file", {}, {"input": path})
+        job = ex.submit(ECHO_FILE, {}, {"input": path})
         result = ex.wait_result(job, timeout=30)
         assert result.ok
         server.stop()

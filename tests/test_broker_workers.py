@@ -13,7 +13,18 @@ from pathlib import Path
 
 import pytest
 import redis
-from broker_stages import results_for
+from broker_stages import (
+    BROKEN_IMPORT,
+    ECHO_FILE,
+    FAIL,
+    FAIL_BENCH,
+    NO_SUCH_STAGE,
+    NOOP,
+    NOOP_BENCH,
+    SLEEP,
+    SLEEP_BENCH,
+    results_for,
+)
 
 from benchsuite.broker import JobFailed, JobTimeout
 from benchsuite.broker.local import PACKAGE_ROOT, wait_for_workers
@@ -46,7 +57,7 @@ def test_round_trip_with_files(redis_server, r, start_worker, executor_for, tmp_
     ex = executor_for(redis_server.url)
     src = tmp_path / "in.bin"
     src.write_bytes(bytes(range(256)) * 5000)
-    res = ex.run("echo_file", {"x": 1}, {"input": src})
+    res = ex.run(ECHO_FILE, {"x": 1}, {"input": src})
     assert res.result == {"size": src.stat().st_size}
     assert res.files["output"].read_bytes() == src.read_bytes()[::-1]
     _assert_drained(r, PRUNE)
@@ -56,7 +67,7 @@ def test_sigkill_mid_job_is_reclaimed(redis_server, r, start_worker, executor_fo
     doomed = start_worker(redis_server.url, "prune")
     ex = executor_for(redis_server.url)
     wait_for_workers(r, 1, PRUNE)
-    job = ex.submit("sleep", {"seconds": 1.5, "n": 1})
+    job = ex.submit(SLEEP, {"seconds": 1.5, "n": 1})
     victim = _wait_running(r, job)
     doomed.kill()
     start_worker(redis_server.url, "prune")
@@ -72,7 +83,7 @@ def test_sigkill_with_two_jobs_running(redis_server, r, start_worker, executor_f
     doomed = start_worker(redis_server.url, "bench", "--concurrency", "2")
     ex = executor_for(redis_server.url)
     wait_for_workers(r, 1, BENCH)
-    jobs = [ex.submit("sleep_bench", {"seconds": 1.0, "n": i}) for i in range(3)]
+    jobs = [ex.submit(SLEEP_BENCH, {"seconds": 1.0, "n": i}) for i in range(3)]
     for job in jobs[:2]:
         _wait_running(r, job)
     doomed.kill()
@@ -87,7 +98,7 @@ def test_twenty_jobs_two_workers_each(redis_server, r, start_worker, executor_fo
         start_worker(redis_server.url, kind)
     ex = executor_for(redis_server.url)
     wait_for_workers(r, 4)
-    jobs = [ex.submit("sleep" if i % 2 else "sleep_bench", {"seconds": 0.05, "n": i})
+    jobs = [ex.submit(SLEEP if i % 2 else SLEEP_BENCH, {"seconds": 0.05, "n": i})
             for i in range(20)]
     for i, job in enumerate(jobs):
         assert ex.wait(job, timeout=30).result["n"] == i
@@ -112,17 +123,17 @@ def test_dead_letters_and_workers_keep_serving(redis_server, r, start_worker,
     with pytest.raises(JobFailed, match="malformed message: 'spec' must be a JSON object"):
         ex.wait("malformed-1", timeout=20)
     with pytest.raises(JobFailed, match="unknown stage 'no_such_stage'"):
-        ex.run("no_such_stage", {}, {})
+        ex.run(NO_SUCH_STAGE, {}, {})
     with pytest.raises(JobFailed, match="cannot load stage 'broken_import'"):
-        ex.run("broken_import", {}, {})
+        ex.run(BROKEN_IMPORT, {}, {})
     with pytest.raises(JobFailed, match="RuntimeError: kaboom") as info:
-        ex.run("fail", {"message": "kaboom"}, {})
+        ex.run(FAIL, {"message": "kaboom"}, {})
     assert info.value.result is not None and info.value.result.attempts == 2
     with pytest.raises(JobFailed, match="benchmark_app exploded"):
-        ex.run("fail_bench", {"message": "benchmark_app exploded"}, {})
+        ex.run(FAIL_BENCH, {"message": "benchmark_app exploded"}, {})
     # the workers are still there and serve the next jobs
-    assert ex.run("noop", {"after": True}, {}).result["echo"] == {"after": True}
-    assert ex.run("noop_bench", {"after": 2}, {}).result["echo"] == {"after": 2}
+    assert ex.run(NOOP, {"after": True}, {}).result["echo"] == {"after": True}
+    assert ex.run(NOOP_BENCH, {"after": 2}, {}).result["echo"] == {"after": 2}
     reasons = [d["reason"] for d in dead_letters(r)]
     assert len(reasons) == r.xlen(DEAD) == 7
     for fragment in ("not JSON", "no 'data' field", "'spec' must be", "unknown stage",
@@ -151,7 +162,7 @@ def test_sigterm_finishes_current_job(redis_server, r, start_worker, executor_fo
     worker = start_worker(redis_server.url, "prune")
     ex = executor_for(redis_server.url)
     wait_for_workers(r, 1, PRUNE)
-    job = ex.submit("sleep", {"seconds": 1.0})
+    job = ex.submit(SLEEP, {"seconds": 1.0})
     _wait_running(r, job)
     assert worker.stop(timeout=10) == 0
     res = ex.wait(job, timeout=1)  # already there: the worker finished before exiting
@@ -163,7 +174,7 @@ def test_sigterm_hands_back_long_job(redis_server, r, start_worker, executor_for
     worker = start_worker(redis_server.url, "prune", "--grace", "0.2")
     ex = executor_for(redis_server.url)
     wait_for_workers(r, 1, PRUNE)
-    job = ex.submit("sleep", {"seconds": 3.0})
+    job = ex.submit(SLEEP, {"seconds": 3.0})
     _wait_running(r, job)
     t0 = time.monotonic()
     assert worker.stop(timeout=10) == 0
@@ -182,7 +193,7 @@ def test_concurrency(redis_server, r, start_worker, executor_for) -> None:
     (beat,) = wait_for_workers(r, 1, PRUNE)
     assert beat["concurrency"] == 3
     t0 = time.monotonic()
-    jobs = [ex.submit("sleep", {"seconds": 1.0, "n": i}) for i in range(3)]
+    jobs = [ex.submit(SLEEP, {"seconds": 1.0, "n": i}) for i in range(3)]
     assert [ex.wait(j, timeout=20).result["n"] for j in jobs] == [0, 1, 2]
     assert time.monotonic() - t0 < 2.5  # serially: 3 s at least
 
@@ -219,7 +230,7 @@ def test_tox_env_workers_have_only_their_stack(redis_server, r, start_worker, ki
 
 def test_no_worker_fails_the_wait_instead_of_hanging(redis_server, r, executor_for) -> None:
     ex = executor_for(redis_server.url, timeout=None, no_worker_timeout=1.0)
-    job = ex.submit("sleep_bench", {"seconds": 0, "settings": {"device": "MYRIAD"}})
+    job = ex.submit(SLEEP_BENCH, {"seconds": 0, "settings": {"device": "MYRIAD"}})
     t0 = time.monotonic()
     with pytest.raises(JobTimeout, match="no live worker serves bs:jobs:bench:MYRIAD"):
         ex.wait(job)
@@ -234,5 +245,5 @@ def test_a_job_cannot_choose_the_program_a_bench_worker_runs(redis_server, r, st
     --benchmark-app): only the worker's operator chooses what it executes."""
     start_worker(redis_server.url, "bench")
     ex = executor_for(redis_server.url)
-    echo = ex.run("noop_bench", {"settings": {"executable": "/bin/echo", "niter": 5}}, {})
+    echo = ex.run(NOOP_BENCH, {"settings": {"executable": "/bin/echo", "niter": 5}}, {})
     assert echo.result["echo"]["settings"] == {"executable": None, "niter": 5}

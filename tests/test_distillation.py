@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from benchsuite.models import build_model
+from benchsuite.pipeline.stages import PRUNE, TRAIN
 from benchsuite.prune import CompressionScheduler
 from benchsuite.prune.training import train
 from benchsuite.recipe import parse_recipe
@@ -68,8 +69,8 @@ def _kd_case_specs(tmp_path: Path) -> tuple[dict, dict]:
 
 def _check_teacher_is_dense(run) -> None:
     dense_spec, prune_spec = _kd_case_specs(Path("."))
-    dense = run("train", dense_spec, {})
-    pruned = run("prune", prune_spec, {"checkpoint": dense.files["checkpoint"]})
+    dense = run(TRAIN, dense_spec, {})
+    pruned = run(PRUNE, prune_spec, {"checkpoint": dense.files["checkpoint"]})
     assert pruned.result["kd_teacher_top1"] == dense.result["top1"]
     assert len(pruned.result["epoch_top1"]) == 2
     # the per-epoch Top-1 a search stops on is the validation split's, not the test split's

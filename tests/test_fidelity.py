@@ -11,6 +11,7 @@ import pytest
 from toy_recipes import LEVELS, toy_sweep
 
 from benchsuite.core.progress import StopStage, epoch_line, parse_epoch_top1
+from benchsuite.pipeline.stages import PRUNE, TRAIN
 from benchsuite.sweep.engines import OptunaEngine, SweepsEngine
 from benchsuite.sweep.fidelity import EpochWatch, epochs_spent
 from benchsuite.sweep.store import STOPPED, MemoryStore
@@ -92,10 +93,10 @@ def _train_then_stop_pruning(ex) -> list[str]:
     """Train the dense model, then prune + fine-tune, stopped after its first epoch; the
     progress lines seen."""
     dense_spec, spec = _prune_spec()
-    dense = ex.run("train", dense_spec, {})
+    dense = ex.run(TRAIN, dense_spec, {})
     lines: list[str] = []
     with pytest.raises(StopStage):
-        ex.run("prune", spec, {"checkpoint": dense.files["checkpoint"]},
+        ex.run(PRUNE, spec, {"checkpoint": dense.files["checkpoint"]},
                progress=_stop_after_first_epoch(lines))
     return lines
 

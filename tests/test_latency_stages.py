@@ -12,7 +12,7 @@ import torch
 from benchsuite.bench.latency_table import predict_pair
 from benchsuite.export.onnx import export_onnx
 from benchsuite.models import build_model
-from benchsuite.pipeline.stages import _to_ir, latency_table_stage
+from benchsuite.pipeline.stages import LATENCY_TABLE, _to_ir, latency_table_stage
 from benchsuite.prune import CompressionScheduler
 from benchsuite.recipe import parse_recipe
 
@@ -70,7 +70,7 @@ def test_table_stage_over_redis(redis_server, start_worker, executor_for, tmp_pa
     dense_onnx = export_onnx(build_model("resnet20", 10, 1).eval(), (1, 32, 32),
                              tmp_path / "dense.onnx")
     start_worker(redis_server.url, "bench")
-    res = executor_for(redis_server.url).run("latency_table", {
+    res = executor_for(redis_server.url).run(LATENCY_TABLE, {
         "input_shape": [1, 32, 32], "network": "resnet20", "step": 64,
         "settings": {"device": "CPU", "precision": "f32"}, "paired": {"threads": 1},
     }, {"dense_onnx": dense_onnx})

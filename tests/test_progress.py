@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from broker_stages import PROGRESS
+
 from benchsuite.core.progress import epoch_line, format_seconds, forward, log
 from benchsuite.pipeline.executor import LocalExecutor
 from benchsuite.pipeline.run import run_case
@@ -31,12 +33,8 @@ def test_forward_passes_only_this_threads_lines():
 
 
 def test_local_executor_forwards_a_stages_progress(tmp_path):
-    from benchsuite.pipeline import executor
-
-    # the test stage broker_support registers for the workers
-    assert executor.STAGES["progress"] == ("broker_stages:progress", "prune")
     lines: list[str] = []
-    out = LocalExecutor(tmp_path).run("progress", {"n": 2}, {}, progress=lines.append)
+    out = LocalExecutor(tmp_path).run(PROGRESS, {"n": 2}, {}, progress=lines.append)
     assert out.result == {"steps": 2} and lines == ["step 1/2", "step 2/2"]
 
 
@@ -44,7 +42,7 @@ def test_redis_worker_progress_reaches_the_waiting_session(redis_server, start_w
                                                           executor_for):
     start_worker(redis_server.url, "prune")
     lines: list[str] = []
-    result = executor_for(redis_server.url).run("progress", {"n": 3}, {}, progress=lines.append)
+    result = executor_for(redis_server.url).run(PROGRESS, {"n": 3}, {}, progress=lines.append)
     assert result.result == {"steps": 3}
     assert lines == ["step 1/3", "step 2/3", "step 3/3"]
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from broker_stages import NOOP
 
 from benchsuite.broker import JobFailed
 from benchsuite.broker.streams import dead_letters
 from benchsuite.core.trust import JobRefused, Trust, check_job, session_trust
 from benchsuite.data.cifar10 import TEST_FILE, TRAIN_FILES
-from benchsuite.pipeline.stages import load_checkpoint
+from benchsuite.pipeline.stages import TRAIN, load_checkpoint
 
 pytest_plugins = ["broker_support"]
 
@@ -119,7 +120,7 @@ def test_a_job_cannot_make_a_worker_unpickle_files_outside_its_roots(
     spec = {"model": "resnet20", "dataset": "cifar10", "data_dir": str(hostile), "seed": 0,
             "epochs": 1}
     with pytest.raises(JobFailed, match=f"--data-dir reads '{hostile}'.*--data-root") as info:
-        ex.run("train", spec, {})
+        ex.run(TRAIN, spec, {})
     assert info.value.result is not None and info.value.result.attempts == 1  # not retried
     assert not marker.exists()
     assert any("outside this worker's data roots" in d["reason"] for d in dead_letters(r))
@@ -134,13 +135,13 @@ def test_data_roots_and_user_code_grants_of_a_real_worker(redis_server, r, start
                  "broker_stages")
     ex = executor_for(redis_server.url)
     inside = {"dataset": "cifar10", "data_dir": str(root / "cifar")}
-    assert ex.run("noop", inside, {}).result["echo"] == inside
+    assert ex.run(NOOP, inside, {}).result["echo"] == inside
     with pytest.raises(JobFailed, match="outside this worker's data roots"):
-        ex.run("noop", {"dataset": f"imagefolder:{root / 'escape'}"}, {})
+        ex.run(NOOP, {"dataset": f"imagefolder:{root / 'escape'}"}, {})
     allowed = {"model": "broker_stages:noop"}
-    assert ex.run("noop", allowed, {}).result["echo"] == allowed
+    assert ex.run(NOOP, allowed, {}).result["echo"] == allowed
     with pytest.raises(JobFailed, match="would import and run module 'os'"):
-        ex.run("noop", {"dataset": "os:getcwd"}, {})
+        ex.run(NOOP, {"dataset": "os:getcwd"}, {})
 
 
 def test_a_worker_without_grants_refuses_user_code(redis_server, r, start_worker, executor_for
@@ -148,6 +149,6 @@ def test_a_worker_without_grants_refuses_user_code(redis_server, r, start_worker
     start_worker(redis_server.url, "prune")
     ex = executor_for(redis_server.url)
     with pytest.raises(JobFailed, match="--allow-user-code broker_stages"):
-        ex.run("noop", {"model": "broker_stages:noop"}, {})
-    assert ex.run("noop", {"model": "resnet20"}, {}).result["echo"] == {"model": "resnet20"}
+        ex.run(NOOP, {"model": "broker_stages:noop"}, {})
+    assert ex.run(NOOP, {"model": "resnet20"}, {}).result["echo"] == {"model": "resnet20"}
 

@@ -39,8 +39,7 @@ from benchsuite.broker.streams import (
 )
 from benchsuite.core.errors import UserError
 from benchsuite.core.progress import Progress, StopStage
-from benchsuite.core.trust import check_spec
-from benchsuite.pipeline.executor import STAGES, StageResult, worker_kind
+from benchsuite.pipeline.executor import Stage, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class RedisExecutor:
         return f"RedisExecutor({mask_url(self.url)!r}, session_id={self.session_id!r})"
 
     # ---- the LocalExecutor interface ----------------------------------------------------------
-    def run(self, stage: str, spec: dict, files: dict[str, Path],
+    def run(self, stage: Stage, spec: dict, files: dict[str, Path],
             progress: Progress | None = None) -> StageResult:
         case_id = spec.get("case_id")
         job_id = uuid.uuid4().hex
@@ -115,30 +114,27 @@ class RedisExecutor:
                 self._progress.pop(progress_stream(job_id), None)
 
     # ---- two-step use ---------------------------------------------------------------------------
-    def stream_for(self, stage: str, spec: dict) -> str:
-        if stage not in STAGES:
-            # still send it: the worker dead-letters it and the caller sees the worker's reason
-            return job_stream("prune")
-        kind = worker_kind(stage)
+    def stream_for(self, stage: Stage, spec: dict) -> str:
+        kind = stage.kind
         settings = spec.get("settings") if isinstance(spec.get("settings"), dict) else {}
         device = str(settings.get("device") or spec.get("device") or self.device)
         return job_stream(kind, device)
 
-    def submit(self, stage: str, spec: dict, files: dict[str, Path] | None = None,
+    def submit(self, stage: Stage, spec: dict, files: dict[str, Path] | None = None,
                case_id: str = "", job_id: str | None = None) -> str:
-        """Queue a job; returns its id (pass it to ``wait``). A built-in stage's malformed spec
-        (``trust.check_spec``: a missing field, an unknown settings key) raises UserError here,
-        before anything is queued, as a spec past the message limits raises MessageError."""
+        """Queue a job; returns its id (pass it to ``wait``). A malformed spec (``Stage.check``:
+        a missing field, an unknown settings key) raises UserError here, before anything is
+        queued, as a spec past the message limits raises MessageError."""
         if isinstance(spec, dict):
-            check_spec(stage, spec)
+            stage.check(spec)
         refs = {name: self._call(self.blobs.put, Path(path))
                 for name, path in (files or {}).items()}
-        job = Job(job_id=job_id or uuid.uuid4().hex, stage=stage, spec=spec, files=refs,
+        job = Job(job_id=job_id or uuid.uuid4().hex, stage=stage.name, spec=spec, files=refs,
                   reply_to=self.results_key, session=self.session_id, case_id=case_id,
                   max_attempts=self.max_attempts)
         stream = self.stream_for(stage, spec)
         self._submitted[job.job_id] = (stage, spec, dict(files or {}), case_id)
-        return self.submit_raw(stream, job.to_json(), job.job_id, stage)
+        return self.submit_raw(stream, job.to_json(), job.job_id, stage.name)
 
     def submit_raw(self, stream: str, data: str, job_id: str, stage: str = "?") -> str:
         """Queue an already-serialised message (tests use it to send malformed ones)."""
@@ -184,7 +180,7 @@ class RedisExecutor:
         if stage is None:
             return False
         log.warning("%s job %s: a file of it is gone from Redis at %s (%s); uploading its "
-                    "input files and submitting it again", stage, job_id, mask_url(self.url),
+                    "input files and submitting it again", stage.name, job_id, mask_url(self.url),
                     why.splitlines()[0][:300])
         self._call(self.r.delete, done_key(job_id), attempts_key(job_id))
         self._groups.clear()  # a restart took the consumer groups too
@@ -269,7 +265,7 @@ class RedisExecutor:
                             f"at {mask_url(self.url)} again after it was resubmitted (a Redis "
                             "without persistence restarting? turn on --appendonly)")
         log.warning("%s job %s vanished from Redis at %s (restarted without AOF?); submitting "
-                    "it again", stage, job_id, mask_url(self.url))
+                    "it again", stage.name, job_id, mask_url(self.url))
         self._groups.clear()  # the consumer groups went with the data
         self.submit(stage, spec, files, case_id=case_id, job_id=job_id)  # takes no lock of ours
         self._submitted.pop(job_id, None)  # resubmitted once: a second loss fails

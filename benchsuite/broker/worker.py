@@ -54,7 +54,7 @@ from benchsuite.broker.streams import (
 from benchsuite.core.errors import UserError
 from benchsuite.core.progress import StopStage, forward
 from benchsuite.core.trust import Trust, check_job, worker_spec
-from benchsuite.pipeline import executor as stage_registry
+from benchsuite.pipeline.stages import stage_named
 
 log = logging.getLogger("benchsuite.worker")
 
@@ -293,22 +293,23 @@ class Worker:
             why = last or "the worker running it died or was killed"
             self._dead(run, f"gave up after {n - 1} attempt(s) of stage {job.stage!r}: {why}")
             return
-        if job.stage not in stage_registry.STAGES:
-            self._dead(run, f"unknown stage {job.stage!r}; known: "
-                            f"{sorted(stage_registry.STAGES)}")
-            return
-        if stage_registry.worker_kind(job.stage) != self.cfg.kind:
-            self._dead(run, f"stage {job.stage!r} is served by "
-                            f"{stage_registry.worker_kind(job.stage)} workers, not {self.stream}")
-            return
-        try:  # and the data and code the job would reach: refused at once, never retried
-            check_job(job.spec, self.cfg.trust, job.stage)
-            fn = stage_registry.resolve_stage(job.stage)
-        except UserError as exc:
-            self._dead(run, str(exc), user_error=True)
+        try:
+            stage = stage_named(job.stage)
+        except KeyError as exc:
+            self._dead(run, str(exc.args[0]))
             return
         except Exception as exc:
             self._dead(run, f"cannot load stage {job.stage!r}: {type(exc).__name__}: {exc}")
+            return
+        if stage.kind != self.cfg.kind:
+            self._dead(run, f"stage {job.stage!r} is served by {stage.kind} workers, not "
+                            f"{self.stream}")
+            return
+        try:  # its spec, and the data and code it would reach: refused at once, never retried
+            stage.check(job.spec)
+            check_job(job.spec, self.cfg.trust)
+        except UserError as exc:
+            self._dead(run, str(exc), user_error=True)
             return
         work = self.base / f"{job.job_id}-{n}"
         try:
@@ -326,7 +327,7 @@ class Worker:
         t0 = time.perf_counter()
         try:  # the stage's progress lines go to the job's progress stream
             with forward(lambda line: self.streams.progress(job.job_id, line)):
-                staged = fn(worker_spec(job.spec, self.cfg.kind, self.cfg.benchmark_app,
+                staged = stage.run(worker_spec(job.spec, self.cfg.kind, self.cfg.benchmark_app,
                                          job.job_id), inputs, out)
             refs = {name: self._retry(self.blobs.put, Path(path))
                     for name, path in staged.files.items()}

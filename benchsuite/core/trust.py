@@ -29,7 +29,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from benchsuite.core.errors import UserError
 from benchsuite.core.userspec import is_reference
@@ -97,58 +96,11 @@ def user_code(spec: dict) -> list[tuple[str, str]]:
             and not spec[key].startswith(IMAGEFOLDER)]
 
 
-_CASE = {"model": str, "dataset": str, "seed": int, "epochs": int, "data_dir": (str, None),
-         "train_images": (int, None)}
-_BENCH = {"input_shape": list, "settings": dict, "paired": (dict, None)}
-SPEC_FIELDS: dict[str, dict[str, Any]] = {  # the built-in stages' spec fields and their types
-    "train": _CASE, "prune": _CASE | {"recipe_text": str, "recipe_name": (str, None),
-                                      "control": (str, None), "dense_epochs": (int, None)},
-    "bench": _BENCH, "calibrate": _BENCH}
-OPTIONAL = {"data_dir", "recipe_name", "paired", "settings", "train_images", "control",
-            "dense_epochs"}
-SETTINGS_STAGES = ("bench", "calibrate", "latency_table")  # spec.settings: BenchSettings fields
-
-
-def _check_settings(stage: str, settings: dict) -> None:
-    import dataclasses
-
-    from benchsuite.bench.measurement import BenchSettings
-
-    known = [f.name for f in dataclasses.fields(BenchSettings)]
-    unknown = [str(k) for k in settings if k not in known]
-    if unknown:
-        raise UserError(f"malformed {stage} job: unknown settings key(s) "
-                        f"{', '.join(map(repr, unknown))[:200]}; known: {', '.join(known)}")
-
-
-def check_spec(stage: str, spec: dict) -> None:
-    """A built-in stage's spec with a missing field or one of the wrong type, or a settings key
-    the benchmark does not know, is a UserError naming it (rather than a KeyError or TypeError
-    inside the stage, retried). The executors call it before they run or submit a job, the
-    worker again before it runs one."""
-    settings = spec.get("settings")
-    if stage in SETTINGS_STAGES and isinstance(settings, dict):
-        _check_settings(stage, settings)
-    for key, kind in SPEC_FIELDS.get(stage, {}).items():
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if key not in spec:
-            if key in OPTIONAL:
-                continue
-            raise UserError(f"malformed {stage} job: its spec lacks {key!r}")
-        value = spec[key]
-        if not any(value is None if k is None else isinstance(value, k)
-                   and not isinstance(value, bool) for k in kinds):
-            want = " or ".join("null" if k is None else k.__name__ for k in kinds)
-            raise UserError(f"malformed {stage} job: spec.{key} must be {want}, got "
-                            f"{type(value).__name__} {value!r:.80}")
-
-
-def check_job(spec: dict, trust: Trust, stage: str = "") -> None:
-    """Raise a UserError if the job's spec is malformed (JobRefused if it would read data
-    outside the worker's roots or import user code its operator did not allow)."""
+def check_job(spec: dict, trust: Trust) -> None:
+    """Raise JobRefused if the job would read data outside the worker's roots or import user
+    code its operator did not allow (its spec's form is the stage's to check: `Stage.check`)."""
     if not isinstance(spec, dict):
         return
-    check_spec(stage, spec)
     for what, text in data_paths(spec):
         path = _resolve(text)
         if not trust.allows_path(path):

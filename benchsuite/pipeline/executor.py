@@ -1,13 +1,15 @@
 """The stage contract and the in-process executor.
 
-Every pipeline stage (train, prune, bench) is a function
+A pipeline stage (train, prune, bench, ...) is a `Stage` object: a name, the kind of worker that
+serves it, and a function
 
-    stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult
+    run(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult
 
-whose ``spec`` and ``StageResult.result`` are JSON-serialisable and whose artifacts are files.
-That is what lets the broker put Redis between the stages: it ships the JSON as messages and the
-files as content-addressed blobs.  ``LocalExecutor`` runs a stage in this process;
-``benchsuite.broker`` provides an executor with the same ``run`` signature over Redis.
+whose ``spec`` (a TypedDict of `core/stage_specs.py`) and ``StageResult.result`` are JSON and
+whose artifacts are files. That is what lets the broker put Redis between the stages: it ships
+the JSON as messages and the files as content-addressed blobs. An executor runs a `Stage`:
+``LocalExecutor`` in this process, ``broker.RedisExecutor`` on a worker over Redis (the job
+message carries the stage's name; the worker finds the object in `pipeline.stages.STAGES`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from benchsuite.core.progress import Progress, forward
+from benchsuite.core.stage_specs import check_spec
 
 
 @dataclass
@@ -36,60 +39,62 @@ class StageResult:
 
 StageFn = Callable[[dict, dict[str, Path], Path], StageResult]
 
-# stage name -> ("module:function", worker kind that serves it)
-STAGES: dict[str, tuple[str, str]] = {
-    "train": ("benchsuite.pipeline.stages:train_stage", "prune"),
-    "prune": ("benchsuite.pipeline.stages:prune_stage", "prune"),
-    "bench": ("benchsuite.pipeline.stages:bench_stage", "bench"),
-    "calibrate": ("benchsuite.pipeline.stages:calibrate_stage", "bench"),
-    "latency_table": ("benchsuite.pipeline.stages:latency_table_stage", "bench"),
-}
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage, as an executor runs it: its name (what a job message carries), the
+    kind of worker that serves it ("prune": torch; "bench": OpenVINO), the function and the
+    TypedDict its spec must fit (`core/stage_specs.py`; None: not checked)."""
+
+    name: str
+    kind: str
+    run: StageFn
+    spec: type | None = None
+    check_settings: Callable[[str, dict], None] | None = None  # the spec's "settings" object
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"stage {self.name!r}: kind must be one of {KINDS}, got "
+                             f"{self.kind!r}")
+
+    def check(self, spec: dict) -> None:
+        """A spec that does not fit is a UserError naming the field (before any work: the
+        executors call it before they run or submit a job, the worker before it runs one)."""
+        if self.spec is not None:
+            check_spec(self.name, spec, self.spec)
+        if self.check_settings is not None and isinstance(spec.get("settings"), dict):
+            self.check_settings(self.name, spec["settings"])
 
 
+KINDS = ("prune", "bench")
 EXTRA_STAGES_ENV = "BENCHSUITE_EXTRA_STAGES"
 
 
-def register_stage(name: str, target: str, kind: str) -> None:
-    """Add (or replace) a stage: ``target`` is "module:function", ``kind`` "prune" or "bench"."""
-    if ":" not in target:
-        raise ValueError(f"stage target must be 'module:function', got {target!r}")
-    STAGES[name] = (target, kind)
-
-
-def register_stages_from_env(value: str | None = None) -> None:
-    """Register ``name=module:function:kind,...`` entries (default: $BENCHSUITE_EXTRA_STAGES).
-
-    Workers are separate processes, so this is how a test (or a plugin) gives them extra stages.
-    """
+def extra_stages(value: str | None = None) -> dict[str, str]:
+    """Stages a test (or a plugin) adds to the workers, which are separate processes:
+    ``$BENCHSUITE_EXTRA_STAGES`` = ``name=module:ATTRIBUTE,...``, each attribute a `Stage`.
+    Returns {name: target}; a target is imported when a job names it (`load_stage`)."""
     value = os.environ.get(EXTRA_STAGES_ENV, "") if value is None else value
+    out = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
-        name, _, rest = item.partition("=")
-        target, _, kind = rest.rpartition(":")
-        if not name or not target or not kind:
-            raise ValueError(f"bad {EXTRA_STAGES_ENV} entry {item!r}: want name=module:func:kind")
-        register_stage(name.strip(), target, kind)
+        name, _, target = item.partition("=")
+        if not name.strip() or ":" not in target:
+            raise ValueError(f"bad {EXTRA_STAGES_ENV} entry {item!r}: want name=module:ATTR")
+        out[name.strip()] = target.strip()
+    return out
 
 
-register_stages_from_env()
-
-
-def resolve_stage(name: str) -> StageFn:
-    """Import the function behind a stage name (lazily: a bench env has no torch)."""
-    try:
-        target, _kind = STAGES[name]
-    except KeyError:
-        raise KeyError(f"unknown stage {name!r}; known: {sorted(STAGES)}") from None
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
-
-
-def worker_kind(stage: str) -> str:
-    """Which kind of worker ('prune' or 'bench') serves a stage."""
-    return STAGES[stage][1]
+def load_stage(target: str) -> Stage:
+    """The `Stage` object at "module:ATTRIBUTE"."""
+    module, _, attr = target.partition(":")
+    stage = getattr(importlib.import_module(module), attr)
+    if not isinstance(stage, Stage):
+        raise TypeError(f"{target} is a {type(stage).__name__}, not a Stage")
+    return stage
 
 
 class Executor(Protocol):
-    def run(self, stage: str, spec: dict, files: dict[str, Path],
+    def run(self, stage: Stage, spec: dict, files: dict[str, Path],
             progress: Progress | None = None) -> StageResult:
         """Run a stage; `progress` receives its progress lines (epochs) as they come."""
         ...
@@ -102,13 +107,11 @@ class LocalExecutor:
         self.workdir = Path(workdir)
         self._count = 0
 
-    def run(self, stage: str, spec: dict, files: dict[str, Path],
+    def run(self, stage: Stage, spec: dict, files: dict[str, Path],
             progress: Progress | None = None) -> StageResult:
-        from benchsuite.core.trust import check_spec
-
-        check_spec(stage, spec)  # a malformed built-in spec: a UserError naming the field
+        stage.check(spec)  # a malformed spec: a UserError naming the field
         self._count += 1
-        out = self.workdir / stage / f"{self._count:04d}"
+        out = self.workdir / stage.name / f"{self._count:04d}"
         out.mkdir(parents=True, exist_ok=True)
-        with forward(progress):
-            return resolve_stage(stage)(json.loads(json.dumps(spec)), dict(files), out)
+        with forward(progress):  # the spec as it would cross the broker: JSON
+            return stage.run(json.loads(json.dumps(spec)), dict(files), out)

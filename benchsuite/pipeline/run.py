@@ -16,6 +16,7 @@ from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.assemble import result_from_stages
 from benchsuite.pipeline.executor import Executor, StageResult
+from benchsuite.pipeline.stages import BENCH, CALIBRATE, LATENCY_TABLE, PRUNE, TRAIN
 from benchsuite.recipe.case import Case, CaseError, check_settings, slug
 
 Progress = Callable[[str], None]
@@ -119,26 +120,26 @@ def run_case(case: Case, executor: Executor, force: bool = False,
         raise CaseError(f"{case.label}: {e}") from None
     t0 = time.perf_counter()
     say("dense baseline")
-    dense = executor.run("train", case.dense_spec(), {},
+    dense = executor.run(TRAIN, case.dense_spec(), {},
                          progress=lambda line: say(f"dense baseline: {line}"))
     check_dense(case, dense.result)
     table: dict = {}
     if (step := case.latency_table_step()) is not None:
         say("latency table")
-        table = {"latency_table": executor.run("latency_table", {
+        table = {"latency_table": executor.run(LATENCY_TABLE, {
             "input_shape": dense.result["input_shape"], "network": slug(case.model),
             "step": step, "settings": case.bench_settings(), "paired": case.paired_settings(),
         }, {"dense_onnx": dense.files["onnx"]}, progress=say).result["table"]}
     if case.zoo_model is not None:
         say(f"dense-zoo control: {case.zoo_model} from scratch")
-        small = executor.run("train", case.zoo_spec(), {},
+        small = executor.run(TRAIN, case.zoo_spec(), {},
                              progress=lambda line: say(f"{case.zoo_model}: {line}"))
         pruned = StageResult(zoo_as_pruned(small.result), small.files)  # its 'pruned' side
     else:
         say("prune + fine-tune" + (" + scratch control" if case.control == "scratch" else ""))
         control = ({"control": "scratch", "dense_epochs": case.dense_epochs}
                    if case.control == "scratch" else {})
-        pruned = executor.run("prune", case.dense_spec() | {
+        pruned = executor.run(PRUNE, case.dense_spec() | {
             "epochs": case.epochs, "recipe_text": case.recipe_text(),
             "recipe_name": case.recipe_name,
         } | table | control | ({"epoch_top1": True} if epoch_top1 else {}),
@@ -149,7 +150,7 @@ def run_case(case: Case, executor: Executor, force: bool = False,
                   "paired": case.paired_settings(), "int8": case.int8} | table
     bench_files = {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"],
                    "eval_data": dense.files["eval_data"]}
-    bench = executor.run("bench", bench_spec, bench_files,
+    bench = executor.run(BENCH, bench_spec, bench_files,
                          progress=lambda line: say(f"benchmark: {line}"))
     result = result_from_stages(case, dense.result, pruned.result, bench.result,
                                     wall_seconds=time.perf_counter() - t0)
@@ -180,7 +181,7 @@ def measure_again(result: CaseResult, executor: Executor,
     if progress is not None:
         progress("the speed-up regressed against the baseline: measuring the same models again")
     job = json.loads(job)
-    return executor.run("bench", job["spec"], {k: Path(v) for k, v in job["files"].items()},
+    return executor.run(BENCH, job["spec"], {k: Path(v) for k, v in job["files"].items()},
                         progress=progress).result
 
 
@@ -188,8 +189,8 @@ def calibrate_case(case: Case, executor: Executor) -> dict:
     """A/A: the case's dense model measured against itself by the bench side, with the same
     method and settings as the cases. A speed-up's interval says how repeatable the method is;
     A/A says whether it is biased (it should read 1.000x within its interval)."""
-    dense = executor.run("train", case.dense_spec(), {})
-    result = executor.run("calibrate", {
+    dense = executor.run(TRAIN, case.dense_spec(), {})
+    result = executor.run(CALIBRATE, {
         "input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
         "paired": case.paired_settings(),
     }, {"dense_onnx": dense.files["onnx"]}).result

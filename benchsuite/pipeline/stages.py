@@ -34,9 +34,17 @@ import shutil
 import time
 from pathlib import Path
 
+from benchsuite.core.errors import UserError
 from benchsuite.core.hashing import code_version, content_hash
 from benchsuite.core.paths import cache_dir
-from benchsuite.pipeline.executor import StageResult
+from benchsuite.core.stage_specs import (
+    BenchSpec,
+    CalibrateSpec,
+    LatencyTableSpec,
+    PruneSpec,
+    TrainSpec,
+)
+from benchsuite.pipeline.executor import Stage, StageResult, extra_stages, load_stage
 
 log = logging.getLogger(__name__)
 
@@ -378,3 +386,40 @@ def latency_table_stage(spec: dict, files: dict[str, Path], workdir: Path) -> St
                         workdir=workdir / "units")
     table.networks = {spec["network"]: table.networks[spec["network"]]}
     return StageResult({"table": table.to_dict()}, {})
+
+
+def check_bench_settings(stage: str, settings: dict) -> None:
+    """A bench job's `settings` hold BenchSettings fields only: an unknown key (a typo, another
+    version's field) is a UserError naming it, on the submitting side and on the worker."""
+    import dataclasses
+
+    from benchsuite.bench.measurement import BenchSettings
+
+    known = [f.name for f in dataclasses.fields(BenchSettings)]
+    unknown = [str(k) for k in settings if k not in known]
+    if unknown:
+        raise UserError(f"malformed {stage} job: unknown settings key(s) "
+                        f"{', '.join(map(repr, unknown))[:200]}; known: {', '.join(known)}")
+
+
+TRAIN = Stage("train", "prune", train_stage, TrainSpec)
+PRUNE = Stage("prune", "prune", prune_stage, PruneSpec)
+BENCH = Stage("bench", "bench", bench_stage, BenchSpec, check_bench_settings)
+CALIBRATE = Stage("calibrate", "bench", calibrate_stage, CalibrateSpec, check_bench_settings)
+LATENCY_TABLE = Stage("latency_table", "bench", latency_table_stage, LatencyTableSpec,
+                      check_bench_settings)
+STAGES: dict[str, Stage] = {s.name: s for s in (TRAIN, PRUNE, BENCH, CALIBRATE, LATENCY_TABLE)}
+
+
+def stage_named(name: str) -> Stage:
+    """The stage a job message names: a built-in one, or one of `$BENCHSUITE_EXTRA_STAGES`
+    (imported now). KeyError for a name neither knows."""
+    if name in STAGES:
+        return STAGES[name]
+    extra = extra_stages()
+    if name not in extra:
+        raise KeyError(f"unknown stage {name!r}; known: {sorted([*STAGES, *extra])}")
+    stage = load_stage(extra[name])
+    if stage.name != name:
+        raise ValueError(f"{extra[name]} is stage {stage.name!r}, not {name!r}")
+    return stage

@@ -40,6 +40,7 @@ from typing import Any
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.executor import Executor
+from benchsuite.pipeline.stages import BENCH, TRAIN
 from benchsuite.recipe.case import Case
 from benchsuite.track.recording import Recorder, run_and_record
 
@@ -196,13 +197,13 @@ def probe_speedup(case: Case, executor: Executor) -> tuple[float, float]:
     from benchsuite.prune.dryrun import pruned_model
     from benchsuite.recipe import parse_recipe
 
-    dense = executor.run("train", case.dense_spec(), {})
+    dense = executor.run(TRAIN, case.dense_spec(), {})
     shape = tuple(dense.result["input_shape"])
     model, _, _ = pruned_model(parse_recipe(case.recipe_text(), source=case.recipe_name),
                                case.model, shape, dense.result["num_classes"], case.seed)
     with tempfile.TemporaryDirectory(prefix="bs-probe-") as work:
         onnx = export_onnx(model, shape, Path(work) / "probe.onnx")
-        result = executor.run("bench", {
+        result = executor.run(BENCH, {
             "input_shape": list(shape), "settings": case.bench_settings() | {"niter": 50},
             "paired": case.paired_settings() | {"max_seconds": 3.0}},
             {"dense_onnx": dense.files["onnx"], "pruned_onnx": onnx}).result
