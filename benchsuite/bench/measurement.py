@@ -6,10 +6,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from benchsuite.recipe.case import PRECISIONS
+
 if TYPE_CHECKING:
     import pandas
 
-PRECISIONS = ("f32", "bf16", "f16")
 HINTS = ("latency", "throughput", "none")
 APIS = ("sync", "async")
 

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from benchsuite.bench.interval import bootstrap_median_ci, estimate
+from benchsuite.recipe.case import PAIRED_MODES
 
-MODES = ("alternate", "duet")
 METHOD = "in-process paired rounds"
 MIN_ESTIMATE_ROUNDS = 3  # fewer rounds: no estimate on the progress line yet
 
@@ -59,8 +59,8 @@ class PairedSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"paired mode {self.mode!r} not in {MODES}")
+        if self.mode not in PAIRED_MODES:
+            raise ValueError(f"paired mode {self.mode!r} not in {PAIRED_MODES}")
         if self.round_size < 1 or self.min_rounds < 2 or self.max_rounds < self.min_rounds:
             raise ValueError("round_size >= 1 and 2 <= min_rounds <= max_rounds required")
         if not 0 < self.target_halfwidth < 1:

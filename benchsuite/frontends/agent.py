@@ -75,8 +75,8 @@ def build_case(params: dict[str, Any]):
 
     from benchsuite.core.threshold import Threshold
     from benchsuite.recipe import template_parameters
-    from benchsuite.recipe.case import Case
-    from benchsuite.sweep.config import CASE_KEYS, RECIPE_KEY, THRESHOLD_KEY, recipe_path
+    from benchsuite.recipe.case import CASE_SETTINGS, Case
+    from benchsuite.sweep.config import RECIPE_KEY, THRESHOLD_KEY, recipe_path
 
     if RECIPE_KEY not in params:
         raise ValueError(f"no --{RECIPE_KEY}=NAME among the parameters {sorted(params)}")
@@ -84,13 +84,11 @@ def build_case(params: dict[str, Any]):
     if not Path(path).is_file():
         raise ValueError(f"--{RECIPE_KEY}={params[RECIPE_KEY]}: no recipe file {path}")
     known = template_parameters(Path(path).read_text())
-    reserved = {RECIPE_KEY, THRESHOLD_KEY, *CASE_KEYS}
+    reserved = {RECIPE_KEY, THRESHOLD_KEY, *CASE_SETTINGS}
     template = {k: v for k, v in params.items() if k in known}
     dropped = sorted(k for k in params if k not in known and k not in reserved)
-    fields = {k: CASE_KEYS[k](v) for k, v in params.items() if k in CASE_KEYS and v is not None}
-    if fields.get("precision") == "default":
-        fields["precision"] = None
-    case = replace(Case(recipe=path), params=template, **fields)
+    case = replace(Case(recipe=path).with_settings({k: v for k, v in params.items()
+                                                    if v is not None}), params=template)
     threshold = params.get(THRESHOLD_KEY)
     return case, (Threshold.parse(threshold) if threshold is not None else None), dropped
 

@@ -9,7 +9,9 @@ Imports only `benchsuite.core` and this package: no torch.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from benchsuite.recipe.template import read_recipe, render, template_parameters
 from benchsuite.recipe.yamltext import load_yaml
 
 INT8 = "int8"
+PRECISIONS = ("f32", "bf16", "f16")  # what OpenVINO's inference precision hint takes
+PAIRED_MODES = ("alternate", "duet")  # bench/paired.py
 REFERENCE_PRECISION = "f32"  # an INT8 case's speed-up and accuracy reference: dense at f32
 
 
@@ -185,25 +189,130 @@ class Case:
         return {"threads": self.threads, "mode": self.paired_mode,
                 "max_seconds": self.bench_seconds}
 
+    def with_settings(self, values: Mapping[str, Any]) -> Case:
+        """This case with the case settings among `values` (strings or typed values; other keys
+        ignored) read and applied: the one way every front end builds a case from loose
+        values (options, a sweep's trial, a W&B agent's parameters)."""
+        return dataclasses.replace(self, **case_settings(values))
+
 
 class CaseError(UserError):
     """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 
+def integer(low: int) -> Callable[[Any], int]:
+    def read(value: Any) -> int:
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or number < low or (isinstance(value, float) and value != number):
+            raise ValueError(f"an integer >= {low} expected, got {str(value)!r}")
+        return number
+    return read
+
+
+def greater_than(low: float) -> Callable[[Any], float]:
+    """A number > `low`."""
+    def read(value: Any) -> float:
+        try:
+            number = float(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or not number > low or number != number:
+            raise ValueError(f"a number > {low:g} expected, got {str(value)!r}")
+        return number
+    return read
+
+
+def count_or(*words: str) -> Callable[[Any], int | None]:
+    """A positive integer, or None for one of `words` (or None itself)."""
+    def read(value: Any) -> int | None:
+        if value is None or str(value).strip().lower() in words:
+            return None
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) else 0
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise ValueError(f"a positive integer or {words[0]!r}, got {str(value)!r}")
+        return number
+    return read
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def read(value: Any) -> str:
+        if str(value) not in allowed:
+            raise ValueError(f"{str(value)!r} is not one of {', '.join(allowed)}")
+        return str(value)
+    return read
+
+
+def _text(value: Any) -> str:
+    if value is None or not str(value).strip():
+        raise ValueError("a name expected, got nothing")
+    return str(value).strip()
+
+
+def _optional_text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _precision(value: Any) -> str | None:
+    """f32, bf16, f16, int8, or default (None: the device's default)."""
+    if value is None or str(value) == "default":
+        return None
+    return choice(*PRECISIONS, "default", INT8)(value)
+
+
+def _control(value: Any) -> str:
+    text = "" if value is None else str(value)
+    if text not in ("", "scratch") and not (text.startswith("zoo:") and text[4:].strip()):
+        raise ValueError(f"{text!r} is not one of {', '.join(CONTROLS)}")
+    if text.startswith("zoo:") and is_reference(text[4:]):
+        raise ValueError(f"{text!r}: the dense zoo takes built-in models")
+    return text
+
+
+# The settings of a case a loose mapping may give (the command line and ini keys, a sweep's
+# parameters, a W&B agent's config), each with its reader: a string or a typed value in, the
+# field's value out, a ValueError saying what was expected. `Case.with_settings` uses them, and
+# a Case checks its own fields with them wherever it is built (`__post_init__`).
+CASE_SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "model": _text, "dataset": _text, "data_dir": _optional_text, "seed": integer(0),
+    "epochs": integer(1), "dense_epochs": integer(1),
+    "train_images": count_or("all", ""), "control": _control,
+    "device": _text, "precision": _precision, "niter": integer(1), "repeats": integer(1),
+    "threads": count_or("default", "auto", ""), "paired_mode": choice(*PAIRED_MODES),
+    "bench_seconds": greater_than(0), "schedule_scale": greater_than(0),
+}
+
+
+def case_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The case settings among `values` (other keys ignored), read: a bad one is a CaseError
+    naming it."""
+    out = {}
+    for key, value in values.items():
+        if key in CASE_SETTINGS:
+            try:
+                out[key] = CASE_SETTINGS[key](value)
+            except ValueError as e:
+                raise CaseError(f"{key}: {e}") from None
+    return out
+
+
 def check_settings(case: Case) -> None:
     """The case's own settings in range, wherever the case was built (options, grid, sweep,
-    a user's test): a bad one is a CaseError naming the field."""
-    for name, low in (("epochs", 1), ("dense_epochs", 1), ("seed", 0), ("niter", 1),
-                      ("repeats", 1)):
-        value = getattr(case, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise CaseError(f"{name}: an integer >= {low} expected, got {value!r}")
-    if case.train_images is not None and (isinstance(case.train_images, bool) or not
-                                          isinstance(case.train_images, int)
-                                          or case.train_images < 1):
-        raise CaseError(f"train_images: a positive integer or None expected, got "
-                        f"{case.train_images!r}")
-    if case.control not in ("", "scratch") and not (case.zoo_model or "").strip():
-        raise CaseError(f"control: {case.control!r} is not one of {', '.join(CONTROLS)}")
-    if case.zoo_model is not None and is_reference(case.zoo_model):
-        raise CaseError(f"control: {case.control!r}: the dense zoo takes built-in models")
+    a user's test): a bad one is a CaseError naming the field. The recipe itself is checked
+    where it can be bound to the model (`pipeline.run.validate`)."""
+    for key, read in CASE_SETTINGS.items():
+        value = getattr(case, key)
+        if isinstance(value, bool) and key != "control":
+            raise CaseError(f"{key}: {value!r} is not a valid value")
+        try:
+            read(value)
+        except ValueError as e:
+            raise CaseError(f"{key}: {e}") from None
+        if key in ("seed", "epochs", "dense_epochs", "niter", "repeats") and not isinstance(
+                value, int):  # a string that reads as a number is not one
+            raise CaseError(f"{key}: an integer expected, got {value!r}")

@@ -6,7 +6,7 @@ A sweep file is a plain W&B sweep config (`wandb sweep FILE` accepts it unchange
 - `recipe`: which recipe template(s) to fill: `value: l1_filters` (one) or `values: [...]`
   (the recipe is then a searched categorical). A name is a file stem in `schedules/`
   (`resnet20/blocks` for `schedules/resnet20/blocks.yaml`) or a path to a `.yaml` file.
-- case settings (`CASE_KEYS`: model, dataset, precision, epochs, ...) and `accuracy_threshold`
+- case settings (`CASE_SETTINGS`: model, dataset, precision, epochs, ...) and `accuracy_threshold`
   (`0.97` or `-1pt`): usually constants (`value:`); they override the command-line defaults.
   (`values:` works too: e.g. a grid over accuracy floors.)
 - everything else: template parameters (`${name=default}` in the recipe). Each must exist in
@@ -26,7 +26,7 @@ import yaml
 
 from benchsuite.core.threshold import Threshold
 from benchsuite.recipe import template_parameters
-from benchsuite.recipe.case import Case
+from benchsuite.recipe.case import CASE_SETTINGS, Case
 
 METHODS = ("bayes", "random", "grid")
 GOALS = ("minimize", "maximize")
@@ -38,9 +38,6 @@ DISTRIBUTIONS = (
     "inv_log_uniform", "inv_log_uniform_values", "normal", "q_normal", "log_normal",
     "q_log_normal", "beta", "q_beta",
 )
-CASE_KEYS = {"model": str, "dataset": str, "data_dir": str, "seed": int, "epochs": int,
-             "dense_epochs": int, "train_images": int, "device": str, "precision": str,
-             "niter": int, "repeats": int}
 RECIPE_KEY = "recipe"
 THRESHOLD_KEY = "accuracy_threshold"
 
@@ -87,10 +84,7 @@ class SweepSpec:
         recipe = str(params.get(RECIPE_KEY) or self.recipes[0])
         known = self.templates[recipe]
         template = {k: v for k, v in params.items() if k in self.template_keys and k in known}
-        fields = {k: CASE_KEYS[k](v) for k, v in params.items() if k in CASE_KEYS}
-        if "precision" in fields and fields["precision"] == "default":
-            fields["precision"] = None
-        return replace(base, recipe=recipe_path(recipe), params=template, **fields)
+        return replace(base.with_settings(params), recipe=recipe_path(recipe), params=template)
 
     def threshold(self, fallback: Threshold, params: dict[str, Any] | None = None) -> Threshold:
         """The trial's accuracy floor: its `accuracy_threshold` parameter, else `fallback`."""
@@ -191,7 +185,7 @@ def check_config(config: Any, where: str = "sweep config") -> SweepSpec:
         if not path.is_file():
             raise _err(where, f"parameters.{RECIPE_KEY}", f"no recipe file {path} for {name!r}")
         templates[str(name)] = set(template_parameters(path.read_text()))
-    reserved = {RECIPE_KEY, THRESHOLD_KEY, *CASE_KEYS}
+    reserved = {RECIPE_KEY, THRESHOLD_KEY, *CASE_SETTINGS}
     template_keys = [k for k in params if k not in reserved]
     for key in template_keys:
         if not any(key in names for names in templates.values()):
@@ -200,9 +194,14 @@ def check_config(config: Any, where: str = "sweep config") -> SweepSpec:
             raise _err(where, f"parameters.{key}",
                        f"not a template parameter of the recipe ({have}); add ${{{key}=...}} "
                        "to the recipe or remove it from the sweep")
-    for key in set(params) & set(CASE_KEYS):
+    for key in set(params) & set(CASE_SETTINGS):
         if "value" not in params[key] and "values" not in params[key]:
             raise _err(where, f"parameters.{key}", "a case setting takes value or values")
+        for v in params[key].get("values") or [params[key].get("value")]:
+            try:  # `epochs: 0` refused here, before any trial
+                CASE_SETTINGS[key](v)
+            except ValueError as e:
+                raise _err(where, f"parameters.{key}", str(e)) from None
     if THRESHOLD_KEY in params:
         p = params[THRESHOLD_KEY]
         try:

@@ -108,12 +108,13 @@ class Frontier:
 
     def search(self, seed: int, precision: str, space: Path, trials: int,
                engine: str = "bayes") -> Point:
-        from benchsuite.sweep.config import CASE_KEYS, load_sweep
+        from benchsuite.recipe.case import CASE_SETTINGS
+        from benchsuite.sweep.config import load_sweep
         from benchsuite.sweep.search import CaseObjective, run_search
 
         spec = load_sweep(space)
         # the frontier's case settings win over the sweep file's constants
-        params = {k: v for k, v in spec.config["parameters"].items() if k not in CASE_KEYS}
+        params = {k: v for k, v in spec.config["parameters"].items() if k not in CASE_SETTINGS}
         spec = replace(spec, config=dict(spec.config) | {"parameters": params})
         base = replace(self.base, seed=seed, precision=_precision(precision))
         with tempfile.TemporaryDirectory(prefix="bs-frontier-") as work:

@@ -24,8 +24,8 @@ from typing import Any
 from benchsuite.core.progress import StopStage
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
-from benchsuite.recipe.case import Case
-from benchsuite.sweep.config import CASE_KEYS, RECIPE_KEY, SweepSpec
+from benchsuite.recipe.case import CASE_SETTINGS, Case
+from benchsuite.sweep.config import RECIPE_KEY, SweepSpec
 from benchsuite.sweep.engines import SweepsEngine
 from benchsuite.sweep.fidelity import EpochWatch
 from benchsuite.sweep.store import MemoryStore
@@ -267,8 +267,7 @@ def format_report(results: dict[str, Any]) -> str:
 
 
 def _base(spec: SweepSpec) -> Case:
-    fields = {k: CASE_KEYS[k](spec.constant(k)) for k in CASE_KEYS
-              if spec.constant(k) is not None}
-    return replace(Case(recipe=""), **fields)
+    return Case(recipe="").with_settings({k: spec.constant(k) for k in CASE_SETTINGS
+                                          if spec.constant(k) is not None})
 
 

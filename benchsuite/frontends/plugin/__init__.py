@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -25,12 +26,24 @@ from benchsuite.core.extras import (
 )
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
-from benchsuite.frontends.plugin.options import OPTIONS, option, session_config
+from benchsuite.frontends.plugin.options import (
+    MAIN,
+    add_options,
+    contradictions,
+    option_value,
+    session_config,
+)
 from benchsuite.pipeline.executor import LocalExecutor
 from benchsuite.pipeline.run import calibrate_case
 from benchsuite.recipe.case import Case
 
 ROW_PROPERTY = "benchsuite_row"
+
+
+class BenchsuiteWarning(UserWarning):
+    """Something a user of the plugin should know (pytest shows it in the warnings summary)."""
+
+
 AA_PROPERTY = "benchsuite_aa"
 SELECTION_ERROR = pytest.StashKey[str]()
 # the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
@@ -40,15 +53,7 @@ pytest_plugins = ["benchsuite.frontends.plugin.broker_fixtures",
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("benchsuite", "latency-aware pruning experiments")
-    for name, default, help_text in OPTIONS:
-        ini = "benchsuite_" + name.replace("-", "_")
-        group.addoption(f"--{name}", dest=ini, default=None, help=f"{help_text} [{default}]")
-        parser.addini(ini, help_text, default=default)
-    group.addoption("--force", action="store_true", default=False,
-                    help="ignore cached results and re-run every case")
-    group.addoption("--no-calibration", action="store_true", default=False,
-                    help="skip the session's A/A calibration (dense measured against itself)")
+    add_options(parser, MAIN)  # the one option table: options.py
 
 
 class RowCollector:
@@ -87,13 +92,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a pruning experiment (prune, fine-tune, bench)")
     config.pluginmanager.register(RowCollector(), RowCollector.name)
-    if problem := session_extras_problem(option(config, "executor"), option(config, "wandb")):
+    executor, wandb = option_value(config, "executor"), option_value(config, "wandb")
+    if problem := session_extras_problem(executor, wandb):
         raise pytest.UsageError(problem)
     session_config(config)  # every setting typed and range-checked before any work
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return session_extras_notes(option(config, "executor"), option(config, "wandb")) + (
+    return session_extras_notes(option_value(config, "executor"), option_value(config, "wandb")) + (
         _wandb_notes(config))
 
 
@@ -129,6 +135,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         config.stash[SELECTION_ERROR] = str(e)  # error once collection is over
         cases = []
     metafunc.parametrize("latency_case", cases, ids=[c.label for c in cases])
+
+
+@pytest.fixture(scope="session")
+def base_case(pytestconfig: pytest.Config) -> Case:
+    """The session's base case: every case setting of the options (--dataset, --epochs,
+    --dense-epochs, --seed, --train-images, --bench-threads, ...) on a blank recipe. Build your
+    own cases from it, so they follow the command line:
+
+        def test_mine(base_case, run_experiment, accuracy_threshold):
+            case = replace(base_case, recipe="l1_filters", model="mymodels:tiny",
+                           params={"sparsity": 0.5})
+            row = run_experiment(case, accuracy_threshold)
+    """
+    return session_config(pytestconfig).base
 
 
 @pytest.fixture(scope="session")
@@ -284,6 +304,8 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
             ) -> CaseResult:
         """`watch`: also gets the progress lines, with the held-out Top-1 after every
         fine-tuning epoch (a sweep's early stopping; it may raise `progress.StopStage`)."""
+        for line in contradictions(pytestconfig, case):
+            warnings.warn(line, BenchsuiteWarning, stacklevel=2)
         if (problem := int8_problem(case)) is not None:
             pytest.fail(problem, pytrace=False)  # asked for, not possible: an error, not a skip
         if (reason := hardware_skip_reason(case.device, case.precision)) is not None:

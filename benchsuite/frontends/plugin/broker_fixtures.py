@@ -25,7 +25,6 @@ local workers).  The main plugin's stage executor becomes the broker with, e.g.:
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import tempfile
@@ -36,49 +35,28 @@ from typing import TYPE_CHECKING
 import pytest
 
 from benchsuite.core.extras import MissingExtra, require
+from benchsuite.core.trust import Trust, session_trust
+from benchsuite.frontends.plugin.options import BROKER, add_options, option_value
+from benchsuite.frontends.plugin.sweep_items import sweep_spec
+from benchsuite.recipe.case import Case
 
 if TYPE_CHECKING:  # redis: the broker extra, imported when a fixture runs
     from benchsuite.broker.local import WorkerProcess
     from benchsuite.broker.redis_executor import RedisExecutor
     from benchsuite.broker.server import RedisServer
 
-URL_ENV = "BENCHSUITE_REDIS_URL"  # as connection.URL_ENV (which imports redis)
-_HELP_URL = ("Redis URL of the broker (redis://, rediss://, unix://; also $BENCHSUITE_REDIS_URL, "
-             "which keeps a password out of `ps`); default: a private redis-server on a unix "
-             "socket for this session")
-_HELP_NO_WORKERS = "with --redis-url: start no local workers (external workers serve that Redis)"
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("benchsuite-broker", "benchsuite Redis broker")
-    group.addoption("--redis-url", dest="benchsuite_redis_url", default=None, help=_HELP_URL)
-    parser.addini("benchsuite_redis_url", _HELP_URL, default="")
-    group.addoption("--no-local-workers", dest="benchsuite_no_local_workers",
-                    action="store_true", default=None, help=_HELP_NO_WORKERS)
-    parser.addini("benchsuite_no_local_workers", _HELP_NO_WORKERS, type="bool", default=False)
+    add_options(parser, BROKER)  # the one option table: options.py
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "broker_bench: broker overhead/throughput measurement")
 
 
-def _option(config: pytest.Config, name: str):
-    value = config.getoption(name, default=None)
-    if value is None:
-        try:
-            value = config.getini(name)
-        except ValueError:  # the plugin's options are not registered (imported, not loaded)
-            value = None
-    if not value and name == "benchsuite_redis_url":  # keeps a password off the command line
-        value = os.environ.get(URL_ENV) or None
-    return value
-
-
 def external_workers_only(config: pytest.Config) -> bool:
     """--redis-url with --no-local-workers: stages run on external workers (other machines,
     perhaps other hardware), none is started here."""
-    return bool(_option(config, "benchsuite_redis_url")) and bool(
-        _option(config, "benchsuite_no_local_workers"))
+    return bool(option_value(config, "redis-url")) and option_value(config, "no-local-workers")
 
 
 def _require_broker() -> None:
@@ -119,7 +97,7 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     _require_broker()
     from benchsuite.broker.connection import BrokerConnectionError, connect
 
-    url = _option(request.config, "benchsuite_redis_url")
+    url = option_value(request.config, "redis-url")
     if url:
         try:
             connect(url).close()
@@ -143,14 +121,9 @@ def _trust_args(request: pytest.FixtureRequest) -> list[str]:
     jobs: the workers may read and import only what the session was given (its --data-dir,
     --dataset, --model, sweep and collected cases); a test file's own other cases there need
     those options (or a `broker_worker_args` override with --data-root/--allow-user-code)."""
-    if not _option(request.config, "benchsuite_redis_url"):
+    if not option_value(request.config, "redis-url"):
         return ["--data-root", "/", "--allow-user-code"]
-    try:
-        from benchsuite.frontends.plugin.options import worker_trust
-
-        return worker_trust(request.config, request.session.items).args()
-    except ValueError:  # the main plugin's options are not registered: the grants of none
-        return []
+    return worker_trust(request.config, request.session.items).args()
 
 
 @pytest.fixture(scope="session")
@@ -213,3 +186,23 @@ def broker_worker_factory(broker_url: str, tmp_path: Path
 
     yield start
     stop_all(started)
+
+
+def worker_trust(config: pytest.Config, items: list[pytest.Item]) -> Trust:
+    """What the session's local workers on a shared broker may read and import: the session's
+    --data-dir, --dataset and --model, a sweep's values of them, and every collected case's."""
+    data_dirs = [option_value(config, "data-dir")]
+    datasets = [option_value(config, "dataset")]
+    models = option_value(config, "model") or []
+    spec = sweep_spec(config)
+    params = spec.config.get("parameters", {}) if spec else {}
+    for key, found in (("data_dir", data_dirs), ("dataset", datasets), ("model", models)):
+        p = params.get(key) or {}
+        found += [str(v) for v in (p.get("values") or [p.get("value")]) if v is not None]
+    for item in items:
+        case = item.callspec.params.get("latency_case") if hasattr(item, "callspec") else None
+        if isinstance(case, Case):
+            data_dirs.append(case.data_dir)
+            datasets.append(case.dataset)
+            models.append(case.model)
+    return session_trust(data_dirs, datasets, models)

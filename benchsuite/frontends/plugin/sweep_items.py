@@ -1,7 +1,7 @@
 """pytest plugin of the sweeps: `pytest -m sweep --sweep FILE --sweep-count N`.
 
 Needs the main plugin (`benchsuite.frontends.plugin`: the case options, `run_experiment`,
-`accuracy_threshold`, `tracker`). Every option is a flag and an ini key (`benchsuite_<name>`).
+`accuracy_threshold`, `tracker`). Its options are the table's sweep part (options.py).
 The sweep file is loaded and checked at start-up: a bad one stops the session before any
 training. `experiments/test_sweep.py` is parametrized with N slots; each slot claims the next
 trial of the sweep (shared through Redis), runs its case, and tells the engine.
@@ -13,27 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
-OPTIONS: list[tuple[str, str, str]] = [
-    ("sweep", "", "sweep config file (W&B grammar; see schedules/sweeps/README.md)"),
-    ("sweep-count", "10", "trials in the sweep (its total budget, shared by all its agents)"),
-    ("sweep-engine", "sweeps", "sweeps (W&B's engine, offline) or optuna (GPSampler)"),
-    ("sweep-id", "", "name of the sweep's shared state in Redis (default: the config's name, "
-                     "engine and seed); agents with the same id share one sweep"),
-    ("sweep-redis", "", "Redis URL of the sweep state (default: a private redis-server with "
-                        "its AOF under .cache/benchsuite/sweeps/redis)"),
-    ("sweep-seed", "0", "seed of the engine's random choices"),
-    ("sweep-lease", "120", "seconds a trial stays claimed without its agent's heartbeat "
-                           "(then another agent, or a resumed sweep, re-runs it)"),
-]
+from benchsuite.frontends.plugin.options import SWEEP, add_options, base_case, option_value
+
 _STATE = "_benchsuite_sweep"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("benchsuite-sweep", "benchsuite Bayesian search (sweeps)")
-    for name, default, help_text in OPTIONS:
-        ini = "benchsuite_" + name.replace("-", "_")
-        group.addoption(f"--{name}", dest=ini, default=None, help=f"{help_text} [{default}]")
-        parser.addini(ini, help_text, default=default)
+    add_options(parser, SWEEP)  # the one option table: options.py
 
 
 def sweep_spec(config: pytest.Config):
@@ -42,20 +28,13 @@ def sweep_spec(config: pytest.Config):
     return state["spec"] if state else None
 
 
-def sweep_option(config: pytest.Config, name: str) -> str:
-    key = "benchsuite_" + name.replace("-", "_")
-    value = config.getoption(key)
-    return str(value if value is not None else config.getini(key))
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: a trial of a sweep (run with -m sweep --sweep F)")
     config.addinivalue_line("markers", "sweep_bench: bayes vs random search at equal budget")
-    path = sweep_option(config, "sweep")
+    path = option_value(config, "sweep")
     if not path:
         return
     from benchsuite.core.extras import MissingExtra, require
-    from benchsuite.frontends.plugin.options import _number
     from benchsuite.sweep.config import SweepConfigError, load_sweep
     from benchsuite.sweep.engines import ENGINES, optuna_distributions
 
@@ -65,15 +44,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     try:
         spec = load_sweep(path)
-        engine = sweep_option(config, "sweep-engine")
+        engine = option_value(config, "sweep-engine")
         if engine not in ENGINES:
             raise SweepConfigError(f"--sweep-engine: unknown engine {engine!r} (one of "
                                    f"{', '.join(ENGINES)})")
         if engine == "optuna":
             optuna_distributions(spec)
-        _number(config, "sweep-count", int, 1)  # a usage error naming the option
-        _number(config, "sweep-seed", int, 0)
-        _number(config, "sweep-lease", float, 0, exclusive=True)
+        for name in ("sweep-count", "sweep-seed", "sweep-lease", "sweep-id", "sweep-redis"):
+            option_value(config, name)  # a usage error naming the option, before any work
     except (SweepConfigError, ValueError) as e:
         raise pytest.UsageError(f"bad sweep config: {e}") from None
     setattr(config, _STATE, {"spec": spec, "lines": [], "outputs": []})
@@ -86,7 +64,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if state is None:
         metafunc.parametrize("sweep_slot", [0], ids=["no-sweep"])
         return
-    count = int(sweep_option(metafunc.config, "sweep-count"))
+    count = option_value(metafunc.config, "sweep-count")
     name = state["spec"].name
     metafunc.parametrize("sweep_slot", range(1, count + 1),
                          ids=[f"{name}-{i:02d}" for i in range(1, count + 1)])
@@ -94,15 +72,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def default_sweep_id(config: pytest.Config) -> str:
     spec = getattr(config, _STATE)["spec"]
-    return (sweep_option(config, "sweep-id") or
-            f"{spec.name}-{sweep_option(config, 'sweep-engine')}-"
-            f"s{sweep_option(config, 'sweep-seed')}")
+    engine, seed = option_value(config, "sweep-engine"), option_value(config, "sweep-seed")
+    return option_value(config, "sweep-id") or f"{spec.name}-{engine}-s{seed}"
 
 
 @pytest.fixture(scope="session")
 def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
     """`--sweep-redis`, else a private redis-server keeping its AOF in the project cache."""
-    url = sweep_option(pytestconfig, "sweep-redis")
+    url = option_value(pytestconfig, "sweep-redis")
     if url:
         yield url
         return
@@ -120,7 +97,6 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, sweep_redis_url):
     """The sweep this session is an agent of; at the end: best printed, logged, saved."""
-    from benchsuite.frontends.plugin.options import base_case
     from benchsuite.sweep.engines import make_engine
     from benchsuite.sweep.store import RedisStore
     from benchsuite.sweep.trials import SweepSession, log_best
@@ -130,17 +106,17 @@ def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, swee
         pytest.skip("no sweep: give --sweep FILE (see schedules/sweeps/README.md)")
     spec = state["spec"]
     sweep_id = default_sweep_id(pytestconfig)
-    budget = int(sweep_option(pytestconfig, "sweep-count"))
+    budget = option_value(pytestconfig, "sweep-count")
     try:
         store = RedisStore(sweep_redis_url, sweep_id, config=spec.config)
     except ValueError as e:  # its id holds another sweep: once, not an error per item
         pytest.exit(f"--sweep-id {sweep_id}: {e} (this session's: --sweep "
-                    f"{sweep_option(pytestconfig, 'sweep')})",
+                    f"{option_value(pytestconfig, 'sweep')})",
                     returncode=pytest.ExitCode.USAGE_ERROR)
-    engine = make_engine(sweep_option(pytestconfig, "sweep-engine"), spec, store, budget,
-                         seed=int(sweep_option(pytestconfig, "sweep-seed")),
+    engine = make_engine(option_value(pytestconfig, "sweep-engine"), spec, store, budget,
+                         seed=option_value(pytestconfig, "sweep-seed"),
                          redis_url=sweep_redis_url, study_name=sweep_id,
-                         lease=float(sweep_option(pytestconfig, "sweep-lease")))
+                         lease=option_value(pytestconfig, "sweep-lease"))
     session = SweepSession(spec, engine, base_case(pytestconfig), accuracy_threshold, sweep_id)
     yield session
     session.hand_back()  # a trial still held (an interrupt outside its run): free at once
