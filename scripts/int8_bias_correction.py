@@ -20,7 +20,7 @@ from benchsuite.bench.accuracy import deployed_accuracy
 from benchsuite.bench.devices import precision_skip_reason
 from benchsuite.bench.evaldata import read_eval_data
 from benchsuite.bench.ir import onnx_to_ir
-from benchsuite.core.threshold import wilson_interval
+from benchsuite.core.stats import wilson_interval
 
 
 def _line(name: str, acc: dict, seconds: float | None = None) -> str:

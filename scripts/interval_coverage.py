@@ -7,7 +7,7 @@ Builds the ResNet-20 pair of `measure_noise.py` (dense vs 50 % L1 filters, rando
 - a trace: `--trace` seconds of continuous paired rounds; prints its one-second medians, how
   widely the medians of consecutive blocks of rounds spread against what resampling single
   rounds predicts, and how often windows of 20 and 40 rounds held the trace's median with the
-  bootstrap interval alone and with the suite's interval (`bench/interval.py`);
+  bootstrap interval alone and with the suite's interval (`core/stats.py`);
 - `--measurements` separate measurements with the suite's defaults, each in its own compile,
   with benchmark_app's cross-check runs between them (as a case runs); prints their spread and
   how many intervals held their median.
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from benchsuite.bench import BenchSettings
-from benchsuite.bench.interval import bootstrap_median_ci, estimate
 from benchsuite.bench.paired import PairedSettings, measure_paired
 from benchsuite.bench.runner import benchmark_interleaved
+from benchsuite.core.stats import bootstrap_median_ci, estimate
 from studies.resnet_report import build_variants
 
 

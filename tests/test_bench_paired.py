@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchsuite.bench.interval import batch_halfwidth, bootstrap_median_ci, estimate
 from benchsuite.bench.measurement import BenchSettings
 from benchsuite.bench.paired import PairedSettings, measure_paired, ratio_estimate
 from benchsuite.bench.verdict import calibrate, in_process_usable, measure_pair
+from benchsuite.core.stats import batch_halfwidth, bootstrap_median_ci, estimate
 
 
 def _conv_ir(folder: Path, name: str, channels: int, layers: int) -> Path:

@@ -77,7 +77,8 @@ policies:
 
 
 def test_sensitivity_analysis_writes_csv_and_plot(digits, tmp_path):
-    from benchsuite.pipeline.sensitivity import parse_range, plot, sensitivity_analysis, write_csv
+    from benchsuite.frontends.sensitivity_cli import parse_range
+    from benchsuite.pipeline.sensitivity import plot, sensitivity_analysis, write_csv
 
     assert parse_range("0.1:0.9:0.2") == [0.1, 0.3, 0.5, 0.7, 0.9]
     assert parse_range("0,0.5") == [0.0, 0.5]

@@ -18,10 +18,10 @@ from benchsuite.broker.local import PACKAGE_ROOT
 from benchsuite.core.errors import UserError
 from benchsuite.data import load_dataset
 from benchsuite.frontends.recipe_cli import _input_shape
+from benchsuite.frontends.sensitivity_cli import parse_range
 from benchsuite.models import build_model
 from benchsuite.pipeline.executor import LocalExecutor
 from benchsuite.pipeline.run import run_case
-from benchsuite.pipeline.sensitivity import parse_range
 from benchsuite.recipe import RecipeError, load_recipe, template_parameters
 from benchsuite.recipe.case import Case, CaseError
 

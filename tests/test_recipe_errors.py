@@ -99,8 +99,15 @@ def test_recipe_error_table(old_new, message):
 
 
 def test_the_base_recipe_binds():
+    """The table above changes one thing each of this recipe, which binds as it is: each pruner
+    to the weights it names (Distiller's `module.` prefix dropped)."""
     model = build_model("resnet20", 10, 1)
-    CompressionScheduler(parse_recipe(BASE, "r.yaml"), model, torch.zeros(1, 1, 32, 32))
+    scheduler = CompressionScheduler(parse_recipe(BASE, "r.yaml"), model,
+                                     torch.zeros(1, 1, 32, 32))
+    assert sorted(scheduler.pruners) == ["agp", "level"]
+    assert sorted(scheduler.pruners["agp"].weights()) == ["layer1.0.conv1.weight",
+                                                         "layer1.0.conv2.weight"]
+    assert sorted(scheduler.pruners["level"].weights()) == ["layer1.0.conv2.weight"]
 
 
 @pytest.mark.parametrize("pruner,message", [

@@ -7,7 +7,7 @@ in many short rounds; in each round every model runs ``round_size`` inferences, 
 order per round (randomized multiple interleaved trials, Abedi & Brecht, ICPE 2017). A round's
 ratio (dense round median / pruned round median) is taken under one machine state, so slow
 drifts cancel; the speed-up is the median of the per-round ratios with a bootstrap 95 %
-interval over rounds, widened where the rounds say they are not exchangeable (interval.py).
+interval over rounds, widened where the rounds say they are not exchangeable (core/stats.py).
 Rounds go on until the interval's half-width is at most ``target_halfwidth`` of the estimate, or
 ``max_seconds`` have passed (calibration in the spirit of pytest-benchmark's).
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from benchsuite.bench.interval import bootstrap_median_ci, estimate
+from benchsuite.core.stats import bootstrap_median_ci, estimate
 from benchsuite.recipe.case import PAIRED_MODES
 
 METHOD = "in-process paired rounds"
@@ -105,7 +105,7 @@ class PairedResult:
 
 
 def ratio_estimate(log_ratios: list[float], settings: PairedSettings) -> tuple[float, float, float]:
-    """Speed-up and interval from one run of per-round log ratios (see interval.py)."""
+    """Speed-up and interval from one run of per-round log ratios (see core/stats.py)."""
     return estimate(log_ratios, settings.bootstrap, settings.seed).as_tuple()
 
 

@@ -32,6 +32,7 @@ from benchsuite.bench.bapp_output import (
 from benchsuite.bench.devices import device_name, unavailable_reason
 from benchsuite.bench.measurement import BenchResult, BenchSettings
 from benchsuite.core.children import die_with_parent
+from benchsuite.core.stats import coefficient_of_variation
 
 TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the MYRIAD plugin's coloured log lines
@@ -211,13 +212,6 @@ def _used_precision(run: dict[str, Any], settings: BenchSettings, notes: list[st
     return used
 
 
-def _cv(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    mean = statistics.fmean(values)
-    return statistics.stdev(values) / mean if mean else 0.0
-
-
 def _repeat_record(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("latency_median_us", "latency_avg_us", "latency_min_us", "latency_max_us",
             "throughput_fps", "iterations", "wall_time_s", "load_1min")
@@ -278,7 +272,7 @@ def aggregate(model: Path, runs: list[dict[str, Any]], settings: BenchSettings) 
         api=settings.api,
         per_layer=merge_per_layer(runs),
         repeats=[_repeat_record(r) for r in runs],
-        latency_cv=_cv(medians),
+        latency_cv=coefficient_of_variation(medians),
         latency_resolution_us=max(r.get("latency_resolution_us", 10.0) for r in runs),
         model=str(model),
         input_precision=middle.get("input_precision"),
@@ -331,4 +325,4 @@ def paired_speedups(dense: BenchResult, pruned: BenchResult) -> dict[str, Any]:
     if not ratios:
         ratios = [speedup(dense, pruned)]
     return {"ratios": ratios, "median": statistics.median(ratios), "min": min(ratios),
-            "max": max(ratios), "cv": _cv(ratios)}
+            "max": max(ratios), "cv": coefficient_of_variation(ratios)}

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from benchsuite.bench.interval import bootstrap_median_ci
 from benchsuite.bench.measurement import BenchSettings
 from benchsuite.bench.paired import PairedSettings, measure_paired
 from benchsuite.bench.runner import benchmark_interleaved, speedup
 from benchsuite.core.progress import log as progress_log
+from benchsuite.core.stats import bootstrap_median_ci
 
 BAPP_METHOD = "benchmark_app interleaved runs"
 

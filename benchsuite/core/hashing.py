@@ -14,12 +14,6 @@ def content_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def file_hash(path: Path, length: int = 16) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:length]
 
 
 def code_version(*parts: str, length: int = 12) -> str:

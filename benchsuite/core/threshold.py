@@ -3,7 +3,6 @@ the uncertainty of a Top-1 measured on a finite test split (Wilson interval)."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -49,16 +48,3 @@ class Threshold:
         return f"-{self.points_below_dense:g}pt"
 
 
-def wilson_interval(top1: float, images: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval of an accuracy ``top1`` measured on ``images`` test images.
-
-    Unlike the normal approximation it stays inside [0, 1] and is sensible near 100 %, where
-    pruned models of the embedded dataset sit (e.g. 0.99 on 899 images: [0.981, 0.995])."""
-    if images <= 0:
-        raise ValueError(f"images must be > 0, got {images}")
-    if not 0 <= top1 <= 1:
-        raise ValueError(f"top1 must be within [0, 1], got {top1}")
-    n = images
-    centre = (top1 + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(top1 * (1 - top1) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)

@@ -58,8 +58,6 @@ class ConvSpec:
             return cls(**{k: int(v) for k, v in data.items()})
         return cls(*(int(v) for v in data))
 
-    def to_list(self) -> list[int]:
-        return [self.cin, self.cout, self.k, self.stride, self.h, self.w]
 
 
 def channel_grid(n: int, step: int) -> list[int]:

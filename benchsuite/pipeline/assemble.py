@@ -19,7 +19,7 @@ from typing import Any
 
 from benchsuite.core.hashing import git_sha
 from benchsuite.core.result import PREDICTION_KEYS, CaseResult
-from benchsuite.core.threshold import wilson_interval
+from benchsuite.core.stats import wilson_interval
 from benchsuite.recipe.case import Case
 
 TORCH_ONLY = "torch (the bench runtime could not run the deployed model in-process)"
@@ -53,7 +53,7 @@ def top1_fields(dense: dict, pruned: dict, bench: dict) -> dict[str, Any]:
 
 def scratch_fields(pruned: dict) -> dict[str, Any]:
     """The scratch control's figures (with the Wilson interval of its Top-1), when it ran."""
-    from benchsuite.core.threshold import wilson_interval
+    from benchsuite.core.stats import wilson_interval
 
     if pruned.get("scratch_top1") is None:
         return {}

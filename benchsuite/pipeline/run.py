@@ -63,7 +63,7 @@ MIN_TELLING_IMAGES = 100
 def check_dense(case: Case, dense: dict) -> None:
     """A dense reference whose Top-1 is not above chance (its 95 % interval reaches 1 /
     classes) makes every floor meaningless: a CaseError naming its training budget."""
-    from benchsuite.core.threshold import wilson_interval
+    from benchsuite.core.stats import wilson_interval
 
     chance = 1 / int(dense.get("num_classes") or 10)
     images = int(dense["test_images"])

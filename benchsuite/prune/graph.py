@@ -21,9 +21,6 @@ def _dg(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
         model.train(was_training)
 
 
-def coupled_out_convs(model: nn.Module, example_input: torch.Tensor, weight: str) -> list[str]:
-    """Other convs whose output channels must be removed with those of `weight`'s conv."""
-    return coupled_filters(model, example_input, [weight])[weight]
 
 
 def coupled_filters(model: nn.Module, example_input: torch.Tensor,

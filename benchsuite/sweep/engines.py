@@ -23,17 +23,11 @@ import random
 import socket
 import uuid
 import warnings
-from typing import Any, Protocol
+from typing import Any
 
 from benchsuite.sweep.config import SweepSpec
 from benchsuite.sweep.fidelity import early_terminate, hyperband_stops, optuna_pruner
 from benchsuite.sweep.store import FAILED, FINISHED, INFEASIBLE, RUNNING, STOPPED, Trial, TrialStore
-
-
-class Engine(Protocol):
-    def suggest(self) -> tuple[int, dict[str, Any]] | None: ...
-    def tell(self, trial_id: int, objective: float | None, feasible: bool,
-             metrics: dict[str, Any]) -> None: ...
 
 
 def agent_name() -> str:

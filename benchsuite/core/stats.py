@@ -1,4 +1,8 @@
-"""A paired speed-up's estimate and 95 % interval from per-round log ratios.
+"""The suite's statistics, in one place: a paired speed-up's estimate and 95 % interval from
+per-round log ratios (below), a Top-1's Wilson interval, a coefficient of variation. scipy.stats
+does the textbook parts (bootstrap, Student's t, Wilson, variation); what is ours is written down.
+
+A paired speed-up's estimate and 95 % interval from per-round log ratios:
 
 The estimate is the median of the per-round log ratios, its interval a percentile bootstrap over
 rounds, which takes rounds as exchangeable. Two departures from that are handled here.
@@ -24,19 +28,20 @@ such a spell reads the spell's ratio with a tight interval; separate measurement
 spread more than one interval says (docs/measurements.md, "Measurement noise"). So compare
 methods over repeated cases, and the regression check keeps its tolerance.
 
-Needs only numpy (the bench worker's environment).
+Needs numpy and scipy (both worker environments have them; no torch, no OpenVINO).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 CONFIDENCE = 0.95
 MIN_HALF = 3  # fewer rounds in a half: not judged
 BATCHES = 5
-T_975 = 2.776  # Student's t, 97.5 % quantile, BATCHES - 1 = 4 degrees of freedom
 
 
 def bootstrap_median_ci(values: np.ndarray, resamples: int = 2000,
@@ -46,12 +51,13 @@ def bootstrap_median_ci(values: np.ndarray, resamples: int = 2000,
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         raise ValueError("no values")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, values.size, size=(resamples, values.size))
-    medians = np.median(values[idx], axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(medians, [alpha, 1 - alpha])
-    return float(np.median(values)), float(low), float(high)
+    mid = float(np.median(values))
+    if values.size == 1 or np.all(values == values[0]):
+        return mid, mid, mid  # nothing to resample
+    ci = stats.bootstrap((values,), np.median, n_resamples=resamples, method="percentile",
+                         confidence_level=confidence, vectorized=True,
+                         random_state=np.random.default_rng(seed)).confidence_interval
+    return mid, float(ci.low), float(ci.high)
 
 
 @dataclass(frozen=True)
@@ -93,4 +99,28 @@ def batch_halfwidth(rounds: list[float]) -> float:
     if size < 2:
         return 0.0
     medians = np.median(np.asarray(rounds[:size * BATCHES]).reshape(BATCHES, size), axis=1)
-    return float(T_975 * medians.std(ddof=1) / np.sqrt(BATCHES))
+    t_975 = float(stats.t.ppf(0.5 + CONFIDENCE / 2, BATCHES - 1))
+    return float(t_975 * medians.std(ddof=1) / np.sqrt(BATCHES))
+
+
+def wilson_interval(top1: float, images: int, confidence: float = CONFIDENCE
+                    ) -> tuple[float, float]:
+    """95 % Wilson score interval of an accuracy ``top1`` measured on ``images`` test images
+    (the count of correct images is ``round(top1 * images)``).
+
+    Unlike the normal approximation it stays inside [0, 1] and is sensible near 100 %, where
+    pruned models of the embedded dataset sit (e.g. 0.99 on 899 images: [0.981, 0.995])."""
+    if images <= 0:
+        raise ValueError(f"images must be > 0, got {images}")
+    if not 0 <= top1 <= 1:
+        raise ValueError(f"top1 must be within [0, 1], got {top1}")
+    ci = stats.binomtest(round(top1 * images), images).proportion_ci(confidence, "wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
+
+
+def coefficient_of_variation(values: list[float]) -> float:
+    """Sample standard deviation over mean (0.0 for fewer than two values or a zero mean)."""
+    if len(values) < 2 or not np.mean(values):
+        return 0.0
+    value = float(stats.variation(values, ddof=1))
+    return value if math.isfinite(value) else 0.0
