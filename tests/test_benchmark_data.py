@@ -237,7 +237,8 @@ def test_the_summary_says_plainly_when_a_control_is_as_good():
 def test_select_writes_a_sweep_the_search_accepts(tmp_path):
     import pandas as pd
 
-    from benchsuite.bench.selection import classify_interval, main
+    from benchsuite.bench.selection import classify_interval
+    from benchsuite.frontends.select_cli import main
     from benchsuite.sweep.config import load_sweep
 
     assert [classify_interval(*ci) for ci in ((1.1, 1.3), (0.8, 0.95), (0.9, 1.1))] == [

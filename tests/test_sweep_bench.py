@@ -11,8 +11,9 @@ import pytest
 from toy_recipes import toy_sweep
 
 from benchsuite.core.threshold import Threshold
+from benchsuite.frontends.sweep_bench_cli import main
 from benchsuite.sweep import load_sweep
-from benchsuite.sweep.search import TableObjective, best_curve, compare, main, space_points, within
+from benchsuite.sweep.search import TableObjective, best_curve, compare, space_points, within
 
 RECIPE = "version: 1\npruners:\n  p: {class: L1RankedStructureParameterPruner, group_type: " \
          "Filters, desired_sparsity: '${sparsity=0.5}', round_to: '${round_to=1}', " \
