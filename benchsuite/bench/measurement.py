@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from benchsuite.core.records import FromDict
 from benchsuite.recipe.case import PRECISIONS
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ PER_LAYER_COLUMNS = ("layer", "status", "layer_type", "exec_type", "real_time_us
 
 
 @dataclass(frozen=True)
-class BenchSettings:
+class BenchSettings(FromDict):
     """Conditions of one benchmark_app measurement.
 
     ``threads``/``streams`` need ``-hint none`` (a benchmark_app UI rule): the runner then sets the
@@ -58,17 +59,12 @@ class BenchSettings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchSettings:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
     def replace(self, **changes: Any) -> BenchSettings:
         return dataclasses.replace(self, **changes)
 
 
 @dataclass
-class BenchResult:
+class BenchResult(FromDict):
     """One model's measurement: summary latencies in µs, conditions, per-layer table, repeats.
 
     With ``repeats > 1`` the latency fields are the median over repeats of each repeat's figure
@@ -105,11 +101,6 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchResult:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
     @property
     def latency_repeat_min_us(self) -> float:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from benchsuite.core.records import FromDict
 from benchsuite.core.stats import bootstrap_median_ci, estimate
 from benchsuite.recipe.case import PAIRED_MODES
 
@@ -38,7 +39,7 @@ MIN_ESTIMATE_ROUNDS = 3  # fewer rounds: no estimate on the progress line yet
 
 
 @dataclass(frozen=True)
-class PairedSettings:
+class PairedSettings(FromDict):
     """Conditions and stopping rule of a paired measurement (all recorded with the result)."""
 
     device: str = "CPU"
@@ -72,11 +73,6 @@ class PairedSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PairedSettings:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass

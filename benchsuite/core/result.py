@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from benchsuite.core.records import FromDict
+
 if TYPE_CHECKING:
     from benchsuite.core.threshold import Threshold
 
@@ -48,7 +50,7 @@ def _to(*dests: str | tuple[str, ...], default: Any = None) -> Any:
 
 
 @dataclass
-class CaseResult:
+class CaseResult(FromDict):
     # what the case is
     case_id: str = _to(TRIAL, IDENTITY, default="")
     label: str = _to(TRIAL, IDENTITY, REPORT, default="")
@@ -190,11 +192,6 @@ class CaseResult:
         if compact:
             data = {k: v for k, v in data.items() if k not in ("per_layer", "artifacts")}
         return json.dumps(data, default=str)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
-        """From a cached row or a results-table row; keys it does not know are left out."""
-        return cls(**{k: v for k, v in data.items() if k in _NAMES})
 
     def select(self, destination: str) -> dict[str, Any]:
         """The fields that go to `destination` (e.g. SUMMARY), in declaration order."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import fcntl
 import io
 import os
 import tempfile
@@ -18,6 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 from benchsuite.core.errors import UserError
 from benchsuite.core.hashing import git_sha
@@ -34,15 +34,9 @@ def per_layer_frame(row: CaseResult | dict) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-@contextlib.contextmanager
-def _locked(folder: Path):
-    """One writer at a time (pytest-xdist workers share the table)."""
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _locked(folder: Path) -> FileLock:
+    """One writer at a time (pytest-xdist workers, several sessions share the table)."""
+    return FileLock(folder / ".lock")
 
 
 class ResultsTableError(UserError):
