@@ -16,6 +16,7 @@ pytest_plugins = ["pytester", "broker_support"]
 
 INNER = """
 import json, os
+from broker_stages import NOOP
 
 def test_inner(broker_executor, broker_workers, broker_url, request):
     res = broker_executor.run(NOOP, {"a": 1}, {})
@@ -115,7 +116,6 @@ def test_the_broker_url_from_the_environment_keeps_it_out_of_ps(
 
 STARTUP = """
 import json, os
-from broker_stages import NOOP
 
 def test_startup(broker_url):
     from benchsuite.broker.connection import connect

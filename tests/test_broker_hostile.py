@@ -17,7 +17,7 @@ from benchsuite.broker.messages import MessageError
 from benchsuite.broker.redis_executor import JobUserError
 from benchsuite.broker.streams import DEAD, GROUP, dead_letters, job_stream, workers
 from benchsuite.core.errors import UserError
-from benchsuite.pipeline.stages import BENCH, CALIBRATE, PRUNE, TRAIN
+from benchsuite.pipeline.stages import BENCH, CALIBRATE, LATENCY_TABLE, PRUNE, TRAIN
 
 pytest_plugins = ["broker_support"]
 
@@ -185,7 +185,7 @@ def test_unknown_settings_are_refused_when_submitted(redis_server, r, executor_f
     from benchsuite.pipeline.executor import LocalExecutor
 
     ex = executor_for(redis_server.url)
-    for stage in ("bench", "calibrate", "latency_table"):
+    for stage in (BENCH, CALIBRATE, LATENCY_TABLE):
         with pytest.raises(UserError, match=r"unknown settings key\(s\) 'nosuch'; known: "
                                             r"device, precision, niter") as info:
             ex.submit(stage, BAD_SETTINGS, {})

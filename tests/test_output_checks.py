@@ -163,7 +163,7 @@ def test_a_full_results_disk_is_found_before_any_work(tmp_path: Path):
     env = os.environ | {"BENCHSUITE_RESULTS": str(disk / "results"),
                         "BENCHSUITE_CACHE": str(tmp_path / "cache"),
                         "PYTHONPATH": str(PACKAGE_ROOT)}
-    code = "from benchsuite.core.paths import output_problems; print(output_problems())"
+    code = "from benchsuite.track.recording import output_problems; print(output_problems())"
     out = _in_namespace(
         f"mount -t tmpfs -o size=256k tmpfs {disk}; mkdir {disk}/results; "
         f"dd if=/dev/zero of={disk}/fill bs=4k 2>/dev/null || true; "

@@ -25,6 +25,7 @@ from benchsuite.core.result import (
     keys_for,
 )
 from benchsuite.core.threshold import Threshold
+from benchsuite.pipeline.assemble import result_from_stages
 from benchsuite.pipeline.run import _cached, _store
 from benchsuite.recipe.case import CASE_CODE
 from benchsuite.track.recording import Recorder
@@ -101,7 +102,7 @@ def test_the_code_that_builds_a_row_is_in_the_cache_key() -> None:
     from benchsuite.pipeline.assemble import top1_fields
 
     package = Path(benchsuite.__file__).resolve().parent
-    for builder in (CaseResult.from_stages, top1_fields):
+    for builder in (result_from_stages, top1_fields):
         path = Path(inspect.getfile(builder)).resolve().relative_to(package)
         assert path.as_posix() in CASE_CODE, path
 

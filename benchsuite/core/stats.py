@@ -57,7 +57,10 @@ def bootstrap_median_ci(values: np.ndarray, resamples: int = 2000,
     ci = stats.bootstrap((values,), np.median, n_resamples=resamples, method="percentile",
                          confidence_level=confidence, vectorized=True,
                          random_state=np.random.default_rng(seed)).confidence_interval
-    return mid, float(ci.low), float(ci.high)
+    # inside the data and around the estimate (scipy's percentiles interpolate: a last-digit
+    # step outside the data's range is possible)
+    low, high = max(float(ci.low), float(values.min())), min(float(ci.high), float(values.max()))
+    return mid, min(low, mid), max(high, mid)
 
 
 @dataclass(frozen=True)
