@@ -85,8 +85,10 @@ def test_packaged_experiment_with_the_users_model(user_project: pytest.Pytester)
     result = run(user_project, "--pyargs", "benchsuite.experiments", "-m", "latency",
                  "--model", "mymodels:tiny", "--recipes", "level_elementwise", "--executor",
                  "local", "--collect-only", "-q")
+    # the packaged sweep test is there too, deselected by -m latency
     result.stdout.fnmatch_lines(["*test_latency.py::test_latency[[]mymodels.tiny-"
-                                 "level_elementwise-0.5-CPU-f32[]]", "1 test collected*"])
+                                 "level_elementwise-0.5-CPU-f32[]]",
+                                 "1/2 tests collected (1 deselected)*"])
     assert result.ret == 0
 
 
@@ -99,18 +101,18 @@ def test_users_recipe_folder_and_recipe_file(user_project: pytest.Pytester):
     # a folder without grid.yaml: all its recipes are the selection
     run(user_project, *common, "--schedules", str(mine)).stdout.fnmatch_lines(
         ["*[[]mymodels.tiny-light-default-CPU-f32[]]", "*[[]mymodels.tiny-other-default-CPU-f32[]]",
-         "2 tests collected*"])
+         "2/3 tests collected (1 deselected)*"])
     # the library's recipes stay selectable beside the user's; a recipe file by its path
     result = run(user_project, *common, "--schedules", str(mine), "--recipes",
                  f"level_elementwise,{mine / 'light.yaml'}")
     # (the user's folder has no grid.yaml: every recipe runs with its template defaults)
     result.stdout.fnmatch_lines(["*[[]mymodels.tiny-level_elementwise-default-CPU-f32[]]",
                                  "*[[]mymodels.tiny-light-default-CPU-f32[]]",
-                                 "2 tests collected*"])
+                                 "2/3 tests collected (1 deselected)*"])
     # the ini key does what the option does
     user_project.makeini(f"[pytest]\nbenchsuite_schedules = {mine}\n")
     run(user_project, *common, "--recipes", "oth*").stdout.fnmatch_lines(
-        ["*[[]mymodels.tiny-other-default-CPU-f32[]]", "1 test collected*"])
+        ["*[[]mymodels.tiny-other-default-CPU-f32[]]", "1/2 tests collected (1 deselected)*"])
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -135,3 +137,27 @@ def test_a_users_own_test_file_runs_its_own_case(user_project: pytest.Pytester):
                                  "*benchsuite: latency cases*"])
     assert (Path(user_project.path) / "experiments" / "results" / "results.csv").is_file()
     assert (Path(user_project.path) / ".cache" / "benchsuite" / "dense").is_dir()
+
+
+USER_SWEEP = """
+name: mine
+method: random
+metric: {name: speedup, goal: maximize}
+parameters:
+  recipe: {value: level_elementwise}
+  sparsity: {values: [0.3, 0.5]}
+  model: {value: "mymodels:tiny"}
+  dataset: {value: digits}
+"""
+
+
+def test_the_packaged_sweep_test_runs_from_an_install(user_project: pytest.Pytester):
+    """`pytest --pyargs benchsuite.experiments -m sweep` collects the sweep's trials outside
+    this repository (it used to collect nothing: only the latency test shipped)."""
+    (user_project.path / "sw.yaml").write_text(USER_SWEEP)
+    result = run(user_project, "--pyargs", "benchsuite.experiments", "-m", "sweep", "--sweep",
+                 "sw.yaml", "--sweep-count", "2", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_sweep.py::test_sweep[[]mine-01[]]",
+                                 "*test_sweep.py::test_sweep[[]mine-02[]]",
+                                 "2/* tests collected (* deselected)*"])  # latency: deselected
+    assert result.ret == 0

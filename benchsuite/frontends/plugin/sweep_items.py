@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from benchsuite.frontends.plugin.options import SWEEP, add_options, base_case, option_value
+from benchsuite.sweep import SWEEPS_PYDANTIC
 
 _STATE = "_benchsuite_sweep"
 
@@ -31,6 +32,8 @@ def sweep_spec(config: pytest.Config):
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: a trial of a sweep (run with -m sweep --sweep F)")
     config.addinivalue_line("markers", "sweep_bench: bayes vs random search at equal budget")
+    for rule in (SWEEPS_PYDANTIC, "ignore:Valid config keys have changed in V2:UserWarning"):
+        config.addinivalue_line("filterwarnings", rule)  # pytest resets the module's filters
     path = option_value(config, "sweep")
     if not path:
         return
