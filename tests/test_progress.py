@@ -67,3 +67,36 @@ def test_run_case_reports_every_training_epoch(tmp_path, monkeypatch):
     assert said[7].startswith("benchmark: paired rounds until the speed-up's interval is within")
     rounds = said[8:]
     assert all(line.startswith("benchmark: round ") and "x [" in line for line in rounds)
+
+
+def test_case_k_of_n_and_the_session_eta():
+    from benchsuite.frontends.plugin import CaseCounter
+
+    counter = CaseCounter(total=4)
+    assert counter.start() == "case 1/4"  # no ETA before a case has run
+    counter.done(0.2)  # from the result cache: not in the mean
+    assert counter.start() == "case 2/4"
+    counter.done(120.0)
+    counter.done(60.0)  # a third case, run elsewhere in this session
+    # cases 3 and 4 left, at a mean of 90 s
+    assert counter.start() == "case 3/4, session ETA 3 min 00 s (mean 1 min 30 s a case)"
+
+
+def test_a_cases_passed_line_carries_its_figures():
+    import json
+
+    import pytest
+
+    from benchsuite.frontends.plugin import ROW_PROPERTY, pytest_report_teststatus
+
+    row = {"speedup": 1.5, "speedup_ci_low": 1.49, "speedup_ci_high": 1.51, "top1": 0.9211,
+           "top1_ci_low": 0.916, "top1_ci_high": 0.926, "threshold": 0.9144}
+    report = pytest.TestReport("t.py::test_latency[x]", ("t.py", 1, "x"), {}, "passed", None,
+                               "call", user_properties=[(ROW_PROPERTY, json.dumps(row))])
+    category, letter, (word, markup) = pytest_report_teststatus(report, None)
+    assert (category, letter) == ("passed", ".") and markup == {"green": True}
+    assert word == "PASSED 1.50x [1.49, 1.51], Top-1 0.9211 [0.916, 0.926] (floor 0.9144)"
+    report.outcome = "failed"
+    assert pytest_report_teststatus(report, None)[2][0].startswith("FAILED 1.50x")
+    report.user_properties = []
+    assert pytest_report_teststatus(report, None) is None  # not a case: pytest's own line

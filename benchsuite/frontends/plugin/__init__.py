@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import warnings
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ from benchsuite.core.extras import (
     session_extras_notes,
     session_extras_problem,
 )
+from benchsuite.core.progress import format_seconds
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
 from benchsuite.frontends.plugin.options import (
@@ -316,11 +318,16 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
             if watch is not None:
                 watch(stage)
 
+        counter = pytestconfig.stash.setdefault(CASES, CaseCounter())
+        write(f"  {counter.start()}: {case.label}")
+        t0 = time.perf_counter()
         try:
             row = run_and_record(case, stage_executor, threshold, recorder, force=force,
                                  progress=progress, epoch_top1=watch is not None)
         except UserError as e:  # the user's to fix: the message, no traceback
             raise pytest.fail.Exception(str(e), pytrace=False) from None
+        finally:
+            counter.done(time.perf_counter() - t0)
         request.node.user_properties.append((ROW_PROPERTY, row.to_json(compact=True)))
         if (aa := aa_calibration(case)) is not None:
             from benchsuite.track.summary import speedup_text
@@ -332,7 +339,38 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
     return run
 
 
+class CaseCounter:
+    """Case k of N and the session's ETA, from the mean time of the cases run so far (cases
+    taken from the result cache count as done but not in the mean)."""
+
+    def __init__(self, total: int = 0) -> None:
+        self.total = total
+        self.started = 0
+        self.seconds: list[float] = []
+
+    def start(self) -> str:
+        """The line that opens a case: its number, and the session's ETA once one case ran."""
+        self.started += 1
+        total = max(self.total, self.started)
+        text = f"case {self.started}/{total}"
+        ran = [s for s in self.seconds if s >= CACHED_SECONDS]
+        if ran:
+            mean = sum(ran) / len(ran)
+            text += (f", session ETA {format_seconds((total - self.started + 1) * mean)} "
+                     f"(mean {format_seconds(mean)} a case)")
+        return text
+
+    def done(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+CASES = pytest.StashKey[CaseCounter]()
+CACHED_SECONDS = 1.0  # a case faster than this came from the result cache
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[CASES] = CaseCounter(sum(
+        "run_experiment" in getattr(item, "fixturenames", ()) for item in session.items))
     if (error := session.config.stash.get(SELECTION_ERROR, None)) is not None:
         raise pytest.UsageError(error)
     if any("latency_baseline" in getattr(item, "fixturenames", ()) for item in session.items):
@@ -363,6 +401,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config.stash[OUTPUTS] = outputs
     if outputs.failed:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """A case's PASSED or FAILED line (-v) carries its figures: speed-up and Top-1, each with
+    its interval, beside the floor."""
+    if report.when != "call" or not (report.passed or report.failed):
+        return None
+    row = next((json.loads(v) for k, v in report.user_properties if k == ROW_PROPERTY), None)
+    if row is None or hasattr(report, "wasxfail"):
+        return None
+    from benchsuite.track.summary import speedup_text, top1_text
+
+    floor = row.get("threshold")
+    figures = (f"{speedup_text(row)}, Top-1 {top1_text(row)}"
+               + (f" (floor {floor:.4f})" if isinstance(floor, float) else ""))
+    if report.passed:
+        return "passed", ".", (f"PASSED {figures}", {"green": True})
+    return "failed", "F", (f"FAILED {figures}", {"red": True})
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
