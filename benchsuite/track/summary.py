@@ -115,9 +115,20 @@ def calibration_lines(calibrations: list[dict]) -> list[str]:
     return lines
 
 
+MAX_LABEL = 90  # a longer label keeps its start and its end (what tells cases apart)
+
+
+def _label(label: str, width: int) -> str:
+    if len(label) <= width:
+        return label
+    keep = (width - 1) // 2
+    return f"{label[:keep]}…{label[-(width - 1 - keep):]}"
+
+
 def format_table(rows: list[Row], calibrations: list[dict] | None = None) -> str:
-    head = (f"{'case':<44} {'Top-1 [95% CI]':>24} {'val':>6} {'floor':>6} {'dense µs':>8} "
-            f"{'lat µs':>8} {'speed-up [95% CI]':>22} {'MACs':>5}  result")
+    width = min(max([len("case"), *(len(str(r["label"])) for r in rows)]), MAX_LABEL)
+    head = (f"{'result':<13} {'case':<{width}} {'Top-1 [95% CI]':>24} {'val':>6} {'floor':>6} "
+            f"{'dense µs':>8} {'lat µs':>8} {'speed-up [95% CI]':>22} {'MACs':>5}")
     lines = [head, "-" * len(head)]
     for r in rows:
         macs = r["macs"] / r["dense_macs"] if r.get("dense_macs") else math.nan
@@ -126,11 +137,10 @@ def format_table(rows: list[Row], calibrations: list[dict] | None = None) -> str
         if r.get("cached"):
             verdict += " (cached)"
         lines.append(
-            f"{r['label'][:44]:<44} {top1_text(r):>24} {_num(r.get('val_top1')):>6.3f} "
-            f"{_num(r.get('threshold')):>6.3f} "
+            f"{verdict:<13} {_label(str(r['label']), width):<{width}} {top1_text(r):>24} "
+            f"{_num(r.get('val_top1')):>6.3f} {_num(r.get('threshold')):>6.3f} "
             f"{_num(r.get('dense_latency_median_us')):>8.1f} "
-            f"{_num(r.get('latency_median_us')):>8.1f} {speedup_text(r):>22} {macs:>5.2f}  "
-            f"{verdict}")
+            f"{_num(r.get('latency_median_us')):>8.1f} {speedup_text(r):>22} {macs:>5.2f}")
     lines.extend(control_lines(rows))
     lines.extend(smoke_lines(rows))
     lines.extend(calibration_lines(calibrations or []))
