@@ -172,6 +172,11 @@ def test_killed_sweep_resumes(project: pytest.Pytester, redis_url: str, tmp_path
                      "sparsity": {"min": 0.1, "max": 0.9, "distribution": "gamma"}}},
      "parameters.sparsity.distribution: unknown distribution 'gamma'"),
     ({"parameters": {"recipe": {"value": "no_such_recipe"}}}, "no recipe file"),
+    # a case setting out of range is refused at load, not after a dense training
+    ({"parameters": {"recipe": {"value": "small_filters"}, "epochs": {"value": 0}}},
+     "parameters.epochs: an integer >= 1 expected, got '0'"),
+    ({"parameters": {"recipe": {"value": "small_filters"}, "precision": {"values": ["f33"]}}},
+     "parameters.precision: 'f33' is not one of"),
 ])
 def test_bad_sweep_config(project: pytest.Pytester, tmp_path: Path, change, message):
     path = sweep_file(tmp_path, "bad", **change)
@@ -366,3 +371,18 @@ def test_a_sweep_id_of_another_sweep_is_one_usage_error(project: pytest.Pytester
     assert f"(this session's: --sweep {path})" in out
     assert "Traceback" not in out and "dense baseline" not in out
     assert trials(redis_url, "taken") == []
+
+
+def test_a_best_trial_that_is_no_gain_is_not_saved():
+    from benchsuite.sweep.store import Trial
+    from benchsuite.sweep.trials import SweepSession
+
+    slower = Trial(1, {}, metrics={"speedup": 0.991, "speedup_ci_low": 0.98,
+                                   "speedup_ci_high": 1.002})
+    assert SweepSession.no_gain(slower) == (
+        "best feasible trial 1: 0.991x [0.980, 1.002] is no gain over the dense model: not "
+        "saved to schedules/found/")
+    faster = Trial(2, {}, metrics={"speedup": 1.2, "speedup_ci_low": 1.1,
+                                   "speedup_ci_high": 1.3})
+    assert SweepSession.no_gain(faster) is None
+    assert SweepSession.no_gain(Trial(3, {}, metrics={"speedup": 0.9})) is not None

@@ -47,6 +47,12 @@ LABEL_FIELDS = {"dataset": "", "train_images": "n", "seed": "seed", "epochs": "e
 CONTROLS = ("scratch", "zoo:MODEL")  # Case.control: see the field
 
 
+def shown(value: Any) -> str:
+    """A parameter value as a person reads it: floats to 6 significant digits (a sweep's
+    0.15000000000000002 is 0.15), the rest as str."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def slug(value: str) -> str:
     """A label-safe spelling: `imagefolder:/data/pets` -> `imagefolder.pets`, `m:f` -> `m.f`."""
     if value.startswith("imagefolder:"):
@@ -128,7 +134,7 @@ class Case:
         """Readable id telling cases apart: model, recipe, parameter values, device, precision,
         then each setting that is not the default, e.g. resnet20-l1_filters-0.5-CPU-f32 or
         mymodels.tiny-l1_filters-0.5-CPU-f32-cifar10-seed1-ep5-dense10."""
-        values = "-".join(str(v) for _, v in sorted(self.params.items())) or "default"
+        values = "-".join(shown(v) for _, v in sorted(self.params.items())) or "default"
         precision = self.precision or "default"
         scaled = f"-x{self.schedule_scale:g}" if self.schedule_scale != 1 else ""
         label = f"{slug(self.model)}-{self.recipe_name}-{values}{scaled}-{self.device}-{precision}"

@@ -23,7 +23,7 @@ from benchsuite.core.progress import StopStage
 from benchsuite.core.result import TRIAL, CaseResult, Row, keys_for
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.grid import found_recipe_info  # noqa: F401  (re-exported: the header reader)
-from benchsuite.recipe.case import Case
+from benchsuite.recipe.case import Case, shown
 from benchsuite.sweep.config import SweepSpec
 from benchsuite.sweep.engines import StoredEngine
 from benchsuite.sweep.fidelity import EpochWatch, epochs_spent
@@ -184,6 +184,21 @@ class SweepSession:
     def best(self) -> Trial | None:
         return best_trial(self.spec, self.trials())
 
+    @staticmethod
+    def no_gain(best: Trial) -> str | None:
+        """Why the best feasible trial is not worth saving (its speed-up's interval does not
+        lie above 1: no faster than the dense model), or None."""
+        speedup = best.metrics.get("speedup")
+        if not isinstance(speedup, int | float):
+            return None
+        low, high = best.metrics.get("speedup_ci_low"), best.metrics.get("speedup_ci_high")
+        known = isinstance(low, int | float) and isinstance(high, int | float)
+        if (low if known else speedup) > 1.0:
+            return None
+        interval = f" [{low:.3f}, {high:.3f}]" if known else ""
+        return (f"best feasible trial {best.number}: {speedup:.3f}x{interval} is no gain over "
+                "the dense model: not saved to schedules/found/")
+
     def save_found(self, best: Trial, folder: Path | None = None) -> Path:
         """The best configuration as a plain recipe (rendered, no placeholders)."""
         return write_found_recipe(
@@ -237,7 +252,8 @@ def best_trial(spec: SweepSpec, trials: list[Trial]) -> Trial | None:
 def _searched(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters that vary (constants left out, for readable lines)."""
     cfg = spec.config["parameters"]
-    return {k: v for k, v in params.items() if "value" not in cfg.get(k, {})}
+    return {k: float(shown(v)) if isinstance(v, float) else v
+            for k, v in params.items() if "value" not in cfg.get(k, {})}
 
 
 def _slug(text: str) -> str:

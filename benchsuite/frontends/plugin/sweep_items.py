@@ -125,7 +125,9 @@ def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, swee
     session.hand_back()  # a trial still held (an interrupt outside its run): free at once
     state["lines"] = session.summary_lines()
     best = session.best()
-    if best is not None:
+    if best is not None and (why := session.no_gain(best)) is not None:
+        state["lines"].append(why)
+    elif best is not None:
         found = session.save_found(best)
         state["outputs"].append(found)
         log_best(tracker, session, best, found)
