@@ -7,6 +7,7 @@
   benchsuite broker status|server       inspect the broker / run a private redis-server
   benchsuite blobs cleanup              drop expired artifact blobs
   benchsuite sweep bench measure|compare  bayes vs random search at equal budget
+  benchsuite sweep show [ID]            the sweeps kept in Redis and their trials
   benchsuite latency-model build|report  per-conv latency table; predicted vs measured
   benchsuite frontier                   each pruning method beside its controls, 3 seeds
   benchsuite select RESULTS --out SWEEP  the detrimental-pruner filter: a narrowed search space
@@ -81,6 +82,9 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
         "bench", add_help=False, usage="benchsuite sweep bench {measure,compare} ...",
         help="bayes vs random at equal budget (benchsuite sweep bench -h for its options)")
     bench.add_argument("args", nargs=argparse.REMAINDER)  # main() passes them through
+    from benchsuite.frontends.sweep_show_cli import add_subcommand as add_show
+
+    add_show(sweep_sub)
 
 
 def _placeholder(sub: argparse._SubParsersAction, name: str, exc: ImportError,
