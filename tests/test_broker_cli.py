@@ -38,15 +38,19 @@ def test_a_reserved_worker_id_is_not_a_worker_up(r) -> None:
 
 
 def test_server_command(tmp_path) -> None:
+    """`--dir` relative to the current folder (it used to end in a traceback: redis-server
+    resolved it against its own working directory)."""
     proc = subprocess.Popen([sys.executable, "-m", "benchsuite.frontends.broker_cli", "broker",
-                             "server",
-                             "--dir", str(tmp_path), "--aof"], stdout=subprocess.PIPE, text=True,
+                             "server", "--dir", "redis-data", "--aof"], stdout=subprocess.PIPE,
+                            text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     try:
         line = proc.stdout.readline()
         url = line.split("--redis-url ")[1].strip()
         assert connect(url).ping()
         assert connect(url).config_get("appendonly")["appendonly"] == "yes"
+        # the AOF in the folder named, relative to where the command ran
+        assert any(p.name.startswith("appendonly") for p in (tmp_path / "redis-data").iterdir())
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0

@@ -110,7 +110,8 @@ class RedisServer:
         """``port=0``: no TCP at all (the unix socket only); else also 127.0.0.1:port."""
         self.executable = find_redis_server(executable)
         self._own_dir = datadir is None
-        self.datadir = Path(datadir or tempfile.mkdtemp(prefix="bs-redis-"))
+        # absolute: redis-server resolves a relative folder against its own working directory
+        self.datadir = Path(datadir or tempfile.mkdtemp(prefix="bs-redis-")).absolute()
         self.datadir.mkdir(parents=True, exist_ok=True)
         sock = self.datadir / "redis.sock"
         # unix socket paths are limited to ~107 bytes; and the socket's folder must be one only

@@ -34,9 +34,12 @@ def cache_dir() -> Path:
     return path
 
 
-def results_dir() -> Path:
+def results_dir(create: bool = True) -> Path:
+    """Where the results table goes: `BENCHSUITE_RESULTS`, else `experiments/results` of the
+    project (created, unless `create` is False: a command's --help creates nothing)."""
     path = Path(os.environ.get("BENCHSUITE_RESULTS") or project_root() / "experiments" / "results")
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -71,7 +71,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     Each sets ``args.func``; run the parsed command with ``run(args)``."""
     worker = subparsers.add_parser("worker", help="serve prune or bench jobs from Redis")
-    worker.add_argument("kind", choices=["prune", "bench"])
+    worker.add_argument("kind", choices=["prune", "bench"],
+                        help="prune (torch: train, prune) or bench (OpenVINO: benchmark)")
     _url_arg(worker)
     worker.add_argument("--device", default="CPU", help="bench device (its own job stream)")
     worker.add_argument("--benchmark-app", default=None, metavar="PATH",
@@ -100,7 +101,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                              "submodules; without MODULE: any module this worker can import). "
                              "Such a job runs that module's code on this worker; without this "
                              "option it is refused. Repeatable. [none: built-in models only]")
-    worker.add_argument("--log-level", default="INFO")
+    worker.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     worker.set_defaults(func=cmd_worker)
 
     blobs = subparsers.add_parser("blobs", help="artifact blobs in Redis")
@@ -109,7 +110,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     _url_arg(cleanup)
     cleanup.add_argument("--older-than", type=float, default=None, metavar="S",
                          help="also drop blobs unused for S seconds that no job/result names")
-    cleanup.add_argument("--dry-run", action="store_true")
+    cleanup.add_argument("--dry-run", action="store_true", help="say what would go, drop nothing")
     cleanup.set_defaults(func=cmd_blobs_cleanup)
 
     broker = subparsers.add_parser("broker", help="inspect the broker or run a Redis for it")

@@ -27,6 +27,11 @@ from pathlib import Path
 from benchsuite.core.extras import explain, install_hint
 from benchsuite.core.paths import results_dir
 
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The commands' help: descriptions as written, every option's default shown."""
+
+
 # Where the subcommands come from, one line each: "module:function" adding them to the
 # subparsers (each sets `func`; an optional `run` wraps it), the extra the module needs ("" if
 # none) and the command names it adds (for a placeholder when that extra is missing).
@@ -50,9 +55,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def add_report(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="HTML report with plots from the results table")
-    report.add_argument("--results", default=str(results_dir()),
+    report.add_argument("--results", default=str(results_dir(create=False)),
                         help="folder holding results.csv [experiments/results]")
-    report.add_argument("--out", default=str(results_dir() / "report"),
+    report.add_argument("--out", default=str(results_dir(create=False) / "report"),
                         help="output folder [experiments/results/report]")
     report.add_argument("--case", action="append",
                         help="case label whose per-layer latency to plot (repeatable; "

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchsuite.core.threshold import Threshold
+from benchsuite.frontends.cli import HelpFormatter
 from benchsuite.pipeline.executor import LocalExecutor
 from benchsuite.recipe.case import Case
 from benchsuite.sweep.frontier import KD, METHODS, Frontier, margins, search_lines, table
@@ -24,38 +25,42 @@ def _images(text: str) -> int | None:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="benchsuite frontier", description=frontier_doc,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=HelpFormatter)
     base = Case(recipe="")
-    ap.add_argument("--model", default="resnet20", help="the dense reference [resnet20]")
-    ap.add_argument("--dataset", default=base.dataset, help=f"[{base.dataset}]")
+    ap.add_argument("--model", default="resnet20", help="the dense reference")
+    ap.add_argument("--dataset", default=base.dataset, help="the dataset (as pytest's --dataset)")
     ap.add_argument("--data-dir", default=None, help="the dataset's folder, where it needs one")
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated [0,1,2]")
-    ap.add_argument("--precisions", default="f32", help="f32, bf16, default (comma-separated)"
-                                                        " [f32]")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated")
+    ap.add_argument("--precisions", default="f32", help="f32, bf16, default (comma-separated)")
     ap.add_argument("--int8", action="store_true", help="also the search's point + INT8")
     ap.add_argument("--methods", default=",".join(METHODS),
-                    help=f"comma-separated subset of {', '.join(METHODS)} [all]")
-    ap.add_argument("--tp-ratios", default="0.3,0.5,0.7", help="uniform's ratios [0.3,0.5,0.7]")
-    ap.add_argument("--space", default=None, help="the search's sweep file [schedules/sweeps/"
-                                                  "<model>_per_stage.yaml]")
-    ap.add_argument("--search-trials", type=int, default=10, help="the search's budget [10]")
-    ap.add_argument("--engines", default="bayes", help="bayes, random or both [bayes]")
-    ap.add_argument("--zoo-models", default="", help="the dense-zoo family (comma-separated) "
-                    "[models.DENSE_FAMILY]")
+                    help=f"comma-separated subset of {', '.join(METHODS)}")
+    ap.add_argument("--tp-ratios", default="0.3,0.5,0.7", help="uniform's ratios")
+    ap.add_argument("--space", default=None, help="the search's sweep file (default: "
+                                                  "schedules/sweeps/<model>_per_stage.yaml)")
+    ap.add_argument("--search-trials", type=int, default=10, help="the search's budget")
+    ap.add_argument("--engines", default="bayes", help="bayes, random or both")
+    ap.add_argument("--zoo-models", default="", help="the dense-zoo family (comma-separated; "
+                    "default: models.DENSE_FAMILY)")
     ap.add_argument("--epochs", type=int, default=base.epochs,
-                    help=f"fine-tuning epochs [{base.epochs}]")
+                    help="fine-tuning epochs")
     ap.add_argument("--dense-epochs", type=int, default=base.dense_epochs,
-                    help=f"[{base.dense_epochs}]")
+                    help="the dense model's training epochs")
     ap.add_argument("--train-images", type=_images, default=base.train_images,
-                    help=f"at most this many training images, or all [{base.train_images}]")
-    ap.add_argument("--threshold", default="-1pt", help="the accuracy floor [-1pt]")
+                    help="at most this many training images, or all")
+    ap.add_argument("--threshold", default="-1pt", help="the accuracy floor")
     ap.add_argument("--out", help="write the Markdown table here too")
     ap.add_argument("--save-found", action="store_true",
                     help="save each precision's fastest search point that holds the floor at "
                          "every seed in schedules/found/<model>-<dataset>-frontier-<precision>"
                          ".yaml")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if unknown := sorted(set(methods) - set(METHODS)):
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if "search" in methods and not space.is_file():
         ap.error(f"--space: no sweep file {space} (write one with `benchsuite select`, or pass "
                  "--methods without search)")
-    base = replace(base, model=args.model, dataset=args.dataset, data_dir=args.data_dir,
+    base = replace(Case(recipe=""), model=args.model, dataset=args.dataset, data_dir=args.data_dir,
                    epochs=args.epochs, dense_epochs=args.dense_epochs,
                    train_images=args.train_images)
     from benchsuite.recipe.case import check_settings

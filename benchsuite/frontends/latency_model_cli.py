@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchsuite.frontends.cli import HelpFormatter
+
 
 def _report(args: argparse.Namespace) -> int:
     from benchsuite.core.paths import results_dir
@@ -48,18 +50,21 @@ def _build(args: argparse.Namespace) -> int:
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser("latency-model", help="per-conv latency table; predicted vs measured")
     verbs = cmd.add_subparsers(dest="verb", required=True)
-    report = verbs.add_parser("report", help="predicted vs measured latency over the results "
+    report = verbs.add_parser("report", formatter_class=HelpFormatter,
+                              help="predicted vs measured latency over the results "
                               "table (rows that have a prediction)")
     report.add_argument("--results", help="folder holding results.csv [experiments/results]")
     report.add_argument("--out", help="write the per-case comparison as CSV here")
     report.set_defaults(func=_report)
-    build = verbs.add_parser("build", help="measure (or extend) the table for a dense ONNX model")
-    build.add_argument("--onnx", required=True)
+    build = verbs.add_parser("build", formatter_class=HelpFormatter,
+                             help="measure (or extend) the table for a dense ONNX model")
+    build.add_argument("--onnx", required=True, help="the dense model's ONNX file")
     build.add_argument("--input", required=True, help="CxHxW, e.g. 1x32x32")
     build.add_argument("--network", required=True, help="name of the dense network (scale)")
-    build.add_argument("--step", type=int, default=8, help="channel grid step (round_to) [8]")
-    build.add_argument("--device", default="CPU")
-    build.add_argument("--precision", default="f32")
-    build.add_argument("--threads", default="1")
-    build.add_argument("--workdir", default="/tmp/benchsuite-latency-table")
+    build.add_argument("--step", type=int, default=8, help="channel grid step (round_to)")
+    build.add_argument("--device", default="CPU", help="the OpenVINO device")
+    build.add_argument("--precision", default="f32", help="inference precision: f32, bf16, f16")
+    build.add_argument("--threads", default="1", help="inference threads, or default")
+    build.add_argument("--workdir", default="/tmp/benchsuite-latency-table",
+                       help="where the per-conv models are written")
     build.set_defaults(func=_build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -17,9 +18,7 @@ from benchsuite.bench.selection import (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="benchsuite select",
         description="The detrimental-pruner filter: classify each measured case of a results "
@@ -31,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", help="a sweep file whose method, metric, early_terminate and case "
                                    "constants the written one keeps")
     ap.add_argument("--model", help="only the rows of this model")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     path = Path(args.results)
     if not path.is_file():

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchsuite.frontends.cli import HelpFormatter
 from benchsuite.pipeline.sensitivity import __doc__ as sensitivity_doc
 from benchsuite.pipeline.sensitivity import plot, sensitivity_analysis, write_csv
 
@@ -27,15 +28,17 @@ class RangeError(argparse.ArgumentTypeError, ValueError):
 def add_subcommand(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sensitivity", help="prune each layer alone at a range of sparsities; CSV and plot",
-        description=sensitivity_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--data-dir", default=None)
+        description=sensitivity_doc, formatter_class=HelpFormatter)
+    p.add_argument("--model", default="resnet20", help="the model (a built-in name or "
+                   "module:callable), trained dense first (cached)")
+    p.add_argument("--dataset", default="digits", help="its dataset (as pytest's --dataset)")
+    p.add_argument("--data-dir", default=None, help="the dataset's folder, where it needs one")
     p.add_argument("--sparsities", default="0.1:0.9:0.2", type=parse_range,
                    help="start:stop:step (stop included) or a comma list (default 0.1:0.9:0.2)")
-    p.add_argument("--group-type", default="element", choices=("element", "Filters", "Channels"))
-    p.add_argument("--dense-epochs", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--group-type", default="element", choices=("element", "Filters", "Channels"),
+                   help="what each layer loses: single weights, whole filters or channels")
+    p.add_argument("--dense-epochs", type=int, default=5, help="the dense model's epochs")
+    p.add_argument("--seed", type=int, default=0, help="its seed")
     p.add_argument("--eval-samples", type=int, default=0,
                    help="evaluate on the first N test samples (0: all)")
     p.add_argument("--out", type=Path, required=True, help="folder for the CSV and the PNG")

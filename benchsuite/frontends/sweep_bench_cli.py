@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsuite.core.threshold import Threshold
+from benchsuite.frontends.cli import HelpFormatter
 from benchsuite.sweep.config import METRICS, SweepSpec, load_sweep
 from benchsuite.sweep.search import (
     CaseObjective,
@@ -28,17 +29,17 @@ from benchsuite.sweep.search import __doc__ as search_doc
 from benchsuite.track.recording import Recorder
 
 
-def main(argv: list[str] | None = None) -> int:
-
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchsuite sweep bench", description=search_doc,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("measure", "compare"):
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, formatter_class=HelpFormatter, help={
+            "measure": "run every point of the space on a grid (real, cached cases) into a CSV",
+            "compare": "each engine at each seed against the real pipeline (or a --table)"}[name])
         p.add_argument("--sweep", required=True, help="sweep config file")
         p.add_argument("--accuracy-threshold", default="-1pt",
-                       help="floor when the sweep file sets none [-1pt]")
+                       help="floor when the sweep file sets none")
         p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
                        help="W&B mode of the cases' runs [offline, unless WANDB_MODE or "
                             "WANDB_API_KEY say otherwise]; every case also goes to the "
@@ -50,12 +51,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure only these values of a parameter (repeatable)")
     c = sub.choices["compare"]
     c.add_argument("--table", help="surrogate: a CSV written by `measure` (else real cases)")
-    c.add_argument("--budget", type=int, default=20)
-    c.add_argument("--seeds", default="0,1,2")
-    c.add_argument("--methods", default="bayes,random")
+    c.add_argument("--budget", type=int, default=20, help="trials per method and seed")
+    c.add_argument("--seeds", default="0,1,2", help="the engines' seeds (comma-separated)")
+    c.add_argument("--methods", default="bayes,random", help="the engines compared")
     c.add_argument("--json", help="write the results here too")
     c.add_argument("--metric", help="objective instead of the file's metric (e.g. macs), its "
                                     "goal from the known metrics")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     spec = load_sweep(args.sweep)
     if getattr(args, "metric", None):
