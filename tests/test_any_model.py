@@ -91,7 +91,9 @@ def test_recipe_dry_run_of_l1_filters_on_my_model(mymodels, capsys):
     assert (out["dense_macs"], out["macs"]) == (1_622_336, 516_256)
     assert main(["recipe", "check", str(schedules_dir() / "l1_filters.yaml"), "--model",
                  mymodels]) == 0
-    assert "ok on mymodels:tiny" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok on mymodels:tiny" in out
+    assert "  pruners.filter_pruner: 2 layers by rule: stem, body\n" in out
 
 
 CHANNELS_AND_ROWS = """
