@@ -198,3 +198,26 @@ policies:
     model, sched, _ = pruned_model(parse_recipe(text, "a.yaml"), mymodels, (3, 32, 32))
     assert sched.pruners["agp"].weights() == ["stem.weight", "body.weight", "head.weight"]
     assert model_stats(model, X3)["weight_sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize(("top", "listed"), [("l1_channels", "resnet20/channels_oneshot"),
+                                             ("agp_filters", "resnet20/filters_agp"),
+                                             ("remove_blocks", "resnet20/block_removal")])
+def test_top_level_recipes_match_their_resnet20_siblings(top, listed):
+    """On ResNet-20 the rule gives what the model folder's recipe lists: the same pruned model."""
+    runs = [dry_run(load_recipe(schedules_dir() / f"{name}.yaml"), "resnet20", (3, 32, 32))
+            for name in (top, listed)]
+    assert [r.as_dict() for r in runs[0].rows] == [r.as_dict() for r in runs[1].rows]
+    assert runs[0].thinned == runs[1].thinned and runs[0].removed_blocks == runs[1].removed_blocks
+    assert runs[0].pruned["macs"] < runs[0].dense["macs"]
+
+
+@pytest.mark.parametrize(("name", "model"), [("l1_channels", "mymodels:tiny"),
+                                             ("agp_filters", "mymodels:tiny"),
+                                             ("remove_blocks", "resnet18")])
+def test_top_level_recipes_prune_other_models(name, model, mymodels):
+    recipe = load_recipe(schedules_dir() / f"{name}.yaml")
+    pruned, sched, dense_rows = pruned_model(recipe, model, (3, 32, 32))
+    assert sched.thinned or sched.removed_blocks
+    assert sum(r.macs for r in layer_rows(pruned, X3)) < 0.7 * sum(r.macs for r in dense_rows)
+    assert pruned(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -173,9 +173,9 @@ def test_recipe_list_says_which_recipes_fit_any_model(tmp_path, monkeypatch, cap
         "resnet20_half, resnet50 have")
     assert lines["resnet56/filters_l1_oneshot"].endswith(
         "model-specific: names weights only resnet56 have")
-    assert "binds to resnet20 (a CIFAR ResNet), not to small_cnn (a plain CNN): " \
-           "pruners.depth.class: the model (SmallCNN) has no residual blocks" \
-           in lines["resnet20/block_removal"]
+    assert lines["resnet20/block_removal"].endswith(
+        "models with residual blocks (binds to resnet20 (a CIFAR ResNet), not to small_cnn "
+        "(a plain CNN))")
     assert "classes: L1RankedStructureParameterPruner, FilterRemover\n" in out
     assert "template: sparsity=0.5, round_to=1\n" in out
     assert "on mymodels_list:tiny: ok\n" in out  # l1_filters, tp_uniform
@@ -187,15 +187,17 @@ def test_recipe_list_says_which_recipes_fit_any_model(tmp_path, monkeypatch, cap
 
 
 def test_recipe_list_json_covers_the_library(capsys):
-    """Every top-level recipe of the library fits any model; the model folders' name theirs or
-    need residual blocks."""
+    """Every top-level recipe of the library fits any model (block removal: any model with
+    residual blocks); the model folders' recipes name their weights or need residual blocks."""
     assert main(["recipe", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     top = {n for n in rows if "/" not in n}
-    assert {"dense", "l1_filters", "level_elementwise", "tp_uniform"} <= top
-    for name in top:
+    assert top == {"dense", "level_elementwise", "l1_filters", "l1_channels", "agp_filters",
+                   "remove_blocks", "tp_uniform"}
+    for name in top - {"remove_blocks"}:
         assert rows[name]["any_model"], (name, rows[name]["fits"])
         assert rows[name]["written_for"] is None
+    assert rows["remove_blocks"]["fits"].startswith("models with residual blocks")
     assert rows["resnet20/filters_oneshot"]["written_for"] == "resnet20"
     assert rows["l1_filters"]["template"] == {"sparsity": "0.5", "round_to": "1"}
     assert rows["l1_filters"]["classes"] == ["L1RankedStructureParameterPruner", "FilterRemover"]

@@ -83,6 +83,9 @@ class Fit:
                     if self.models else "model-specific: names weights none of the suite's "
                     "models has")
         on = ", ".join(f"{m} ({PROBES[m]})" for m in self.models)
+        if on and all("has no residual blocks" in why for why in self.not_on.values()):
+            return f"models with residual blocks (binds to {on}, not to " \
+                   f"{', '.join(f'{m} ({PROBES[m]})' for m in self.not_on)})"
         off = "; ".join(f"not to {m} ({PROBES[m]}): {why}" for m, why in self.not_on.items())
         return f"binds to {on}, {off}" if on else f"binds to no probe: {off}"
 
