@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchsuite.models import resnet_cifar, resnet_imagenet
+from benchsuite.models.resnet_cifar import BasicBlock as CifarBasicBlock
+from benchsuite.models.resnet_imagenet import BasicBlock, Bottleneck
 
 # the suite's own blocks: known to compute relu(last BN + shortcut) on a non-negative input
-KNOWN_BLOCKS = (resnet_cifar.BasicBlock, resnet_imagenet.BasicBlock, resnet_imagenet.Bottleneck)
+KNOWN_BLOCKS = (CifarBasicBlock, BasicBlock, Bottleneck)
 
 
 class Shortcut(nn.Module):
