@@ -221,3 +221,20 @@ def test_top_level_recipes_prune_other_models(name, model, mymodels):
     assert sched.thinned or sched.removed_blocks
     assert sum(r.macs for r in layer_rows(pruned, X3)) < 0.7 * sum(r.macs for r in dense_rows)
     assert pruned(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_the_bn_after_a_conv_is_found_whatever_its_name(mymodels):
+    """APoZ / activation-mean ranking and fold_batchnorm read the BN after each conv: by
+    Distiller's names (conv1 -> bn1) or, on a model named otherwise, by the dependency graph."""
+    from benchsuite.prune.criteria import _following_bn
+    from benchsuite.prune.folding import folded
+
+    model = build_model(mymodels, 10, 3)
+    assert _following_bn(model, "stem") is None  # no Distiller names here
+    assert _following_bn(model, "stem", X3) is model.stem_bn
+    assert _following_bn(model, "body", X3) is model.body_bn
+    with torch.no_grad():
+        model.stem_bn.weight[:8] = 0
+    with folded(model, ["stem.weight"], X3):
+        assert (model.stem.weight[:8] == 0).all() and (model.stem.weight[8:] != 0).any()
+    assert (model.stem.weight[:8] != 0).any()  # restored

@@ -163,6 +163,28 @@ def layers_by_rule(model: nn.Module, example_input: torch.Tensor, group_type: st
     return list(_BY_RULE[key][group_type])
 
 
+_NEXT_BN: dict[tuple, dict[str, str]] = {}
+
+
+def following_batchnorms(model: nn.Module, example_input: torch.Tensor) -> dict[str, str]:
+    """conv name -> the BatchNorm2d that alone reads its output, from the dependency graph
+    (whatever the modules are called), cached by architecture."""
+    key = architecture_key(model, example_input)
+    if key not in _NEXT_BN:
+        clone = clone_model(model)
+        make_permanent(clone)
+        dg = _dg(clone, example_input)
+        names = {id(m): n for n, m in clone.named_modules()}
+        out: dict[str, str] = {}
+        for name, m in clone.named_modules():
+            node = dg.module2node.get(m) if isinstance(m, nn.Conv2d) else None
+            if node is not None and len(node.outputs) == 1 \
+                    and isinstance(node.outputs[0].module, nn.BatchNorm2d):
+                out[name] = names[id(node.outputs[0].module)]
+        _NEXT_BN[key] = out
+    return _NEXT_BN[key]
+
+
 def _zero(weight: torch.Tensor, dim: int) -> set[int]:
     w = weight.detach().transpose(0, dim).flatten(1)
     return set(torch.nonzero((w == 0).all(dim=1)).flatten().tolist())
