@@ -83,6 +83,14 @@ def test_readme_own_model_example_prunes_and_thins(mymodels):
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_readme_own_model_case_passes_the_pipelines_validation(mymodels):
+    """What failed with `no parameter 'module.layer1.0.conv1.weight'` before any training."""
+    from benchsuite.pipeline.run import validate
+
+    validate(Case(recipe="l1_filters", params={"sparsity": 0.5}, model=mymodels,
+                  dataset="digits"))
+
+
 def test_recipe_dry_run_of_l1_filters_on_my_model(mymodels, capsys):
     assert main(["recipe", "dry-run", str(schedules_dir() / "l1_filters.yaml"), "--model",
                  mymodels, "--input", "3x32x32", "--json"]) == 0
