@@ -135,6 +135,7 @@ def _classes(recipe: Recipe) -> list[str]:
 
 def _catalogue(folders: list[Path], models: list[str], shape: tuple[int, int, int]
                ) -> list[dict[str, Any]]:
+    from benchsuite.models import MODEL_NAMES
     from benchsuite.pipeline.grid import recipe_files
     from benchsuite.prune.fit import binds, recipe_fit
     from benchsuite.recipe.template import template_parameters
@@ -145,8 +146,8 @@ def _catalogue(folders: list[Path], models: list[str], shape: tuple[int, int, in
     rows = []
     for name, path in sorted(files.items()):
         row: dict[str, Any] = {"name": name, "path": str(path)}
-        head = name.split("/", 1)[0]
-        row["written_for"] = head if "/" in name and head not in ("found",) else None
+        head = name.split("/", 1)[0]  # a model's folder: the grid runs it on that model
+        row["written_for"] = head if "/" in name and head in MODEL_NAMES else None
         try:
             row["template"] = template_parameters(read_recipe(path))
             recipe = load_recipe(path)
@@ -223,7 +224,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", metavar="M",
                    help="also bind every recipe to model M (a name or module:callable; "
                         "repeatable or comma-separated) [none]")
-    p.add_argument("--input", type=_input_shape, default=(3, 32, 32),
+    p.add_argument("--input", type=_input_shape, default=(3, 32, 32), metavar="CxHxW",
                    help="input CxHxW of the models bound to [3x32x32]")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_list)

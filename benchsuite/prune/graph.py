@@ -99,7 +99,8 @@ def _readers_and_blockers(group, own: nn.Module, names: dict[int, str], side: st
                 and type(target).__module__.startswith("torch_pruning"):
             if type(target).__name__ == "_OutputOp":
                 blockers.append("its channels are an output of the model")
-            continue  # torch-pruning's own ops: add of one producer, cat, reshape, flatten ...
+            continue  # torch-pruning's ops (elementwise, cat, reshape, ...): an add's other
+            # inputs show up in the group as writers of their own
         name = names.get(id(target), type(target).__name__)
         if target is own and handler == f"prune_{side}_channels":
             continue
@@ -114,8 +115,7 @@ def _readers_and_blockers(group, own: nn.Module, names: dict[int, str], side: st
     return readers, writers, blockers
 
 
-def prunable_layers(model: nn.Module, example_input: torch.Tensor
-                    ) -> dict[str, dict[str, list[str]]]:
+def prunable_layers(model: nn.Module, example_input: torch.Tensor) -> dict[str, list[str]]:
     """The layers a structured pruner selects by rule, per group type, as weight names in model
     order (torch-pruning's dependency graph, traced once):
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from benchsuite.prune.criteria import CRITERIA, NEEDS_DATA, Calibration
-from benchsuite.prune.graph import all_coupled_filters, layers_by_rule
+from benchsuite.prune.graph import GROUP_TYPES_BY_RULE, all_coupled_filters, layers_by_rule
 from benchsuite.prune.levels import policy_agp_target
 from benchsuite.prune.masks import combine_mask, effective
 from benchsuite.prune.names import resolve_list
@@ -72,7 +72,7 @@ def select_by_rule(model: nn.Module, example_input: torch.Tensor | None, group_t
     if example_input is None:
         raise RecipeError(f"{path}.weights", "selecting the layers by rule traces the model: "
                           "bind with an example input (CompressionScheduler does)")
-    if group_type not in ("Filters", "Channels", "Rows"):
+    if group_type not in GROUP_TYPES_BY_RULE:
         raise RecipeError(f"{path}.weights", f"group_type {group_type} has no selection rule: "
                           "name the weights")
     selected = layers_by_rule(model, example_input, group_type)
