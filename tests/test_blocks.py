@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from benchsuite.models import build_model, load_thinned
 from benchsuite.models.blocks import Shortcut, bypass, residual_blocks
@@ -146,3 +147,54 @@ def test_block_remover_rejects_a_count_list_of_the_wrong_length():
     model = build_model("resnet20", 10, 1)
     with pytest.raises(RecipeError, match="2 counts given for 3 stages"):
         CompressionScheduler(parse_recipe(_depth_recipe("[1, 1]"), "t.yaml"), model, X)
+
+
+class _Block(nn.Module):
+    """A user's block laid out as torchvision's: relu(bn2(conv2(...)) + x), or without the final
+    ReLU (`final_relu=False`: not bypassable by an identity)."""
+
+    def __init__(self, c: int, final_relu: bool = True) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.downsample = None
+        self.final_relu = final_relu
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + x
+        return torch.relu(y) if self.final_relu else y
+
+
+class _UserResNet(nn.Module):
+    def __init__(self, final_relu: bool = True) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.stage = nn.Sequential(*[_Block(8, final_relu) for _ in range(3)])
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.stage(torch.relu(self.stem(x))).mean((2, 3)))
+
+
+def test_block_removal_takes_every_residual_stage_of_other_resnets(digits):
+    """The rule finds the blocks of the ImageNet ResNets and of a user's model laid out as
+    torchvision's; a look-alike whose bypass would not be exact is refused, saying why."""
+    from benchsuite.prune.dryrun import dry_run
+    from benchsuite.recipe import RecipeError
+
+    run = dry_run(parse_recipe(_depth_recipe("1"), "t.yaml"), "resnet18", (3, 32, 32))
+    assert run.removed_blocks == ["layer1.1", "layer2.1", "layer3.1", "layer4.1"]
+    assert run.pruned["macs"] < 0.6 * run.dense["macs"]
+    calib = (digits.x_train[:8], digits.y_train[:8])
+    model = _UserResNet()
+    sched = CompressionScheduler(parse_recipe(_depth_recipe("[2]"), "t.yaml"), model, X,
+                                 calibration=calib)
+    assert sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert len(residual_blocks(model)) == 1 and model(X).shape == (1, 10)
+    with pytest.raises(RecipeError, match=r"has no residual blocks BlockRemover can remove .*"
+                       r"stage\.0 \(_Block\) does not compute relu\(its last BN \+ its "
+                       r"shortcut\)"):
+        CompressionScheduler(parse_recipe(_depth_recipe("1"), "t.yaml"), _UserResNet(False), X,
+                             calibration=calib)

@@ -17,6 +17,9 @@ EXPECTED = {
     "level_elementwise": ((1, 1), (0.49, 0.51), 0),
     "l1_filters": ((0.45, 0.55), (0, 0), 0),
     "tp_uniform": ((0.22, 0.28), (0, 0), 0),  # torch-pruning's default at ratio 0.5
+    "l1_channels": ((0.45, 0.55), (0, 0), 0),  # by rule: resnet20/channels_oneshot's convs
+    "agp_filters": ((0.45, 0.55), (0, 0), 0),  # by rule: resnet20/filters_agp's convs
+    "remove_blocks": ((0.6, 0.7), (0, 0), 3),  # as resnet20/block_removal
     "resnet20/agp_elementwise": ((1, 1), (0.45, 0.5), 0),
     "resnet20/magnitude": ((1, 1), (0.05, 0.6), 0),
     "resnet20/sensitivity_pruner": ((1, 1), (0.45, 0.55), 0),

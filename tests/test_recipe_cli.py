@@ -1,6 +1,8 @@
-"""`benchsuite recipe check|dry-run`: Distiller's MAC count, thinning applied, clear errors."""
+"""`benchsuite recipe check|dry-run|list`: Distiller's MAC count, thinning applied, clear errors,
+which models each recipe of the library fits."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -135,3 +137,70 @@ def test_a_case_on_the_wrong_model_says_which_models_fit(tmp_path):
     path.write_text(FILTERS)
     with pytest.raises(RecipeError, match=r"fit resnet32, resnet44, resnet56, not resnet20"):
         validate(Case(recipe=str(path), model="resnet20"))
+
+
+def _library_copy(tmp_path, names):
+    """A recipe folder with some of the library's recipes (their names kept)."""
+    from benchsuite.core.paths import schedules_dir
+
+    folder = tmp_path / "lib"
+    for name in names:
+        dest = folder / f"{name}.yaml"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text((schedules_dir() / f"{name}.yaml").read_text())
+    return folder
+
+
+def test_recipe_list_says_which_recipes_fit_any_model(tmp_path, monkeypatch, capsys):
+    from tinymodel import write_mymodels
+
+    folder = _library_copy(tmp_path, ["l1_filters", "tp_uniform", "resnet20/filters_oneshot",
+                                      "resnet20/block_removal", "resnet56/filters_l1_oneshot"])
+    monkeypatch.setenv("BENCHSUITE_SCHEDULES", str(folder))
+    write_mymodels(tmp_path, "mymodels_list")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the import adds the current directory
+    try:
+        assert main(["recipe", "list", "--model", "mymodels_list:tiny"]) == 0
+    finally:
+        sys.modules.pop("mymodels_list", None)
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if not line.startswith(" ")}
+    assert lines["l1_filters"].endswith(" any model")
+    assert lines["tp_uniform"].endswith(" any model")
+    assert lines["resnet20/filters_oneshot"].endswith(
+        "model-specific: names weights only resnet20, resnet32, resnet44, resnet56, "
+        "resnet20_half, resnet50 have")
+    assert lines["resnet56/filters_l1_oneshot"].endswith(
+        "model-specific: names weights only resnet56 have")
+    assert lines["resnet20/block_removal"].endswith(
+        "models with residual blocks (binds to resnet20 (a CIFAR ResNet), not to small_cnn "
+        "(a plain CNN))")
+    assert "classes: L1RankedStructureParameterPruner, FilterRemover\n" in out
+    assert "template: sparsity=0.5, round_to=1\n" in out
+    assert "on mymodels_list:tiny: ok\n" in out  # l1_filters, tp_uniform
+    assert "on mymodels_list:tiny: pruners.filters.weights[0]: no parameter " \
+           "'module.layer1.0.conv1.weight' in the model" in out
+    assert out.splitlines()[-1] == (
+        "5 recipes: 2 fit any model (they name no weights and bind to small_cnn and resnet20), "
+        "2 name their weights (model-specific), 1 bind to some models only")
+
+
+def test_recipe_list_json_covers_the_library(capsys):
+    """Every top-level recipe of the library fits any model (block removal: any model with
+    residual blocks); the model folders' recipes name their weights or need residual blocks."""
+    assert main(["recipe", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    top = {n for n in rows if "/" not in n}
+    assert top == {"dense", "level_elementwise", "l1_filters", "l1_channels", "agp_filters",
+                   "remove_blocks", "tp_uniform"}
+    for name in top - {"remove_blocks"}:
+        assert rows[name]["any_model"], (name, rows[name]["fits"])
+        assert rows[name]["written_for"] is None
+    assert rows["remove_blocks"]["fits"].startswith("models with residual blocks")
+    assert rows["resnet20/filters_oneshot"]["written_for"] == "resnet20"
+    assert rows["l1_filters"]["template"] == {"sparsity": "0.5", "round_to": "1"}
+    assert rows["l1_filters"]["classes"] == ["L1RankedStructureParameterPruner", "FilterRemover"]
+    for name, row in rows.items():
+        if name.startswith(("resnet20/", "resnet56/")) and not row["any_model"]:
+            assert row["fit"]["names_weights"] or "residual blocks" in row["fits"], name

@@ -1,9 +1,43 @@
-"""A tiny conv net exported torch -> ONNX -> static OpenVINO IR, for tests and smoke checks."""
+"""A tiny conv net exported torch -> ONNX -> static OpenVINO IR, for tests and smoke checks; and
+a user's `mymodels.py` (`--model mymodels:tiny`, a model that is not a ResNet)."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+
+# what a user writes to pass `--model mymodels:tiny` (README, "In your own project"): a plain
+# CNN (no residual blocks), not named as any of the suite's models
+MYMODELS = """
+import torch
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(16)
+        self.body = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False)
+        self.body_bn = nn.BatchNorm2d(32)
+        self.head = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.stem_bn(self.stem(x)))
+        x = torch.relu(self.body_bn(self.body(x)))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def tiny(num_classes, in_channels):
+    return Tiny(num_classes, in_channels)
+"""
+
+
+def write_mymodels(folder: Path, name: str = "mymodels") -> Path:
+    """Write the user's `<name>.py` (with `tiny(num_classes, in_channels)`) into `folder`."""
+    path = Path(folder) / f"{name}.py"
+    path.write_text(MYMODELS)
+    return path
 
 
 def export_tiny_model(folder: Path, channels: int = 8, size: int = 16,

@@ -3,6 +3,7 @@
   benchsuite report                     HTML report from the results table
   benchsuite sensitivity                per-layer pruning sensitivity (CSV + plot)
   benchsuite recipe check|dry-run FILE  validate a recipe / apply it without training
+  benchsuite recipe list                the recipe library; which models each recipe fits
   benchsuite worker prune|bench         serve jobs from Redis (see README, "Distributed")
   benchsuite broker status|server       inspect the broker / run a private redis-server
   benchsuite blobs cleanup              drop expired artifact blobs

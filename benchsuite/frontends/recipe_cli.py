@@ -1,11 +1,18 @@
-"""`benchsuite recipe check|dry-run FILE --model M`: see what a recipe does before training.
+"""`benchsuite recipe check|dry-run FILE --model M`: see what a recipe does before training;
+`benchsuite recipe list`: the recipe library, and which models each recipe fits.
 
   check     parse, validate and bind the recipe to the model (every weight name, argument and
-            lr scheduler checked); nothing is applied
+            lr scheduler checked; the layers a pruner without `weights` selects by rule are
+            printed); nothing is applied
   dry-run   apply the whole schedule to a freshly built model without training (masks,
             thinning, block removal) and print per-layer shapes, non-zeros and MACs, and the
             totals dense_macs, macs, dense_params, params, nnz_params (MACs as Distiller counts
             them: conv and linear layers, direct convolution; params: conv and linear weights)
+  list      every recipe of the library (and of --schedules folders): its classes, template
+            parameters and where it fits: "any model" (it names no weights and binds to a plain
+            CNN, small_cnn, and to a CIFAR ResNet, resnet20), or the models whose weights it
+            names (model-specific), or the probes it binds to and why not the others;
+            --model M also binds every recipe to M
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchsuite.recipe.catalog import PRUNERS
 from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.scale import scale_schedule
 from benchsuite.recipe.schema import Recipe, load_recipe, parse_recipe
@@ -56,7 +64,7 @@ def _check(args: argparse.Namespace) -> int:
 
     recipe = _load(args)
     try:
-        bind(recipe, args.model, args.input)
+        _, sched = bind(recipe, args.model, args.input)
     except RecipeError as e:
         raise explain_misfit(RecipeError(e.path, e.message, recipe.source), recipe,
                              args.model) from None
@@ -65,6 +73,13 @@ def _check(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {k} polic{'y' if n == 1 else 'ies'}" for k, n in kinds.items() if n)
     print(f"{recipe.source}: ok on {args.model} ({counts or 'no policies'}; "
           f"pruning epochs 0..{recipe.last_epoch()})")
+    for name, pruner in sched.pruners.items():
+        comp = recipe.pruners[name]
+        if "weights" in PRUNERS[comp.cls] and comp.args.get("weights") is None \
+                and pruner.weights():
+            chosen = [w.removesuffix(".weight") for w in pruner.weights()]
+            print(f"  {comp.path}: {len(chosen)} layer{'s' * (len(chosen) != 1)} by rule: "
+                  f"{', '.join(chosen)}")
     return 0
 
 
@@ -108,8 +123,81 @@ def _dry_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classes(recipe: Recipe) -> list[str]:
+    """The recipe's classes, in section order, each once."""
+    out: list[str] = []
+    for section in ("pruners", "regularizers", "extensions", "lr_schedulers"):
+        for comp in recipe.section(section).values():
+            if comp.cls not in out:
+                out.append(comp.cls)
+    return out
+
+
+def _catalogue(folders: list[Path], models: list[str], shape: tuple[int, int, int]
+               ) -> list[dict[str, Any]]:
+    from benchsuite.models import MODEL_NAMES
+    from benchsuite.pipeline.grid import recipe_files
+    from benchsuite.prune.fit import binds, recipe_fit
+    from benchsuite.recipe.template import template_parameters
+
+    files: dict[str, Path] = {}
+    for folder in folders:
+        files |= recipe_files(folder)  # a later folder's recipe shadows a same-named one
+    rows = []
+    for name, path in sorted(files.items()):
+        row: dict[str, Any] = {"name": name, "path": str(path)}
+        head = name.split("/", 1)[0]  # a model's folder: the grid runs it on that model
+        row["written_for"] = head if "/" in name and head in MODEL_NAMES else None
+        try:
+            row["template"] = template_parameters(read_recipe(path))
+            recipe = load_recipe(path)
+        except RecipeError as e:
+            rows.append(row | {"error": str(e)})
+            continue
+        fit = recipe_fit(recipe, shape)
+        row |= {"classes": _classes(recipe), "any_model": fit.any_model,
+                "fits": fit.describe(), "fit": fit.as_dict()}
+        row["on"] = {m: binds(recipe, m, shape) or "ok" for m in models}
+        rows.append(row)
+    return rows
+
+
+def _list(args: argparse.Namespace) -> int:
+    from benchsuite.core.paths import schedules_dir
+
+    folders = [schedules_dir(), *(Path(d).expanduser() for d in args.schedules or [])]
+    for folder in folders[1:]:
+        if not folder.is_dir():
+            raise RecipeError("", f"--schedules: no folder {folder}")
+    models = [m for spec in args.model or [] for m in spec.split(",") if m]
+    rows = _catalogue(folders, models, args.input)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max(len(r["name"]) for r in rows) if rows else 0
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:<{width}}  does not load: {r['error']}")
+            continue
+        print(f"{r['name']:<{width}}  {r['fits']}")
+        pad = " " * (width + 2)
+        print(f"{pad}classes: {', '.join(r['classes']) or 'none (nothing pruned)'}")
+        template = ", ".join(k if v is None else f"{k}={v}" for k, v in r["template"].items())
+        print(f"{pad}template: {template or 'none'}")
+        for model, verdict in r["on"].items():
+            print(f"{pad}on {model}: {verdict}")
+    fits = [r["fit"] for r in rows if "fit" in r]
+    print(f"{len(rows)} recipes: {sum(f['any_model'] for f in fits)} fit any model (they name "
+          f"no weights and bind to small_cnn and resnet20), "
+          f"{sum(f['names_weights'] for f in fits)} name their weights (model-specific), "
+          f"{sum(not f['any_model'] and not f['names_weights'] for f in fits)} bind to some "
+          "models only")
+    return 0
+
+
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("recipe", help="check a recipe, or dry-run it on a fresh model",
+    parser = sub.add_parser("recipe", help="check a recipe, dry-run it on a fresh model, or "
+                            "list the library and which models each recipe fits",
                             description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", required=True)
@@ -129,3 +217,14 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
         if name == "dry-run":
             p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=func)
+    p = actions.add_parser("list", help="the recipe library: classes, template parameters, "
+                           "which models each recipe fits")
+    p.add_argument("--schedules", action="append", metavar="DIR",
+                   help="a recipe folder of yours, listed after the library (repeatable)")
+    p.add_argument("--model", action="append", metavar="M",
+                   help="also bind every recipe to model M (a name or module:callable; "
+                        "repeatable or comma-separated) [none]")
+    p.add_argument("--input", type=_input_shape, default=(3, 32, 32), metavar="CxHxW",
+                   help="input CxHxW of the models bound to [3x32x32]")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_list)

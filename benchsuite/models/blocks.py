@@ -1,11 +1,17 @@
 """Residual-block surgery: bypass whole blocks (depth pruning) and rebuild bypassed checkpoints.
 
-A CIFAR ResNet block computes relu(branch(x) + shortcut(x)). Bypassing it keeps only
-relu(shortcut(x)):
+A residual block here is one of the suite's (the CIFAR ResNets' `BasicBlock`, the ImageNet
+ResNets' `BasicBlock` and `Bottleneck`) or any module laid out as torchvision's blocks are
+(`conv1`, `bn1`, `conv2`, `bn2`, optionally `conv3`/`bn3`, and a `downsample` attribute, a module
+or None), which a user's ResNet-like model usually copies. Such a block computes
+relu(branch(x) + shortcut(x)), the branch ending in its last BN (`bn2`, or `bn3`). Bypassing it
+keeps only relu(shortcut(x)):
 - identity shortcut: the block's input is already a ReLU output (non-negative), so
   relu(x) = x and the block becomes `nn.Identity()` (no parameters, no layers in the export);
 - downsampling shortcut (1x1 conv + BN): the block becomes `Shortcut`, which keeps the
   `downsample` module under the same name, so its state-dict keys are unchanged.
+A module that only looks like a block is checked on a batch first (`not_bypassable`): its output
+must be relu(last BN + shortcut) and, with an identity shortcut, its input non-negative.
 
 A checkpoint of a bypassed model simply lacks the block's `conv1`/`conv2` keys;
 `restore_bypassed` turns those blocks of a freshly built model into the same bypasses, so
@@ -18,7 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchsuite.models.resnet_cifar import BasicBlock
+from benchsuite.models.resnet_cifar import BasicBlock as CifarBasicBlock
+from benchsuite.models.resnet_imagenet import BasicBlock, Bottleneck
+
+# the suite's own blocks: known to compute relu(last BN + shortcut) on a non-negative input
+KNOWN_BLOCKS = (CifarBasicBlock, BasicBlock, Bottleneck)
 
 
 class Shortcut(nn.Module):
@@ -32,15 +42,76 @@ class Shortcut(nn.Module):
         return F.relu(self.downsample(x))
 
 
+def _laid_out_as_block(m: nn.Module) -> bool:
+    """torchvision's block layout: conv1, bn1, conv2, bn2 and a `downsample` attribute."""
+    return (all(isinstance(getattr(m, a, None), nn.Conv2d) for a in ("conv1", "conv2"))
+            and all(isinstance(getattr(m, a, None), nn.BatchNorm2d) for a in ("bn1", "bn2"))
+            and hasattr(m, "downsample")
+            and (m.downsample is None or isinstance(m.downsample, nn.Module)))
+
+
+def is_residual_block(m: nn.Module) -> bool:
+    return isinstance(m, KNOWN_BLOCKS) or _laid_out_as_block(m)
+
+
+def last_bn(block: nn.Module) -> nn.Module:
+    """The BN that ends the block's residual branch (`bn3` of a bottleneck, else `bn2`)."""
+    bn3 = getattr(block, "bn3", None)
+    return bn3 if isinstance(bn3, nn.BatchNorm2d) and hasattr(block, "conv3") else block.bn2
+
+
 def residual_blocks(model: nn.Module) -> list[str]:
     """Names of the residual blocks still in the model, in forward order."""
-    return [n for n, m in model.named_modules() if isinstance(m, BasicBlock)]
+    return [n for n, m in model.named_modules() if n and is_residual_block(m)]
+
+
+def not_bypassable(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, str]:
+    """Of the blocks `names` that are not the suite's own, those whose bypass would not be exact
+    on the batch `x`, with the reason: the output is not relu(last BN + shortcut), or the
+    shortcut is an identity and the input has negative values."""
+    check = [n for n in names if not isinstance(model.get_submodule(n), KNOWN_BLOCKS)]
+    seen: dict[str, dict[str, torch.Tensor]] = {n: {} for n in check}
+    hooks = []
+    for n in check:
+        block = model.get_submodule(n)
+        hooks.append(block.register_forward_pre_hook(
+            lambda _m, args, n=n: seen[n].__setitem__("input", args[0].detach())))
+        hooks.append(block.register_forward_hook(
+            lambda _m, _i, o, n=n: seen[n].__setitem__("output", o.detach())))
+        hooks.append(last_bn(block).register_forward_hook(
+            lambda _m, _i, o, n=n: seen[n].__setitem__("branch", o.detach())))
+        if block.downsample is not None:
+            hooks.append(block.downsample.register_forward_hook(
+                lambda _m, _i, o, n=n: seen[n].__setitem__("short", o.detach())))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    out: dict[str, str] = {}
+    for n, s in seen.items():
+        kind = type(model.get_submodule(n)).__name__
+        if not {"input", "output", "branch"} <= set(s):
+            out[n] = f"{n} ({kind}) was not run as a block on the calibration batch"
+            continue
+        short = s.get("short", s["input"])
+        if short.shape != s["branch"].shape or not torch.allclose(
+                s["output"], F.relu(s["branch"] + short), atol=1e-5, rtol=1e-4):
+            out[n] = f"{n} ({kind}) does not compute relu(its last BN + its shortcut)"
+        elif "short" not in s and bool((s["input"] < 0).any()):
+            out[n] = f"{n} ({kind}) has an identity shortcut and a negative input: its bypass " \
+                     "would not be an identity"
+    return out
 
 
 def bypass(model: nn.Module, name: str) -> nn.Module:
     """Replace block `name` by its shortcut; returns the replacement."""
     block = model.get_submodule(name)
-    if not isinstance(block, BasicBlock):
+    if not is_residual_block(block):
         raise ValueError(f"{name} is not a residual block")
     new: nn.Module = nn.Identity() if block.downsample is None else Shortcut(block.downsample)
     parent, _, child = name.rpartition(".")

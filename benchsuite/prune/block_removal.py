@@ -1,5 +1,9 @@
 """Depth pruning: remove whole residual blocks (`class: BlockRemover` in a recipe).
 
+The blocks are found by rule, in every residual stage of the model (`models/blocks.py`: the CIFAR
+and ImageNet ResNets' blocks, and any module laid out as torchvision's, checked on the
+calibration batch to compute relu(last BN + shortcut)); a stage is the module holding blocks.
+
 At batch 1 on a CPU, latency has a floor set by the number of layers (docs/measurements.md),
 which width pruning cannot pass; removing blocks does. The pruner ranks the residual blocks on the
 calibration batch and bypasses the lowest-ranked ones physically (`models/blocks.py`: an
@@ -7,14 +11,15 @@ identity, or the block's downsampling shortcut), so the export has fewer layers.
 
 Criteria (`criterion:`):
 - `branch_norm` (default): ||branch(x)||_2 / ||shortcut(x)||_2 over the calibration batch, with
-  branch = the output of the block's last BN (before the add), shortcut = x or downsample(x).
+  branch = the output of the block's last BN (before the add: `bn2`, `bn3` of a bottleneck),
+  shortcut = x or downsample(x).
   A block whose residual adds little to its input changes the representation least
   (Veit et al. 2016: residual networks behave like ensembles of shallow paths).
 - `bypass_loss`: the increase of the calibration batch's cross-entropy when that block alone is
   bypassed (exact, one forward pass per block).
 
 How many: `blocks_per_stage: k` removes k blocks from every stage, `blocks_per_stage: [k1, k2,
-k3]` k_i from stage i (in model order: layer1, layer2, layer3; a per-stage search space);
+k3]` k_i from stage i (in model order, e.g. layer1, layer2, layer3; a per-stage search space);
 `fraction: f` removes
 round(f x eligible blocks) ranked across stages. Every stage keeps at least one full block.
 Blocks with a downsampling shortcut are eligible only with `include_downsample: true`. The
@@ -29,8 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchsuite.models.blocks import bypass, residual_blocks
-from benchsuite.models.resnet_cifar import BasicBlock
+from benchsuite.models.blocks import (
+    bypass,
+    is_residual_block,
+    last_bn,
+    not_bypassable,
+    residual_blocks,
+)
 from benchsuite.prune.criteria import Calibration
 from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component, RecipeError
@@ -45,7 +55,7 @@ def branch_norm_scores(model: nn.Module, names: list[str], x: torch.Tensor) -> d
     hooks = []
     for n in names:
         block = model.get_submodule(n)
-        hooks.append(block.bn2.register_forward_hook(
+        hooks.append(last_bn(block).register_forward_hook(
             lambda _m, _i, out, n=n: stats[n].__setitem__("branch", float(out.norm()))))
         if block.downsample is None:
             hooks.append(block.register_forward_pre_hook(
@@ -82,6 +92,7 @@ class BlockRemover(Pruner):
     physical = True
 
     def __init__(self, component: Component, model: nn.Module,
+                 example_input: torch.Tensor | None = None,
                  calibration: Calibration | None = None) -> None:
         super().__init__(component, model)
         given = [k for k in ("blocks_per_stage", "fraction") if self.args.get(k) is not None]
@@ -89,10 +100,21 @@ class BlockRemover(Pruner):
             raise RecipeError(self.path, "give exactly one of blocks_per_stage, fraction")
         self.calibration = calibration
         blocks = residual_blocks(model)
+        if blocks and (calibration is not None or example_input is not None):
+            x = calibration[0] if calibration is not None else \
+                torch.randn(example_input.shape, generator=torch.Generator().manual_seed(0))
+            refused = not_bypassable(model, blocks, x)
+        else:
+            refused = {}
+        blocks = [b for b in blocks if b not in refused]
         if not blocks:
+            reasons = list(refused.values())
+            more = f"; +{len(reasons) - 3} more" if len(reasons) > 3 else ""
+            why = f" ({'; '.join(reasons[:3])}{more})" if reasons else ""
             raise RecipeError(f"{self.path}.class", f"the model ({type(model).__name__}) has no "
-                              "residual blocks BlockRemover can remove (it bypasses the blocks "
-                              "of the CIFAR ResNets, resnet20 ... resnet56)")
+                              "residual blocks BlockRemover can remove (it bypasses blocks "
+                              "computing relu(branch + shortcut): the CIFAR and ImageNet "
+                              f"ResNets', or modules laid out as torchvision's){why}")
         self.stages: dict[str, list[str]] = {}
         for b in blocks:
             self.stages.setdefault(_stage(b), []).append(b)
@@ -138,7 +160,7 @@ class BlockRemover(Pruner):
 
     def scores(self, model: nn.Module) -> dict[str, float]:
         names = [b for b in self.eligible if b not in self.removed
-                 and isinstance(model.get_submodule(b), BasicBlock)]
+                 and is_residual_block(model.get_submodule(b))]
         was_training = model.training
         model.eval()
         try:

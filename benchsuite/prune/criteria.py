@@ -8,7 +8,8 @@ per layer or global) and keeps the highest-scored ones.
 - `l1`: mean |w| (Distiller's L1 norm divided by the structure size);
 - `l2`: L2 norm of w / sqrt(structure size);
 - `apoz`: 1 - APoZ, the fraction of the filter's post-BN ReLU outputs that are non-zero on the
-  calibration batch (Hu et al. 2016); needs data;
+  calibration batch (Hu et al. 2016); needs data (the BN after a conv: by Distiller's naming,
+  else the one the dependency graph shows reading the conv alone; none: the conv's output);
 - `activation_mean`: mean of the filter's post-BN ReLU output on the calibration batch;
 - `taylor`: |sum over the filter of w * dL/dw| on the calibration batch (first-order Taylor,
   Molchanov et al. 2017); needs data;
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchsuite.prune.graph import following_batchnorms
 from benchsuite.prune.masks import effective
 
 Calibration = tuple[torch.Tensor, torch.Tensor]
@@ -61,8 +63,11 @@ def random(model: nn.Module, names: list[str], dim: int, calib: Calibration | No
     return out
 
 
-def _following_bn(model: nn.Module, conv_name: str) -> nn.Module | None:
-    """The BatchNorm that normalises a conv's output, by Distiller's ResNet naming."""
+def _following_bn(model: nn.Module, conv_name: str,
+                  example_input: torch.Tensor | None = None) -> nn.Module | None:
+    """The BatchNorm that normalises a conv's output, by Distiller's ResNet naming (`conv1` ->
+    `bn1`, `downsample.0` -> `downsample.1`), else, given an example input, the one the
+    dependency graph shows reading the conv's output alone (any model's names)."""
     parent, _, leaf = conv_name.rpartition(".")
     candidates = [leaf.replace("conv", "bn")] if leaf.startswith("conv") else []
     if leaf.isdigit():  # downsample.0 -> downsample.1
@@ -75,6 +80,10 @@ def _following_bn(model: nn.Module, conv_name: str) -> nn.Module | None:
             continue
         if isinstance(module, nn.BatchNorm2d):
             return module
+    if example_input is not None:
+        bn = following_batchnorms(model, example_input).get(conv_name)
+        if bn is not None:
+            return model.get_submodule(bn)
     return None
 
 
@@ -87,7 +96,7 @@ def _activation_stat(model: nn.Module, names: list[str], calib: Calibration | No
     hooks = []
     for n in names:
         conv_name = n.rpartition(".")[0]
-        module = _following_bn(model, conv_name) or model.get_submodule(conv_name)
+        module = _following_bn(model, conv_name, calib[0][:1]) or model.get_submodule(conv_name)
 
         def hook(_m, _i, out, n=n):
             stats[n] = stat(F.relu(out))

@@ -8,8 +8,8 @@ are here because that is one of the paradigms the research compares.
 - SensitivityPruner (`sensitivities: {name or '*': s}`): |w| <= s * std(w) (Han et al. 2015);
 - SplicingPruner (`sensitivities`, `low_thresh_mult`, `hi_thresh_mult`,
   `sensitivity_multiplier`): network surgery, below;
-- AutomatedGradualPruner (`initial_sparsity`, `final_sparsity`, `weights`): the AGP target's
-  fraction of smallest |w|.
+- AutomatedGradualPruner (`initial_sparsity`, `final_sparsity`, `weights`; without `weights`
+  every conv and linear weight): the AGP target's fraction of smallest |w|.
 
 SplicingPruner (Guo et al. 2016, "Dynamic Network Surgery"): with t = (mean|w| + s * std|w|)
 (statistics of the weight when first pruned), a weight is masked when |w| < t * low_thresh_mult,
@@ -26,7 +26,7 @@ from torch import nn
 
 from benchsuite.prune.levels import agp_target, policy_agp_target
 from benchsuite.prune.masks import combine_mask, effective, get_mask, set_mask, split_name
-from benchsuite.prune.names import resolve_list, resolve_map
+from benchsuite.prune.names import prunable_weights, resolve_list, resolve_map
 from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component
 
@@ -141,7 +141,9 @@ class AutomatedGradualPruner(Pruner):
 
     def __init__(self, component: Component, model: nn.Module) -> None:
         super().__init__(component, model)
-        self._weights = resolve_list(model, self.args["weights"], f"{self.path}.weights")
+        # no weights named: every conv and linear weight, as '*' in a levels map
+        self._weights = (prunable_weights(model) if self.args.get("weights") is None
+                         else resolve_list(model, self.args["weights"], f"{self.path}.weights"))
 
     def weights(self) -> list[str]:
         return self._weights

@@ -4,8 +4,9 @@ With `fold_batchnorm: true` a pruner sees each conv weight whose output feeds a 
 inference folds it: w * gamma / sqrt(running_var + eps) per filter (Krishnamoorthi 2018, eqs. 20-21,
 as Distiller did, with the running statistics). The masks it sets are kept; the trained weights
 are restored unchanged once it has acted. The BN that follows a conv is found by Distiller's
-ResNet naming (`conv1` -> `bn1`, `downsample.0` -> `downsample.1`); convs without one, and
-linear layers, are seen as they are.
+ResNet naming (`conv1` -> `bn1`, `downsample.0` -> `downsample.1`), else by the dependency graph
+(the BN reading the conv's output alone, whatever the names); convs without one, and linear
+layers, are seen as they are.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def bn_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
 
 
 @contextmanager
-def folded(model: nn.Module, weights: list[str]) -> Iterator[None]:
+def folded(model: nn.Module, weights: list[str],
+           example_input: torch.Tensor | None = None) -> Iterator[None]:
     """Scale the listed conv weights by their BN's factor for the duration of the block."""
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []
     with torch.no_grad():
@@ -44,7 +46,7 @@ def folded(model: nn.Module, weights: list[str]) -> Iterator[None]:
             param = _stored(model, name)
             if param is None or param.dim() != 4:
                 continue
-            bn = _following_bn(model, split_name(name)[0])
+            bn = _following_bn(model, split_name(name)[0], example_input)
             if bn is None:
                 continue
             saved.append((param, param.detach().clone()))

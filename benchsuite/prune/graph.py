@@ -21,8 +21,6 @@ def _dg(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
         model.train(was_training)
 
 
-
-
 def coupled_filters(model: nn.Module, example_input: torch.Tensor,
                     weights: list[str]) -> dict[str, list[str]]:
     """For each conv weight, the other convs whose output channels are tied to its own (a
@@ -61,6 +59,130 @@ def all_coupled_filters(model: nn.Module, example_input: torch.Tensor) -> dict[s
         convs = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
         _COUPLING[key] = coupled_filters(model, example_input, convs)
     return _COUPLING[key]
+
+
+# Layers a channel passes through unchanged in count: pruning a producer's filters prunes their
+# channels too (torch-pruning does it), so they do not stop the producer from being pruned.
+_PASS_THROUGH = (nn.modules.batchnorm._BatchNorm, nn.PReLU)
+GROUP_TYPES_BY_RULE = ("Filters", "Channels", "Rows")
+
+
+def _depthwise(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels \
+        == m.out_channels
+
+
+def _plain(m: nn.Module) -> bool:
+    """A conv without groups or a linear layer: what the rule may select."""
+    return isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1)
+
+
+def _out_handler(m: nn.Module):
+    return tp.prune_linear_out_channels if isinstance(m, nn.Linear) else tp.prune_conv_out_channels
+
+
+def _in_handler(m: nn.Module):
+    return tp.prune_linear_in_channels if isinstance(m, nn.Linear) else tp.prune_conv_in_channels
+
+
+def _readers_and_blockers(group, own: nn.Module, names: dict[int, str], side: str
+                          ) -> tuple[list[str], list[str], list[str]]:
+    """Sort a torch-pruning group's members: (consumers reading the channels, producers
+    writing them, reasons the channels cannot be removed by pruning `own` alone)."""
+    readers: list[str] = []
+    writers: list[str] = []
+    blockers: list[str] = []
+    for dep, _ in group.items:
+        target = dep.target.module
+        handler = getattr(dep.handler, "__name__", "")
+        if isinstance(target, nn.Module) and not list(target.parameters(recurse=False)) \
+                and type(target).__module__.startswith("torch_pruning"):
+            if type(target).__name__ == "_OutputOp":
+                blockers.append("its channels are an output of the model")
+            continue  # torch-pruning's ops (elementwise, cat, reshape, ...): an add's other
+            # inputs show up in the group as writers of their own
+        name = names.get(id(target), type(target).__name__)
+        if target is own and handler == f"prune_{side}_channels":
+            continue
+        if isinstance(target, _PASS_THROUGH) or _depthwise(target):
+            continue
+        if _plain(target) and handler == "prune_in_channels":
+            readers.append(name)
+        elif _plain(target) and handler == "prune_out_channels":
+            writers.append(name)
+        else:
+            blockers.append(f"its channels pass through {name} ({type(target).__name__})")
+    return readers, writers, blockers
+
+
+def prunable_layers(model: nn.Module, example_input: torch.Tensor) -> dict[str, list[str]]:
+    """The layers a structured pruner selects by rule, per group type, as weight names in model
+    order (torch-pruning's dependency graph, traced once):
+
+    - `Filters`: every conv (no groups) whose output feeds only prunable consumers: convs and
+      linear layers that read it (through batch norm, activations, pooling, depthwise convs,
+      concatenation, reshapes), at least one of them; not a conv whose filters are tied to
+      another layer's (a residual add), nor one whose output is the model's output.
+    - `Channels`: every conv (no groups) whose input channels are written only by convs of the
+      `Filters` rule and read by no other layer (removing a channel removes its producer's
+      filter and nothing else).
+    - `Rows`: every linear layer whose input features are, in the same way, its own.
+    """
+    clone = clone_model(model)
+    make_permanent(clone)
+    dg = _dg(clone, example_input)
+    names = {id(m): n for n, m in clone.named_modules()}
+    layers = [(n, m) for n, m in clone.named_modules() if _plain(m) and m in dg.module2node]
+    free: set[str] = set()
+    for name, m in layers:
+        width = m.out_features if isinstance(m, nn.Linear) else m.out_channels
+        group = dg.get_pruning_group(m, _out_handler(m), idxs=list(range(width)))
+        readers, writers, blockers = _readers_and_blockers(group, m, names, "out")
+        if readers and not writers and not blockers:
+            free.add(name)
+    out: dict[str, list[str]] = {t: [] for t in GROUP_TYPES_BY_RULE}
+    for name, m in layers:
+        if name in free and isinstance(m, nn.Conv2d):
+            out["Filters"].append(f"{name}.weight")
+        width = m.in_features if isinstance(m, nn.Linear) else m.in_channels
+        group = dg.get_pruning_group(m, _in_handler(m), idxs=list(range(width)))
+        readers, writers, blockers = _readers_and_blockers(group, m, names, "in")
+        if writers and not readers and not blockers and set(writers) <= free:
+            out["Rows" if isinstance(m, nn.Linear) else "Channels"].append(f"{name}.weight")
+    return out
+
+
+_BY_RULE: dict[tuple, dict[str, list[str]]] = {}
+
+
+def layers_by_rule(model: nn.Module, example_input: torch.Tensor, group_type: str) -> list[str]:
+    """`prunable_layers(...)[group_type]`, cached by architecture."""
+    key = architecture_key(model, example_input)
+    if key not in _BY_RULE:
+        _BY_RULE[key] = prunable_layers(model, example_input)
+    return list(_BY_RULE[key][group_type])
+
+
+_NEXT_BN: dict[tuple, dict[str, str]] = {}
+
+
+def following_batchnorms(model: nn.Module, example_input: torch.Tensor) -> dict[str, str]:
+    """conv name -> the BatchNorm2d that alone reads its output, from the dependency graph
+    (whatever the modules are called), cached by architecture."""
+    key = architecture_key(model, example_input)
+    if key not in _NEXT_BN:
+        clone = clone_model(model)
+        make_permanent(clone)
+        dg = _dg(clone, example_input)
+        names = {id(m): n for n, m in clone.named_modules()}
+        out: dict[str, str] = {}
+        for name, m in clone.named_modules():
+            node = dg.module2node.get(m) if isinstance(m, nn.Conv2d) else None
+            if node is not None and len(node.outputs) == 1 \
+                    and isinstance(node.outputs[0].module, nn.BatchNorm2d):
+                out[name] = names[id(node.outputs[0].module)]
+        _NEXT_BN[key] = out
+    return _NEXT_BN[key]
 
 
 def _zero(weight: torch.Tensor, dim: int) -> set[int]:

@@ -61,6 +61,9 @@ class RankedBlocksPruner(Pruner):
             raise RecipeError(f"{path}.block_shape", f"only blocks of height and width 1 are "
                               f"supported (as in Distiller), got {block}")
         self.block = block
+        if self.args.get("weights") is None:
+            raise RecipeError(f"{self.path}.weights", "group_type Blocks has no selection rule: "
+                              "name the weights")
         self._weights = resolve_list(model, self.args["weights"], f"{self.path}.weights")
         for i, name in enumerate(self._weights):
             w = model.get_parameter(name)

@@ -155,7 +155,9 @@ class LatencyBudgetPruner(Pruner):
             raise RecipeError(self.path, "give exactly one target: speedup or latency_us")
         if self.args.get("speedup") is not None and self.args["speedup"] < 1:
             raise RecipeError(f"{self.path}.speedup", f"must be >= 1, got {self.args['speedup']}")
-        blocks = residual_blocks(model)
+        # the CIFAR ResNets' blocks only (the latency table times their convs)
+        blocks = [b for b in residual_blocks(model) if isinstance(model.get_submodule(b),
+                                                                    BasicBlock)]
         if not blocks:
             raise RecipeError(f"{self.path}.class", f"the model ({type(model).__name__}) has no "
                               "residual blocks (LatencyBudgetPruner prunes the CIFAR ResNets)")

@@ -186,7 +186,7 @@ class CompressionScheduler(TrainHooks):
                              straight_through=True)
         ctx = PruneContext(self.model, epoch, policy)
         if args.get("fold_batchnorm"):
-            with folded(self.model, live):
+            with folded(self.model, live, self.example_input):
                 replaced = bool(pruner.apply(ctx))
         else:
             replaced = bool(pruner.apply(ctx))

@@ -14,6 +14,11 @@ remove any of them. Listed `Filters` weights that are coupled are ranked togethe
 summed); coupled convs not listed get the same filter mask. With `group_dependency: Leader`
 every listed weight takes the first (leader) weight's ranking, as in Distiller.
 
+Selection: the listed `weights`, or, when a recipe lists none, every layer the group type's rule
+selects on the model (`graph.prunable_layers`: for Filters every conv whose output feeds only
+prunable layers, i.e. not tied to another layer by a residual add and not the model's output; on
+the CIFAR ResNets these are the first convs of the blocks, the list Distiller's recipes name).
+
 Ranking: `ranking: layer` (Distiller's, default) keeps the same fraction in every group;
 `ranking: global` normalises each group's scores by their mean and drops the lowest-scored
 structures across all groups (at least one kept per group), so sensitive layers keep more.
@@ -31,7 +36,7 @@ import torch
 from torch import nn
 
 from benchsuite.prune.criteria import CRITERIA, NEEDS_DATA, Calibration
-from benchsuite.prune.graph import all_coupled_filters
+from benchsuite.prune.graph import GROUP_TYPES_BY_RULE, all_coupled_filters, layers_by_rule
 from benchsuite.prune.levels import policy_agp_target
 from benchsuite.prune.masks import combine_mask, effective
 from benchsuite.prune.names import resolve_list
@@ -61,6 +66,26 @@ def structure_mask(weight: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.
     return mask
 
 
+def select_by_rule(model: nn.Module, example_input: torch.Tensor | None, group_type: str,
+                   path: str) -> list[str]:
+    """The weights a structured pruner without `weights` prunes (`graph.prunable_layers`)."""
+    if example_input is None:
+        raise RecipeError(f"{path}.weights", "selecting the layers by rule traces the model: "
+                          "bind with an example input (CompressionScheduler does)")
+    if group_type not in GROUP_TYPES_BY_RULE:
+        raise RecipeError(f"{path}.weights", f"group_type {group_type} has no selection rule: "
+                          "name the weights")
+    selected = layers_by_rule(model, example_input, group_type)
+    if not selected:
+        what = {"Filters": "conv whose output feeds only prunable layers",
+                "Channels": "conv whose input channels only such a conv writes",
+                "Rows": "linear layer whose input features only such a layer writes"}
+        raise RecipeError(f"{path}.weights", f"no weights named and the model "
+                          f"({type(model).__name__}) has no {what[group_type]}: nothing to "
+                          f"prune by rule (name the weights)")
+    return selected
+
+
 def _exists(model: nn.Module, name: str) -> bool:
     try:
         model.get_submodule(name.rpartition(".")[0])
@@ -83,7 +108,10 @@ class StructurePruner(Pruner):
         # Distiller's `3D` is its other name for Filters
         self.group_type = "Filters" if self.args["group_type"] == "3D" else self.args["group_type"]
         self.dim = 0 if self.group_type == "Filters" else 1
-        self._weights = resolve_list(model, self.args["weights"], f"{self.path}.weights")
+        self.by_rule = self.args.get("weights") is None
+        self._weights = (select_by_rule(model, example_input, self.group_type, self.path)
+                         if self.by_rule else
+                         resolve_list(model, self.args["weights"], f"{self.path}.weights"))
         kind = nn.Linear if self.group_type == "Rows" else nn.Conv2d
         for i, name in enumerate(self._weights):
             module = model.get_submodule(name.rpartition(".")[0])

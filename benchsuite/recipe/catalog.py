@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from benchsuite.recipe.args import Arg
 
-_WEIGHTS = Arg("weights", required=True)
+# a structured pruner without `weights` selects its layers by rule (prune/graph.py:
+# prunable_layers), as torch-pruning's pruners do; with them, exactly the named weights
+_WEIGHTS_OR_RULE = Arg("weights", help="weight names; absent: every layer the group type's "
+                       "rule selects (Filters: each conv whose output feeds only prunable "
+                       "layers; Channels / Rows: each conv / linear layer whose input only "
+                       "such a conv writes)")
 _ROUND_TO = Arg("int", default=1, minimum=1, help="keep channel counts at multiples of N")
 _RANKING = Arg("choice", default="layer", choices=("layer", "global"),
                help="layer: same fraction per group (Distiller); global: rank across groups")
@@ -20,7 +25,8 @@ def _structured(groups: tuple[str, ...], gradual: bool) -> dict[str, Arg]:
               "final_sparsity": Arg("fraction", required=True)} if gradual
              else {"desired_sparsity": Arg("fraction", required=True)})
     return {
-        "group_type": Arg("choice", required=True, choices=groups), **level, "weights": _WEIGHTS,
+        "group_type": Arg("choice", required=True, choices=groups), **level,
+        "weights": _WEIGHTS_OR_RULE,
         "group_dependency": _LEADER, "round_to": _ROUND_TO, "ranking": _RANKING,
         "kwargs": Arg("any", help="Distiller's extra arguments: {block_shape: [r, d, 1, 1]}"),
     }
@@ -60,14 +66,14 @@ PRUNERS: dict[str, dict[str, Arg]] = {
     "AutomatedGradualPruner": {
         "initial_sparsity": Arg("fraction", required=True),
         "final_sparsity": Arg("fraction", required=True),
-        "weights": _WEIGHTS,
+        "weights": Arg("weights", help="weight names; absent: every conv and linear weight"),
     },
     **{name: _structured(groups, False) for name, groups in STRUCTURED.items()},
     **{f"{name}_AGP": _structured(groups, True) for name, groups in STRUCTURED.items()},
     "RandomLevelStructureParameterPruner": {
         "group_type": Arg("choice", required=True, choices=("Filters", "3D", "Channels", "Rows")),
         "sparsity_range": Arg("fraction_range", required=True),
-        "weights": _WEIGHTS, "group_dependency": _LEADER, "round_to": _ROUND_TO,
+        "weights": _WEIGHTS_OR_RULE, "group_dependency": _LEADER, "round_to": _ROUND_TO,
         "kwargs": Arg("any"),
     },
     "BlockRemover": {
