@@ -88,6 +88,15 @@ def test_check_reports_ok_and_bad_names(tmp_path, capsys):
         in err
 
 
+def test_check_takes_a_recipe_by_its_name_as_pytest_does(capsys):
+    assert main(["recipe", "check", "l1_filters", "--model", "resnet20"]) == 0
+    assert "l1_filters.yaml: ok on resnet20" in capsys.readouterr().out
+    assert main(["recipe", "check", "resnet20/block_removal", "--model", "resnet20"]) == 0
+    assert main(["recipe", "check", "no_such_recipe", "--model", "resnet20"]) == 2
+    assert "no recipe file no_such_recipe and no recipe 'no_such_recipe' in the library" \
+        in capsys.readouterr().err
+
+
 def test_text_output_has_the_totals(tmp_path, capsys):
     path = tmp_path / "empty.yaml"
     path.write_text(EMPTY)

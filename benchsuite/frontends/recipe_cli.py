@@ -48,10 +48,25 @@ def _param(text: str) -> tuple[str, Any]:
     return name, load_yaml(value, f"--param {name}")
 
 
+def recipe_file(text: str) -> Path:
+    """A recipe file's path, or a recipe's name in the library (as pytest's --recipes takes it:
+    `l1_filters`, `resnet20/block_removal`)."""
+    path = Path(text)
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
+        return path
+    from benchsuite.core.paths import schedules_dir
+
+    named = schedules_dir() / f"{text}.yaml"
+    if named.is_file():
+        return named
+    raise RecipeError("", f"no recipe file {text} and no recipe {text!r} in the library "
+                          f"{schedules_dir()} (benchsuite recipe list shows them)")
+
+
 def _load(args: argparse.Namespace) -> Recipe:
     if args.schedule_scale == 1:
-        return load_recipe(args.file, dict(args.param or []) or None)
-    path = Path(args.file)
+        return load_recipe(recipe_file(args.file), dict(args.param or []) or None)
+    path = recipe_file(args.file)
     if not path.is_file():
         raise RecipeError("", f"recipe file not found: {path}")
     text = render(read_recipe(path), dict(args.param or []) or None, source=path.name)
@@ -204,7 +219,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     for name, func, helptext in (("check", _check, "validate and bind only"),
                                  ("dry-run", _dry_run, "apply the schedule without training")):
         p = actions.add_parser(name, help=helptext)
-        p.add_argument("file", help="recipe YAML file")
+        p.add_argument("file", metavar="RECIPE",
+                       help="a recipe YAML file, or a recipe's name in the library (l1_filters)")
         p.add_argument("--model", required=True,
                        help="resnet20, resnet32, resnet44, resnet56 or small_cnn "
                             "(Distiller's resnet56_cifar spelling accepted)")
