@@ -60,10 +60,11 @@ class Stage:
     def check(self, spec: dict) -> None:
         """A spec that does not fit is a UserError naming the field (before any work: the
         executors call it before they run or submit a job, the worker before it runs one)."""
+        if self.check_settings is not None and isinstance(spec, dict) \
+                and isinstance(spec.get("settings"), dict):  # an unknown key: named first
+            self.check_settings(self.name, spec["settings"])
         if self.spec is not None:
             check_spec(self.name, spec, self.spec)
-        if self.check_settings is not None and isinstance(spec.get("settings"), dict):
-            self.check_settings(self.name, spec["settings"])
 
 
 KINDS = ("prune", "bench")
