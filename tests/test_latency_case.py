@@ -106,7 +106,11 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
 
     assert (results_dir() / "results.parquet").is_file()
     bench_json = json.loads(next((results_dir() / "pytest-benchmark").glob("*.json")).read_text())
-    assert bench_json["benchmarks"][0]["stats"]["median"] > 0
+    # the dense and the pruned model over the same paired rounds (pytest-benchmark's format)
+    models = {b["params"]["model"]: b["stats"] for b in bench_json["benchmarks"]}
+    assert models["dense"]["rounds"] == models["pruned"]["rounds"] == row["bench_rounds"]
+    assert models["dense"]["median"] == pytest.approx(row["dense_latency_median_us"] / 1e6)
+    assert models["pruned"]["median"] == pytest.approx(row["latency_median_us"] / 1e6)
 
     # W&B: one offline run, read back from its own files; no wandb-core left running
     assert _wandb_cores() <= cores_before
