@@ -162,6 +162,11 @@ def test_measure_pair_reports_both_methods(pair: dict[str, Path], tmp_path: Path
     assert out["speedup_ci_low"] <= out["speedup"] <= out["speedup_ci_high"]
     assert out["speedup_benchmark_app"] > 1.2  # the cross-check agrees on the direction
     assert out["dense"]["per_layer"] and out["pruned"]["per_layer"]  # benchmark_app's counters
+    # both models' latency per round the speed-up used (pytest-benchmark's data)
+    assert len(out["dense_round_medians_us"]) == len(out["pruned_round_medians_us"]) \
+        == out["bench_rounds"]
+    assert out["dense_latency_median_us"] == pytest.approx(
+        float(np.median(out["dense_round_medians_us"])))
 
 
 def test_another_benchmark_app_falls_back_to_its_runs(pair: dict[str, Path],
@@ -177,6 +182,7 @@ def test_another_benchmark_app_falls_back_to_its_runs(pair: dict[str, Path],
     assert out["speedup_method"] == "benchmark_app interleaved runs"
     assert out["bench_rounds"] == 3
     assert out["speedup_ci_low"] <= out["speedup"] <= out["speedup_ci_high"]
+    assert len(out["dense_round_medians_us"]) == len(out["pruned_round_medians_us"]) == 3
 
 
 def test_preempted_rounds_are_left_out_and_an_oversubscribed_run_says_so(

@@ -47,6 +47,18 @@ def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.Monke
     return pytester
 
 
+def _settle_cache() -> None:
+    """Mark the cached results undisturbed. A result whose paired rounds were preempted (on a
+    loaded machine) is measured again by the next run instead of being taken from the cache
+    (tests/test_result_record.py); the reruns below are about what a cached result does."""
+    from benchsuite.core.paths import cache_dir
+
+    for path in (cache_dir() / "results").glob("*.json"):
+        data = json.loads(path.read_text())
+        if data.get("bench_disturbed"):
+            path.write_text(json.dumps(data | {"bench_disturbed": False}))
+
+
 def _wandb_cores() -> set[int]:
     out = subprocess.run(["pgrep", "-f", "wandb-core"], capture_output=True, text=True)
     return {int(p) for p in out.stdout.split()}
@@ -106,7 +118,11 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
 
     assert (results_dir() / "results.parquet").is_file()
     bench_json = json.loads(next((results_dir() / "pytest-benchmark").glob("*.json")).read_text())
-    assert bench_json["benchmarks"][0]["stats"]["median"] > 0
+    # the dense and the pruned model over the same paired rounds (pytest-benchmark's format)
+    models = {b["params"]["model"]: b["stats"] for b in bench_json["benchmarks"]}
+    assert models["dense"]["rounds"] == models["pruned"]["rounds"] == row["bench_rounds"]
+    assert models["dense"]["median"] == pytest.approx(row["dense_latency_median_us"] / 1e6)
+    assert models["pruned"]["median"] == pytest.approx(row["latency_median_us"] / 1e6)
 
     # W&B: one offline run, read back from its own files; no wandb-core left running
     assert _wandb_cores() <= cores_before
@@ -135,6 +151,7 @@ def test_one_latency_case_end_to_end(project: pytest.Pytester, tmp_path: Path):
     entry["speedup"] = row["speedup_ci_high"] / 0.95 * 1.02
     baseline.write_text(json.dumps(saved))
     cached = [*args, "--executor", "local"]  # cached results: no stage runs, no broker needed
+    _settle_cache()
     failed = project.runpytest_subprocess(*cached, "--latency-baseline", str(baseline))
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["*speed-up regressed*lies below the baseline*"])
@@ -214,6 +231,7 @@ def test_a_row_whose_append_failed_is_recorded_by_the_next_run(project: pytest.P
     broken.assert_outcomes(failed=1)
     broken.stdout.fnmatch_lines(["*results.csv is not a readable CSV*move it aside*"])
     (results / "results.csv").rename(results / "results.csv.bad")
+    _settle_cache()
     again = project.runpytest_subprocess(*args)
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["*pass (cached)*small_cnn-small_filters-0.5-CPU-f32*"])

@@ -51,8 +51,8 @@ def test_every_output_reads_its_fields_from_the_record(tmp_path) -> None:
     assert REPORT_KEYS == keys_for(TRIAL)
     assert set(html_report.TABLE_COLUMNS) >= {"label", "threshold", "passed", "wandb_run"}
     row = _result()
-    entry = benchjson.benchmark_entry(row)
-    assert set(entry["extra_info"]) == set(keys_for(BENCH))
+    for entry in benchjson.benchmark_entries(row):  # dense and pruned
+        assert set(entry["extra_info"]) == set(keys_for(BENCH))
     saved = json.loads(baseline.save_baseline([row], tmp_path / "b.json").read_text())
     assert set(saved["cases"][row.label]) == {*keys_for(BASELINE), "conditions"}
 
@@ -152,3 +152,37 @@ def test_a_broken_table_fails_before_the_w_and_b_run(tmp_path, monkeypatch) -> N
         Recorder(Tracker(), results=results).record(row, Threshold.parse("-1pt"))
     assert logged == ["c1"]  # no W&B run for c0
     assert _cached("c0").recorded is False
+
+
+@pytest.mark.parametrize("disturbed", [True, False, None])
+def test_a_disturbed_result_is_measured_again_not_taken_from_the_cache(
+        tmp_path, monkeypatch, disturbed) -> None:
+    """A result whose paired rounds were preempted (bench_disturbed) is not final: the next
+    run measures the case again and says why; an undisturbed one (or one measured by a method
+    that cannot tell, None) is taken from the cache as before."""
+    from benchsuite.pipeline import run
+    from benchsuite.recipe.case import Case
+
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    case = Case(recipe="level_elementwise", model="small_cnn", dataset="digits")
+    _store(_result(case_id=case.case_id, label=case.label, bench_disturbed=disturbed,
+                   recorded=True))
+
+    class Measuring(Exception):
+        pass
+
+    def measure(_case) -> None:  # the first step of a run that measures: stop there
+        raise Measuring
+
+    monkeypatch.setattr(run, "validate", measure)
+    said: list[str] = []
+    if disturbed:
+        with pytest.raises(Measuring):
+            run.run_case(case, executor=None, progress=said.append)
+        assert said == ["the cached result was disturbed (its paired rounds were preempted): "
+                        "measuring the case again"]
+    else:
+        out = run.run_case(case, executor=None, progress=said.append)
+        assert out.cached and out.bench_disturbed is disturbed and said == ["cached result"]
+    with pytest.raises(Measuring):  # --force measures every case, disturbed or not
+        run.run_case(case, executor=None, force=True)

@@ -79,6 +79,7 @@ def measure_pair(models: dict[str, Path], report_dir: Path, settings: BenchSetti
             "latency_median_us": result.latency_median_us["pruned"],
             "dense_latency_median_us": result.latency_median_us["dense"],
             "pruned_round_medians_us": result.round_medians_us["pruned"],
+            "dense_round_medians_us": result.round_medians_us["dense"],
             "conditions": result.conditions,
         }
     else:
@@ -95,6 +96,7 @@ def measure_pair(models: dict[str, Path], report_dir: Path, settings: BenchSetti
             "latency_median_us": p.latency_median_us,
             "dense_latency_median_us": bapp["dense"].latency_median_us,
             "pruned_round_medians_us": [r["latency_median_us"] for r in p.repeats],
+            "dense_round_medians_us": [r["latency_median_us"] for r in bapp["dense"].repeats],
             "conditions": {k: getattr(p, k) for k in (
                 "device", "device_name", "precision", "precision_requested", "threads", "streams",
                 "batch", "input_shape", "runtime_version", "api")} | {"mode": "interleaved"},

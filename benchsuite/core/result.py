@@ -157,9 +157,11 @@ class CaseResult(FromDict):
     threshold: float | None = _to(TRIAL, TABLE, SUMMARY, REPORT)
     passed: bool | None = _to(TRIAL, TABLE, SUMMARY, REPORT)
     wandb_run: str | None = _to(TABLE, REPORT)  # the run's URL (online) or local folder
-    # beside the table: per-layer tables (per_layer/<case_id>.csv), the rounds (pytest-benchmark)
+    # beside the table: per-layer tables (per_layer/<case_id>.csv), the rounds (pytest-benchmark:
+    # each model's latency per round of the paired measurement, the rounds the speed-up used)
     per_layer: dict[str, list[dict]] = field(default_factory=dict)
     pruned_round_medians_us: list[float] = field(default_factory=list)
+    dense_round_medians_us: list[float] = field(default_factory=list)
     # state, not results
     cached: bool = False  # taken from the result cache
     recorded: bool = False  # in the results table and W&B (the cache's flag)

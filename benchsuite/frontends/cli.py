@@ -55,14 +55,16 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def add_report(sub: argparse._SubParsersAction) -> None:
-    report = sub.add_parser("report", help="HTML report with plots from the results table")
+    report = sub.add_parser("report", formatter_class=HelpFormatter,
+                            help="HTML report with plots from the results table (speed-ups "
+                                 "and MACs ratios with their intervals)")
     report.add_argument("--results", default=str(results_dir(create=False)),
-                        help="folder holding results.csv [experiments/results]")
+                        help="folder holding results.csv")
     report.add_argument("--out", default=str(results_dir(create=False) / "report"),
-                        help="output folder [experiments/results/report]")
+                        help="output folder")
     report.add_argument("--case", action="append",
-                        help="case label whose per-layer latency to plot (repeatable; "
-                             "default: the 3 fastest)")
+                        help="case label whose per-module time (dense and pruned) to plot "
+                             "(repeatable; default: the 3 fastest)")
     report.set_defaults(func=_report)
 
 

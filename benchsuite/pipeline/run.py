@@ -105,15 +105,21 @@ def mark_recorded(case_id: str, wandb_run: str | None = None) -> None:
 def run_case(case: Case, executor: Executor, force: bool = False,
              progress: Progress | None = None, epoch_top1: bool = False) -> CaseResult:
     """Run (or fetch from the result cache) one case; returns its result, not yet decided
-    (threshold) nor recorded: `track.recording.Recorder` does both.
+    (threshold) nor recorded: `track.recording.Recorder` does both. A cached result whose
+    measurement was disturbed (`bench_disturbed`) is not final: the case runs again.
 
     `epoch_top1`: the prune stage evaluates the held-out Top-1 after every fine-tuning epoch
     and reports it on its progress lines (a sweep's early stopping reads them there; a
     `progress` callback raising `progress.StopStage` stops the case)."""
     say = progress or (lambda _msg: None)
     if not force and (cached := _cached(case.case_id)) is not None:
-        say("cached result")
-        return replace(cached, cached=True)
+        if not cached.bench_disturbed:
+            say("cached result")
+            return replace(cached, cached=True)
+        # preempted rounds: its interval may not hold, so it is not final (the new result
+        # replaces it in the cache and is recorded as a new row)
+        say("the cached result was disturbed (its paired rounds were preempted): measuring "
+            "the case again")
     try:
         validate(case)
     except (ValueError, OSError) as e:  # the recipe, model or data: the user's to fix

@@ -28,6 +28,7 @@ from benchsuite.core.extras import (
 from benchsuite.core.progress import format_seconds
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
+from benchsuite.frontends.plugin.benchmark_files import ROWS_PLUGIN
 from benchsuite.frontends.plugin.options import (
     MAIN,
     add_options,
@@ -50,8 +51,10 @@ AA_PROPERTY = "benchsuite_aa"
 SELECTION_ERROR = pytest.StashKey[str]()
 # the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
 # and the sweep's: --sweep, --sweep-count, --sweep-engine, ... (pytest -m sweep)
+# and pytest-benchmark's files of the cases (--benchmark-json, --benchmark-autosave, ...)
 pytest_plugins = ["benchsuite.frontends.plugin.broker_fixtures",
-                  "benchsuite.frontends.plugin.sweep_items"]
+                  "benchsuite.frontends.plugin.sweep_items",
+                  "benchsuite.frontends.plugin.benchmark_files"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,7 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 class RowCollector:
     """Collects the results from the test reports (in the xdist controller too)."""
 
-    name = "benchsuite-rows"
+    name = ROWS_PLUGIN
 
     def __init__(self) -> None:
         self.rows: list[CaseResult] = []
