@@ -36,7 +36,7 @@ from benchsuite.recipe.case import (
 )
 
 GROUP = "benchsuite"
-GROUP_TITLE = "benchsuite: latency-aware pruning experiments"
+GROUP_TITLE = "benchsuite"  # as README.md names it: pytest --help shows this title
 MAIN, BROKER, SWEEP = "main", "broker", "sweep"  # the plugin module that declares an option
 URL_ENV = "BENCHSUITE_REDIS_URL"  # the broker's URL, kept out of argv (and `ps`)
 
@@ -222,7 +222,9 @@ def add_options(parser: pytest.Parser, part: str) -> None:
     """Declare the table's options of one plugin module: a flag and a typed ini key each."""
     group = parser.getgroup(GROUP, GROUP_TITLE)
     for o in (o for o in OPTIONS if o.part == part):
-        help_text = f"{o.help} [{_shown(o.default)}]" if not o.switch else o.help
+        # the default after the help, where there is one to show (an empty one: the help says)
+        shown = not o.switch and o.default != ""
+        help_text = f"{o.help} [{_shown(o.default)}]" if shown else o.help
         if o.switch:
             group.addoption(f"--{o.name}", dest=o.dest, action="store_true", default=None,
                             help=help_text)
