@@ -72,3 +72,29 @@ def test_absolute_paths_in_the_space_form_collect_each_case_once(tmp_path) -> No
         "test_latency[small_cnn-other-default-CPU-f32]",
         "test_latency[small_cnn-own-default-CPU-f32]"], ids
     assert all(i.startswith("experiments/test_latency.py::") for i in ids), ids
+
+
+def test_the_session_configuration_from_any_mapping() -> None:
+    """The same table and readers as the command line, without pytest: option names to
+    strings or typed values, defaults for the rest, a bad value named."""
+    from benchsuite.pipeline.settings import SessionConfig
+
+    cfg = SessionConfig.from_mapping({"epochs": "2", "dense_epochs": 4, "train-images": "all",
+                                      "control": "scratch,zoo", "precision": "f32,int8",
+                                      "accuracy-threshold": "0.9"})
+    assert (cfg.base.epochs, cfg.base.dense_epochs, cfg.base.train_images) == (2, 4, None)
+    assert cfg.base.control == "scratch" and cfg.zoo and cfg.precisions == ["f32", "int8"]
+    assert cfg.threshold.floor(0.95) == 0.9 and cfg.latency_tolerance == 0.05
+    default = SessionConfig.from_mapping({})
+    assert default.base.dataset == "fashion-mnist" and default.calibration is True
+    with pytest.raises(ValueError, match=r"^epochs: an integer >= 1 expected, got '0'$"):
+        SessionConfig.from_mapping({"epochs": 0})
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) epohcs"):
+        SessionConfig.from_mapping({"epohcs": 3})
+
+
+def test_an_ini_value_is_read_and_named_like_a_flag(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nbenchsuite_epochs = 0\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--co")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: benchsuite_epochs: an integer >= 1 expected, got '0'*"])
