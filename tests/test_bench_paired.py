@@ -204,3 +204,16 @@ def test_preempted_rounds_are_left_out_and_an_oversubscribed_run_says_so(
     assert loaded.conditions["cpu_share"] < 0.9
     assert loaded.conditions["disturbed"] is True
     assert loaded.conditions["rounds_preempted"] > 0
+
+
+def test_a_mostly_preempted_measurement_is_disturbed_even_with_enough_clean_rounds() -> None:
+    from benchsuite.bench.paired import Rounds, disturbed
+
+    settings = PairedSettings(min_rounds=20)
+    clean = {"dense": (100.0, 1.0), "pruned": (50.0, 1.0)}
+    preempted = {"dense": (180.0, 0.45), "pruned": (90.0, 0.45)}
+    quiet = Rounds([clean] * 40)
+    assert not disturbed(quiet, settings)
+    assert disturbed(Rounds([clean] * 25 + [preempted] * 35), settings)  # share median 0.45
+    assert not disturbed(Rounds([clean] * 35 + [preempted] * 25), settings)  # most clean
+    assert disturbed(Rounds([clean] * 5 + [preempted] * 4), settings)  # too few clean: all used

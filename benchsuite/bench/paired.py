@@ -228,6 +228,18 @@ class Rounds:
         return [r[name][0] for r in (self.all if rounds is None else rounds)]
 
 
+def disturbed(rounds: Rounds, settings: PairedSettings) -> bool:
+    """Whether the machine was too busy for the figure to be trusted: too few unpreempted rounds
+    remained (all rounds were used), or most rounds were preempted (the clean ones then stand
+    for a machine that was mostly elsewhere: a median CPU share of 0.45 once passed unflagged)."""
+    if not rounds.all:
+        return False
+    shares = [min(share for _, share in r.values()) for r in rounds.all]
+    some_preempted = len(rounds.clean) < len(rounds.all)
+    return (some_preempted and rounds.used(settings.min_rounds) is rounds.all) \
+        or float(np.median(shares)) < settings.min_cpu_share
+
+
 def run_rounds(timed: dict[str, TimedModel], settings: PairedSettings,
                done: Any, clock: str = "latency") -> Rounds:
     """The one paired-rounds loop (the speed-up, the A/A check and the latency table all use
@@ -319,7 +331,7 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
         "round_size": settings.round_size, "api": "sync",
         "cpu_share": float(np.median(shares)),
         "rounds_preempted": len(rounds.all) - len(clean),
-        "disturbed": used is rounds.all and len(clean) < len(rounds.all),
+        "disturbed": disturbed(rounds, settings),
         "drift": result.drift, "drifted": result.drifted,
     }
     return PairedResult(
