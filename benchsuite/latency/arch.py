@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from benchsuite.latency.spec import ConvSpec
+from benchsuite.models.modes import forward_with_hooks
 
 
 def conv_specs(model: nn.Module, example_input: torch.Tensor) -> dict[str, ConvSpec]:
@@ -20,13 +21,5 @@ def conv_specs(model: nn.Module, example_input: torch.Tensor) -> dict[str, ConvS
                 specs[name] = ConvSpec(int(cin), int(m.out_channels), int(m.kernel_size[0]),
                                        int(m.stride[0]), int(h), int(w))
             hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    forward_with_hooks(model, example_input, hooks)
     return specs

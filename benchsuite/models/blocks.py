@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchsuite.models.modes import forward_with_hooks
 from benchsuite.models.resnet_cifar import BasicBlock as CifarBasicBlock
 from benchsuite.models.resnet_imagenet import BasicBlock, Bottleneck
 
@@ -83,15 +84,7 @@ def not_bypassable(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[
         if block.downsample is not None:
             hooks.append(block.downsample.register_forward_hook(
                 lambda _m, _i, o, n=n: seen[n].__setitem__("short", o.detach())))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    forward_with_hooks(model, x, hooks)
     out: dict[str, str] = {}
     for n, s in seen.items():
         kind = type(model.get_submodule(n)).__name__

@@ -41,6 +41,7 @@ from benchsuite.models.blocks import (
     not_bypassable,
     residual_blocks,
 )
+from benchsuite.models.modes import eval_mode
 from benchsuite.prune.criteria import Calibration
 from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component, RecipeError
@@ -161,14 +162,10 @@ class BlockRemover(Pruner):
     def scores(self, model: nn.Module) -> dict[str, float]:
         names = [b for b in self.eligible if b not in self.removed
                  and is_residual_block(model.get_submodule(b))]
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             if self.args["criterion"] == "bypass_loss":
                 return bypass_loss_scores(model, names, self.calibration)
             return branch_norm_scores(model, names, self.calibration[0])
-        finally:
-            model.train(was_training)
 
     def apply(self, ctx: PruneContext) -> bool:
         if self.calibration is None:

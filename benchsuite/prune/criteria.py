@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchsuite.models.modes import eval_mode, forward_with_hooks
 from benchsuite.prune.graph import following_batchnorms
 from benchsuite.prune.masks import effective
 
@@ -102,15 +103,7 @@ def _activation_stat(model: nn.Module, names: list[str], calib: Calibration | No
             stats[n] = stat(F.relu(out))
 
         hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(calib[0])
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    forward_with_hooks(model, calib[0], hooks)
     return stats
 
 
@@ -143,10 +136,8 @@ def taylor(model: nn.Module, names: list[str], dim: int, calib: Calibration | No
     saved = {n: p.grad for n, p in params.items()}
     for p in params.values():
         p.grad = None
-    was_training = model.training
-    model.eval()
     try:
-        with torch.enable_grad():
+        with eval_mode(model), torch.enable_grad():
             F.cross_entropy(model(calib[0]), calib[1]).backward()
         out = {}
         for n, p in params.items():
@@ -154,7 +145,6 @@ def taylor(model: nn.Module, names: list[str], dim: int, calib: Calibration | No
             g = p.grad if p.grad is not None else torch.zeros_like(w)
             out[n] = (w * g).sum(dim=_reduce_dims(w, dim)).abs()
     finally:
-        model.train(was_training)
         for p in model.parameters():
             p.grad = None
         for n, p in params.items():

@@ -6,6 +6,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from benchsuite.models.modes import eval_mode
 from benchsuite.prune.masks import clone_model, make_permanent
 
 
@@ -13,12 +14,8 @@ def _dg(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
     """Trace in eval mode, whatever mode the model is in: traced in training mode (as it is
     when thinning runs at an epoch start), BatchNorm channels were removed out of step with
     their convs here and fine-tuning diverged."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
-    finally:
-        model.train(was_training)
 
 
 def coupled_filters(model: nn.Module, example_input: torch.Tensor,

@@ -43,6 +43,7 @@ from torch import nn
 from benchsuite.latency.arch import conv_specs
 from benchsuite.latency.spec import LatencyTable
 from benchsuite.models.blocks import bypass, residual_blocks
+from benchsuite.models.modes import eval_mode
 from benchsuite.models.resnet_cifar import BasicBlock
 from benchsuite.prune.block_removal import bypass_loss_scores
 from benchsuite.prune.criteria import Calibration
@@ -198,12 +199,8 @@ class LatencyBudgetPruner(Pruner):
             return False
         table, calib, example = self._check_ready()
         model = ctx.model
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             plan = self._plan(model, table, calib, example)
-        finally:
-            model.train(was_training)
         for b in plan["blocks"]:
             bypass(model, b)
         for b, order, width in plan["filters"]:

@@ -14,6 +14,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from benchsuite.models.modes import eval_mode
 from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.recipe import Component
 
@@ -43,16 +44,12 @@ class TorchPruningUniform(Pruner):
         if self.done or self.args["ratio"] == 0:
             return False
         model = ctx.model
-        was_training = model.training
-        model.eval()  # trace in eval mode (graph.py: BatchNorm kept in step with its conv)
-        try:
+        with eval_mode(model):  # trace in eval mode (graph.py: BatchNorm kept with its conv)
             pruner = tp.pruner.MetaPruner(
                 model, self.example_input,
                 importance=tp.importance.MagnitudeImportance(p=self.args["p"]),
                 pruning_ratio=self.args["ratio"], ignored_layers=classifier(model),
                 round_to=self.args["round_to"] if self.args["round_to"] > 1 else None)
             pruner.step()
-        finally:
-            model.train(was_training)
         self.done = True
         return True
