@@ -124,6 +124,23 @@ def test_a_results_table_that_cannot_be_opened_for_append_is_found(tmp_path: Pat
                               " cannot be opened for append (Is a directory)")
 
 
+def test_a_latency_baseline_that_cannot_be_saved_is_found_before_any_work(tmp_path: Path,
+                                                                         monkeypatch):
+    """--save-latency-baseline to a path that cannot be written failed only at the end of the
+    session, after every case had run."""
+    monkeypatch.setenv("BENCHSUITE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    (problem,) = output_problems(baseline=str(blocked / "baseline.json"))
+    assert problem.startswith(f"--save-latency-baseline {blocked / 'baseline.json'}: cannot be "
+                              "written (File exists")
+    (tmp_path / "a-folder").mkdir()
+    (problem,) = output_problems(baseline=str(tmp_path / "a-folder"))
+    assert "a folder, not a file" in problem
+    assert output_problems(baseline=str(tmp_path / "new" / "baseline.json")) == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file of mode 0o200")
 def test_an_unreadable_results_table_is_found(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("BENCHSUITE_RESULTS", str(tmp_path))

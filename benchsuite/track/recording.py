@@ -71,12 +71,13 @@ def run_and_record(case: Case, executor: Executor, threshold: Threshold, recorde
                                     epoch_top1=epoch_top1), threshold)
 
 
-def output_problems(wandb: bool = False) -> list[str]:
+def output_problems(wandb: bool = False, baseline: str | None = None) -> list[str]:
     """Why the results table, the cache or (`wandb`) the W&B folder cannot be written (empty
     when all can): checked before any work, so a bad folder or file does not fail a case after
     its training and benchmark. Each folder is written to (``probe_folder``); the results
     table's files are opened for append, and the table itself checked (a line that is not a
-    row, named with its line: ``track.results.table_problem``)."""
+    row, named with its line: ``track.results.table_problem``); and where the session will
+    save its latency baseline (`baseline`)."""
     problems = []
     for what, env, get in (("results", "BENCHSUITE_RESULTS", results_dir),
                            ("cache", "BENCHSUITE_CACHE", cache_dir)):
@@ -97,6 +98,16 @@ def output_problems(wandb: bool = False) -> list[str]:
         except OSError as e:
             problems.append(f"the W&B folder cannot be written ({unwritable_reason(e)}); fix "
                             "it, set $WANDB_DIR to another folder or pass --wandb disabled")
+    if baseline is not None:  # --save-latency-baseline: written at the end, checked now
+        path = Path(baseline)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            probe_folder(path.parent)
+            if path.is_dir():
+                raise IsADirectoryError(21, "a folder, not a file", str(path))
+        except OSError as e:
+            problems.append(f"--save-latency-baseline {baseline}: cannot be written "
+                            f"({unwritable_reason(e)})")
     return problems
 
 

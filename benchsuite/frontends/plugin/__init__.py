@@ -385,7 +385,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if any("run_experiment" in getattr(item, "fixturenames", ()) for item in session.items):
         from benchsuite.track.recording import output_problems
 
-        if problems := output_problems(wandb=_wandb_mode(session.config) != "disabled"):
+        cfg = session_config(session.config)
+        if problems := output_problems(wandb=_wandb_mode(session.config) != "disabled",
+                                       baseline=cfg.save_latency_baseline):
             raise pytest.UsageError("; ".join(problems))
 
 
