@@ -217,3 +217,12 @@ def test_a_mostly_preempted_measurement_is_disturbed_even_with_enough_clean_roun
     assert disturbed(Rounds([clean] * 25 + [preempted] * 35), settings)  # share median 0.45
     assert not disturbed(Rounds([clean] * 35 + [preempted] * 25), settings)  # most clean
     assert disturbed(Rounds([clean] * 5 + [preempted] * 4), settings)  # too few clean: all used
+
+
+def test_the_latencies_beside_a_speedup_lie_within_its_interval() -> None:
+    from benchsuite.bench.paired import agreeing_interval
+
+    # the figures the hostile run found: 1.172x [1.160, 1.183] beside 772.4 / 691.3 us
+    low, high = agreeing_interval(1.160, 1.183, 772.4 / 691.3)
+    assert (low, high) == (772.4 / 691.3, 1.183) and low <= 1.172 <= high
+    assert agreeing_interval(1.160, 1.183, 1.170) == (1.160, 1.183)  # agreeing: unchanged
