@@ -264,6 +264,20 @@ def test_select_writes_a_sweep_the_search_accepts(tmp_path):
     assert params["blocks1"] == {"min": 1, "max": 2} and params["width1"]["max"] == 0.5
 
 
+def test_the_summary_table_puts_the_verdict_first_and_says_what_an_interval_covers():
+    from benchsuite.track.summary import BETWEEN_SESSIONS, format_table
+
+    long_label = "resnet20-per_stage-" + "-".join(["0.45"] * 30) + "-CPU-f32-seed2"
+    text = format_table([_row(label=long_label, runtime_version="2026.4.1", macs=1,
+                              dense_macs=2)])
+    head, _, row, *rest = text.splitlines()
+    assert head.startswith("result ") and row.startswith("pass ")
+    shown = row.split()[1]
+    assert shown.startswith("resnet20-per_stage-0.45") and shown.endswith("-CPU-f32-seed2")
+    assert "…" in shown and len(shown) <= 90  # start and end kept, not cut at 44
+    assert BETWEEN_SESSIONS in rest
+
+
 def test_the_summary_says_when_no_control_ran():
     from benchsuite.track.summary import control_lines
 

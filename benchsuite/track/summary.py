@@ -115,6 +115,12 @@ def calibration_lines(calibrations: list[dict]) -> list[str]:
     return lines
 
 
+# issue 21 item 9c: each interval is one measurement's; what repeats showed beside it
+BETWEEN_SESSIONS = (
+    "intervals: each [low, high] is one measurement's 95 % interval; separate measurements of "
+    "one pair spread more (CV 0.3-1.2 % over 40 of them, each interval holding their median in "
+    "22-24 of 40: docs/measurements.md, \"Measurement noise\"): read differences of a few "
+    "percent from repeats")
 MAX_LABEL = 90  # a longer label keeps its start and its end (what tells cases apart)
 
 
@@ -151,6 +157,8 @@ def format_table(rows: list[Row], calibrations: list[dict] | None = None) -> str
         lines.append("~ drifted: the speed-up moved between the first and the second half of the "
                      "rounds by more than noise (a neighbour's load changed); the interval spans "
                      "both halves")
+    if any(r.get("speedup_ci_low") is not None for r in rows):
+        lines.append(BETWEEN_SESSIONS)
     conds = {(r["device"], r.get("device_name") or "unknown", r["precision"], r.get("threads"),
               r.get("streams"), r.get("batch"), r.get("input_shape"), r["runtime_version"],
               r.get("speedup_method") or "benchmark_app interleaved runs")
