@@ -10,10 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchsuite.core.paths import schedules_dir
 from benchsuite.recipe.case import Case
+from benchsuite.recipe.recipe_error import RecipeError
+from benchsuite.recipe.yamltext import load_yaml, load_yaml_file
 
 GRID_FILE = "grid.yaml"
 
@@ -60,7 +60,7 @@ def found_recipe_info(path: Path) -> dict[str, Any]:
         if not line.startswith("#") or not (text.startswith(" ") or _HEADER_KEY.match(text)):
             break
         lines.append(text)
-    return yaml.safe_load("\n".join(lines)) or {}
+    return load_yaml("\n".join(lines), str(path)) or {}
 
 
 # case settings a found recipe was measured with, applied to its grid case
@@ -82,10 +82,10 @@ def load_grid(path: Path) -> dict[str, Any]:
     """The grid file: models, devices, precisions (lists) and recipes (name -> parameters)."""
     if not path.is_file():
         return {**DEFAULTS, "recipes": {}}
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise GridError(f"{path}: not valid YAML: {e}") from None
+    try:  # no aliases: a 9-level alias bomb took collection to 4 GB and beyond
+        doc = load_yaml_file(path) or {}
+    except RecipeError as e:
+        raise GridError(str(e)) from None
     if not isinstance(doc, dict):
         raise GridError(f"{path}: must be a map with 'models' and 'recipes'")
     unknown = sorted(set(doc) - {*DEFAULTS, "recipes"})
