@@ -256,3 +256,40 @@ def test_a_recipe_that_would_stretch_fine_tuning_far_past_epochs_is_refused(tmp_
         validate(Case(recipe=str(recipe(100_000_000)), model="small_cnn", epochs=1))
     validate(Case(recipe=str(recipe(20)), model="small_cnn", epochs=1))  # 21: within 20 more
     validate(Case(recipe=str(recipe(31)), model="small_cnn", epochs=8))  # 32 = 4 x 8
+
+
+# ---- hostile round 4 (2026-12-06) ------------------------------------------------------------
+def test_a_changed_image_folder_is_other_data_for_both_caches(tmp_path: Path):
+    """Swapping an image folder's val/ classes (cat <-> dog) after a run left the case
+    'pass (cached)' at Top-1 1.0, and with --force again 1.0: the dense cache (keyed on the
+    folder's name) served its old eval_data.npz, the old test split, to the new run."""
+    from benchsuite.pipeline.stages import dense_key
+
+    root = _folder(tmp_path / "pets", {"train": {"cat": 2, "dog": 2},
+                                       "val": {"cat": 1, "dog": 2}})
+    case = Case(recipe="level_elementwise", model="small_cnn", dataset=f"imagefolder:{root}")
+    before = (case.case_id, dense_key(case.dense_spec()))
+    assert before == (case.case_id, dense_key(case.dense_spec()))  # stable while unchanged
+    (root / "val" / "cat").rename(root / "val" / "tmp")
+    (root / "val" / "dog").rename(root / "val" / "cat")
+    (root / "val" / "tmp").rename(root / "val" / "dog")
+    after = (case.case_id, dense_key(case.dense_spec()))
+    assert after[0] != before[0] and after[1] != before[1]
+    plain = Case(recipe="level_elementwise", model="small_cnn", dataset="digits")
+    assert dense_key(plain.dense_spec()) == dense_key(  # built-in data: no folder to read
+        plain.dense_spec() | {"data_dir": str(tmp_path)})
+
+
+def test_an_edited_model_source_is_another_dense_model(user, tmp_path: Path):
+    """The case re-ran after the user's model changed (ReLU -> Tanh: its id holds the source
+    digest), but its dense model came from the cache entry the old code had trained."""
+    from benchsuite.core.userspec import source_digest
+    from benchsuite.pipeline.stages import dense_key
+
+    spec = Case(recipe="level_elementwise", model=f"{user}:tiny", dataset="digits").dense_spec()
+    before = dense_key(spec)
+    path = tmp_path / f"{user}.py"
+    path.write_text(path.read_text().replace("nn.AdaptiveAvgPool2d(1)",
+                                             "nn.Tanh(), nn.AdaptiveAvgPool2d(1)"))
+    sys.modules.pop(user, None)
+    assert source_digest(f"{user}:tiny") and dense_key(spec) != before

@@ -19,7 +19,7 @@ from typing import Any
 from benchsuite.core.errors import UserError
 from benchsuite.core.hashing import code_version, content_hash
 from benchsuite.core.paths import schedules_dir
-from benchsuite.core.userspec import is_reference, source_digest
+from benchsuite.core.userspec import input_digests, is_reference, source_digest
 from benchsuite.recipe.scale import scale_schedule
 from benchsuite.recipe.template import read_recipe, render, template_parameters
 from benchsuite.recipe.yamltext import load_yaml
@@ -152,11 +152,15 @@ class Case:
         # built-in cases keep their ids)
         user = {ref: source_digest(ref) for ref in (self.model, self.dataset)
                 if is_reference(ref)}
+        # an image folder's or a --data-dir's files (a folder that changed is other data)
+        data = {k: v for k, v in input_digests(self.model, self.dataset, self.data_dir).items()
+                if k != "model" and not is_reference(self.dataset)}
         fields = {k: v for k, v in asdict(self).items()  # the scale is in the recipe text
                   if k != "schedule_scale"}
         return content_hash(fields | {"recipe": self.recipe_text(),
                                             "code": code_version(*CASE_CODE)}
-                            | ({"user_code": user} if user else {}))
+                            | ({"user_code": user} if user else {})
+                            | ({"data": data} if data else {}))
 
     def dense_spec(self) -> dict:
         subset = {"train_images": self.train_images} if self.train_images is not None else {}
