@@ -210,7 +210,7 @@ class CaseError(UserError):
     """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 
-def integer(low: int) -> Callable[[Any], int]:
+def integer(low: int, high: int | None = None) -> Callable[[Any], int]:
     def read(value: Any) -> int:
         try:
             number = int(str(value).strip()) if not isinstance(value, bool) else None
@@ -218,8 +218,13 @@ def integer(low: int) -> Callable[[Any], int]:
             number = None
         if number is None or number < low or (isinstance(value, float) and value != number):
             raise ValueError(f"an integer >= {low} expected, got {str(value)!r}")
+        if high is not None and number > high:
+            raise ValueError(f"an integer from {low} to {high} expected, got {str(value)!r}")
         return number
     return read
+
+
+MAX_SEED = 2**32 - 1  # numpy's seeds: a larger one failed the dense stage with a traceback
 
 
 def greater_than(low: float) -> Callable[[Any], float]:
@@ -289,7 +294,7 @@ def _control(value: Any) -> str:
 # field's value out, a ValueError saying what was expected. `Case.with_settings` uses them, and
 # a Case checks its own fields with them wherever it is built (`__post_init__`).
 CASE_SETTINGS: dict[str, Callable[[Any], Any]] = {
-    "model": _text, "dataset": _text, "data_dir": _optional_text, "seed": integer(0),
+    "model": _text, "dataset": _text, "data_dir": _optional_text, "seed": integer(0, MAX_SEED),
     "epochs": integer(1), "dense_epochs": integer(1),
     "train_images": count_or("all", ""), "control": _control,
     "device": _text, "precision": _precision, "niter": integer(1), "repeats": integer(1),
