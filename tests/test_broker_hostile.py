@@ -349,3 +349,23 @@ def test_a_wait_on_a_redis_that_refuses_writes_names_it_at_once(redis_server, r,
         r.config_set("save", "")
         r.config_set("dir", str(redis_server.datadir))
         r.config_set("stop-writes-on-bgsave-error", "yes")
+
+
+def test_a_worker_started_with_sigint_ignored_keeps_ignoring_it(redis_server, r, start_worker,
+                                                                 executor_for) -> None:
+    """A session started with SIGINT ignored (`cmd &` in a script) got a SIGINT to its process
+    group: its local workers took it for Ctrl-C and stopped cleanly, while the session kept
+    waiting for them, 300 s per case, then blamed 'no live worker'."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the worker
+    try:
+        worker = start_worker(redis_server.url, "prune")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    wait_for_workers(r, 1, job_stream("prune"))
+    worker.proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert worker.alive()
+    ex = executor_for(redis_server.url)
+    assert ex.run(NOOP, {"after": 1}, {}).result["echo"] == {"after": 1}
+    worker.proc.send_signal(signal.SIGTERM)  # the session's stop still stops it
+    assert worker.proc.wait(20) == 0

@@ -145,7 +145,11 @@ class Worker:
             self.stop.set()
 
         signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        # a worker started with SIGINT ignored (its session runs in the background: `cmd &` in
+        # a script) keeps ignoring it, as its session does: a SIGINT to the process group
+        # stopped the workers while the session went on waiting for them
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self, threads: list[threading.Thread], tick: float) -> None:
         stopping = time.time()
