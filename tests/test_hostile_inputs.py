@@ -61,6 +61,12 @@ def negative_labels():
 def one_class():
     xs = _pairs([(1, 8, 8)] * 4, [0] * 4)
     return xs, xs
+
+def raises(num_classes, in_channels):
+    raise RuntimeError("weights server unreachable")
+
+def data_raises():
+    return {}["train"]
 '''
 
 
@@ -293,3 +299,17 @@ def test_an_edited_model_source_is_another_dense_model(user, tmp_path: Path):
                                              "nn.Tanh(), nn.AdaptiveAvgPool2d(1)"))
     sys.modules.pop(user, None)
     assert source_digest(f"{user}:tiny") and dense_key(spec) != before
+
+
+def test_a_model_or_dataset_callable_that_raises_is_named_not_a_traceback(user, tmp_path):
+    """`--model mymods:raises` failed the test with a pytest traceback through the plugin,
+    the recording service, run_case, validate and build_model into the user's file."""
+    case = Case(recipe="level_elementwise", model=f"{user}:raises", dense_epochs=1, epochs=1,
+                dataset="digits")
+    with pytest.raises(UserError, match=rf"--model {user}:raises: calling it raised "
+                                        rf"RuntimeError: weights server unreachable "
+                                        rf"\({user}.py:\d+\)"):
+        run_case(case, LocalExecutor(tmp_path / "stages"), force=True)
+    with pytest.raises(UserError, match=rf"--dataset {user}:data_raises: calling it raised "
+                                        rf"KeyError: 'train' \({user}.py:\d+\)"):
+        load_dataset(f"{user}:data_raises")

@@ -13,6 +13,7 @@ import importlib
 import inspect
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,27 @@ def source_digest(reference: str) -> str:
     except (ImportError, TypeError):
         return ""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else ""
+
+
+def call_user(fn: Callable[..., Any], reference: str, what: str, *args: Any) -> Any:
+    """`fn(*args)`, the user's model or dataset callable: an exception it raises is a
+    UserError naming the reference, the exception and where it was raised (its line in the
+    user's file), instead of a traceback through the suite (a worker then refuses the job once
+    rather than retrying it)."""
+    try:
+        return fn(*args)
+    except UserError:
+        raise
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        try:
+            own = inspect.getsourcefile(fn)
+        except TypeError:
+            own = None
+        mine = [f for f in frames if f.filename == own] or frames[-1:]
+        where = f" ({Path(mine[-1].filename).name}:{mine[-1].lineno})" if mine else ""
+        raise UserError(f"{what} {reference}: calling it raised {type(exc).__name__}: "
+                        f"{str(exc)[:300]}{where}") from None
 
 
 def check_arguments(fn: Callable[..., Any], reference: str, what: str, wanted: str,
