@@ -313,3 +313,22 @@ def test_a_model_or_dataset_callable_that_raises_is_named_not_a_traceback(user, 
     with pytest.raises(UserError, match=rf"--dataset {user}:data_raises: calling it raised "
                                         rf"KeyError: 'train' \({user}.py:\d+\)"):
         load_dataset(f"{user}:data_raises")
+
+
+@pytest.mark.parametrize("text", ['{"case_id": "c0ffee", "trunc', '{"case_id": "x"}', "[]",
+                                  '{"case_id": "c0ffee", "label": "a", "top1": 0.9}'])
+def test_a_damaged_cached_result_is_moved_aside_and_run_again(tmp_path, monkeypatch, text):
+    """A result-cache entry cut short (a crash before its rename reached the disk) failed
+    every run with a JSONDecodeError traceback until deleted by hand; one without its figures
+    ({"case_id": "x"}) was taken as the result: 'assert (nan > 0)', and a row of NaNs was
+    appended to the results table."""
+    from benchsuite.pipeline.run import _cached
+
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path))
+    path = tmp_path / "results" / "c0ffee.json"
+    path.parent.mkdir()
+    path.write_text(text)
+    with pytest.warns(UserWarning, match=r"c0ffee.json: a damaged cached result .*; moved it "
+                                         r"to c0ffee.json.damaged-\d+-\d+; the case runs again"):
+        assert _cached("c0ffee") is None
+    assert not path.exists() and len(list(path.parent.glob("c0ffee.json.damaged-*"))) == 1
