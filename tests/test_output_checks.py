@@ -244,3 +244,12 @@ def test_a_long_recipe_or_model_name_still_gets_its_w_and_b_run(tmp_path: Path,
     finally:
         tracker.close()
     assert folder is not None and Path(folder).is_dir()
+
+
+def test_a_baseline_write_that_fails_at_the_end_is_a_summary_line(tmp_path: Path):
+    from benchsuite.track.session_end import write_outputs
+
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    out = write_outputs([_row(0)], str(folder), None)  # a folder where the file goes
+    assert out.failed and out.errors[0].startswith(f"latency baseline not written to {folder}")
