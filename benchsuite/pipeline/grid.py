@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 import re
 import warnings
 from dataclasses import replace
@@ -202,7 +203,21 @@ def generate_cases(
                 precision=None if precision == "default" else precision,
                 params=dict(zip(keys, values, strict=True)),
             ))
-    return cases
+    return _once(cases)
+
+
+def _once(cases: list[Case]) -> list[Case]:
+    """Each case once: `--model a,a`, `--device CPU,CPU` or a value listed twice in a grid made
+    one case run (and be recorded) once per repetition in a session."""
+    seen: set[tuple] = set()
+    out = []
+    for case in cases:
+        key = (case.recipe, json.dumps(case.params, sort_keys=True, default=str), case.model,
+               case.device, case.precision)
+        if key not in seen:
+            seen.add(key)
+            out.append(case)
+    return out
 
 
 def zoo_cases(cases: list[Case], family: tuple[str, ...] | None = None) -> list[Case]:
