@@ -207,6 +207,9 @@ def test_sensitivity_ranges_say_what_is_wrong():
     (["--grace", "-3"], "argument --grace: a number >= 0 expected"),
     (["--data-root", "/no/such/folder"], "'/no/such/folder' is not a folder"),
     (["--allow-user-code", "bad name!"], "'bad name!' is not a module name"),
+    # hostile round 4: accepted, then every upload refused by Redis after the job's work
+    (["--blob-ttl", "-1"], "argument --blob-ttl: seconds > 0, or 0 / none for no TTL, expected, "
+                           "got '-1'"),
 ])
 def test_worker_options_are_checked_at_start(args, message, capsys):
     """A negative concurrency was clamped to 1 silently; a zero heartbeat or negative claim
@@ -217,6 +220,16 @@ def test_worker_options_are_checked_at_start(args, message, capsys):
         main(["worker", "prune", "--redis-url", "redis://127.0.0.1:1", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_blobs_cleanup_older_than_must_be_a_number(capsys):
+    """Hostile round 4: `--older-than nan` was accepted and removed nothing, saying nothing."""
+    from benchsuite.frontends.broker_cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["blobs", "cleanup", "--redis-url", "redis://127.0.0.1:1", "--older-than", "nan"])
+    assert exit_info.value.code == 2
+    assert "argument --older-than: a number >= 0 expected, got 'nan'" in capsys.readouterr().err
 
 
 def test_model_checks_do_not_change_a_built_in_model():
