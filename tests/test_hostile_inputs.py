@@ -146,6 +146,19 @@ def test_an_image_folder_with_a_file_that_is_no_image_names_it(tmp_path: Path):
         load_dataset(f"imagefolder:{root}")
 
 
+@pytest.mark.parametrize("name", ["0.png", "z.png"])  # the first image read, or a later one
+def test_a_decompression_bomb_in_an_image_folder_is_named(tmp_path: Path, monkeypatch, name):
+    """Hostile round 4: a 30000x30000 PNG (874 kB) failed the train job twice on the worker,
+    'DecompressionBombError: Image size (900000000 pixels) exceeds limit ...' with its
+    traceback. (The limit is lowered here: the same error, without 900 MB of pixels.)"""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses over twice this
+    root = _folder(tmp_path / "pets", {"train": {"a": 3, "b": 3}, "val": {"a": 1, "b": 1}})
+    Image.fromarray(np.zeros((60, 60), np.uint8)).save(root / "train" / "a" / name)
+    with pytest.raises(UserError, match=rf"train/a/{name}: Image size \(3600 pixels\) exceeds "
+                                        r"limit .* decompression bomb .*; shrink or remove it"):
+        load_dataset(f"imagefolder:{root}")
+
+
 def test_an_image_folder_class_without_training_images_is_refused(tmp_path: Path):
     """It used to train on the other classes and pass (the empty class never predicted)."""
     root = _folder(tmp_path / "pets", {"train": {"a": 3, "b": 0}, "val": {"a": 1, "b": 1}})
