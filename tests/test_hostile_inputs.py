@@ -205,6 +205,21 @@ def test_recipe_input_sizes_must_be_positive(text):
         _input_shape(text)
 
 
+def test_a_param_with_a_yaml_tag_says_why_it_is_refused(capsys):
+    """Hostile round 4: `--param 'sparsity=!!python/object/apply:os.system [...]'` said only
+    "argument --param: invalid _param value: '...'" (safe: nothing ran; but why?)."""
+    from benchsuite.frontends.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["recipe", "check", "l1_filters", "--model", "small_cnn", "--param",
+              'sparsity=!!python/object/apply:os.system ["true"]'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --param: --param sparsity: not valid YAML: could not determine a " \
+           "constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'" in err
+    assert "_param" not in err
+
+
 def test_sensitivity_ranges_say_what_is_wrong():
     with pytest.raises(argparse.ArgumentTypeError, match="step must be positive in '2:1:0'"):
         parse_range("2:1:0")
