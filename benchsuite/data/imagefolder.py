@@ -61,7 +61,8 @@ def image_shape(root: Path) -> tuple[tuple[int, int, int], int]:
             channels = 1 if im.mode in ("L", "1", "I;16", "I") else 3
             return (channels, im.height, im.width), len(classes)
     except Image.DecompressionBombError as e:
-        raise UserError(f"imagefolder: {first}: {e}; shrink or remove it") from None
+        raise UserError(f"imagefolder: {first}: {str(e).rstrip('.')}; shrink or remove it"
+                        ) from None
 
 
 def _read_split(folder: Path, classes: list[str], mode: str, size: tuple[int, int],
@@ -86,7 +87,8 @@ def _read_split(folder: Path, classes: list[str], mode: str, size: tuple[int, in
                 raise UserError(f"imagefolder: {path} is not a readable image ({e}); remove "
                                 "or replace it") from None
             except Image.DecompressionBombError as e:  # failed the train job twice, traceback
-                raise UserError(f"imagefolder: {path}: {e}; shrink or remove it") from None
+                raise UserError(f"imagefolder: {path}: {str(e).rstrip('.')}; shrink or remove "
+                                "it") from None
             labels.append(label)
     if not arrays:
         raise UserError(f"imagefolder: no images under {folder}")
