@@ -285,3 +285,87 @@ def test_a_yaml_bomb_as_a_prune_jobs_recipe_is_dead_lettered_once_naming_it(
     assert info.value.result.attempts == 1
     assert time.monotonic() - t0 < 30
     assert len(str(info.value)) < 600
+
+
+# ---- hostile round 4 (2026-12-06) ------------------------------------------------------------
+def test_a_blob_redis_refuses_at_its_maxmemory_is_not_left_half_stored(redis_server, r,
+                                                                      tmp_path) -> None:
+    """Redis at `maxmemory` refused a blob's chunk after the blob's meta key (its commit mark)
+    was written in the same pipeline: the upload failed with an OOM reply, and every later
+    upload of that file took the chunkless blob as stored; each case then failed with 'chunk 0
+    of 2 is missing; a Redis restart ... most likely lost it', for the blob's 7-day TTL, even
+    with memory to spare again."""
+    import os
+
+    from benchsuite.broker.blobs import BlobStore, _meta
+    from benchsuite.broker.connection import RedisRefused
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(os.urandom(1_500_000))
+    blobs = BlobStore(r, url=redis_server.url)
+    r.config_set("maxmemory", "2mb")
+    try:
+        with pytest.raises(RedisRefused, match=r"is at its maxmemory and refuses to store more "
+                                               r"\(OOM\): raise its maxmemory") as info:
+            blobs.put(path)
+        assert "pipeline" not in str(info.value) and len(str(info.value)) < 400
+        assert not r.keys("bs:blob:*:meta")
+    finally:
+        r.config_set("maxmemory", "0")
+    ref = blobs.put(path)
+    r.delete(f"bs:blob:{ref.sha256}:0")  # what that upload left: a meta without its chunks
+    assert r.exists(_meta(ref.sha256))
+    again = blobs.put(path)  # uploads it again instead of trusting the meta
+    assert blobs.get(again, tmp_path / "back.onnx").read_bytes() == path.read_bytes()
+
+
+def test_a_wait_on_a_redis_that_refuses_writes_names_it_at_once(redis_server, r,
+                                                                executor_for) -> None:
+    """With the disk under Redis's data full (MISCONF), the workers could neither beat nor
+    write results: the session waited 304 s, then blamed 'no live worker serves bs:jobs:prune
+    (start one)', then a MISCONF traceback at teardown."""
+    from benchsuite.broker.connection import RedisRefused
+
+    ex = executor_for(redis_server.url, no_worker_timeout=300)
+    job = ex.submit(NOOP, {"after": 1}, {})  # queued; no worker alive to take it
+    r.config_set("save", "3600 1")  # a snapshot that cannot be written: writes refused
+    r.config_set("dir", "/proc")
+    try:
+        r.bgsave()
+        deadline = time.monotonic() + 10
+        while r.info("persistence")["rdb_last_bgsave_status"] != "err":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        with pytest.raises(RedisRefused, match=r"cannot write its append-only file or snapshot "
+                                               r"and refuses writes \(MISCONF"):
+            ex.wait(job, timeout=60)
+        assert time.monotonic() - t0 < 10
+        with pytest.raises(RedisRefused, match="MISCONF"):  # and a new job: said at submit
+            ex.submit(NOOP, {"after": 2}, {})
+        ex.close()  # no traceback at the session's end either
+    finally:
+        r.config_set("stop-writes-on-bgsave-error", "no")
+        r.config_set("save", "")
+        r.config_set("dir", str(redis_server.datadir))
+        r.config_set("stop-writes-on-bgsave-error", "yes")
+
+
+def test_a_worker_started_with_sigint_ignored_keeps_ignoring_it(redis_server, r, start_worker,
+                                                                 executor_for) -> None:
+    """A session started with SIGINT ignored (`cmd &` in a script) got a SIGINT to its process
+    group: its local workers took it for Ctrl-C and stopped cleanly, while the session kept
+    waiting for them, 300 s per case, then blamed 'no live worker'."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the worker
+    try:
+        worker = start_worker(redis_server.url, "prune")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    wait_for_workers(r, 1, job_stream("prune"))
+    worker.proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert worker.alive()
+    ex = executor_for(redis_server.url)
+    assert ex.run(NOOP, {"after": 1}, {}).result["echo"] == {"after": 1}
+    worker.proc.send_signal(signal.SIGTERM)  # the session's stop still stops it
+    assert worker.proc.wait(20) == 0

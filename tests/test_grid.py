@@ -135,3 +135,12 @@ def test_a_fifo_named_like_a_recipe_is_skipped_with_a_message(folder, tmp_path_f
     with pytest.warns(UserWarning, match="not a regular file"), \
             pytest.raises(GridError, match=r"--recipes 'x' matched no recipe"):
         generate_cases(folder, "x", extra_folders=[mine])
+
+
+def test_a_case_asked_for_twice_runs_once(folder):
+    """Hostile round 4: `--model small_cnn,small_cnn --device CPU,CPU --force` collected four
+    items (ids suffixed 0..3) for one case; it ran four times, four rows in one session."""
+    cases = generate_cases(folder, "level", models=["small_cnn", "small_cnn"],
+                           devices=["CPU", "CPU"])
+    assert [c.label for c in cases] == ["small_cnn-level-0.9-CPU-f32",
+                                        "small_cnn-level-0.9-CPU-bf16"]

@@ -61,6 +61,12 @@ def negative_labels():
 def one_class():
     xs = _pairs([(1, 8, 8)] * 4, [0] * 4)
     return xs, xs
+
+def raises(num_classes, in_channels):
+    raise RuntimeError("weights server unreachable")
+
+def data_raises():
+    return {}["train"]
 '''
 
 
@@ -140,6 +146,19 @@ def test_an_image_folder_with_a_file_that_is_no_image_names_it(tmp_path: Path):
         load_dataset(f"imagefolder:{root}")
 
 
+@pytest.mark.parametrize("name", ["0.png", "z.png"])  # the first image read, or a later one
+def test_a_decompression_bomb_in_an_image_folder_is_named(tmp_path: Path, monkeypatch, name):
+    """Hostile round 4: a 30000x30000 PNG (874 kB) failed the train job twice on the worker,
+    'DecompressionBombError: Image size (900000000 pixels) exceeds limit ...' with its
+    traceback. (The limit is lowered here: the same error, without 900 MB of pixels.)"""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses over twice this
+    root = _folder(tmp_path / "pets", {"train": {"a": 3, "b": 3}, "val": {"a": 1, "b": 1}})
+    Image.fromarray(np.zeros((60, 60), np.uint8)).save(root / "train" / "a" / name)
+    with pytest.raises(UserError, match=rf"train/a/{name}: Image size \(3600 pixels\) exceeds "
+                                        r"limit .* decompression bomb .*; shrink or remove it"):
+        load_dataset(f"imagefolder:{root}")
+
+
 def test_an_image_folder_class_without_training_images_is_refused(tmp_path: Path):
     """It used to train on the other classes and pass (the empty class never predicted)."""
     root = _folder(tmp_path / "pets", {"train": {"a": 3, "b": 0}, "val": {"a": 1, "b": 1}})
@@ -186,6 +205,21 @@ def test_recipe_input_sizes_must_be_positive(text):
         _input_shape(text)
 
 
+def test_a_param_with_a_yaml_tag_says_why_it_is_refused(capsys):
+    """Hostile round 4: `--param 'sparsity=!!python/object/apply:os.system [...]'` said only
+    "argument --param: invalid _param value: '...'" (safe: nothing ran; but why?)."""
+    from benchsuite.frontends.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["recipe", "check", "l1_filters", "--model", "small_cnn", "--param",
+              'sparsity=!!python/object/apply:os.system ["true"]'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --param: --param sparsity: not valid YAML: could not determine a " \
+           "constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'" in err
+    assert "_param" not in err
+
+
 def test_sensitivity_ranges_say_what_is_wrong():
     with pytest.raises(argparse.ArgumentTypeError, match="step must be positive in '2:1:0'"):
         parse_range("2:1:0")
@@ -201,6 +235,9 @@ def test_sensitivity_ranges_say_what_is_wrong():
     (["--grace", "-3"], "argument --grace: a number >= 0 expected"),
     (["--data-root", "/no/such/folder"], "'/no/such/folder' is not a folder"),
     (["--allow-user-code", "bad name!"], "'bad name!' is not a module name"),
+    # hostile round 4: accepted, then every upload refused by Redis after the job's work
+    (["--blob-ttl", "-1"], "argument --blob-ttl: seconds > 0, or 0 / none for no TTL, expected, "
+                           "got '-1'"),
 ])
 def test_worker_options_are_checked_at_start(args, message, capsys):
     """A negative concurrency was clamped to 1 silently; a zero heartbeat or negative claim
@@ -211,6 +248,16 @@ def test_worker_options_are_checked_at_start(args, message, capsys):
         main(["worker", "prune", "--redis-url", "redis://127.0.0.1:1", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_blobs_cleanup_older_than_must_be_a_number(capsys):
+    """Hostile round 4: `--older-than nan` was accepted and removed nothing, saying nothing."""
+    from benchsuite.frontends.broker_cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["blobs", "cleanup", "--redis-url", "redis://127.0.0.1:1", "--older-than", "nan"])
+    assert exit_info.value.code == 2
+    assert "argument --older-than: a number >= 0 expected, got 'nan'" in capsys.readouterr().err
 
 
 def test_model_checks_do_not_change_a_built_in_model():
@@ -256,3 +303,73 @@ def test_a_recipe_that_would_stretch_fine_tuning_far_past_epochs_is_refused(tmp_
         validate(Case(recipe=str(recipe(100_000_000)), model="small_cnn", epochs=1))
     validate(Case(recipe=str(recipe(20)), model="small_cnn", epochs=1))  # 21: within 20 more
     validate(Case(recipe=str(recipe(31)), model="small_cnn", epochs=8))  # 32 = 4 x 8
+
+
+# ---- hostile round 4 (2026-12-06) ------------------------------------------------------------
+def test_a_changed_image_folder_is_other_data_for_both_caches(tmp_path: Path):
+    """Swapping an image folder's val/ classes (cat <-> dog) after a run left the case
+    'pass (cached)' at Top-1 1.0, and with --force again 1.0: the dense cache (keyed on the
+    folder's name) served its old eval_data.npz, the old test split, to the new run."""
+    from benchsuite.pipeline.stages import dense_key
+
+    root = _folder(tmp_path / "pets", {"train": {"cat": 2, "dog": 2},
+                                       "val": {"cat": 1, "dog": 2}})
+    case = Case(recipe="level_elementwise", model="small_cnn", dataset=f"imagefolder:{root}")
+    before = (case.case_id, dense_key(case.dense_spec()))
+    assert before == (case.case_id, dense_key(case.dense_spec()))  # stable while unchanged
+    (root / "val" / "cat").rename(root / "val" / "tmp")
+    (root / "val" / "dog").rename(root / "val" / "cat")
+    (root / "val" / "tmp").rename(root / "val" / "dog")
+    after = (case.case_id, dense_key(case.dense_spec()))
+    assert after[0] != before[0] and after[1] != before[1]
+    plain = Case(recipe="level_elementwise", model="small_cnn", dataset="digits")
+    assert dense_key(plain.dense_spec()) == dense_key(  # built-in data: no folder to read
+        plain.dense_spec() | {"data_dir": str(tmp_path)})
+
+
+def test_an_edited_model_source_is_another_dense_model(user, tmp_path: Path):
+    """The case re-ran after the user's model changed (ReLU -> Tanh: its id holds the source
+    digest), but its dense model came from the cache entry the old code had trained."""
+    from benchsuite.core.userspec import source_digest
+    from benchsuite.pipeline.stages import dense_key
+
+    spec = Case(recipe="level_elementwise", model=f"{user}:tiny", dataset="digits").dense_spec()
+    before = dense_key(spec)
+    path = tmp_path / f"{user}.py"
+    path.write_text(path.read_text().replace("nn.AdaptiveAvgPool2d(1)",
+                                             "nn.Tanh(), nn.AdaptiveAvgPool2d(1)"))
+    sys.modules.pop(user, None)
+    assert source_digest(f"{user}:tiny") and dense_key(spec) != before
+
+
+def test_a_model_or_dataset_callable_that_raises_is_named_not_a_traceback(user, tmp_path):
+    """`--model mymods:raises` failed the test with a pytest traceback through the plugin,
+    the recording service, run_case, validate and build_model into the user's file."""
+    case = Case(recipe="level_elementwise", model=f"{user}:raises", dense_epochs=1, epochs=1,
+                dataset="digits")
+    with pytest.raises(UserError, match=rf"--model {user}:raises: calling it raised "
+                                        rf"RuntimeError: weights server unreachable "
+                                        rf"\({user}.py:\d+\)"):
+        run_case(case, LocalExecutor(tmp_path / "stages"), force=True)
+    with pytest.raises(UserError, match=rf"--dataset {user}:data_raises: calling it raised "
+                                        rf"KeyError: 'train' \({user}.py:\d+\)"):
+        load_dataset(f"{user}:data_raises")
+
+
+@pytest.mark.parametrize("text", ['{"case_id": "c0ffee", "trunc', '{"case_id": "x"}', "[]",
+                                  '{"case_id": "c0ffee", "label": "a", "top1": 0.9}'])
+def test_a_damaged_cached_result_is_moved_aside_and_run_again(tmp_path, monkeypatch, text):
+    """A result-cache entry cut short (a crash before its rename reached the disk) failed
+    every run with a JSONDecodeError traceback until deleted by hand; one without its figures
+    ({"case_id": "x"}) was taken as the result: 'assert (nan > 0)', and a row of NaNs was
+    appended to the results table."""
+    from benchsuite.pipeline.run import _cached
+
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path))
+    path = tmp_path / "results" / "c0ffee.json"
+    path.parent.mkdir()
+    path.write_text(text)
+    with pytest.warns(UserWarning, match=r"c0ffee.json: a damaged cached result .*; moved it "
+                                         r"to c0ffee.json.damaged-\d+-\d+; the case runs again"):
+        assert _cached("c0ffee") is None
+    assert not path.exists() and len(list(path.parent.glob("c0ffee.json.damaged-*"))) == 1

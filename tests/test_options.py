@@ -21,6 +21,9 @@ pytest_plugins = ["pytester"]
     (["--latency-tolerance", "x"], "--latency-tolerance: a number >= 0 expected, got 'x'"),
     # was a traceback of the tracker fixture once Redis and both workers had started
     (["--wandb", "offlne"], "--wandb: 'offlne' is not one of offline, online, disabled"),
+    # hostile round 4: numpy's 'Seed must be between 0 and 2**32 - 1' traceback, per stage
+    (["--seed", "4294967296"], "--seed: an integer from 0 to 4294967295 expected, got "
+                               "'4294967296'"),
 ])
 def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, args: list[str],
                                        message: str) -> None:
@@ -28,6 +31,21 @@ def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, args: list[str
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}*"])
     assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(("ini", "message"), [
+    ("benchsuite_epochs = abc", "benchsuite_epochs: invalid literal for int() with base 10: "
+                                "'abc'"),
+    ("benchsuite_dense_epochs = 1.5", "benchsuite_dense_epochs: invalid literal for int()"),
+    ("benchsuite_seed = 4294967296", "benchsuite_seed: an integer from 0 to 4294967295"),
+])
+def test_a_bad_ini_value_names_its_key(pytester: pytest.Pytester, ini: str, message: str):
+    """Hostile round 4: `benchsuite_epochs = abc` in pytest.ini said only "ERROR: invalid
+    literal for int() with base 10: 'abc'" (pytest 9's getini raises a UsageError)."""
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--co")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}*"])
 
 
 def test_an_absolute_path_in_the_space_form_is_an_option(pytester: pytest.Pytester,

@@ -224,3 +224,32 @@ def test_a_w_and_b_folder_moved_to_the_temp_folder_is_in_the_header(tmp_path: Pa
         "-m latency --executor local --recipes level_elementwise --model small_cnn --co", env)
     assert (f"benchsuite: W&B writes to {Path(tempfile.gettempdir()) / 'wandb'}: "
             f"{experiments / 'wandb'} cannot be written (read-only file system)") in out, out
+
+
+def test_a_long_recipe_or_model_name_still_gets_its_w_and_b_run(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch):
+    """Hostile round 4: a recipe named with 245 characters ran its case, then failed in
+    wandb.init (pydantic: 'Tags must be between 1 and 64 characters'), so the row was never
+    recorded, again on every re-run. Tags are cut to W&B's 64 characters."""
+    pytest.importorskip("wandb")
+    from benchsuite.track.wandb_log import WandbTracker
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    recipe, model = "l" * 245, "mycompany.research.models.efficientnet_variants:efficientnet_b0"
+    tracker = WandbTracker(group="long", mode="offline")
+    try:
+        folder = tracker.log_case({"case_id": "c0", "label": f"{model}-{recipe}-CPU-f32",
+                                   "recipe": recipe, "model": model, "recipe_params": "{}",
+                                   "speedup": 2.0, "top1": 0.98})
+    finally:
+        tracker.close()
+    assert folder is not None and Path(folder).is_dir()
+
+
+def test_a_baseline_write_that_fails_at_the_end_is_a_summary_line(tmp_path: Path):
+    from benchsuite.track.session_end import write_outputs
+
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    out = write_outputs([_row(0)], str(folder), None)  # a folder where the file goes
+    assert out.failed and out.errors[0].startswith(f"latency baseline not written to {folder}")

@@ -91,8 +91,8 @@ def test_recipe_check_of_the_bomb_is_one_line(tmp_path: Path):
     assert time.perf_counter() - t0 < 60
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.strip().splitlines() == [
-        "benchsuite recipe: bomb.yaml: line 1, column 57: YAML alias *a refused: a recipe may "
-        "not use aliases (*name, <<: *name); write the value out"]
+        "benchsuite recipe: bomb.yaml: line 1, column 57: YAML alias *a refused: recipes, grids "
+        "and sweep files may not use aliases (*name, <<: *name); write the value out"]
 
 
 def test_a_session_case_with_the_bomb_fails_with_the_message(tmp_path: Path):
@@ -170,3 +170,30 @@ def test_a_recipe_nested_too_deeply_is_a_recipe_error():
     """A RecursionError before (not a user error: the prune worker retried it)."""
     with pytest.raises(RecipeError, match=r"job\.yaml: nested too deeply"):
         parse_recipe("pruners: " + "[" * 100_000 + "]" * 100_000, source="job.yaml")
+
+
+@pytest.mark.parametrize("kind", ["grid", "sweep"])
+def test_a_yaml_bomb_in_a_grid_or_sweep_file_is_refused_at_once(tmp_path: Path, kind: str):
+    """Hostile round 4: the bomb as a grid's parameter values (`--schedules DIR` with a
+    grid.yaml) spun at 4 GB until killed at 120 s, before collection ended; as a sweep file's
+    `values`, 56 s of CPU and nothing printed. Both files are read as recipes are now."""
+    inner = bomb().removeprefix("pruners: ").strip()
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(f"recipes:\n  l1_filters:\n    sparsity: {inner}\n" if kind == "grid" else
+                    "method: random\nmetric: {name: speedup, goal: maximize}\nparameters:\n"
+                    f"  recipe: {{value: l1_filters}}\n  sparsity: {{values: {inner}}}\n")
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from benchsuite.pipeline.grid import load_grid
+        from benchsuite.sweep import load_sweep
+        try:
+            (load_grid if {kind!r} == "grid" else load_sweep)(Path({str(path)!r}))
+        except ValueError as e:
+            print(type(e).__name__, e)
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=_env(), timeout=60, preexec_fn=_limited(1))
+    assert out.returncode == 0 and out.stderr == "", out.stderr[-2000:]
+    error = "GridError" if kind == "grid" else "SweepConfigError"
+    assert out.stdout.startswith(f"{error} {path}: line "), out.stdout[:500]
+    assert "YAML alias *a refused" in out.stdout and len(out.stdout) < 400

@@ -66,6 +66,16 @@ def test_report_without_results_says_what_to_do(tmp_path, capsys):
     assert "run `pytest -m latency` first" in capsys.readouterr().err
 
 
+def test_report_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    """Hostile round 4: a FileExistsError traceback, after the plots were drawn."""
+    (tmp_path / "results.csv").write_text(pd.DataFrame(TABLE).to_csv(index=False))
+    (tmp_path / "afile").write_text("x")
+    assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'afile'}: cannot be the report's folder (File exists" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("bad", ["nope-CPU-f32"])
 def test_report_unknown_case(tmp_path, bad, capsys):
     (tmp_path / "results.csv").write_text(pd.DataFrame(TABLE).to_csv(index=False))

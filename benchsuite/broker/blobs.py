@@ -12,6 +12,7 @@ Every key carries the TTL (refreshed on each use); ``cleanup`` drops what expire
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import redis
 
+from benchsuite.broker.connection import refusal
 from benchsuite.broker.messages import FileRef
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,8 @@ _PIPELINE_CHUNKS = 8
 
 
 LOST_BLOB_HINT = ("a Redis restart without persistence most likely lost it (run Redis with "
-                  "--appendonly yes for long runs), else it expired or was cleaned up")
+                  "--appendonly yes for long runs), else it expired, was cleaned up or was "
+                  "evicted (a maxmemory policy other than noeviction)")
 
 
 class BlobMissing(LookupError):
@@ -61,42 +64,59 @@ class BlobStore:
     r: redis.Redis
     ttl: int | None = DEFAULT_TTL  # seconds; None keeps blobs until cleanup
     chunk_size: int = DEFAULT_CHUNK
+    url: str = ""  # for messages (masked)
 
     def exists(self, sha: str) -> bool:
         return bool(self.r.exists(_meta(sha)))
 
     def put(self, path: Path, filename: str | None = None) -> FileRef:
-        """Upload a file (or only refresh its TTL if the same content is already there)."""
+        """Upload a file (or only refresh its TTL if the same content is already there, every
+        chunk of it). The chunks go first and the meta key, the commit mark, only once all of
+        them are stored: a Redis that refuses part of the upload (at its maxmemory, its disk
+        full) leaves no blob that claims to be whole, and raises ``RedisRefused`` naming why."""
         path = Path(path)
         sha = file_sha256(path)
         size = path.stat().st_size
         ref = FileRef(sha, size, filename or path.name)
         meta = self.r.hgetall(_meta(sha))
-        if meta and int(meta[b"size"]) == size:
+        if meta and int(meta[b"size"]) == size and self._whole(sha, int(meta[b"chunks"])):
             self._touch(sha, int(meta[b"chunks"]))
             log.debug("blob %s already stored (%d bytes)", sha[:12], size)
             return ref
         chunks = 0
-        pipe = self.r.pipeline(transaction=False)
-        with open(path, "rb") as f:
-            while True:
-                data = f.read(self.chunk_size)
-                if not data and chunks > 0:
-                    break
-                pipe.set(_chunk(sha, chunks), data, ex=self.ttl)
-                chunks += 1
-                if chunks % _PIPELINE_CHUNKS == 0:
-                    pipe.execute()
-                if len(data) < self.chunk_size:
-                    break
-        pipe.hset(_meta(sha), mapping={"size": size, "chunks": chunks,
-                                       "chunk_size": self.chunk_size, "created": time.time()})
-        if self.ttl:
-            pipe.expire(_meta(sha), self.ttl)
-        pipe.zadd(INDEX, {sha: time.time()})
-        pipe.execute()
+        try:
+            pipe = self.r.pipeline(transaction=False)
+            with open(path, "rb") as f:
+                while True:
+                    data = f.read(self.chunk_size)
+                    if not data and chunks > 0:
+                        break
+                    pipe.set(_chunk(sha, chunks), data, ex=self.ttl)
+                    chunks += 1
+                    if chunks % _PIPELINE_CHUNKS == 0:
+                        pipe.execute()
+                    if len(data) < self.chunk_size:
+                        break
+            pipe.execute()
+            pipe.hset(_meta(sha), mapping={"size": size, "chunks": chunks,
+                                           "chunk_size": self.chunk_size, "created": time.time()})
+            if self.ttl:
+                pipe.expire(_meta(sha), self.ttl)
+            pipe.zadd(INDEX, {sha: time.time()})
+            pipe.execute()
+        except redis.ResponseError as exc:
+            refused = refusal(exc, self.url)
+            if refused is None:
+                raise
+            with contextlib.suppress(redis.RedisError):  # what got in (a full disk: nothing)
+                self.r.delete(_meta(sha), *(_chunk(sha, i) for i in range(chunks)))
+            raise refused from None
         log.debug("blob %s stored: %d bytes in %d chunks", sha[:12], size, chunks)
         return ref
+
+    def _whole(self, sha: str, chunks: int) -> bool:
+        """Every chunk of the blob is there (an eviction or an upload cut short takes some)."""
+        return self.r.exists(*(_chunk(sha, i) for i in range(chunks))) == chunks
 
     def get(self, ref: FileRef | str, dest: Path) -> Path:
         """Download a blob to ``dest`` (atomically, verified against its sha256)."""

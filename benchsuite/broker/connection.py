@@ -16,6 +16,8 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
+from benchsuite.core.errors import OperatorError
+
 log = logging.getLogger(__name__)
 
 URL_ENV = "BENCHSUITE_REDIS_URL"
@@ -141,6 +143,35 @@ def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)):
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(("LOADING", "BUSY"))
+
+
+class RedisRefused(OperatorError):
+    """Redis is up but refuses to store: at its `maxmemory` (OOM), or unable to write its
+    append-only file or snapshot (MISCONF: most often its disk is full), or a read-only
+    replica. The message names the (masked) URL, the cause and what to do."""
+
+
+def refusal(exc: BaseException, url: str = "") -> RedisRefused | None:
+    """The `RedisRefused` that `exc` (an error reply of Redis) amounts to, or None. The reply's
+    own text is not quoted: in a pipeline redis-py puts the refused command, blob bytes and
+    all, into it."""
+    if not isinstance(exc, redis.ResponseError):
+        return None
+    text, where = str(exc), f"Redis at {mask_url(url)}" if url else "Redis"
+    if isinstance(exc, redis.OutOfMemoryError) or "OOM command not allowed" in text:
+        return RedisRefused(
+            f"{where} is at its maxmemory and refuses to store more (OOM): raise its "
+            "maxmemory (CONFIG SET maxmemory), or drop old artifacts (benchsuite blobs cleanup "
+            "--older-than SECONDS)")
+    if "MISCONF" in text:
+        return RedisRefused(
+            f"{where} cannot write its append-only file or snapshot and refuses "
+            "writes (MISCONF; most often the disk under its data folder is full): free space "
+            "there (its log names the error), then run again")
+    if isinstance(exc, redis.ReadOnlyError):
+        return RedisRefused(f"{where} is a read-only replica: point --redis-url at "
+                            "its primary")
+    return None
 
 
 def call_until_available(op, *args, give_up=lambda waited: False, **kwargs):

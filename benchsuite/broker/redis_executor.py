@@ -21,10 +21,12 @@ import redis
 from benchsuite.broker.blobs import DEFAULT_TTL, LOST_BLOB_HINT, BlobMissing, BlobStore
 from benchsuite.broker.connection import (
     DEFAULT_CONNECT_TIMEOUT,
+    RedisRefused,
     call_until_available,
     connect,
     is_connection_error,
     mask_url,
+    refusal,
 )
 from benchsuite.broker.messages import FIELD, Job, MessageError, Result, parse_result
 from benchsuite.broker.streams import (
@@ -37,7 +39,7 @@ from benchsuite.broker.streams import (
     progress_stream,
     result_stream,
 )
-from benchsuite.core.errors import UserError
+from benchsuite.core.errors import OperatorError, UserError
 from benchsuite.core.progress import Progress, StopStage
 from benchsuite.pipeline.executor import Stage, StageResult
 
@@ -56,6 +58,10 @@ class JobFailed(RuntimeError):
 
 class JobUserError(JobFailed, UserError):
     """Dead-lettered for the user's input (a refused grant, a bad recipe, model or data)."""
+
+
+class JobRefused(JobFailed, OperatorError):
+    """Dead-lettered because Redis refused to store its output (maxmemory, a full disk)."""
 
 
 class JobTimeout(TimeoutError):
@@ -80,7 +86,7 @@ class RedisExecutor:
         self.max_attempts = max_attempts
         self.no_worker_timeout = no_worker_timeout
         self.r = connect(url, timeout=connect_timeout, socket_timeout=30.0)
-        self.blobs = BlobStore(self.r, ttl=blob_ttl)
+        self.blobs = BlobStore(self.r, ttl=blob_ttl, url=url)
         self._results: dict[str, Result] = {}
         self._stages: dict[str, str] = {}
         self._streams: dict[str, str] = {}
@@ -161,7 +167,8 @@ class RedisExecutor:
         if not result.ok:
             if result.missing_input and self._resubmit_missing(job_id, result.error):
                 return self.wait(job_id, timeout)
-            kind = JobUserError if result.user_error else JobFailed
+            kind = (JobUserError if result.user_error else JobRefused
+                    if f"{RedisRefused.__name__}: " in (result.error or "") else JobFailed)
             raise kind(f"{stage} job {job_id} failed: {result.error}", result)
         try:
             files = self._download(result)
@@ -207,7 +214,9 @@ class RedisExecutor:
                     last_check = now
                     if self._has_worker(job_id):
                         worker_seen = now
-                    elif now - worker_seen >= self.no_worker_timeout:
+                    else:  # workers that cannot beat: is it Redis refusing every write?
+                        self._check_writable()
+                    if now - worker_seen >= self.no_worker_timeout:
                         raise JobTimeout(self._timeout_text(
                             job_id, f"after {now - worker_seen:.0f} s without a live worker"))
                     missing = missing + 1 if self._vanished(job_id) else 0
@@ -270,6 +279,19 @@ class RedisExecutor:
         self.submit(stage, spec, files, case_id=case_id, job_id=job_id)  # takes no lock of ours
         self._submitted.pop(job_id, None)  # resubmitted once: a second loss fails
 
+    def _check_writable(self) -> None:
+        """Raise ``RedisRefused`` when Redis refuses writes (its maxmemory reached, its disk
+        full): workers then cannot beat, store a file or write a result, and waiting for them
+        would end only after ``no_worker_timeout`` with the wrong cause."""
+        try:
+            self.r.set(f"bs:probe:{self.session_id}", "1", ex=60)
+        except redis.ResponseError as exc:
+            if (refused := refusal(exc, self.url)) is not None:
+                raise refused from None
+            raise
+        except redis.RedisError:
+            pass  # Redis itself is away: the reconnect logic deals with that
+
     def _has_worker(self, job_id: str) -> bool:
         stream = self._streams.get(job_id)
         try:
@@ -296,14 +318,24 @@ class RedisExecutor:
                 for name, ref in result.files.items()}
 
     def _call(self, op, *args):
-        """Wait out a Redis restart (up to ``RECONNECT_WAIT`` seconds) around one operation."""
-        return call_until_available(op, *args, give_up=lambda waited: waited > RECONNECT_WAIT)
+        """Wait out a Redis restart (up to ``RECONNECT_WAIT`` seconds) around one operation; a
+        Redis that refuses it (maxmemory, a full disk) raises ``RedisRefused`` naming why."""
+        try:
+            return call_until_available(op, *args,
+                                        give_up=lambda waited: waited > RECONNECT_WAIT)
+        except redis.ResponseError as exc:
+            if (refused := refusal(exc, self.url)) is not None:
+                raise refused from None
+            raise
 
     def close(self, delete_results: bool = True) -> None:
         """Forget this session's result stream (its blobs then expire or are cleaned up)."""
         try:
             if delete_results:
                 self.r.delete(self.results_key)
+        except redis.ResponseError as exc:  # a full Redis: said while the session ran
+            log.warning("could not delete %s: %s", self.results_key,
+                        refusal(exc, self.url) or exc)
         finally:
             self.r.close()
 

@@ -44,7 +44,24 @@ STOP_TIMEOUT = 10.0  # seconds from SIGTERM to SIGKILL
 
 
 class RedisServerError(RuntimeError):
-    pass
+    """redis-server did not start; ``reason``: the last warning it logged doing so (e.g. "Bad
+    file format reading the append only file: ...") or ""."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _last_warning(logfile: Path, start: int) -> str:
+    """The last warning (`#`) line redis-server logged after byte `start` of its log, bare."""
+    try:
+        with open(logfile, "rb") as f:
+            f.seek(start)
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    warnings = [line.split(" # ", 1)[1] for line in lines if " # " in line]
+    return warnings[-1].strip() if warnings else ""
 
 
 def find_redis_server(explicit: str | None = None) -> str:
@@ -155,6 +172,8 @@ class RedisServer:
         if self.running:
             return self
         self.socket.unlink(missing_ok=True)
+        logfile = self.datadir / "redis.log"
+        log_start = logfile.stat().st_size if logfile.exists() else 0
         self.executor = RedisProcess(self.command(), timeout=STOP_TIMEOUT, stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).start()
         proc = self.executor.process
@@ -170,7 +189,8 @@ class RedisServer:
                 err = proc.stderr.read() if proc.stderr else ""
                 log_tail = self._log_tail()
                 self.executor = None
-                raise RedisServerError(f"{self.executable} exited at start: {err}{log_tail}")
+                raise RedisServerError(f"{self.executable} exited at start: {err}{log_tail}",
+                                       _last_warning(logfile, log_start) or err.strip())
             if self.socket.exists() and self._ping():
                 log.info("redis-server %s on %s (pid %d, aof %s)", self.executable,
                          self.socket, proc.pid, self.appendonly)

@@ -51,7 +51,7 @@ from benchsuite.broker.streams import (
     job_stream,
     unique_worker_id,
 )
-from benchsuite.core.errors import UserError
+from benchsuite.core.errors import OperatorError, UserError
 from benchsuite.core.progress import StopStage, forward
 from benchsuite.core.trust import Trust, check_job, worker_spec
 from benchsuite.pipeline.stages import stage_named
@@ -101,7 +101,7 @@ class Worker:
         self.env = environment()
         self.base = Path(cfg.workdir or tempfile.mkdtemp(prefix=f"bs-{cfg.kind}-worker-"))
         self.streams = Streams(self.r)
-        self.blobs = BlobStore(self.r, ttl=cfg.blob_ttl)
+        self.blobs = BlobStore(self.r, ttl=cfg.blob_ttl, url=cfg.url)
         self._last_reclaim = 0.0
 
     def run(self) -> int:  # the main thread: heartbeats and keeping running jobs claimed
@@ -145,7 +145,11 @@ class Worker:
             self.stop.set()
 
         signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        # a worker started with SIGINT ignored (its session runs in the background: `cmd &` in
+        # a script) keeps ignoring it, as its session does: a SIGINT to the process group
+        # stopped the workers while the session went on waiting for them
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self, threads: list[threading.Thread], tick: float) -> None:
         stopping = time.time()
@@ -365,6 +369,7 @@ class Worker:
         assert job is not None
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         text = f"{type(exc).__name__}: {exc}"
+        shown = text if isinstance(exc, OperatorError) else f"{text}\n{tb[-2000:]}"
         log.error("job %s: %s failed after %.3fs (attempt %d/%d): %s\n%s", job.job_id, job.stage,
                   seconds, run.attempt, job.max_attempts, text, tb[-4000:])
         self.counts["failed"] += 1
@@ -377,7 +382,7 @@ class Worker:
             log.info("job %s re-queued for another attempt", job.job_id)
         else:
             self._dead(run, f"stage {job.stage!r} failed on attempt {run.attempt}/"
-                            f"{job.max_attempts}: {text}\n{tb[-2000:]}", claimed=True)
+                            f"{job.max_attempts}: {shown}", claimed=True)
 
     def _dead(self, run: _Running, reason: str, job_id: str = "", reply_to: str = "",
               claimed: bool = False, user_error: bool = False,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,27 @@ def source_digest(reference: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else ""
 
 
+def call_user(fn: Callable[..., Any], reference: str, what: str, *args: Any) -> Any:
+    """`fn(*args)`, the user's model or dataset callable: an exception it raises is a
+    UserError naming the reference, the exception and where it was raised (its line in the
+    user's file), instead of a traceback through the suite (a worker then refuses the job once
+    rather than retrying it)."""
+    try:
+        return fn(*args)
+    except UserError:
+        raise
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        try:
+            own = inspect.getsourcefile(fn)
+        except TypeError:
+            own = None
+        mine = [f for f in frames if f.filename == own] or frames[-1:]
+        where = f" ({Path(mine[-1].filename).name}:{mine[-1].lineno})" if mine else ""
+        raise UserError(f"{what} {reference}: calling it raised {type(exc).__name__}: "
+                        f"{str(exc)[:300]}{where}") from None
+
+
 def check_arguments(fn: Callable[..., Any], reference: str, what: str, wanted: str,
                     *args: Any) -> None:
     """A clear ValueError when `fn` cannot be called with `args` (`wanted` describes them),
@@ -80,3 +103,51 @@ def check_arguments(fn: Callable[..., Any], reference: str, what: str, wanted: s
     except TypeError:
         raise UserError(f"{what} {reference}: must take {wanted}; its signature is "
                          f"{signature}") from None
+
+
+IMAGEFOLDER = "imagefolder:"
+FOLDER_DATASETS = ("fashion-mnist", "cifar10")  # read from --data-dir when one is given
+
+
+def folder_digest(root: str | Path) -> str:
+    """A digest of the files under `root` (symlinks followed, each folder once): their paths
+    relative to it, sizes and modification times, as make and rsync tell a changed file. A
+    cache keyed on a data folder's name alone took a folder whose images had changed (classes
+    swapped) for the old one. Empty when `root` is no folder."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return ""
+    h = hashlib.sha256()
+    seen: set[Path] = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = Path(folder).resolve()
+        if real in seen:  # a symlink loop, or one folder linked twice
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(folder) / name
+            try:
+                st = path.stat()
+            except OSError:  # a dangling link: its name still counts
+                st = None
+            h.update(f"{path.relative_to(root).as_posix()}\0{st and st.st_size}\0"
+                     f"{st and st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:16]
+
+
+def input_digests(model: str, dataset: str, data_dir: str | None = None) -> dict[str, str]:
+    """What a result depends on beyond the names of its model and data: the source of a
+    `module:callable` model or dataset, the files of an `imagefolder:PATH` or of the
+    `--data-dir` a dataset is read from. Empty for the built-in models and data."""
+    out = {}
+    if is_reference(model):
+        out["model"] = source_digest(model)
+    if is_reference(dataset):
+        out["dataset"] = source_digest(dataset)
+    elif dataset.startswith(IMAGEFOLDER):
+        out["dataset"] = folder_digest(dataset.removeprefix(IMAGEFOLDER))
+    elif data_dir and dataset in FOLDER_DATASETS:
+        out["data_dir"] = f"{Path(data_dir).expanduser().resolve()} {folder_digest(data_dir)}"
+    return {k: v for k, v in out.items() if v}

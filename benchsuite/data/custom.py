@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from benchsuite.core.errors import UserError
-from benchsuite.core.userspec import check_arguments, load_callable
+from benchsuite.core.userspec import call_user, check_arguments, load_callable
 from benchsuite.data.split import Splits
 
 
@@ -48,7 +48,7 @@ def load_custom(reference: str) -> Splits:
     what = f"--dataset {reference}"
     load = load_callable(reference, "--dataset")
     check_arguments(load, reference, "--dataset", "no arguments")
-    out = load()
+    out = call_user(load, reference, "--dataset")
     if isinstance(out, Splits):
         return out
     if not (isinstance(out, tuple | list) and len(out) == 2):

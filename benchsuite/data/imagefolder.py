@@ -55,9 +55,14 @@ def image_shape(root: Path) -> tuple[tuple[int, int, int], int]:
     from PIL import Image
 
     classes = _classes(root)
-    with Image.open(_first_image(root, classes)) as im:
-        channels = 1 if im.mode in ("L", "1", "I;16", "I") else 3
-        return (channels, im.height, im.width), len(classes)
+    first = _first_image(root, classes)
+    try:
+        with Image.open(first) as im:
+            channels = 1 if im.mode in ("L", "1", "I;16", "I") else 3
+            return (channels, im.height, im.width), len(classes)
+    except Image.DecompressionBombError as e:
+        raise UserError(f"imagefolder: {first}: {str(e).rstrip('.')}; shrink or remove it"
+                        ) from None
 
 
 def _read_split(folder: Path, classes: list[str], mode: str, size: tuple[int, int],
@@ -81,6 +86,9 @@ def _read_split(folder: Path, classes: list[str], mode: str, size: tuple[int, in
             except OSError as e:  # not an image, truncated, unreadable
                 raise UserError(f"imagefolder: {path} is not a readable image ({e}); remove "
                                 "or replace it") from None
+            except Image.DecompressionBombError as e:  # failed the train job twice, traceback
+                raise UserError(f"imagefolder: {path}: {str(e).rstrip('.')}; shrink or remove "
+                                "it") from None
             labels.append(label)
     if not arrays:
         raise UserError(f"imagefolder: no images under {folder}")

@@ -27,7 +27,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file (`program: benchsuite/frontends/agent.py`)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import yaml
+from benchsuite.recipe import RecipeError
+from benchsuite.recipe.yamltext import load_yaml, load_yaml_file
 
 EXIT_INFEASIBLE = 3
 
@@ -36,8 +37,8 @@ def _value(text: str) -> Any:
     if text == "None":
         return None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_yaml(text)
+    except RecipeError:
         return text
 
 
@@ -64,7 +65,7 @@ def sweep_params_file() -> dict[str, Any]:
     path = os.environ.get("WANDB_SWEEP_PARAM_PATH")
     if not path or not Path(path).is_file():
         return {}
-    doc = yaml.safe_load(Path(path).read_text()) or {}
+    doc = load_yaml_file(Path(path)) or {}
     return {k: v["value"] if isinstance(v, dict) and "value" in v else v
             for k, v in doc.items() if k != "wandb_version"}
 

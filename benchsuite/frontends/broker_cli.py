@@ -63,7 +63,15 @@ def _module(text: str) -> str:
 
 
 def _ttl(value: str) -> int | None:
-    return None if value.lower() in ("0", "none", "never") else int(value)
+    """Seconds > 0, or 0 / none / never: no TTL. A negative one was accepted, then Redis refused
+    every upload ('invalid expire time'), each job failing after its work."""
+    if value.strip().lower() in ("0", "none", "never"):
+        return None
+    try:
+        return _positive(int)(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"seconds > 0, or 0 / none for no TTL, expected, got "
+                                         f"{value!r}") from None
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -108,7 +116,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     blob_sub = blobs.add_subparsers(dest="blobs_command", required=True)
     cleanup = blob_sub.add_parser("cleanup", help="drop expired and stale unreferenced blobs")
     _url_arg(cleanup)
-    cleanup.add_argument("--older-than", type=float, default=None, metavar="S",
+    cleanup.add_argument("--older-than", type=_positive(float, zero=True), default=None,
+                         metavar="S",
                          help="also drop blobs unused for S seconds that no job/result names")
     cleanup.add_argument("--dry-run", action="store_true", help="say what would go, drop nothing")
     cleanup.set_defaults(func=cmd_blobs_cleanup)

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchsuite.core.errors import OperatorError
 from benchsuite.core.extras import explain, install_hint
 from benchsuite.core.paths import results_dir
 
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"benchsuite {args.command}: {e}", file=sys.stderr)
         return 2
+    except OperatorError as e:  # a store or service that refuses: named, no traceback
+        print(f"benchsuite {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

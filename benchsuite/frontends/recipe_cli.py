@@ -45,7 +45,10 @@ def _param(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"--param must be NAME=VALUE, got {text!r}")
-    return name, load_yaml(value, f"--param {name}")
+    try:
+        return name, load_yaml(value, f"--param {name}")
+    except RecipeError as e:  # argparse would say only "invalid _param value"
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def recipe_file(text: str) -> Path:

@@ -16,6 +16,8 @@ from benchsuite.bench.selection import (
     narrowed_search_space,
     sweep_from_space,
 )
+from benchsuite.recipe import RecipeError
+from benchsuite.recipe.yamltext import load_yaml_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     space = narrowed_search_space(classified)
     base = None
     if args.base:
-        base = yaml.safe_load(Path(args.base).read_text())
+        try:
+            base = load_yaml_file(Path(args.base))
+        except RecipeError as e:
+            ap.error(str(e))
     config = sweep_from_space(space, base)
     per_layer = path.parent / "per_layer"
     kinds = layer_types(per_layer, classified["case_id"]) if "case_id" in classified else {}

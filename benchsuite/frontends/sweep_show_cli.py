@@ -18,15 +18,15 @@ def _store_url(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from benchsuite.broker.server import RedisServer
     from benchsuite.core.paths import cache_dir
+    from benchsuite.sweep.store import private_store
 
     folder = cache_dir() / "sweeps" / "redis"
     if not folder.is_dir():
         raise FileNotFoundError(f"no sweep store at {folder} (no sweep ran here yet; pass "
                                 "--sweep-redis URL for a shared one)")
-    with RedisServer(folder, appendonly=True) as server:
-        yield server.url
+    with private_store(folder) as url:
+        yield url
 
 
 def sweep_ids(r) -> list[str]:
@@ -38,7 +38,7 @@ def sweep_ids(r) -> list[str]:
 def show_lines(url: str, wanted: str | None = None) -> list[str]:
     from benchsuite.broker.connection import connect
     from benchsuite.recipe.case import shown
-    from benchsuite.sweep.store import RedisStore
+    from benchsuite.sweep.store import DAMAGED, RedisStore
 
     r = connect(url)
     ids = sweep_ids(r)
@@ -49,12 +49,18 @@ def show_lines(url: str, wanted: str | None = None) -> list[str]:
     for sweep_id in ([wanted] if wanted else ids):
         store = RedisStore(url, sweep_id)
         trials = store.trials()
-        config = json.loads(r.get(store.key("config")) or "{}")
+        try:
+            config = json.loads(r.get(store.key("config")) or "{}")
+            config = config if isinstance(config, dict) else {}
+        except ValueError:
+            lines.append(f"sweep {sweep_id}: its config ({store.key('config')}) is not JSON")
+            config = {}
         metric = (config.get("metric") or {}).get("name", "objective")
         lines.append(f"sweep {sweep_id}: {len(trials)} trial(s), method "
                      f"{config.get('method', '?')}, metric {metric}")
         for t in trials:
-            value = "" if t.objective is None else f"{metric} {shown(t.objective)}"
+            value = ("" if t.objective is None else f"{metric} {shown(t.objective)}") \
+                or t.metrics.get(DAMAGED, "")
             top1 = t.metrics.get("val_top1", t.metrics.get("top1"))
             figures = ", ".join(x for x in (value, f"Top-1 {shown(top1)}" if top1 else "") if x)
             params = {k: float(shown(v)) if isinstance(v, float) else v

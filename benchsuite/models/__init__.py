@@ -17,7 +17,12 @@ import torch
 from torch import nn
 
 from benchsuite.core.errors import UserError
-from benchsuite.core.userspec import check_arguments, is_reference, load_callable
+from benchsuite.core.userspec import (
+    call_user,
+    check_arguments,
+    is_reference,
+    load_callable,
+)
 from benchsuite.models.blocks import restore_bypassed
 from benchsuite.models.resnet_cifar import ResNetCifar
 from benchsuite.models.resnet_imagenet import resnet18, resnet50
@@ -44,7 +49,7 @@ def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
         build = load_callable(name, "--model")
         check_arguments(build, name, "--model", "(num_classes, in_channels)", num_classes,
                         in_channels)
-        model = build(num_classes, in_channels)
+        model = call_user(build, name, "--model", num_classes, in_channels)
         if not isinstance(model, nn.Module):
             raise UserError(f"--model {name}: returned {type(model).__name__}, not a "
                              "torch.nn.Module")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 import re
 import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchsuite.core.paths import schedules_dir
 from benchsuite.recipe.case import Case
+from benchsuite.recipe.recipe_error import RecipeError
+from benchsuite.recipe.yamltext import load_yaml, load_yaml_file
 
 GRID_FILE = "grid.yaml"
 
@@ -60,7 +61,7 @@ def found_recipe_info(path: Path) -> dict[str, Any]:
         if not line.startswith("#") or not (text.startswith(" ") or _HEADER_KEY.match(text)):
             break
         lines.append(text)
-    return yaml.safe_load("\n".join(lines)) or {}
+    return load_yaml("\n".join(lines), str(path)) or {}
 
 
 # case settings a found recipe was measured with, applied to its grid case
@@ -82,10 +83,10 @@ def load_grid(path: Path) -> dict[str, Any]:
     """The grid file: models, devices, precisions (lists) and recipes (name -> parameters)."""
     if not path.is_file():
         return {**DEFAULTS, "recipes": {}}
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise GridError(f"{path}: not valid YAML: {e}") from None
+    try:  # no aliases: a 9-level alias bomb took collection to 4 GB and beyond
+        doc = load_yaml_file(path) or {}
+    except RecipeError as e:
+        raise GridError(str(e)) from None
     if not isinstance(doc, dict):
         raise GridError(f"{path}: must be a map with 'models' and 'recipes'")
     unknown = sorted(set(doc) - {*DEFAULTS, "recipes"})
@@ -202,7 +203,21 @@ def generate_cases(
                 precision=None if precision == "default" else precision,
                 params=dict(zip(keys, values, strict=True)),
             ))
-    return cases
+    return _once(cases)
+
+
+def _once(cases: list[Case]) -> list[Case]:
+    """Each case once: `--model a,a`, `--device CPU,CPU` or a value listed twice in a grid made
+    one case run (and be recorded) once per repetition in a session."""
+    seen: set[tuple] = set()
+    out = []
+    for case in cases:
+        key = (case.recipe, json.dumps(case.params, sort_keys=True, default=str), case.model,
+               case.device, case.precision)
+        if key not in seen:
+            seen.add(key)
+            out.append(case)
+    return out
 
 
 def zoo_cases(cases: list[Case], family: tuple[str, ...] | None = None) -> list[Case]:

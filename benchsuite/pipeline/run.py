@@ -6,7 +6,9 @@ an executor (in-process or over Redis) and returns the result row.
 from __future__ import annotations
 
 import json
+import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -77,9 +79,39 @@ def check_dense(case: Case, dense: dict) -> None:
             "training images every floor is meaningless; train it longer")
 
 
+# what every stored result has: without them an entry is no result (cut short, edited)
+_NEEDED = ("top1", "speedup", "latency_median_us")
+
+
 def _cached(case_id: str) -> CaseResult | None:
+    """The case's stored result, or None. An entry that is not one (cut short by a crash
+    before its rename reached the disk, edited by hand: not JSON, another case's, figures
+    missing) is moved aside with a warning naming it, and the case runs again: it used to be a
+    JSONDecodeError traceback on every run, or a row of NaNs recorded as the result."""
     path = cache_dir() / "results" / f"{case_id}.json"
-    return CaseResult.from_dict(json.loads(path.read_text())) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not a result")
+        result = CaseResult.from_dict(data)
+        if result.case_id != case_id:
+            raise ValueError(f"the result of case {str(result.case_id)[:40]!r}")
+        missing = [k for k in _NEEDED if not _finite(getattr(result, k))]
+        if missing or not result.label:
+            raise ValueError(f"no {', '.join(missing) or 'label'}")
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.replace(aside)
+        warnings.warn(f"{path}: a damaged cached result ({str(e)[:200]}); moved it to "
+                      f"{aside.name}; the case runs again", stacklevel=2)
+        return None
+    return result
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _store(result: CaseResult) -> None:

@@ -44,6 +44,7 @@ from benchsuite.core.stage_specs import (
     PruneSpec,
     TrainSpec,
 )
+from benchsuite.core.userspec import input_digests
 from benchsuite.pipeline.executor import Stage, StageResult, extra_stages, load_stage
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,19 @@ def load_checkpoint(path: Path, model: str | None = None):
 
 
 def dense_key(spec: dict) -> str:
+    """The dense model's cache key: its settings, the training code and what the model and
+    data are beyond their names (a user's model source, an image folder's files, a --data-dir:
+    `input_digests`), so an edited model or changed data is trained afresh."""
     keys = ("model", "dataset", "seed", "epochs")
     from benchsuite.prune.training import train_threads  # the numbers depend on the thread count
 
     subset = spec.get("train_images")
     threads = train_threads()
+    inputs = input_digests(spec["model"], spec["dataset"], spec.get("data_dir"))
     return content_hash({k: spec[k] for k in keys} | {"code": code_version(*TRAIN_CODE)}
                         | ({"train_threads": threads} if threads != 1 else {})
-                        | ({"train_images": subset} if subset is not None else {}))
+                        | ({"train_images": subset} if subset is not None else {})
+                        | ({"inputs": inputs} if inputs else {}))
 
 
 def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:

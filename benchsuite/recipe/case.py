@@ -19,7 +19,7 @@ from typing import Any
 from benchsuite.core.errors import UserError
 from benchsuite.core.hashing import code_version, content_hash
 from benchsuite.core.paths import schedules_dir
-from benchsuite.core.userspec import is_reference, source_digest
+from benchsuite.core.userspec import input_digests, is_reference, source_digest
 from benchsuite.recipe.scale import scale_schedule
 from benchsuite.recipe.template import read_recipe, render, template_parameters
 from benchsuite.recipe.yamltext import load_yaml
@@ -152,11 +152,15 @@ class Case:
         # built-in cases keep their ids)
         user = {ref: source_digest(ref) for ref in (self.model, self.dataset)
                 if is_reference(ref)}
+        # an image folder's or a --data-dir's files (a folder that changed is other data)
+        data = {k: v for k, v in input_digests(self.model, self.dataset, self.data_dir).items()
+                if k != "model" and not is_reference(self.dataset)}
         fields = {k: v for k, v in asdict(self).items()  # the scale is in the recipe text
                   if k != "schedule_scale"}
         return content_hash(fields | {"recipe": self.recipe_text(),
                                             "code": code_version(*CASE_CODE)}
-                            | ({"user_code": user} if user else {}))
+                            | ({"user_code": user} if user else {})
+                            | ({"data": data} if data else {}))
 
     def dense_spec(self) -> dict:
         subset = {"train_images": self.train_images} if self.train_images is not None else {}
@@ -206,7 +210,7 @@ class CaseError(UserError):
     """A case its user has to fix (recipe, model, dataset), found before any work."""
 
 
-def integer(low: int) -> Callable[[Any], int]:
+def integer(low: int, high: int | None = None) -> Callable[[Any], int]:
     def read(value: Any) -> int:
         try:
             number = int(str(value).strip()) if not isinstance(value, bool) else None
@@ -214,8 +218,13 @@ def integer(low: int) -> Callable[[Any], int]:
             number = None
         if number is None or number < low or (isinstance(value, float) and value != number):
             raise ValueError(f"an integer >= {low} expected, got {str(value)!r}")
+        if high is not None and number > high:
+            raise ValueError(f"an integer from {low} to {high} expected, got {str(value)!r}")
         return number
     return read
+
+
+MAX_SEED = 2**32 - 1  # numpy's seeds: a larger one failed the dense stage with a traceback
 
 
 def greater_than(low: float) -> Callable[[Any], float]:
@@ -285,7 +294,7 @@ def _control(value: Any) -> str:
 # field's value out, a ValueError saying what was expected. `Case.with_settings` uses them, and
 # a Case checks its own fields with them wherever it is built (`__post_init__`).
 CASE_SETTINGS: dict[str, Callable[[Any], Any]] = {
-    "model": _text, "dataset": _text, "data_dir": _optional_text, "seed": integer(0),
+    "model": _text, "dataset": _text, "data_dir": _optional_text, "seed": integer(0, MAX_SEED),
     "epochs": integer(1), "dense_epochs": integer(1),
     "train_images": count_or("all", ""), "control": _control,
     "device": _text, "precision": _precision, "niter": integer(1), "repeats": integer(1),

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchsuite.core.threshold import Threshold
-from benchsuite.recipe import template_parameters
+from benchsuite.recipe import RecipeError, template_parameters
 from benchsuite.recipe.case import CASE_SETTINGS, Case
+from benchsuite.recipe.yamltext import load_yaml_file
 
 METHODS = ("bayes", "random", "grid")
 GOALS = ("minimize", "maximize")
@@ -220,10 +219,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise SweepConfigError(f"{path}: no such sweep file")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SweepConfigError(f"{path}: not valid YAML: {e}") from None
+    try:  # no aliases: a 9-level alias bomb spun for minutes before any trial
+        config = load_yaml_file(path)
+    except RecipeError as e:
+        raise SweepConfigError(str(e)) from None
     spec = check_config(config, where=str(path))
     spec.path = path
     return spec

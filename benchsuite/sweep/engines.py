@@ -119,6 +119,8 @@ class SweepsEngine(StoredEngine):
                  FAILED: RunState.failed, RUNNING: RunState.running, STOPPED: RunState.killed}
         runs = []
         for t in trials:
+            if not t.params:  # a record the store could not read: nothing to learn from
+                continue
             summary = {self.spec.metric: t.objective} if t.status == FINISHED else {}
             runs.append(SweepRun(name=f"trial-{t.number}", state=state[t.status],
                                  config={k: {"value": v} for k, v in t.params.items()},

@@ -18,16 +18,52 @@ a healthy agent's running trials for expired ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
+
+from benchsuite.core.errors import OperatorError
+
+log = logging.getLogger(__name__)
 
 RUNNING, FINISHED, INFEASIBLE, FAILED = "running", "finished", "infeasible", "failed"
 STOPPED = "stopped"  # stopped early by the engine (multi-fidelity: `early_terminate`)
 DONE = (FINISHED, INFEASIBLE, FAILED, STOPPED)
+DAMAGED = "damaged"  # Trial.metrics key of a record that could not be read (`RedisStore.trials`)
+
+
+class SweepStoreError(OperatorError):
+    """The sweep store cannot serve the sweep (lost while it ran, damaged, or its private
+    redis-server does not start); the message says which and what to do. A session stops on it
+    at once: every later trial would meet it too."""
+
+
+@contextlib.contextmanager
+def private_store(folder: Path) -> Iterator[str]:
+    """The URL of the private sweep store kept in `folder` (its append-only file), served by a
+    redis-server of its own while the block runs. A store that does not start (its AOF
+    damaged) is a `SweepStoreError` naming the file and the repair, not a traceback."""
+    from benchsuite.broker.server import RedisServer, RedisServerError
+
+    try:
+        server = RedisServer(folder, appendonly=True).start()
+    except RedisServerError as e:
+        aof = folder / "appendonly.aof"
+        raise SweepStoreError(
+            f"the sweep store in {folder} does not start: redis-server says "
+            f"{(e.reason or str(e).splitlines()[0])[:300]!r}; repair its append-only file "
+            f"(redis-check-aof --fix {aof}, after a backup) or move {folder} aside to start "
+            "the sweeps afresh (their cases come from the result cache)") from None
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @dataclass
@@ -54,6 +90,19 @@ class Trial:
 
     def stale(self, now: float | None = None) -> bool:
         return self.status == RUNNING and self.lease_until < (now or time.time())
+
+
+def _bad_trial(t: Trial, name: str) -> str | None:
+    """Why a parsed trial record is not one, or None."""
+    if not isinstance(t.number, int) or str(t.number) != name:
+        return f"its number {t.number!r} is not its field {name!r}"
+    if not isinstance(t.params, dict) or not isinstance(t.metrics, dict):
+        return "params or metrics not a map"
+    if t.status not in (RUNNING, *DONE):
+        return f"unknown status {t.status!r}"
+    if not isinstance(t.lease_until, int | float) or not isinstance(t.history, list):
+        return "lease_until or history of the wrong type"
+    return None
 
 
 # propose(number, all trials so far) -> (params, engine_ref)
@@ -155,6 +204,8 @@ class RedisStore:
         self.url, self.sweep_id = url, sweep_id
         self.r = connect(url)
         self.prefix = f"benchsuite:sweep:{sweep_id}:"
+        self.agent = config is not None  # an agent of the sweep (else a reader: sweep show)
+        self._warned: set[str] = set()
         if config is not None:
             self._check_config(config)
 
@@ -175,8 +226,22 @@ class RedisStore:
                 raise ValueError(f"sweep {self.sweep_id!r} in Redis was started with another "
                                  "config; use another --sweep-id (or delete the old sweep)")
 
+    def _still_there(self) -> None:
+        """An agent's check that the store still holds its sweep: a Redis restarted without
+        persistence (or flushed) under a running sweep used to take the next trials under the
+        numbers of lost ones, overwriting records, and say nothing."""
+        if self.agent and not self.r.exists(self.key("config")):
+            from benchsuite.broker.connection import mask_url
+
+            raise SweepStoreError(
+                f"sweep {self.sweep_id}: its store at {mask_url(self.url)} lost it while this "
+                "agent ran (its config and trials are gone: a Redis restarted without "
+                "persistence, or flushed); the sweep stops. Run it again to start it over (its "
+                "cases come from the result cache), on a Redis with --appendonly yes")
+
     def claim(self, budget: int, propose: Propose, owner: str, lease: float) -> Trial | None:
         with self.r.lock(self.key("lock"), timeout=120, blocking_timeout=300):
+            self._still_there()
             now = self.now()
             stale, room = _pick(self.trials(), budget, now)
             if stale is not None:
@@ -200,6 +265,7 @@ class RedisStore:
             return trial
 
     def finish(self, trial: Trial) -> None:
+        self._still_there()
         self.r.hset(self.key("trials"), str(trial.number), trial.to_json())
 
     def heartbeat(self, number: int, owner: str, lease: float) -> None:
@@ -242,8 +308,46 @@ class RedisStore:
         return applied[0]
 
     def trials(self) -> list[Trial]:
-        raw = self.r.hgetall(self.key("trials"))
-        return sorted((Trial.from_json(v) for v in raw.values()), key=lambda t: t.number)
+        """The sweep's trials. A record that cannot be read (not JSON, a field missing or of
+        the wrong type) counts as a failed trial under its number, with a warning naming it;
+        a trials key that is no hash is a `SweepStoreError`."""
+        import redis
+
+        key = self.key("trials")
+        try:
+            raw = self.r.hgetall(key)
+        except redis.ResponseError as e:
+            if "WRONGTYPE" not in str(e):
+                raise
+            raise SweepStoreError(
+                f"sweep {self.sweep_id}: {key} is a {self.r.type(key).decode()}, not the hash "
+                "of its trials: the store is damaged; delete that key (the sweep starts over) "
+                "or use another --sweep-id") from None
+        out = []
+        for field_name, value in raw.items():
+            name = field_name.decode(errors="replace")
+            trial = self._read(name, value)
+            if trial is not None:
+                out.append(trial)
+        return sorted(out, key=lambda t: t.number)
+
+    def _read(self, name: str, value: bytes) -> Trial | None:
+        try:
+            trial = Trial.from_json(value)
+            why = _bad_trial(trial, name)
+        except (ValueError, TypeError) as e:  # not JSON, fields missing or unknown
+            why = f"{type(e).__name__}: {e}"
+        if why is None:
+            return trial
+        where = f"{self.key('trials')} field {name!r}"
+        if where not in self._warned:
+            self._warned.add(where)
+            log.warning("sweep %s: %s is unreadable (%s); counted as a failed trial",
+                        self.sweep_id, where, why[:200])
+        if not name.isdigit():
+            return None
+        return Trial(int(name), {}, status=FAILED, metrics={
+            DAMAGED: f"unreadable record ({why[:200]})"})
 
     def delete(self) -> None:
         self.r.delete(*(self.key(k) for k in ("counter", "trials", "lock", "config")))

@@ -27,7 +27,7 @@ from benchsuite.recipe.case import Case, shown
 from benchsuite.sweep.config import SweepSpec
 from benchsuite.sweep.engines import StoredEngine
 from benchsuite.sweep.fidelity import EpochWatch, epochs_spent
-from benchsuite.sweep.store import FINISHED, RUNNING, Trial
+from benchsuite.sweep.store import DAMAGED, FINISHED, RUNNING, Trial
 
 REPORT_KEYS = keys_for(TRIAL)
 log = logging.getLogger(__name__)
@@ -221,7 +221,8 @@ class SweepSession:
                     if self.engine.early_stopping else "")]
         for t in trials:
             figures = (f"{self.spec.metric} {t.objective:.4g}, Top-1 {t.metrics.get('top1')}"
-                       if t.objective is not None else t.metrics.get("error", "")
+                       if t.objective is not None
+                       else t.metrics.get("error", "") or t.metrics.get(DAMAGED, "")
                        or (f"held-out Top-1 {t.history}" if t.history else ""))
             spent = t.metrics.get("finetune_epochs_spent")
             lines.append(f"  trial {t.number:3d} {t.status:10s} {figures}"

@@ -84,7 +84,12 @@ def save_baseline(rows: list[Row], path: str | Path) -> Path:
     }
     doc = {"version": VERSION, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
            "git_sha": rows[0].get("git_sha") if rows else None, "cases": cases}
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")  # a failed write leaves the old file as it was
+    try:
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -435,6 +435,12 @@ def build_report(results: Path, out: Path, cases: list[str] | None = None,
     """Write `out/report.html` and its plots from `results/results.csv`; returns the HTML path."""
     import jinja2
 
+    out = Path(out)
+    try:  # before any plot: a file in its place was a FileExistsError traceback at the end
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot be the report's folder "
+                         f"({e.strerror}{': ' + str(e.filename) if e.filename else ''})") from None
     table_path = Path(results) / "results.csv"
     if not table_path.is_file():
         raise FileNotFoundError(f"no results table at {table_path}: run `pytest -m latency` "

@@ -38,11 +38,13 @@ class Coverage:
 class SessionOutputs:
     written: list[Path] = field(default_factory=list)
     coverage: Coverage | None = None
+    errors: list[str] = field(default_factory=list)  # outputs that could not be written
 
     @property
     def failed(self) -> bool:
-        """A baseline check that checked nothing fails the session."""
-        return self.coverage is not None and not self.coverage.checked
+        """A baseline check that checked nothing, or an output not written, fails the
+        session."""
+        return bool(self.errors) or (self.coverage is not None and not self.coverage.checked)
 
 
 def write_outputs(rows: list[Row], save_baseline_to: str | None,
@@ -56,7 +58,11 @@ def write_outputs(rows: list[Row], save_baseline_to: str | None,
         out.written.append(write_benchmark_json(
             rows, results_dir() / "pytest-benchmark" / f"{stamp}.json"))
     if save_baseline_to:
-        out.written.append(save_baseline(rows, save_baseline_to))
+        try:  # checked before any work; a disk that filled since is said, not a traceback
+            out.written.append(save_baseline(rows, save_baseline_to))
+        except OSError as e:
+            out.errors.append(f"latency baseline not written to {save_baseline_to}: "
+                              f"{e.strerror or e}")
     if check_baseline:
         known = load_baseline(check_baseline)
         labels = [r["label"] for r in rows]
@@ -76,4 +82,5 @@ def summary_lines(rows: list[Row], calibrations: list[dict],
         lines.append(outputs.coverage.line())
     lines.append((f"results table: {results_dir() / 'results.csv'}", None))
     lines.extend((f"written: {p}", None) for p in (outputs.written if outputs else []))
+    lines.extend((error, "red") for error in (outputs.errors if outputs else []))
     return lines

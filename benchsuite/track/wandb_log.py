@@ -70,6 +70,16 @@ def _keep_files_inside() -> None:
     Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
+MAX_TAG = 64  # W&B refuses a longer tag (a pydantic ValidationError from wandb.init)
+
+
+def run_tags(row: CaseResult | dict) -> list[str]:
+    """A case's W&B tags: git sha, recipe, model, each cut to W&B's 64 characters (a
+    245-character recipe name failed wandb.init after the case's work, on every re-run)."""
+    tags = [f"git:{row.get('git_sha', 'unknown')}", str(row["recipe"]), str(row["model"])]
+    return [t if len(t) <= MAX_TAG else t[:MAX_TAG - 3] + "..." for t in tags if t]
+
+
 class WandbTracker:
     """Logs result rows as W&B runs of `project`, in `group`."""
 
@@ -99,7 +109,7 @@ class WandbTracker:
         run = wandb.init(
             project=self.project, group=self.group, name=row["label"], job_type="latency-case",
             mode=self.mode, dir=os.environ["WANDB_DIR"], reinit="finish_previous",
-            tags=[f"git:{row.get('git_sha', 'unknown')}", row["recipe"], row["model"]],
+            tags=run_tags(row),
             config={k: row.get(k) for k in CONFIG_KEYS},
             # no system metadata: it holds the process's argv, where a --redis-url password
             # would sit in clear (the conditions that matter are in the config above)

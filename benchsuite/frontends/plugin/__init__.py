@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
-from benchsuite.core.errors import UserError
+from benchsuite.core.errors import OperatorError, UserError
 from benchsuite.core.extras import (
     default_executor,
     default_wandb_mode,
@@ -327,8 +327,8 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
         try:
             row = run_and_record(case, stage_executor, threshold, recorder, force=force,
                                  progress=progress, epoch_top1=watch is not None)
-        except UserError as e:  # the user's to fix: the message, no traceback
-            raise pytest.fail.Exception(str(e), pytrace=False) from None
+        except (UserError, OperatorError) as e:  # the user's (or operator's) to fix: the
+            raise pytest.fail.Exception(str(e), pytrace=False) from None  # message, no traceback
         finally:
             counter.done(time.perf_counter() - t0)
         request.node.user_properties.append((ROW_PROPERTY, row.to_json(compact=True)))

@@ -65,7 +65,8 @@ def raw_value(config: pytest.Config, name: str) -> tuple[Any, str]:
         return given, f"--{o.name}"
     try:
         given = config.getini(o.dest)
-    except ValueError as e:  # not registered, or a bad ini value
+    except (ValueError, pytest.UsageError) as e:  # not registered, or a bad ini value (pytest 9
+        # raises a UsageError naming no key for it)
         if "unknown configuration value" not in str(e) and "no option named" not in str(e):
             raise pytest.UsageError(f"{o.dest}: {e}") from None
         given = o.default

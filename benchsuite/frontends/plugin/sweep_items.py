@@ -86,22 +86,40 @@ def sweep_redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
     if url:
         yield url
         return
-    from benchsuite.broker.server import RedisServer
     from benchsuite.core.paths import cache_dir
+    from benchsuite.sweep.store import SweepStoreError, private_store
 
     if hasattr(pytestconfig, "workerinput"):  # xdist: workers would share one datadir
         pytest.fail("sweeps under pytest-xdist need a shared Redis: pass --sweep-redis URL",
                     pytrace=False)
+    store = private_store(cache_dir() / "sweeps" / "redis")
+    try:
+        url = store.__enter__()
+    except SweepStoreError as e:  # its AOF damaged: once, not a traceback per trial
+        pytest.exit(str(e), returncode=pytest.ExitCode.TESTS_FAILED)
+    try:
+        yield url
+    finally:
+        store.__exit__(None, None, None)
 
-    with RedisServer(cache_dir() / "sweeps" / "redis", appendonly=True) as server:
-        yield server.url
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A sweep store lost or damaged under the session stops it with its message: every
+    later trial would meet the same store."""
+    from benchsuite.sweep.store import SweepStoreError
+
+    try:
+        return (yield)
+    except SweepStoreError as e:
+        pytest.exit(str(e), returncode=pytest.ExitCode.TESTS_FAILED)
 
 
 @pytest.fixture(scope="session")
 def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, sweep_redis_url):
     """The sweep this session is an agent of; at the end: best printed, logged, saved."""
     from benchsuite.sweep.engines import make_engine
-    from benchsuite.sweep.store import RedisStore
+    from benchsuite.sweep.store import RedisStore, SweepStoreError
     from benchsuite.sweep.trials import SweepSession, log_best
 
     state = getattr(pytestconfig, _STATE, None)
@@ -123,8 +141,12 @@ def sweep_session(pytestconfig: pytest.Config, accuracy_threshold, tracker, swee
     session = SweepSession(spec, engine, base_case(pytestconfig), accuracy_threshold, sweep_id)
     yield session
     session.hand_back()  # a trial still held (an interrupt outside its run): free at once
-    state["lines"] = session.summary_lines()
-    best = session.best()
+    try:
+        state["lines"] = session.summary_lines()
+        best = session.best()
+    except SweepStoreError as e:  # said once already by the item that met it
+        state["lines"] = [str(e)]
+        best = None
     if best is not None and (why := session.no_gain(best)) is not None:
         state["lines"].append(why)
     elif best is not None:
