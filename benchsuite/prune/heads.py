@@ -10,7 +10,7 @@ of `proj`: torch-pruning's dependency graph, asked to remove head h's query rows
 its key and value rows with them (through the `unbind` of q, k, v) and `proj`'s columns (through
 the matmuls and reshapes), which `AttentionHeadPruner` checks before it removes anything.
 Removing a head computes exactly what the model computed with that head's `proj` columns
-zeroed (`tests/test_models23.py`).
+zeroed (`tests/test_mobilenet_vit.py`).
 
 Ranking (`criterion`): `l1` (default) the mean |w| of the head's `qkv` rows and `proj` columns,
 `l2` their root mean square. `desired_sparsity: s` removes int(s x heads) heads of every
