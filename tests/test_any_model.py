@@ -129,10 +129,11 @@ def test_channels_and_rows_by_rule_on_my_model(mymodels):
     model, sched, _ = pruned_model(recipe, mymodels, (3, 32, 32))
     assert sched.pruners["channels"].weights() == ["body.weight"]
     assert sched.pruners["rows"].weights() == ["head.weight"]
-    # body's input channels went with stem's filters; head's input features are masked (the
-    # thinning extensions remove conv structures only)
+    # body's input channels went with stem's filters; head's zeroed input features went with
+    # body's filters (ChannelRemover thins a linear layer's inputs that no layer reads)
     assert (model.stem.out_channels, model.body.in_channels) == (8, 8)
-    assert int((model.head.weight == 0).all(0).sum()) == 16
+    assert (model.body.out_channels, model.head.in_features) == (16, 16)
+    assert int((model.head.weight == 0).all(0).sum()) == 0
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from benchsuite.core.paths import schedules_dir
-from benchsuite.models import build_model
+from benchsuite.models import MODEL_NAMES, build_model
 from benchsuite.prune import CompressionScheduler, model_stats
 from benchsuite.recipe import load_recipe
 
@@ -42,6 +42,12 @@ EXPECTED = {
     "resnet56/block_removal": ((0.3, 0.35), (0, 0), 18),
     "resnet56/blocks_and_filters": ((0.1, 0.2), (0, 0), 18),
     "resnet56/per_stage": ((0.28, 0.32), (0, 0), 12),  # 4 + 4 + 4 blocks, width 0.4
+    # expansion convs at 0.5: their depthwise convs and the projections' inputs go with them
+    "mobilenetv2/expansion_channels": ((0.52, 0.6), (0, 0), 0),
+    "mobilenetv2/block_removal": ((0.75, 0.82), (0, 0), 4),  # one of stages 3, 4, 5, 6 each
+    "vit_tiny/heads": ((0.87, 0.9), (0, 0), 0),  # 1 of 3 heads a block: qkv and proj, 2/3
+    "vit_tiny/mlp_width": ((0.64, 0.72), (0, 0), 0),  # half of the MLPs, 2/3 of the linear MACs
+    "vit_tiny/block_removal": ((0.64, 0.72), (0, 0), 2),  # 4 of 6 encoder blocks left
 }
 
 # recipes that need a measured latency table to bind: tests/test_latency_budget.py runs them
@@ -64,7 +70,8 @@ def test_library_recipe_applies(name, digits):
     (lo, hi), (zlo, zhi), blocks = EXPECTED[name]
     recipe = load_recipe(schedules_dir() / f"{name}.yaml")
     torch.manual_seed(0)
-    model = build_model("resnet56" if name.startswith("resnet56") else "resnet20", 10, 1)
+    head = name.split("/")[0]
+    model = build_model(head if "/" in name and head in MODEL_NAMES else "resnet20", 10, 1)
     dense = model_stats(model, X)
     sched = CompressionScheduler(recipe, model, X,
                                  calibration=(digits.x_train[:8], digits.y_train[:8]))

@@ -76,7 +76,8 @@ def test_registry_has_every_distiller_name():
                 "SplicingPruner", "AutomatedGradualPruner", "BlockRemover",
                 "RandomLevelStructureParameterPruner",
                 "LatencyBudgetPruner",  # the suite's own (HALP / NetAdapt style), not Distiller's
-                "TorchPruningUniform"}  # not Distiller's: the peer baseline (tp_uniform)
+                "TorchPruningUniform",  # not Distiller's: the peer baseline (tp_uniform)
+                "AttentionHeadPruner"}  # not Distiller's: whole heads (vit_tiny/heads)
     expected |= set(STRUCTURED) | {f"{n}_AGP" for n in STRUCTURED}
     assert expected == set(PRUNER_CLASSES)
 

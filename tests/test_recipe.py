@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from benchsuite.models import build_model
+from benchsuite.models import MODEL_NAMES, build_model
 from benchsuite.pipeline.grid import found_recipe_info
 from benchsuite.prune import CompressionScheduler
 from benchsuite.recipe import RecipeError, load_recipe, parse_recipe, render, template_parameters
@@ -116,7 +116,7 @@ def test_every_recipe_parses_and_binds_to_its_model(path, digits):
     text = path.read_text()
     assert text.startswith("#"), f"{path}: needs a header comment saying what it tests"
     recipe = load_recipe(path)
-    name = "resnet56" if path.parent.name == "resnet56" else "resnet20"
+    name = path.parent.name if path.parent.name in MODEL_NAMES else "resnet20"
     if path.parent.name == "found":  # a sweep's best: run on the model it was found with
         name = found_recipe_info(path)["case"]["model"]
     model = build_model(name, 10, 1)

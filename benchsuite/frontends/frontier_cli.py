@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--search-trials", type=int, default=10, help="the search's budget")
     ap.add_argument("--engines", default="bayes", help="bayes, random or both")
     ap.add_argument("--zoo-models", default="", help="the dense-zoo family (comma-separated; "
-                    "default: models.DENSE_FAMILY)")
+                    "default: the model's own, models.dense_family)")
     ap.add_argument("--epochs", type=int, default=base.epochs,
                     help="fine-tuning epochs")
     ap.add_argument("--dense-epochs", type=int, default=base.dense_epochs,

@@ -1,12 +1,15 @@
 """Model zoo: names -> constructors, and loading of thinned (re-shaped) checkpoints.
 
 A model is a built-in name (CIFAR ResNets with Distiller's names, ImageNet ResNet-18/50 with
-torchvision's, a small CNN) or `module:callable`, the user's own: a callable
-`(num_classes: int, in_channels: int) -> torch.nn.Module`.
+torchvision's, a small CNN, MobileNetV2 and a small ViT sized for 28x28 and 32x32 images) or
+`module:callable`, the user's own: a callable `(num_classes: int, in_channels: int) ->
+torch.nn.Module`.
 
-`DENSE_FAMILY` is the small dense family of the dense-zoo control: the fastest of them that
-holds a pruning case's floor is what the pruning has to beat (CIFAR ResNet-8/14/20 at full
-and half width, and a two-conv CNN with batch norm, published at 93.4 % on Fashion-MNIST).
+The dense-zoo control trains a small dense family of the reference's kind: the fastest of them
+that holds a pruning case's floor is what the pruning has to beat. `DENSE_FAMILY` is the
+ResNets' (CIFAR ResNet-8/14/20 at full and half width, and a two-conv CNN with batch norm,
+published at 93.4 % on Fashion-MNIST), the family of every model `DENSE_FAMILIES` does not name;
+MobileNetV2 has its own at smaller widths, the ViT its own at fewer blocks (`dense_family`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,15 @@ from benchsuite.core.userspec import (
     load_callable,
 )
 from benchsuite.models.blocks import restore_bypassed
+from benchsuite.models.mobilenetv2 import MobileNetV2
 from benchsuite.models.resnet_cifar import ResNetCifar
 from benchsuite.models.resnet_imagenet import resnet18, resnet50
 from benchsuite.models.small_cnn import SmallCNN, TwoConvBN
+from benchsuite.models.vit import VisionTransformer
+
+# vit_tiny: DeiT-Tiny's heads (3) and MLP ratio (4) at half its width (96) and depth (6), patches
+# of 4x4 (models/vit.py); the zoo's smaller ones have fewer blocks
+VIT_TINY = {"dim": 96, "depth": 6, "heads": 3, "mlp_ratio": 4.0, "patch": 4}
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": lambda **kw: SmallCNN(**kw),
@@ -36,10 +45,31 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "cnn2_bn": lambda **kw: TwoConvBN(**kw),
     "resnet18": resnet18,
     "resnet50": resnet50,
+    "mobilenetv2": lambda **kw: MobileNetV2(width=1.0, **kw),
+    "mobilenetv2_050": lambda **kw: MobileNetV2(width=0.5, **kw),
+    "mobilenetv2_035": lambda **kw: MobileNetV2(width=0.35, **kw),
+    "vit_tiny": lambda **kw: VisionTransformer(**VIT_TINY, **kw),
+    **{f"vit_tiny_d{d}": (lambda d=d, **kw: VisionTransformer(**(VIT_TINY | {"depth": d}), **kw))
+       for d in (4, 2)},
 }
 MODEL_NAMES = tuple(_BUILDERS)
 DENSE_FAMILY = ("cnn2_bn", "resnet8_half", "resnet8", "resnet14_half", "resnet14",
                 "resnet20_half", "resnet20")
+# the dense family of a reference of another kind: the same network, narrower or shallower
+DENSE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "mobilenetv2": ("mobilenetv2_035", "mobilenetv2_050"),
+    "vit_tiny": ("vit_tiny_d2", "vit_tiny_d4"),
+}
+
+
+def dense_family(model: str) -> tuple[str, ...]:
+    """The dense-zoo family for the reference `model`: its own kind's when it has one
+    (`DENSE_FAMILIES`, the members of a family sharing it), else the ResNets' `DENSE_FAMILY`."""
+    key = model.removesuffix("_cifar")
+    for reference, family in DENSE_FAMILIES.items():
+        if key == reference or key in family:
+            return (*family, reference)
+    return DENSE_FAMILY
 
 
 def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:

@@ -13,9 +13,15 @@ keeps only relu(shortcut(x)):
 A module that only looks like a block is checked on a batch first (`not_bypassable`): its output
 must be relu(last BN + shortcut) and, with an identity shortcut, its input non-negative.
 
-A checkpoint of a bypassed model simply lacks the block's `conv1`/`conv2` keys;
-`restore_bypassed` turns those blocks of a freshly built model into the same bypasses, so
-`load_thinned` can load it.
+*Additive* residual blocks compute x + branch(x) with no activation after the add: MobileNetV2's
+inverted residuals with a shortcut (stride 1, as many output channels as input ones) and the
+ViT's pre-norm encoder blocks (x + attn(norm1(x)), then + mlp(norm2(x))). Their bypass is an
+identity, exact when the branch is zero, whatever the sign of the input; a MobileNetV2 block
+without a shortcut is no residual block (nothing could replace it).
+
+A checkpoint of a bypassed model simply lacks the block's `conv1`/`conv2` keys (an additive
+block's: all of its keys); `restore_bypassed` turns those blocks of a freshly built model into the
+same bypasses, so `load_thinned` can load it.
 """
 
 from __future__ import annotations
@@ -24,12 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchsuite.models.mobilenetv2 import InvertedResidual
 from benchsuite.models.modes import forward_with_hooks
 from benchsuite.models.resnet_cifar import BasicBlock as CifarBasicBlock
 from benchsuite.models.resnet_imagenet import BasicBlock, Bottleneck
+from benchsuite.models.vit import Block as EncoderBlock
 
 # the suite's own blocks: known to compute relu(last BN + shortcut) on a non-negative input
 KNOWN_BLOCKS = (CifarBasicBlock, BasicBlock, Bottleneck)
+# the suite's own blocks that compute x + branch(x) (InvertedResidual only with its shortcut)
+ADDITIVE_BLOCKS = (InvertedResidual, EncoderBlock)
 
 
 class Shortcut(nn.Module):
@@ -51,8 +61,18 @@ def _laid_out_as_block(m: nn.Module) -> bool:
             and (m.downsample is None or isinstance(m.downsample, nn.Module)))
 
 
+def is_additive_block(m: nn.Module) -> bool:
+    """One of the suite's blocks computing x + branch(x): its bypass is an identity."""
+    return isinstance(m, ADDITIVE_BLOCKS) and getattr(m, "residual", True)
+
+
 def is_residual_block(m: nn.Module) -> bool:
-    return isinstance(m, KNOWN_BLOCKS) or _laid_out_as_block(m)
+    return isinstance(m, KNOWN_BLOCKS) or is_additive_block(m) or _laid_out_as_block(m)
+
+
+def shortcut_of(block: nn.Module) -> nn.Module | None:
+    """The block's downsampling shortcut, None for an identity (an additive block's)."""
+    return getattr(block, "downsample", None)
 
 
 def last_bn(block: nn.Module) -> nn.Module:
@@ -70,7 +90,8 @@ def not_bypassable(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[
     """Of the blocks `names` that are not the suite's own, those whose bypass would not be exact
     on the batch `x`, with the reason: the output is not relu(last BN + shortcut), or the
     shortcut is an identity and the input has negative values."""
-    check = [n for n in names if not isinstance(model.get_submodule(n), KNOWN_BLOCKS)]
+    check = [n for n in names if not isinstance(model.get_submodule(n), KNOWN_BLOCKS)
+             and not is_additive_block(model.get_submodule(n))]
     seen: dict[str, dict[str, torch.Tensor]] = {n: {} for n in check}
     hooks = []
     for n in check:
@@ -106,17 +127,25 @@ def bypass(model: nn.Module, name: str) -> nn.Module:
     block = model.get_submodule(name)
     if not is_residual_block(block):
         raise ValueError(f"{name} is not a residual block")
-    new: nn.Module = nn.Identity() if block.downsample is None else Shortcut(block.downsample)
+    down = shortcut_of(block)
+    new: nn.Module = nn.Identity() if down is None else Shortcut(down)
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
     return new
+
+
+def _kept(name: str, block: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    """Whether `state` holds block `name` (its conv1; an additive block: any of its keys)."""
+    if is_additive_block(block):
+        return any(k.startswith(f"{name}.") for k in state)
+    return f"{name}.conv1.weight" in state or f"{name}.conv1.weight_orig" in state
 
 
 def restore_bypassed(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
     """Bypass the blocks whose convs a state dict lacks; returns their names."""
     removed = []
     for name in residual_blocks(model):
-        if f"{name}.conv1.weight" not in state and f"{name}.conv1.weight_orig" not in state:
+        if not _kept(name, model.get_submodule(name), state):
             bypass(model, name)
             removed.append(name)
     return removed

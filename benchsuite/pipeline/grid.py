@@ -222,9 +222,11 @@ def _once(cases: list[Case]) -> list[Case]:
 
 def zoo_cases(cases: list[Case], family: tuple[str, ...] | None = None) -> list[Case]:
     """The dense-zoo control of `cases`: for each model, device, precision and seed among them,
-    one case per member of the dense family (models.DENSE_FAMILY) other than the model itself,
-    trained from scratch and timed against that model's dense baseline (Case.control)."""
-    from benchsuite.models import DENSE_FAMILY
+    one case per member of the dense family (`family`, else the model's own:
+    `models.dense_family`, the ResNets' `DENSE_FAMILY` for a model without one) other than the
+    model itself, trained from scratch and timed against that model's dense baseline
+    (Case.control)."""
+    from benchsuite.models import dense_family
 
     seen: dict[tuple, Case] = {}
     for case in cases:
@@ -232,5 +234,5 @@ def zoo_cases(cases: list[Case], family: tuple[str, ...] | None = None) -> list[
             seen.setdefault((case.model, case.device, case.precision, case.seed), case)
     dense = schedules_dir() / "dense.yaml"
     return [replace(case, recipe=str(dense), params={}, control=f"zoo:{member}")
-            for case in seen.values() for member in (family or DENSE_FAMILY)
+            for case in seen.values() for member in (family or dense_family(case.model))
             if member != case.model.removesuffix("_cifar")]

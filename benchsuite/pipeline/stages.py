@@ -270,7 +270,9 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
 
 def reinitialise(model, seed: int) -> None:
     """Fresh weights for every layer of `model`, its shapes (a thinned model's) and its masks
-    (an element-wise pruned model's zeros) kept: the pruned architecture, untrained."""
+    (an element-wise pruned model's zeros) kept: the pruned architecture, untrained. Every
+    module's `reset_parameters`, convs as the ResNets initialise them, then the model's own
+    `init_weights()` where it has one."""
     import torch
 
     torch.manual_seed(seed)
@@ -283,6 +285,9 @@ def reinitialise(model, seed: int) -> None:
             if isinstance(module, torch.nn.Conv2d):  # as the models initialise their convs
                 target = getattr(module, "weight_orig", module.weight)
                 torch.nn.init.kaiming_normal_(target, mode="fan_out", nonlinearity="relu")
+        init = getattr(model, "init_weights", None)
+        if callable(init):  # a model's own initialisation (MobileNetV2, the ViT), as it was
+            init()  # built with: the scratch control starts as the dense model did
 
 
 def scratch_control(pruned, data, spec: dict, epochs: int) -> dict:

@@ -2,7 +2,9 @@
 
 The blocks are found by rule, in every residual stage of the model (`models/blocks.py`: the CIFAR
 and ImageNet ResNets' blocks, and any module laid out as torchvision's, checked on the
-calibration batch to compute relu(last BN + shortcut)); a stage is the module holding blocks.
+calibration batch to compute relu(last BN + shortcut); the additive blocks x + branch(x) of the
+suite's MobileNetV2, its inverted residuals with a shortcut, and of its ViT, its encoder blocks);
+a stage is the module holding blocks (`layer2`, `stage4`; the ViT's `blocks`: one stage).
 
 At batch 1 on a CPU, latency has a floor set by the number of layers (docs/measurements.md),
 which width pruning cannot pass; removing blocks does. The pruner ranks the residual blocks on the
@@ -12,7 +14,7 @@ identity, or the block's downsampling shortcut), so the export has fewer layers.
 Criteria (`criterion:`):
 - `branch_norm` (default): ||branch(x)||_2 / ||shortcut(x)||_2 over the calibration batch, with
   branch = the output of the block's last BN (before the add: `bn2`, `bn3` of a bottleneck),
-  shortcut = x or downsample(x).
+  shortcut = x or downsample(x); for an additive block, branch = its output - its input.
   A block whose residual adds little to its input changes the representation least
   (Veit et al. 2016: residual networks behave like ensembles of shallow paths).
 - `bypass_loss`: the increase of the calibration batch's cross-entropy when that block alone is
@@ -21,7 +23,8 @@ Criteria (`criterion:`):
 How many: `blocks_per_stage: k` removes k blocks from every stage, `blocks_per_stage: [k1, k2,
 k3]` k_i from stage i (in model order, e.g. layer1, layer2, layer3; a per-stage search space);
 `fraction: f` removes
-round(f x eligible blocks) ranked across stages. Every stage keeps at least one full block.
+round(f x eligible blocks) ranked across stages. Every stage keeps at least one of its residual
+blocks (a MobileNetV2 stage also keeps its first block, which has no shortcut).
 Blocks with a downsampling shortcut are eligible only with `include_downsample: true`. The
 counts refer to the original model, so the policy may fire more than once without removing more.
 Other pruners of the recipe skip the weights of removed blocks; filter pruning on the remaining
@@ -36,10 +39,12 @@ from torch import nn
 
 from benchsuite.models.blocks import (
     bypass,
+    is_additive_block,
     is_residual_block,
     last_bn,
     not_bypassable,
     residual_blocks,
+    shortcut_of,
 )
 from benchsuite.models.modes import eval_mode
 from benchsuite.prune.criteria import Calibration
@@ -56,6 +61,11 @@ def branch_norm_scores(model: nn.Module, names: list[str], x: torch.Tensor) -> d
     hooks = []
     for n in names:
         block = model.get_submodule(n)
+        if is_additive_block(block):  # x + branch(x): the branch is output - input
+            hooks.append(block.register_forward_hook(
+                lambda _m, inp, out, n=n: stats[n].update(
+                    branch=float((out - inp[0]).norm()), short=float(inp[0].norm()))))
+            continue
         hooks.append(last_bn(block).register_forward_hook(
             lambda _m, _i, out, n=n: stats[n].__setitem__("branch", float(out.norm()))))
         if block.downsample is None:
@@ -120,7 +130,7 @@ class BlockRemover(Pruner):
         for b in blocks:
             self.stages.setdefault(_stage(b), []).append(b)
         self.eligible = [b for b in blocks if self.args["include_downsample"]
-                         or model.get_submodule(b).downsample is None]
+                         or shortcut_of(model.get_submodule(b)) is None]
         self.per_stage = self._per_stage(self.args.get("blocks_per_stage"))
         self.removed: list[str] = []
 

@@ -2,7 +2,10 @@
 
 Distiller's `model_performance_summary` counts the multiply-accumulates of convolution and
 fully-connected layers only, as direct convolution: a conv does volume(OFM) x (in_channels /
-groups) x kh x kw MACs (bias ignored), a linear layer in x out. Its sparsity table counts the
+groups) x kh x kw MACs (bias ignored), a linear layer in x out per row of its output (one for a
+classifier, one per token of a transformer's sequence; the products of two activations in
+attention, q @ k^T and attn @ v, are not counted, as torch-pruning's counter does not count
+them either). Its sparsity table counts the
 conv and fc weights ("NNZ"). A dense CIFAR ResNet-56 on a 3x32x32 input has 125,747,840 MACs.
 Masks are folded first, so masked weights count as zeros (but still as MACs: a dense runtime
 computes them); thinned layers count with their smaller shapes.
@@ -46,8 +49,8 @@ def layer_rows(model: nn.Module, example_input: torch.Tensor) -> list[LayerRow]:
             per_image = out[0].numel()  # volume(OFM) of one image
             macs = per_image * (module.in_channels // module.groups) * kh * kw
             kind = "Conv2d"
-        else:
-            macs = w.numel()
+        else:  # once per row of its output: per token of a transformer's sequence
+            macs = w.numel() * (out[0].numel() // module.out_features)
             kind = "Linear"
         rows.append(LayerRow(names[id(module)], kind, list(w.shape), w.numel(),
                              int((w != 0).sum()), int(macs)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch_pruning as tp
 from torch import nn
@@ -10,11 +12,15 @@ from benchsuite.models.modes import eval_mode
 from benchsuite.prune.masks import clone_model, make_permanent
 
 
-def _dg(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
+def dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
     """Trace in eval mode, whatever mode the model is in: traced in training mode (as it is
     when thinning runs at an epoch start), BatchNorm channels were removed out of step with
     their convs here and fine-tuning diverged."""
-    with eval_mode(model):
+    with eval_mode(model), warnings.catch_warnings():
+        # a ViT's class token and position embeddings: the embedding width, which no pruner of
+        # the suite's removes except torch-pruning's own (tp_uniform), whose MetaPruner warns
+        # itself
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
         return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
 
 
@@ -24,7 +30,7 @@ def coupled_filters(model: nn.Module, example_input: torch.Tensor,
     residual add ties them), from one trace of the dependency graph."""
     clone = clone_model(model)
     make_permanent(clone)
-    dg = _dg(clone, example_input)
+    dg = dependency_graph(clone, example_input)
     names = {id(m): n for n, m in clone.named_modules()}
     out: dict[str, list[str]] = {}
     for weight in weights:
@@ -82,6 +88,15 @@ def _in_handler(m: nn.Module):
     return tp.prune_linear_in_channels if isinstance(m, nn.Linear) else tp.prune_conv_in_channels
 
 
+def _attention_op(target: nn.Module) -> bool:
+    """A torch-pruning op of attention: q, k, v split from one tensor (unbind) or a product of
+    two activations (q @ k^T, attn @ v: a batched matmul). Channels through it are head
+    dimensions, which a reshape into heads ties together: no layer owns them alone."""
+    kind = type(target).__name__
+    return kind == "_UnbindOp" or (kind == "_ElementWiseOp"
+                                   and "Bmm" in str(getattr(target, "_grad_fn", "")))
+
+
 def _readers_and_blockers(group, own: nn.Module, names: dict[int, str], side: str
                           ) -> tuple[list[str], list[str], list[str]]:
     """Sort a torch-pruning group's members: (consumers reading the channels, producers
@@ -96,6 +111,8 @@ def _readers_and_blockers(group, own: nn.Module, names: dict[int, str], side: st
                 and type(target).__module__.startswith("torch_pruning"):
             if type(target).__name__ == "_OutputOp":
                 blockers.append("its channels are an output of the model")
+            elif _attention_op(target):
+                blockers.append("its channels are attention heads' dimensions")
             continue  # torch-pruning's ops (elementwise, cat, reshape, ...): an add's other
             # inputs show up in the group as writers of their own
         name = names.get(id(target), type(target).__name__)
@@ -123,11 +140,12 @@ def prunable_layers(model: nn.Module, example_input: torch.Tensor) -> dict[str, 
     - `Channels`: every conv (no groups) whose input channels are written only by convs of the
       `Filters` rule and read by no other layer (removing a channel removes its producer's
       filter and nothing else).
-    - `Rows`: every linear layer whose input features are, in the same way, its own.
+    - `Rows`: every linear layer whose input features are, in the same way, its own (a ViT's
+      MLP `fc2`, not its attention `proj`, whose input features are heads' dimensions).
     """
     clone = clone_model(model)
     make_permanent(clone)
-    dg = _dg(clone, example_input)
+    dg = dependency_graph(clone, example_input)
     names = {id(m): n for n, m in clone.named_modules()}
     layers = [(n, m) for n, m in clone.named_modules() if _plain(m) and m in dg.module2node]
     free: set[str] = set()
@@ -170,7 +188,7 @@ def following_batchnorms(model: nn.Module, example_input: torch.Tensor) -> dict[
     if key not in _NEXT_BN:
         clone = clone_model(model)
         make_permanent(clone)
-        dg = _dg(clone, example_input)
+        dg = dependency_graph(clone, example_input)
         names = {id(m): n for n, m in clone.named_modules()}
         out: dict[str, str] = {}
         for name, m in clone.named_modules():
@@ -187,19 +205,57 @@ def _zero(weight: torch.Tensor, dim: int) -> set[int]:
     return set(torch.nonzero((w == 0).all(dim=1)).flatten().tolist())
 
 
+def _exact_linear_group(group) -> bool:
+    """Whether removing a linear layer's zeroed input features through `group` removes only
+    what no layer reads: not when the features pass through a normalisation over them
+    (LayerNorm: the others' statistics change) or are attention heads' dimensions."""
+    for dep, _ in group.items:
+        target = dep.target.module
+        if isinstance(target, nn.LayerNorm | nn.GroupNorm) or _attention_op(target):
+            return False
+    return True
+
+
+def _thin_linear(model: nn.Module, dg: tp.DependencyGraph, removed: dict[str, int]) -> None:
+    """`thin(kind='Channels')` for linear layers: input features zeroed in every linear layer
+    and conv reading them (Distiller's `Rows` of a pruner: a ViT MLP's hidden units), removed
+    with their producers' outputs."""
+    for name, layer in list(model.named_modules()):
+        if not isinstance(layer, nn.Linear):
+            continue
+        idxs = _zero(layer.weight, 1)
+        if not idxs or len(idxs) >= layer.weight.shape[1]:
+            continue
+        group = dg.get_pruning_group(layer, tp.prune_linear_in_channels, idxs=sorted(idxs))
+        if not _exact_linear_group(group):
+            continue
+        for dep, _ in group.items:
+            target = dep.target.module
+            if isinstance(target, nn.Linear | nn.Conv2d) and dep.handler in (
+                    tp.prune_linear_in_channels, tp.prune_conv_in_channels):
+                idxs &= _zero(target.weight, 1)
+        if not idxs:
+            continue
+        dg.get_pruning_group(layer, tp.prune_linear_in_channels, idxs=sorted(idxs)).prune()
+        removed[name] = len(idxs)
+
+
 def thin(model: nn.Module, example_input: torch.Tensor, kind: str = "Filters") -> dict[str, int]:
     """Physically remove zeroed filters (kind='Filters') or input channels ('Channels').
 
     A filter is removed only when every convolution coupled to it has it zeroed, and a channel
     only when every convolution reading it has it zeroed, so nothing that still carries a
-    weight is cut. Element-wise masks on the remaining tensors are kept. Returns the number of
-    structures removed per root layer.
+    weight is cut. 'Channels' also removes a linear layer's input features zeroed in every layer
+    reading them (`_thin_linear`). Element-wise masks on the remaining tensors are kept. Returns
+    the number of structures removed per root layer.
     """
     masked = make_permanent(model)
-    dg = _dg(model, example_input)
+    dg = dependency_graph(model, example_input)
     handler = tp.prune_conv_out_channels if kind == "Filters" else tp.prune_conv_in_channels
     dim = 0 if kind == "Filters" else 1
     removed: dict[str, int] = {}
+    if kind == "Channels":
+        _thin_linear(model, dg, removed)
     for name, conv in list(model.named_modules()):
         if not isinstance(conv, nn.Conv2d):
             continue

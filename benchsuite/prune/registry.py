@@ -16,6 +16,7 @@ from benchsuite.prune.elementwise import (
     SparsityLevelParameterPruner,
     SplicingPruner,
 )
+from benchsuite.prune.heads import AttentionHeadPruner
 from benchsuite.prune.kernel_blocks import RankedBlocksPruner
 from benchsuite.prune.latency_budget import LatencyBudgetPruner
 from benchsuite.prune.pruner import Pruner
@@ -44,6 +45,7 @@ PRUNER_CLASSES: dict[str, type[Pruner]] = {
         SparsityLevelParameterPruner, MagnitudeParameterPruner, SensitivityPruner,
         SplicingPruner, AutomatedGradualPruner, L1RankedStructureParameterPruner, BlockRemover,
         RandomLevelStructureParameterPruner, LatencyBudgetPruner, TorchPruningUniform,
+        AttentionHeadPruner,
     )
 }
 for _name, (_criterion, _bernoulli) in STRUCTURED.items():

@@ -193,6 +193,8 @@ class CompressionScheduler(TrainHooks):
         if replaced:
             self.removed_blocks = [b for p in self.pruners.values()
                                    for b in getattr(p, "removed", [])]
+            for p in self.pruners.values():  # structures a physical pruner removed (heads)
+                self.thinned.update(getattr(p, "thinned", {}))
         return replaced
 
     def on_epoch_begin(self, epoch: int, optimizer: torch.optim.Optimizer) -> bool:

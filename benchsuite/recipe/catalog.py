@@ -97,6 +97,17 @@ PRUNERS: dict[str, dict[str, Arg]] = {
                          help="importance of a unit: Taylor estimate of the calibration loss's "
                               "increase when it is removed, or that increase measured"),
     },
+    # not Distiller's: whole attention heads (prune/heads.py), removed physically through
+    # torch-pruning's dependency graph
+    "AttentionHeadPruner": {
+        "desired_sparsity": Arg("fraction", required=True, help="fraction of every attention "
+                                "module's heads removed (at least one kept)"),
+        "criterion": Arg("choice", default="l1", choices=("l1", "l2"),
+                         help="a head's mean |w| (l1) or RMS (l2) over its qkv rows and proj "
+                              "columns"),
+        "weights": Arg("weights", help="qkv weights of the attention modules to prune; absent: "
+                       "every attention module (timm's layout: qkv, proj, head_dim, num_heads)"),
+    },
     # not Distiller's: torch-pruning's own default (MetaPruner, L1 magnitude, one ratio for
     # every prunable layer, classifier ignored), the peer baseline (prune/tp_uniform.py)
     "TorchPruningUniform": {
