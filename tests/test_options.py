@@ -116,3 +116,29 @@ def test_an_ini_value_is_read_and_named_like_a_flag(pytester: pytest.Pytester) -
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--co")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: benchsuite_epochs: an integer >= 1 expected, got '0'*"])
+
+
+def test_a_hand_built_case_that_contradicts_the_options_is_named(pytester: pytest.Pytester):
+    """A `Case` built by hand in a test does not follow the options: each one the user gave (a
+    flag, an ini key) that it contradicts is a line, and nothing else is (not the defaults the
+    user did not give; not through pytest 9's deprecated `config.inicfg`, which warned once
+    per case)."""
+    pytester.makeini("[pytest]\nbenchsuite_seed = 3\n")
+    pytester.makepyfile(test_hand="""
+        import warnings
+
+        from benchsuite.frontends.plugin.options import contradictions
+        from benchsuite.recipe.case import Case
+
+        def test_lines(pytestconfig, base_case):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                lines = contradictions(pytestconfig, Case("dense", epochs=2, model="resnet20"))
+                assert contradictions(pytestconfig, base_case) == []
+            assert len(lines) == 2, lines
+            assert "--epochs 5 was given, but this case has epochs=2" in lines[0]
+            assert "--seed 3 was given, but this case has seed=0" in lines[1]
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--epochs", "5",
+                                          "--model", "resnet20")
+    result.assert_outcomes(passed=1)

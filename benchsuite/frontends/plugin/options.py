@@ -51,8 +51,11 @@ def add_options(parser: pytest.Parser, part: str) -> None:
         else:
             group.addoption(f"--{o.name}", dest=o.dest, default=None, metavar=o.metavar,
                             help=help_text)
-        default = o.default if o.default is not None else "all"
-        parser.addini(o.dest, o.help, type=o.ini, default=default)
+        parser.addini(o.dest, o.help, type=o.ini, default=_ini_default(o))
+
+
+def _ini_default(o: Option) -> Any:
+    return o.default if o.default is not None else "all"
 
 
 def raw_value(config: pytest.Config, name: str) -> tuple[Any, str]:
@@ -112,9 +115,15 @@ def base_case(config: pytest.Config) -> Case:
 
 
 def given(config: pytest.Config, o: Option) -> bool:
-    """Whether the user set the option (its flag, or its key in the ini file)."""
-    return (config.getoption(o.dest, default=None) is not None
-            or o.dest in getattr(config, "inicfg", {}))
+    """Whether the user set the option: its flag, or its ini key to other than the default
+    (read through `getini`: pytest 9 deprecates `config.inicfg`, and reading it warned once per
+    case)."""
+    if config.getoption(o.dest, default=None) is not None:
+        return True
+    try:
+        return config.getini(o.dest) != _ini_default(o)
+    except (ValueError, pytest.UsageError):  # not registered: a plugin module loaded alone
+        return False
 
 
 def contradictions(config: pytest.Config, case: Case) -> list[str]:
