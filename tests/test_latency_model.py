@@ -177,6 +177,12 @@ def test_prediction_frame_errors_and_refit():
     last = summary_lines(df, 1)[-1]
     assert "latency 4.0%" in last and "speed-up 4.2%" in last
     assert "1 rows without a prediction" in last
+    assert not any("speed-up per model" in line for line in summary_lines(df, 1))
+    df.loc[df["label"] == "b", "model"] = "vit"
+    per = [line for line in summary_lines(df, 1) if "speed-up per model" in line]
+    m_err = ((2.125 / 2.04 - 1) + (2.125 / 2.1 - 1)) / 2  # rows a and c
+    assert per == [f"median |error| of the speed-up per model: m {m_err:.1%} "
+                   f"(2 cases), vit {8.5 / 8.16 - 1:.1%} (1 cases)"]
 
 
 

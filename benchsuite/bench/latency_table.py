@@ -1,4 +1,4 @@
-"""Build the per-conv latency table on the bench side (openvino + numpy, no torch).
+"""Build the per-op latency table on the bench side (openvino + numpy, no torch).
 
 Why tiny models written with the OpenVINO model API (`openvino.opset13`) and not ONNX from the
 prune side: the bench environment has no torch, a grid needs hundreds of models of which only
@@ -17,9 +17,27 @@ median per-round difference of two models:
 so the unit conv reads its input in the layout a preceding conv leaves it in and its output
 stays in the runtime's blocked layout (as in the network: without the mean, the reorder of the
 output to the planar layout differed between the two models and a stride-2 conv measured a
-negative time), and the runtime's per-inference cost cancels. The table is cached on disk per
-conditions (device, its name and capabilities, precision, threads, streams, runtime version,
-step); grid points are added to a cached table when a new network needs them.
+negative time), and the runtime's per-inference cost cancels. The other kinds (`latency/spec.py`)
+are measured the same way, each unit after the op that precedes it in the networks:
+
+    depthwise: the anchor's 1x1 conv (c -> c), then a k x k GroupConvolution of c groups + bias
+               + ReLU (MobileNetV2's follows its expansion conv), spatial mean;
+    linear:    input [1, t, in] -> layer norm (MVN, what precedes a ViT's qkv and fc1) -> MatMul
+               by a constant [out, in] + bias -> mean over the tokens;
+    attention: input [1, n, 3 h d] (a qkv layer's output) -> x 1 (a node the runtime keeps)
+               -> reshape, transpose, split into q, k, v [1, h, n, d] -> q x 1 / sqrt(d) ->
+               ScaledDotProductAttention -> transpose, reshape to [1, n, h d] (what `proj`
+               reads) -> mean over the tokens; the anchor takes the mean of the input itself.
+               The marginal cost is the head split and merge with the attention, what removing
+               heads saves besides the linear layers. q is scaled by a Multiply, not by the
+               attention's scale input, as in the export: the CPU plugin then fuses the output
+               transpose into its attention subgraph as it does in the network (with the scale
+               input it did not, and the ViT's attentions measured 16 % above the network's
+               per-layer counters).
+
+The table is cached on disk per conditions (device, its name and capabilities, precision,
+threads, streams, runtime version, step); grid points are added to a cached table when a new
+network needs them.
 """
 
 from __future__ import annotations
@@ -37,12 +55,17 @@ from benchsuite.bench.paired import PairedSettings, cpu_paired
 from benchsuite.core.hashing import content_hash
 from benchsuite.core.paths import cache_dir
 from benchsuite.latency.spec import (
+    KINDS,
     TABLE_VERSION,
+    AttentionSpec,
     ConvSpec,
+    DepthwiseSpec,
     LatencyTable,
+    LinearSpec,
+    OpSpec,
     grid_units,
     monotone,
-    parse_geometry,
+    spec_at,
 )
 
 log = logging.getLogger(__name__)
@@ -55,17 +78,72 @@ NETWORK_SECONDS = 10.0
 
 def convs_from_ir(model_path: Path) -> list[ConvSpec]:
     """The convolutions of a static-shape model (IR or ONNX), in topological order."""
+    return [o for o in ops_from_ir(model_path) if isinstance(o, ConvSpec)]
+
+
+# what may stand between a constant weight and its MatMul (a compressed IR's decompression)
+_WEIGHT_PATH = ("Constant", "Convert", "Reshape", "Transpose")
+
+
+def _is_constant(output: Any) -> bool:
+    node = output.get_node()
+    if node.get_type_name() not in _WEIGHT_PATH:
+        return False
+    return all(_is_constant(i.get_source_output()) for i in node.inputs()[:1])
+
+
+def _attention_matmul(softmax: Any) -> Any | None:
+    """The q k^T MatMul of activations feeding `softmax` (through a scale or a mask), if any."""
+    node = softmax.input(0).get_source_output().get_node()
+    while node.get_type_name() in ("Add", "Multiply", "Divide"):
+        node = node.input(0).get_source_output().get_node()
+    if node.get_type_name() == "MatMul" and not any(
+            _is_constant(i.get_source_output()) for i in node.inputs()):
+        return node
+    return None
+
+
+def _shape(port: Any) -> list[int]:
+    return [int(d) for d in port.get_shape()]
+
+
+def ops_from_ir(model_path: Path) -> list[OpSpec]:
+    """The latency model's ops of a static-shape model (IR or ONNX), in topological order:
+    Convolution, GroupConvolution with one channel per group (another grouping is refused:
+    the model has no kind for it), MatMul by a constant (a linear layer), and attention:
+    ScaledDotProductAttention, or a Softmax fed by a MatMul of two activations (its q k^T; the
+    x v MatMul after it goes with it). Other MatMuls of two activations are not modelled."""
     import openvino as ov
 
     model = ov.Core().read_model(str(model_path))
-    out = []
+    out: list[OpSpec] = []
     for op in model.get_ordered_ops():
-        if op.get_type_name() != "Convolution":
-            continue
-        _, cin, h, w = (int(d) for d in op.input(0).get_shape())
-        cout, _, k, _ = (int(d) for d in op.input(1).get_shape())
-        stride = int(op.get_attributes()["strides"][0])
-        out.append(ConvSpec(cin, cout, k, stride, h, w))
+        kind = op.get_type_name()
+        if kind == "Convolution":
+            _, cin, h, w = _shape(op.input(0))
+            cout, _, k, _ = _shape(op.input(1))
+            out.append(ConvSpec(cin, cout, k, int(op.get_attributes()["strides"][0]), h, w))
+        elif kind == "GroupConvolution":
+            _, cin, h, w = _shape(op.input(0))
+            groups, per_out, per_in, k, _ = _shape(op.input(1))
+            if groups != cin or per_out != 1 or per_in != 1:
+                raise ValueError(f"{op.get_friendly_name()}: a grouped convolution of {cin} "
+                                 f"channels in {groups} groups of {per_in} -> {per_out}: the "
+                                 "latency model has depthwise ones only")
+            out.append(DepthwiseSpec(cin, k, int(op.get_attributes()["strides"][0]), h, w))
+        elif kind == "MatMul" and _is_constant(op.input(1).get_source_output()) and not \
+                _is_constant(op.input(0).get_source_output()):
+            weight = _shape(op.input(1))
+            transpose_b = op.get_attributes()["transpose_b"]
+            fin, fout = (weight[-1], weight[-2]) if transpose_b else (weight[-2], weight[-1])
+            tokens = int(np.prod(_shape(op.input(0)))) // fin
+            out.append(LinearSpec(tokens, fin, fout))
+        elif kind == "ScaledDotProductAttention":
+            *lead, n, d = _shape(op.input(0))
+            out.append(AttentionSpec(n, int(np.prod(lead[1:])), d))
+        elif kind == "Softmax" and (qk := _attention_matmul(op)) is not None:
+            *lead, n, d = _shape(qk.input(0))
+            out.append(AttentionSpec(n, int(np.prod(lead[1:])), d))
     return out
 
 
@@ -79,7 +157,56 @@ def _conv_relu(ops: Any, x: Any, cin: int, cout: int, k: int, stride: int,
     return ops.relu(ops.add(conv, bias))
 
 
-def unit_models(conv: ConvSpec, folder: Path, seed: int = 0) -> tuple[Path, Path]:
+def _depthwise_relu(ops: Any, x: Any, c: int, k: int, stride: int,
+                    rng: np.random.Generator) -> Any:
+    weights = rng.standard_normal((c, 1, 1, k, k)).astype(np.float32) * 0.1
+    pad = k // 2
+    conv = ops.group_convolution(x, ops.constant(weights), [stride, stride], [pad, pad],
+                                 [pad, pad], [1, 1])
+    bias = ops.constant(rng.standard_normal((1, c, 1, 1)).astype(np.float32) * 0.1)
+    return ops.relu(ops.add(conv, bias))
+
+
+def _mean(ops: Any, y: Any, axes: list[int]) -> Any:
+    return ops.reduce_mean(y, ops.constant(np.array(axes, dtype=np.int64)), keep_dims=True)
+
+
+def _unit_graph(ops: Any, spec: OpSpec, with_unit: bool, rng: np.random.Generator
+                ) -> tuple[Any, Any]:
+    """(input parameter, output) of one model of the pair (module docstring)."""
+    if isinstance(spec, ConvSpec | DepthwiseSpec):
+        c = spec.cin if isinstance(spec, ConvSpec) else spec.c
+        x = ops.parameter([1, c, spec.h, spec.w], np.float32, name="input")
+        y = _conv_relu(ops, x, c, c, 1, 1, rng)
+        if with_unit and isinstance(spec, ConvSpec):
+            y = _conv_relu(ops, y, spec.cin, spec.cout, spec.k, spec.stride, rng)
+        elif with_unit:
+            y = _depthwise_relu(ops, y, spec.c, spec.k, spec.stride, rng)
+        return x, _mean(ops, y, [2, 3])
+    if isinstance(spec, LinearSpec):
+        x = ops.parameter([1, spec.tokens, spec.fin], np.float32, name="input")
+        y = ops.mvn(x, ops.constant(np.array([-1], dtype=np.int64)), True, 1e-6, "inside_sqrt")
+        if with_unit:
+            w = rng.standard_normal((spec.fout, spec.fin)).astype(np.float32) * 0.1
+            b = rng.standard_normal((spec.fout,)).astype(np.float32) * 0.1
+            y = ops.add(ops.matmul(y, ops.constant(w), False, True), ops.constant(b))
+        return x, _mean(ops, y, [1])
+    n, h, d = spec.tokens, spec.heads, spec.head_dim
+    x = ops.parameter([1, n, 3 * h * d], np.float32, name="input")
+    y = ops.multiply(x, ops.constant(np.ones((1, 1, 3 * h * d), dtype=np.float32)))
+    if with_unit:
+        y = ops.reshape(y, ops.constant(np.array([1, n, 3, h, d], dtype=np.int64)), False)
+        y = ops.transpose(y, ops.constant(np.array([2, 0, 3, 1, 4], dtype=np.int64)))
+        q, k, v = (ops.squeeze(t, ops.constant(np.array([0], dtype=np.int64)))
+                   for t in ops.split(y, ops.constant(np.int64(0)), 3).outputs())
+        q = ops.multiply(q, ops.constant(np.float32(d ** -0.5)))  # the export scales q
+        y = ops.scaled_dot_product_attention(q, k, v, scale=ops.constant(np.float32(1.0)))
+        y = ops.transpose(y, ops.constant(np.array([0, 2, 1, 3], dtype=np.int64)))
+        y = ops.reshape(y, ops.constant(np.array([1, n, h * d], dtype=np.int64)), False)
+    return x, _mean(ops, y, [1])
+
+
+def unit_models(conv: OpSpec, folder: Path, seed: int = 0) -> tuple[Path, Path]:
     """Write the (unit, anchor) IR pair of one grid point; returns their .xml paths."""
     import openvino as ov
     import openvino.opset13 as ops
@@ -87,20 +214,15 @@ def unit_models(conv: ConvSpec, folder: Path, seed: int = 0) -> tuple[Path, Path
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, with_unit in (("unit", True), ("anchor", False)):
-        rng = np.random.default_rng(seed)
-        x = ops.parameter([1, conv.cin, conv.h, conv.w], np.float32, name="input")
-        y = _conv_relu(ops, x, conv.cin, conv.cin, 1, 1, rng)
-        if with_unit:
-            y = _conv_relu(ops, y, conv.cin, conv.cout, conv.k, conv.stride, rng)
-        y = ops.reduce_mean(y, ops.constant(np.array([2, 3], dtype=np.int64)), keep_dims=True)
+        x, y = _unit_graph(ops, conv, with_unit, np.random.default_rng(seed))
         path = folder / f"{name}.xml"
         ov.save_model(ov.Model([ops.result(y)], [x], name), str(path), compress_to_fp16=False)
         paths.append(path)
     return paths[0], paths[1]
 
 
-def measure_unit(conv: ConvSpec, settings: PairedSettings, folder: Path) -> tuple[float, dict]:
-    """Marginal latency (µs) of one conv: the median over paired rounds of unit - anchor, in CPU
+def measure_unit(conv: OpSpec, settings: PairedSettings, folder: Path) -> tuple[float, dict]:
+    """Marginal latency (µs) of one op: the median over paired rounds of unit - anchor, in CPU
     time per inference (`timing.py`)."""
     unit, anchor = unit_models(conv, folder)
     res = cpu_paired({"unit": unit, "anchor": anchor}, settings, difference=("unit", "anchor"))
@@ -147,7 +269,8 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
                 folder: Path | None = None, workdir: Path | None = None,
                 progress: Callable[[str], None] | None = None) -> LatencyTable:
     """The table covering every pruned version of `dense_xml` (channel counts at multiples of
-    `step`), measured where missing, with the dense network measured whole as `network`."""
+    `step`, every head count), for every op kind it has, measured where missing, with the dense
+    network measured whole as `network`."""
     base = {"threads": 1, "streams": 1, "precision": "f32"} | UNIT_SETTINGS
     settings = settings or PairedSettings(**base)
     path = table_path(settings, step, folder)
@@ -157,10 +280,10 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
     with FileLock(path.with_suffix(".lock")):  # one builder per table (xdist, workers)
         data = json.loads(path.read_text()) if path.is_file() else {
             "conditions": table_key(settings, step), "points": {}, "networks": {}}
-        todo = _missing(data["points"], grid_units(convs_from_ir(dense_xml), step))
+        dense_ops = ops_from_ir(dense_xml)
+        todo = _missing(data["points"], grid_units(dense_ops, step))
         for i, (g, ci, co) in enumerate(todo):
-            k, s, h, w = parse_geometry(g)
-            us, cond = measure_unit(ConvSpec(ci, co, k, s, h, w), settings, workdir / "unit")
+            us, cond = measure_unit(spec_at(g, ci, co), settings, workdir / "unit")
             data["points"].setdefault(g, {})[f"{ci},{co}"] = us
             data["conditions"] |= {"precision": cond["precision"], "clock": cond["clock"]}
             if i % 10 == 0 or i == len(todo) - 1:
@@ -169,7 +292,7 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
         if todo or network not in data["networks"]:
             table = _table(data, step)
             data["networks"][network] = measure_network(dense_xml, settings, workdir) | {
-                "sum_us": table.sum_us(convs_from_ir(dense_xml))}
+                "sum_us": table.sum_us(dense_ops)}
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(data, indent=1))
             tmp.replace(path)
@@ -199,7 +322,7 @@ def _table(data: dict, step: int) -> LatencyTable:
         couts = sorted({co for _, co in pairs})
         entries[g] = {"cin": cins, "cout": couts, "us": _grid(points, cins, couts)}
     return LatencyTable(conditions=data["conditions"], step=step, entries=entries,
-                        networks=data.get("networks", {}))
+                        networks=data.get("networks", {}), kinds=list(KINDS))
 
 
 def load_table(settings: PairedSettings, step: int, folder: Path | None = None
@@ -217,8 +340,8 @@ def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: f
     (`core.result.PREDICTION_KEYS`): what the latency model predicted, made before the case's
     own measurement (`track.latency_model` compares them with what was measured)."""
     table = LatencyTable.from_dict(table_data)
-    dense = table.sum_us(convs_from_ir(models["dense"]))
-    pruned = table.sum_us(convs_from_ir(models["pruned"]))
+    dense = table.sum_us(ops_from_ir(models["dense"]))
+    pruned = table.sum_us(ops_from_ir(models["pruned"]))
     scale = table.scale()
     return {"latency_predicted_us": pruned * scale, "speedup_predicted": dense / pruned,
             "latency_table_sum_us": pruned, "dense_latency_table_sum_us": dense,

@@ -61,7 +61,7 @@ class BenchSpec(CalibrateSpec):
 
 
 class LatencyTableSpec(CalibrateSpec):
-    """`latency_table`: the per-conv table of the dense model's geometries."""
+    """`latency_table`: the per-op table of the dense model's geometries."""
 
     network: str
     step: int

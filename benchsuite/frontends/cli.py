@@ -9,7 +9,7 @@
   benchsuite blobs cleanup              drop expired artifact blobs
   benchsuite sweep bench measure|compare  bayes vs random search at equal budget
   benchsuite sweep show [ID]            the sweeps kept in Redis and their trials
-  benchsuite latency-model build|report  per-conv latency table; predicted vs measured
+  benchsuite latency-model build|report  per-op latency table; predicted vs measured
   benchsuite frontier                   each pruning method beside its controls, 3 seeds
   benchsuite select RESULTS --out SWEEP  the detrimental-pruner filter: a narrowed search space
 

@@ -1,4 +1,4 @@
-"""`benchsuite latency-model build|report`: the per-conv latency table of a dense ONNX model
+"""`benchsuite latency-model build|report`: the per-op latency table of a dense ONNX model
 (`bench/latency_table.py`), and predicted against measured latency over the results table
 (`track/latency_model.py`)."""
 
@@ -48,7 +48,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
-    cmd = sub.add_parser("latency-model", help="per-conv latency table; predicted vs measured")
+    cmd = sub.add_parser("latency-model", help="per-op latency table; predicted vs measured")
     verbs = cmd.add_subparsers(dest="verb", required=True)
     report = verbs.add_parser("report", formatter_class=HelpFormatter,
                               help="predicted vs measured latency over the results "
@@ -61,10 +61,11 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--onnx", required=True, help="the dense model's ONNX file")
     build.add_argument("--input", required=True, help="CxHxW, e.g. 1x32x32")
     build.add_argument("--network", required=True, help="name of the dense network (scale)")
-    build.add_argument("--step", type=int, default=8, help="channel grid step (round_to)")
+    build.add_argument("--step", type=int, default=8,
+                       help="channel and feature grid step (round_to); heads: every count")
     build.add_argument("--device", default="CPU", help="the OpenVINO device")
     build.add_argument("--precision", default="f32", help="inference precision: f32, bf16, f16")
     build.add_argument("--threads", default="1", help="inference threads, or default")
     build.add_argument("--workdir", default="/tmp/benchsuite-latency-table",
-                       help="where the per-conv models are written")
+                       help="where the per-op models are written")
     build.set_defaults(func=_build)

@@ -1,4 +1,4 @@
-"""Conv specs, the per-conv latency table and the predictor (pure Python: no torch, no openvino).
+"""Op specs, the per-op latency table and the predictor (pure Python: no torch, no openvino).
 
 A network's latency at batch 1 is modelled as
 
@@ -21,15 +21,44 @@ conversions the network pays once, so their sum exceeds the network by 30 %); it
 the speed-up by a median 32 % (negative latencies at bf16), the ratio of sums by 3.1 %. A fixed
 offset is also one small difference of two large numbers measured minutes apart, while the
 absolute latency of these VMs drifts by 10-15 % between runs.
+
+Beyond convolutions (issue 23: MobileNetV2, the ViT) the sum runs over four kinds of op, each
+with a table key (`geometry`: what pruning leaves alone, its kind spelled out so that the
+convolutions' keys stay those of version 2) and at most two grid dimensions (`dims`: what
+pruning changes):
+
+    kind        key                   grid (dims)               the op in the IR
+    conv        k3s1h32w32            (c_in, c_out)             Convolution
+    depthwise   dw:k3s1h32w32         (channels, 1)             GroupConvolution, one channel
+                                                                per group (c_in = c_out)
+    linear      fc:t65                (in, out features)        MatMul by a constant weight;
+                                                                t: its input's rows (tokens)
+    attention   attn:n65d32           (heads, 1)                ScaledDotProductAttention, or
+                                                                MatMul - Softmax - MatMul
+
+A depthwise conv is not a conv of c_in = c_out channels (its cost is linear in the channels,
+not bilinear, and OpenVINO runs another kernel); a linear layer's cost is bilinear in (in, out)
+at a fixed token count, as a conv's at a fixed geometry; an attention's is linear in its heads
+at a fixed sequence length and head size, and heads are what `AttentionHeadPruner` removes
+(every head count is a grid point: a network has a few). A table records the kinds it models
+(`kinds`): a network's sum is over its ops of those kinds, so a table of convs only (version 2,
+a synthetic one) still sums a network's convs and nothing else. Measured on thinned versions
+(docs/measurements.md, "Latency model beyond convolutions"): the small ViT's speed-ups within a
+median 4 %; MobileNetV2's over-predicted by 15-27 %, because its narrow convs cost more between
+their neighbours in the network than a unit pair measures, which the dense network's scale does
+not carry over to a pruned one.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-TABLE_VERSION = 2  # 2: CPU time per inference (bench/latency_table.py)
+# 2: CPU time per inference (bench/latency_table.py); 3: the depthwise, linear and attention
+# kinds, and a network's measured sum over every kind (its scale changed with it)
+TABLE_VERSION = 3
+KINDS = ("conv", "depthwise", "linear", "attention")
 
 
 @dataclass(frozen=True)
@@ -42,11 +71,24 @@ class ConvSpec:
     stride: int
     h: int
     w: int
+    kind: ClassVar[str] = "conv"
 
     @property
     def geometry(self) -> str:
         """The table key: everything but the channel counts."""
         return f"k{self.k}s{self.stride}h{self.h}w{self.w}"
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        return self.cin, self.cout
+
+    def grid(self, step: int) -> tuple[list[int], list[int]]:
+        return channel_grid(self.cin, step), channel_grid(self.cout, step)
+
+    @classmethod
+    def at(cls, geometry: str, a: int, b: int) -> ConvSpec:
+        k, s, h, w = parse_geometry(geometry)
+        return cls(a, b, k, s, h, w)
 
     def with_channels(self, cin: int | None = None, cout: int | None = None) -> ConvSpec:
         return ConvSpec(self.cin if cin is None else cin, self.cout if cout is None else cout,
@@ -59,6 +101,98 @@ class ConvSpec:
         return cls(*(int(v) for v in data))
 
 
+@dataclass(frozen=True)
+class DepthwiseSpec:
+    """A depthwise convolution (groups = c_in = c_out): pruning changes its channels only."""
+
+    c: int
+    k: int
+    stride: int
+    h: int
+    w: int
+    kind: ClassVar[str] = "depthwise"
+
+    @property
+    def geometry(self) -> str:
+        return f"dw:k{self.k}s{self.stride}h{self.h}w{self.w}"
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        return self.c, 1
+
+    def grid(self, step: int) -> tuple[list[int], list[int]]:
+        return channel_grid(self.c, step), [1]
+
+    @classmethod
+    def at(cls, geometry: str, a: int, b: int) -> DepthwiseSpec:
+        k, s, h, w = parse_geometry(geometry.removeprefix("dw:"))
+        return cls(a, k, s, h, w)
+
+
+@dataclass(frozen=True)
+class LinearSpec:
+    """A linear layer (MatMul by a constant weight) on `tokens` rows: 1 for a classifier, the
+    sequence length in a transformer."""
+
+    tokens: int
+    fin: int
+    fout: int
+    kind: ClassVar[str] = "linear"
+
+    @property
+    def geometry(self) -> str:
+        return f"fc:t{self.tokens}"
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        return self.fin, self.fout
+
+    def grid(self, step: int) -> tuple[list[int], list[int]]:
+        return channel_grid(self.fin, step), channel_grid(self.fout, step)
+
+    @classmethod
+    def at(cls, geometry: str, a: int, b: int) -> LinearSpec:
+        return cls(int(geometry.removeprefix("fc:t")), a, b)
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """Scaled dot-product attention (q k^T, softmax, x v) over `tokens` positions: pruning
+    removes heads."""
+
+    tokens: int
+    heads: int
+    head_dim: int
+    kind: ClassVar[str] = "attention"
+
+    @property
+    def geometry(self) -> str:
+        return f"attn:n{self.tokens}d{self.head_dim}"
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        return self.heads, 1
+
+    def grid(self, step: int) -> tuple[list[int], list[int]]:
+        return list(range(1, self.heads + 1)), [1]
+
+    @classmethod
+    def at(cls, geometry: str, a: int, b: int) -> AttentionSpec:
+        n, d = geometry.removeprefix("attn:n").split("d")
+        return cls(int(n), a, int(d))
+
+
+OpSpec = ConvSpec | DepthwiseSpec | LinearSpec | AttentionSpec
+_BY_PREFIX: dict[str, type[OpSpec]] = {"dw": DepthwiseSpec, "fc": LinearSpec,
+                                       "attn": AttentionSpec}
+
+
+def spec_at(geometry: str, a: int, b: int) -> OpSpec:
+    """The op of table key `geometry` at grid point (a, b)."""
+    prefix, sep, _ = geometry.partition(":")
+    cls = _BY_PREFIX[prefix] if sep else ConvSpec
+    return cls.at(geometry, a, b)
+
 
 def channel_grid(n: int, step: int) -> list[int]:
     """The channel counts measured for a dimension of size n: multiples of `step` up to n, and n
@@ -68,14 +202,16 @@ def channel_grid(n: int, step: int) -> list[int]:
     return sorted({*range(step, n + 1, step), n})
 
 
-def grid_units(convs: list[ConvSpec], step: int) -> dict[str, tuple[list[int], list[int]]]:
+def grid_units(convs: list[OpSpec], step: int) -> dict[str, tuple[list[int], list[int]]]:
     """Per geometry, the (c_in grid, c_out grid) that covers every pruned version of `convs`
-    (the union of each conv's grids: a first conv's single input channel stays a grid point)."""
+    (the union of each conv's grids: a first conv's single input channel stays a grid point);
+    for the other kinds the grids of their `dims`."""
     out: dict[str, tuple[set[int], set[int]]] = {}
     for c in convs:
         cins, couts = out.setdefault(c.geometry, (set(), set()))
-        cins.update(channel_grid(c.cin, step))
-        couts.update(channel_grid(c.cout, step))
+        a, b = c.grid(step)
+        cins.update(a)
+        couts.update(b)
     return {g: (sorted(ci), sorted(co)) for g, (ci, co) in out.items()}
 
 
@@ -117,31 +253,43 @@ def _bracket(values: list[int], x: float) -> tuple[int, int, float]:
 
 @dataclass
 class LatencyTable:
-    """Marginal latency (µs) per conv geometry over a (c_in, c_out) grid, with the conditions
-    it was measured under and the dense networks measured whole (for the scale)."""
+    """Marginal latency (µs) per op geometry over its grid (`cin`, `cout`: the kind's two
+    `dims`), with the conditions it was measured under, the dense networks measured whole (for
+    the scale) and the op kinds it models."""
 
     conditions: dict[str, Any]
     step: int
     entries: dict[str, dict[str, list]] = field(default_factory=dict)  # geometry -> cin/cout/us
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> measured, sum
     version: int = TABLE_VERSION
+    kinds: list[str] = field(default_factory=lambda: ["conv"])
 
-    def conv_us(self, conv: ConvSpec) -> float:
-        """T(conv): bilinear over the geometry's grid, clamped at its ends."""
+    def op_us(self, op: OpSpec) -> float:
+        """T(op): bilinear over the geometry's grid, clamped at its ends."""
         try:
-            e = self.entries[conv.geometry]
+            e = self.entries[op.geometry]
         except KeyError:
-            raise KeyError(f"the latency table has no convolution of geometry {conv.geometry} "
+            raise KeyError(f"the latency table has no {op.kind} of geometry {op.geometry} "
                            f"(it has {sorted(self.entries)}); build it for this model") from None
-        i0, i1, a = _bracket(e["cin"], conv.cin)
-        j0, j1, b = _bracket(e["cout"], conv.cout)
+        a, b = op.dims
+        i0, i1, wa = _bracket(e["cin"], a)
+        j0, j1, wb = _bracket(e["cout"], b)
         us = e["us"]
-        top = us[i0][j0] * (1 - b) + us[i0][j1] * b
-        bottom = us[i1][j0] * (1 - b) + us[i1][j1] * b
-        return float(top * (1 - a) + bottom * a)
+        top = us[i0][j0] * (1 - wb) + us[i0][j1] * wb
+        bottom = us[i1][j0] * (1 - wb) + us[i1][j1] * wb
+        return float(top * (1 - wa) + bottom * wa)
 
-    def sum_us(self, convs: list[ConvSpec]) -> float:
-        return float(sum(self.conv_us(c) for c in convs))
+    def conv_us(self, conv: OpSpec) -> float:
+        """T(conv) (`op_us`: the name the pruner's conv arithmetic reads best with)."""
+        return self.op_us(conv)
+
+    def modelled(self, ops: list[OpSpec]) -> list[OpSpec]:
+        """The ops of the kinds this table models."""
+        return [o for o in ops if o.kind in self.kinds]
+
+    def sum_us(self, convs: list[OpSpec]) -> float:
+        """The table sum over the ops of the kinds the table models (`kinds`)."""
+        return float(sum(self.op_us(c) for c in self.modelled(convs)))
 
     def scale(self, network: str | None = None) -> float:
         """Measured latency over table sum of a dense network (the named one, else the only
@@ -153,11 +301,14 @@ class LatencyTable:
         n = self.networks[network]
         return float(n["measured_us"] / n["sum_us"])
 
-    def covers(self, convs: list[ConvSpec]) -> bool:
-        """Whether every conv's geometry is in the table, within its widest channels."""
+    def covers(self, convs: list[OpSpec]) -> bool:
+        """Whether every op's kind is modelled and its geometry in the table, within its
+        widest grid point."""
         for c in convs:
             e = self.entries.get(c.geometry)
-            if e is None or c.cin > e["cin"][-1] or c.cout > e["cout"][-1]:
+            a, b = c.dims
+            if (c.kind not in self.kinds or e is None or a > e["cin"][-1]
+                    or b > e["cout"][-1]):
                 return False
         return True
 
@@ -171,9 +322,9 @@ class LatencyTable:
                              f"{TABLE_VERSION}: rebuild it")
         return cls(conditions=data["conditions"], step=int(data["step"]),
                    entries=data["entries"], networks=data.get("networks", {}),
-                   version=TABLE_VERSION)
+                   version=TABLE_VERSION, kinds=list(data.get("kinds", ["conv"])))
 
 
-def predict_us(convs: list[ConvSpec], table: LatencyTable, scale: float = 1.0) -> float:
-    """Predicted latency (µs): the convs' table sum times the network's fitted scale."""
+def predict_us(convs: list[OpSpec], table: LatencyTable, scale: float = 1.0) -> float:
+    """Predicted latency (µs): the ops' table sum times the network's fitted scale."""
     return scale * table.sum_us(convs)

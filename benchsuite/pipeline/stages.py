@@ -15,7 +15,7 @@ test split (`top1`).
   random-order rounds, with its interval; benchmark_app on both (per-layer counters, FPS, a
   cross-check speed-up); Top-1 of both compiled models, as benchmarked, on the test split.
 - `calibrate_stage` (bench worker): the dense model against itself (A/A), once a session.
-- `latency_table_stage` (bench worker): the per-conv latency table of the dense model's
+- `latency_table_stage` (bench worker): the per-op latency table of the dense model's
   geometries on the target device and precision (`bench/latency_table.py`, cached on the bench
   side);
   its JSON goes to the prune stage in the job's spec (`LatencyBudgetPruner`) and to the bench

@@ -26,6 +26,8 @@ Filters are ranked within their conv by the same criterion (L1 for `loss`). The 
 recomputed from the table after every step (a conv's cost depends on both its channel counts).
 The predicted latency is the table sum times the network's scale (the dense network's measured
 latency over its table sum; `latency/spec.py`), so a speed-up target is a ratio of table sums.
+The sum is over every op kind the table models (the classifier's linear layer too: what it
+costs is in the dense latency and stays in the pruned one); the search changes convs only.
 
 The pruner masks filters and bypasses blocks; the recipe's `FilterRemover` extension thins.
 """
@@ -40,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchsuite.latency.arch import conv_specs
-from benchsuite.latency.spec import LatencyTable
+from benchsuite.latency.arch import op_specs
+from benchsuite.latency.spec import ConvSpec, LatencyTable
 from benchsuite.models.blocks import bypass, residual_blocks
 from benchsuite.models.modes import eval_mode
 from benchsuite.models.resnet_cifar import BasicBlock
@@ -219,9 +221,10 @@ class LatencyBudgetPruner(Pruner):
 
     def _plan(self, model: nn.Module, table: LatencyTable, calib: Calibration,
               example: torch.Tensor) -> dict:
-        specs = conv_specs(model, example)
+        ops = op_specs(model, example)
+        specs = {n: s for n, s in ops.items() if isinstance(s, ConvSpec)}
         scale = table.scale()
-        dense_us = scale * table.sum_us(list(specs.values()))
+        dense_us = scale * table.sum_us(list(ops.values()))  # every kind the table models
         target = (self.args["latency_us"] if self.args.get("latency_us") is not None
                   else dense_us / self.args["speedup"])
         step = self._step()

@@ -18,7 +18,9 @@ measured / sum), the latency against the measured latency x the run's CPU share 
 on the CPU-time clock, `bench/latency_table.py`; on a loaded machine the wall-clock latency is
 inflated by about 1 / share), and the speed-up (both of whose latencies come from the same
 paired rounds, so machine drift and load cancel: the figure to judge the model by on a shared
-machine; the absolute latency of a 2-vCPU VM drifts by 10-15 % between runs).
+machine; the absolute latency of a 2-vCPU VM drifts by 10-15 % between runs), overall and, when
+the rows hold several models, per model (the table's kinds fit the families differently: convs,
+depthwise convs, linear layers and attention, `latency/spec.py`).
 """
 
 from __future__ import annotations
@@ -115,6 +117,11 @@ def summary_lines(df: Any, skipped: int) -> list[str]:
                          f"{r['err_conv_ratio']:+.1%}")
         lines.append(f"median |error| of the conv-time ratio against benchmark_app's per-layer "
                      f"counters: {float(df['err_conv_ratio'].abs().median()):.1%}")
+    if "model" in df and df["model"].nunique() > 1:  # a family per model (issue 23: CNNs, ViTs)
+        per = df.groupby(df["model"].astype(str))
+        lines.append("median |error| of the speed-up per model: " + ", ".join(
+            f"{m} {float(g['err_speedup'].abs().median()):.1%} ({len(g)} cases)"
+            for m, g in per))
     lines.append(f"median |error| over {len(df)} cases: latency {med['err_latency']:.1%} "
                  f"(scale refitted per model from the dense latencies: "
                  f"{med['err_latency_refit']:.1%}; vs measured x CPU share: "

@@ -1,0 +1,179 @@
+"""Predicted against measured speed-up of the latency model beyond convolutions (issue 23): a
+MobileNetV2 (convs, depthwise convs, the classifier) and the small ViT (patch conv, linear
+layers, attention), each dense against a few thinned versions built directly (untrained
+weights: an f32 CPU inference's time does not depend on their values). Per family the per-op
+table is built (or extended) for the dense network (`bench/latency_table.build_table`), the
+speed-up predicted from it (`predict_pair`, as the bench stage does) and measured with the
+paired in-process rounds (`bench/paired.measure_paired`). Prints one line per version and the
+median |error| per family; `--out` writes them as CSV.
+
+    python scripts/latency_kinds_measure.py --out /tmp/kinds.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def thin_expansion(model: nn.Module, sparsity: float, step: int = 8) -> nn.Module:
+    """A MobileNetV2 with `sparsity` of every block's expansion channels removed (kept counts
+    rounded to multiples of `step`): expansion conv, depthwise conv and projection input."""
+    from benchsuite.models.mobilenetv2 import InvertedResidual
+
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if not isinstance(m, InvertedResidual) or isinstance(m.conv[0], nn.Identity):
+            continue
+        expand, dw, project = m.conv[0][0], m.conv[1][0], m.conv[2][0]
+        keep = max(step, round(expand.out_channels * (1 - sparsity) / step) * step)
+        m.conv[0][0] = nn.Conv2d(expand.in_channels, keep, 1, bias=False)
+        m.conv[0][1] = nn.BatchNorm2d(keep)
+        m.conv[1][0] = nn.Conv2d(keep, keep, 3, dw.stride, 1, groups=keep, bias=False)
+        m.conv[1][1] = nn.BatchNorm2d(keep)
+        m.conv[2][0] = nn.Conv2d(keep, project.out_channels, 1, bias=False)
+    return model.eval()
+
+
+def drop_heads(model: nn.Module, keep: int) -> nn.Module:
+    """A ViT with `keep` heads in every block (what AttentionHeadPruner leaves)."""
+    model = copy.deepcopy(model)
+    for block in model.blocks:
+        attn = block.attn
+        dim = attn.proj.out_features
+        attn.qkv = nn.Linear(dim, 3 * keep * attn.head_dim)
+        attn.proj = nn.Linear(keep * attn.head_dim, dim)
+    return model.eval()
+
+
+def halve_mlp(model: nn.Module) -> nn.Module:
+    model = copy.deepcopy(model)
+    for block in model.blocks:
+        hidden = block.mlp.fc1.out_features // 2
+        block.mlp.fc1 = nn.Linear(block.mlp.fc1.in_features, hidden)
+        block.mlp.fc2 = nn.Linear(hidden, block.mlp.fc2.out_features)
+    return model.eval()
+
+
+def drop_blocks(model: nn.Module, n: int) -> nn.Module:
+    model = copy.deepcopy(model)
+    model.blocks = nn.Sequential(*list(model.blocks)[:len(model.blocks) - n])
+    return model.eval()
+
+
+def families() -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]:
+    from benchsuite.models import build_model
+
+    torch.manual_seed(0)
+    mnv2 = build_model("mobilenetv2", 10, 3).eval()
+    vit = build_model("vit_tiny", 10, 3).eval()
+    return {
+        "mobilenetv2": (mnv2, {
+            "expansion channels -30 %": thin_expansion(mnv2, 0.3),
+            "expansion channels -60 %": thin_expansion(mnv2, 0.6),
+            "width 0.5": build_model("mobilenetv2_050", 10, 3).eval(),
+        }),
+        "vit_tiny": (vit, {
+            "heads 3 -> 2": drop_heads(vit, 2),
+            "heads 3 -> 1": drop_heads(vit, 1),
+            "MLP width halved": halve_mlp(vit),
+            "2 blocks removed": drop_blocks(vit, 2),
+        }),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--step", type=int, default=32, help="the table's channel grid step")
+    ap.add_argument("--seconds", type=float, default=20.0, help="paired rounds' time cap")
+    ap.add_argument("--workdir", default="/tmp/latency-kinds")
+    ap.add_argument("--tables", default=None, help="table cache folder [the suite's cache]")
+    ap.add_argument("--only", default="", help="one family")
+    ap.add_argument("--out", default=None, help="CSV of the per-version figures")
+    args = ap.parse_args(argv)
+    import openvino as ov
+
+    from benchsuite.bench.ir import onnx_to_ir
+    from benchsuite.bench.latency_table import (
+        UNIT_SETTINGS,
+        build_table,
+        ops_from_ir,
+        predict_pair,
+    )
+    from benchsuite.bench.paired import PairedSettings, measure_paired
+    from benchsuite.export.onnx import export_onnx
+    from benchsuite.latency.spec import LatencyTable
+
+    work = Path(args.workdir)
+    shape = (3, 32, 32)
+    unit = PairedSettings(threads=1, streams=1, precision="f32", **UNIT_SETTINGS)
+    paired = PairedSettings(threads=1, streams=1, precision="f32", max_seconds=args.seconds)
+    rows = []
+    print(f"OpenVINO {ov.get_version()}; step {args.step}; input 1x{'x'.join(map(str, shape))}",
+          flush=True)
+    for family, (dense, versions) in families().items():
+        if args.only and family != args.only:
+            continue
+
+        def ir(model: nn.Module, name: str, family: str = family) -> Path:
+            onnx = export_onnx(model, shape, work / family / f"{name}.onnx")
+            return onnx_to_ir(onnx, work / family / f"{name}.xml", shape)
+
+        dense_xml = ir(dense, "dense")
+        t0 = time.time()
+        table = build_table(dense_xml, family, args.step, unit,
+                            folder=Path(args.tables) if args.tables else None,
+                            workdir=work / "units", progress=lambda m: print(m, flush=True))
+        net = table.networks[family]
+        one = table.to_dict() | {"networks": {family: net}}
+        dense_ops = ops_from_ir(dense_xml)
+        by_kind = {k: table.sum_us([o for o in dense_ops if o.kind == k]) for k in table.kinds}
+        print(f"{family}: table {time.time() - t0:.0f} s, {len(table.entries)} geometries; dense "
+              f"measured {net['measured_us']:.1f} µs, table sum {net['sum_us']:.1f} µs "
+              f"(" + ", ".join(f"{k} {v:.1f}" for k, v in by_kind.items() if v) + f"), scale "
+              f"{table.scale(family):.3f}", flush=True)
+        convs_only = LatencyTable.from_dict(one | {"kinds": ["conv"]})
+        for label, model in versions.items():
+            pruned_xml = ir(model, label.replace(" ", "_").replace(">", "").replace("%", ""))
+            models = {"dense": dense_xml, "pruned": pruned_xml}
+            pred = predict_pair(models, one, None)
+            conv_pred = convs_only.sum_us(dense_ops) / convs_only.sum_us(ops_from_ir(pruned_xml))
+            res = measure_paired(models, paired)
+            row = {"family": family, "version": label, "speedup": res.speedup,
+                   "ci_low": res.ci_low, "ci_high": res.ci_high,
+                   "speedup_predicted": pred["speedup_predicted"],
+                   "err": pred["speedup_predicted"] / res.speedup - 1,
+                   "speedup_predicted_convs_only": conv_pred,
+                   "err_convs_only": conv_pred / res.speedup - 1,
+                   "dense_us": res.latency_median_us["dense"],
+                   "pruned_us": res.latency_median_us["pruned"],
+                   "cpu_share": res.conditions["cpu_share"],
+                   "rounds_preempted": res.conditions["rounds_preempted"], "rounds": res.rounds}
+            rows.append(row)
+            print(f"{family} {label:26s} measured {res.speedup:.3f}x [{res.ci_low:.3f}, "
+                  f"{res.ci_high:.3f}] predicted {row['speedup_predicted']:.3f}x "
+                  f"({row['err']:+.1%}); convs only {conv_pred:.3f}x ({row['err_convs_only']:+.1%})"
+                  f"; CPU share {row['cpu_share']:.2f}, {row['rounds_preempted']} rounds "
+                  f"preempted, {res.rounds} used", flush=True)
+    for family in dict.fromkeys(r["family"] for r in rows):
+        errs = [abs(r["err"]) for r in rows if r["family"] == family]
+        conv = [abs(r["err_convs_only"]) for r in rows if r["family"] == family]
+        print(f"{family}: median |error| of the predicted speed-up {statistics.median(errs):.1%} "
+              f"over {len(errs)} versions (convs only: {statistics.median(conv):.1%})")
+    if args.out:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.out, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
