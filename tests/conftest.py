@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+# The suite tests what Ctrl-C does (SIGINT to a worker, to a session's process group). A test run
+# started with SIGINT ignored (`.ci/run &` in a script: a background job of a non-interactive
+# shell) handed that on to every worker and session it started, which keep ignoring it as they
+# should (benchsuite/broker/worker.py): three Ctrl-C tests then failed, in a CI run tried that
+# way beside a CPU hog. The tests' own process takes SIGINT as Python does by default; its
+# children then start with SIGINT's default action.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
