@@ -143,6 +143,19 @@ def test_stops_at_the_time_cap_when_the_target_is_out_of_reach(pair: dict[str, P
     assert result.seconds < 10  # the cap is checked every `check_every` rounds
 
 
+def test_stops_once_the_interval_is_within_the_target(pair: dict[str, Path]) -> None:
+    """A reachable target ends the rounds before the time cap, and the progress lines say
+    nothing of too few unpreempted rounds once there are enough (both broke when the clean
+    rounds were compared by identity: every measurement ran to its cap)."""
+    lines: list[str] = []
+    s = PairedSettings(**QUICK | {"target_halfwidth": 0.5, "max_seconds": 60.0,
+                                  "min_cpu_share": 0.0})  # every round counts, even under load
+    result = measure_paired(pair, s, progress=lines.append)
+    assert result.converged and result.seconds < 60
+    assert result.rounds == 10 and len(lines) == 1  # stopped at the first check
+    assert "unpreempted" not in lines[0], lines
+
+
 def test_a_a_reads_one(pair: dict[str, Path]) -> None:
     """The same model against itself (compiled twice) reads 1: the method has no bias between
     the two slots (a loose bound here; `pytest -m benchmark` holds it to 2 %)."""

@@ -219,10 +219,14 @@ class Rounds:
         measures the scheduler, not the model."""
         return [r for r in self.all if min(share for _, share in r.values()) >= self.min_share]
 
+    def enough_clean(self, min_rounds: int) -> bool:
+        """Whether at least ``min_rounds`` rounds were not preempted (the estimate then uses
+        them alone)."""
+        return len(self.clean) >= min_rounds
+
     def used(self, min_rounds: int) -> list[Round]:
         """The unpreempted rounds, or all when fewer than ``min_rounds`` of them remain."""
-        clean = self.clean
-        return clean if len(clean) >= min_rounds else self.all
+        return self.clean if self.enough_clean(min_rounds) else self.all
 
     def series(self, name: str, rounds: list[Round] | None = None) -> list[float]:
         return [r[name][0] for r in (self.all if rounds is None else rounds)]
@@ -245,7 +249,7 @@ def disturbed(rounds: Rounds, settings: PairedSettings) -> bool:
         return False
     shares = [min(share for _, share in r.values()) for r in rounds.all]
     some_preempted = len(rounds.clean) < len(rounds.all)
-    return (some_preempted and rounds.used(settings.min_rounds) is rounds.all) \
+    return (some_preempted and not rounds.enough_clean(settings.min_rounds)) \
         or float(np.median(shares)) < settings.min_cpu_share
 
 
@@ -307,7 +311,10 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
         return [float(np.log(r[ref][0] / r[other][0])) for r in rounds]
 
     def done(rounds: Rounds) -> bool:
-        clean = rounds.clean
+        # `Rounds.clean` is a new list at every call: whether the clean rounds are the ones
+        # used is `enough_clean`, never an identity test (one made every measurement run to
+        # its time cap, saying "only 740 unpreempted (need 20)")
+        enough = rounds.enough_clean(settings.min_rounds)
         used = rounds.used(settings.min_rounds)
         if len(used) < MIN_ESTIMATE_ROUNDS:
             return False
@@ -316,10 +323,9 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
             left_out = len(rounds.all) - len(used)
             progress(f"round {len(rounds.all)}: {mid:.3f}x [{low:.3f}, {high:.3f}]"
                      + (f", {left_out} preempted left out" if left_out else "")
-                     + ("" if used is clean else
-                        f", only {len(clean)} unpreempted (need {settings.min_rounds})"))
-        return (len(clean) >= settings.min_rounds and used is clean
-                and (high - low) / 2 / mid <= settings.target_halfwidth)
+                     + ("" if enough else f", only {len(rounds.clean)} unpreempted "
+                                          f"(need {settings.min_rounds})"))
+        return enough and (high - low) / 2 / mid <= settings.target_halfwidth
 
     timed = compile_models(models, settings)
     rounds = run_rounds(timed, settings, done)
