@@ -35,7 +35,8 @@ def test_wandb_run_files_hold_no_password_from_argv(tmp_path: Path,
                                    "speedup": 2.0, "top1": 0.98})
     finally:
         tracker.close()
-    assert folder is not None
+    # offline: log_case names the run's own folder, under WANDB_DIR (the files read below)
+    assert folder is not None and Path(folder).is_dir() and tmp_path in Path(folder).parents
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.suffix == ".wandb" for p in files)
     leaked = [p for p in files if SECRET.encode() in p.read_bytes()]
