@@ -80,9 +80,9 @@ def test_int8_runs_int8_kernels_and_keeps_top1(trained, int8_ir):
     path, info = int8_ir
     data = trained["data"]
     assert info["fake_quantize_ops"] > 0 and "300 calibration images" in info["quantization"]
-    quantized, total = int8_layers(path)
-    assert total > 0 and quantized == total, f"{quantized}/{total} layers run u8/i8"
-    assert int8_layers(trained["ir"])[0] == 0  # the f32 model runs none
+    layers = int8_layers(path)
+    assert layers.total > 0 and layers.quantized == layers.total, layers
+    assert int8_layers(trained["ir"]).quantized == 0  # the f32 model runs none
     f32 = deployed_accuracy(trained["ir"], data.x_test, data.y_test, precision="f32")
     int8 = deployed_accuracy(path, data.x_test, data.y_test, precision="f32")
     assert abs(int8["top1"] - f32["top1"]) <= 0.03, (int8["top1"], f32["top1"])

@@ -19,10 +19,11 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from benchsuite.bench.measurement import SPARSE_RATE
 from benchsuite.core.errors import UserError
 from benchsuite.recipe.case import REFERENCE_PRECISION
 
@@ -108,20 +109,44 @@ def quantize_ir(model_xml: Path, calibration: np.ndarray, out_xml: Path,
 COMPUTE_LAYERS = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution")
 
 
+class Int8Layers(NamedTuple):
+    """What the device's executed graph runs: compute layers in u8/i8 of all compute layers,
+    and the FullyConnected layers that run packed sparse kernels (sparse weights
+    decompression) of all FullyConnected layers."""
+
+    quantized: int
+    total: int
+    sparse: int = 0
+    fully_connected: int = 0
+
+    def describe(self, rate: float | None) -> str:
+        text = f"{self.quantized}/{self.total} conv/fc layers run u8/i8"
+        if rate is not None:
+            text += (f"; {self.sparse}/{self.fully_connected} fc layers run sparse kernels "
+                     f"({SPARSE_RATE} {rate:g})")
+        return text
+
+
 def int8_layers(model_xml: Path, device: str = "CPU",
-                precision: str | None = REFERENCE_PRECISION) -> tuple[int, int]:
-    """(compute layers that run u8/i8, all compute layers) in the device's executed graph:
-    whether the quantized model really runs INT8 kernels, read from the compiled model's
-    runtime graph (``runtimePrecision``)."""
+                precision: str | None = REFERENCE_PRECISION,
+                sparse_weights_rate: float | None = None) -> Int8Layers:
+    """Whether the quantized model really runs INT8 kernels (and, with a sparse weights
+    rate, which FullyConnected layers run sparse ones), read from the compiled model's runtime
+    graph (``runtimePrecision``, ``primitiveType``)."""
     import openvino as ov
 
-    config = {"INFERENCE_PRECISION_HINT": precision} if precision else {}
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision} if precision else {}
+    if sparse_weights_rate is not None:
+        config[SPARSE_RATE] = sparse_weights_rate
     runtime = ov.Core().compile_model(str(model_xml), device, config).get_runtime_model()
-    total = quantized = 0
+    total = quantized = sparse = fully_connected = 0
     for op in runtime.get_ops():
         info = op.get_rt_info()
         if "layerType" not in info or info["layerType"].astype(str) not in COMPUTE_LAYERS:
             continue
         total += 1
         quantized += info["runtimePrecision"].astype(str).lower() in ("u8", "i8")
-    return quantized, total
+        if info["layerType"].astype(str) == "FullyConnected":
+            fully_connected += 1
+            sparse += "sparse" in info["primitiveType"].astype(str).lower()
+    return Int8Layers(quantized, total, sparse, fully_connected)

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 HINTS = ("latency", "throughput", "none")
 APIS = ("sync", "async")
+# OpenVINO's CPU property: INT8 FullyConnected weights at least this fraction zeros are packed
+# and run sparse kernels (AMX CPUs; both weight dimensions multiples of 64)
+SPARSE_RATE = "CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE"
 
 PER_LAYER_COLUMNS = ("layer", "status", "layer_type", "exec_type", "real_time_us", "cpu_time_us")
 
@@ -43,6 +46,8 @@ class BenchSettings(FromDict):
     executable: str | None = None
     input_precision: str | None = "f32"
     per_layer: bool = True  # False: -report_type no_counters (no PERF_COUNT overhead, no table)
+    # CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE (passed by -load_config); None: the runtime's (off)
+    sparse_weights_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.precision is not None and self.precision not in PRECISIONS:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from benchsuite.bench.measurement import SPARSE_RATE
 from benchsuite.core.records import FromDict
 from benchsuite.core.stats import bootstrap_median_ci, estimate
 from benchsuite.recipe.case import PAIRED_MODES
@@ -47,6 +48,9 @@ class PairedSettings(FromDict):
     threads: int | None = 1  # inference threads per model; None: the runtime's default
     streams: int = 1
     pinning: bool | None = None  # ENABLE_CPU_PINNING; None: the runtime's default
+    # CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE, given to both models (INT8 FullyConnected layers
+    # at least this sparse run packed sparse kernels on CPUs with AMX); None: off
+    sparse_weights_rate: float | None = None
     mode: str = "alternate"
     round_size: int = 25  # inferences per model per round
     warmup: int = 30  # inferences per model before the first round
@@ -70,6 +74,9 @@ class PairedSettings(FromDict):
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
+        if self.sparse_weights_rate is not None and not 0 < self.sparse_weights_rate <= 1:
+            raise ValueError("sparse_weights_rate must be in (0, 1] or None, got "
+                             f"{self.sparse_weights_rate}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,6 +123,8 @@ def _config(settings: PairedSettings) -> dict[str, Any]:
         config["ENABLE_CPU_PINNING"] = pinning
     if settings.precision is not None:
         config["INFERENCE_PRECISION_HINT"] = settings.precision
+    if settings.sparse_weights_rate is not None:
+        config[SPARSE_RATE] = settings.sparse_weights_rate
     return config
 
 
@@ -347,6 +356,7 @@ def measure_paired(models: dict[str, Path], settings: PairedSettings | None = No
         "input_shape": str([int(d) for d in compiled.inputs[0].get_shape()]),
         "runtime_version": ov.get_version(), "mode": settings.mode,
         "round_size": settings.round_size, "api": "sync",
+        "sparse_weights_rate": settings.sparse_weights_rate,
         "cpu_share": float(np.median(shares)),
         "rounds_preempted": len(rounds.all) - len(clean),
         "disturbed": disturbed(rounds, settings),

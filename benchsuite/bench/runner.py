@@ -13,6 +13,7 @@ the median to well under 1 µs. ``BenchResult.latency_resolution_us`` records wh
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -30,7 +31,7 @@ from benchsuite.bench.bapp_output import (
     parse_stdout,
 )
 from benchsuite.bench.devices import device_name, unavailable_reason
-from benchsuite.bench.measurement import BenchResult, BenchSettings
+from benchsuite.bench.measurement import SPARSE_RATE, BenchResult, BenchSettings
 from benchsuite.core.children import die_with_parent
 from benchsuite.core.stats import coefficient_of_variation
 
@@ -134,6 +135,15 @@ def build_command(model: Path, report_dir: Path, settings: BenchSettings,
         legacy_ip = "-infer_precision" not in opts  # 2021.4 wants U8/FP16/FP32
         ip = {"f32": "FP32", "f16": "FP16", "u8": "U8"}.get(settings.input_precision, "")
         cmd += ["-ip", ip if legacy_ip and ip else settings.input_precision]
+    if settings.sparse_weights_rate is not None:
+        if "-load_config" not in opts:
+            raise BenchmarkAppError(f"{SPARSE_RATE} cannot be given to {executable} (no "
+                                    "-load_config option)")
+        config = Path(report_dir) / "sparse_weights.json"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps(
+            {settings.device: {SPARSE_RATE: str(settings.sparse_weights_rate)}}))
+        cmd += ["-load_config", str(config)]
     report = "detailed_counters" if settings.per_layer else "no_counters"
     cmd += ["-report_type", report, "-report_folder", str(report_dir)]
     return cmd, notes

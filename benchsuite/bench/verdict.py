@@ -45,9 +45,11 @@ def in_process_usable(settings: BenchSettings) -> bool:
 
 
 def paired_settings(bench: BenchSettings, options: dict[str, Any] | None) -> PairedSettings:
-    """The paired measurement's settings: device and precision from the bench settings."""
+    """The paired measurement's settings: device, precision and the sparse weights rate from
+    the bench settings."""
     return PairedSettings.from_dict(dict(options or {}) | {
-        "device": bench.device, "precision": bench.precision})
+        "device": bench.device, "precision": bench.precision,
+        "sparse_weights_rate": bench.sparse_weights_rate})
 
 
 def measure_pair(models: dict[str, Path], report_dir: Path, settings: BenchSettings,

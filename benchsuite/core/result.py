@@ -104,6 +104,8 @@ class CaseResult(FromDict):
     dense_top1_torch_ci_high: float | None = _to(TABLE, SUMMARY)
     quantization: str | None = _to(TABLE, CONFIG, BENCH)
     int8_layers: str | None = _to(TABLE, SUMMARY)
+    # OpenVINO's CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE the INT8 case ran with (None: off)
+    sparse_weights_rate: float | None = _to(CONDITIONS, SUMMARY)
     # size
     params: int | None = _to(TRIAL, TABLE, SUMMARY)
     dense_params: int | None = _to(TABLE, SUMMARY)

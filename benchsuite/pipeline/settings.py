@@ -158,6 +158,11 @@ OPTIONS: tuple[Option, ...] = (
     _case("bench-seconds", "S", "time cap of the paired rounds, which otherwise stop when the "
           "speed-up's 95 percent interval is within 1 percent", field="bench_seconds",
           ini=float),
+    Option("sparse-weights-rate", "off", "with --precision int8 on a CPU: OpenVINO's "
+           "CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE; INT8 FullyConnected layers whose weights are "
+           "at least this fraction zeros run sparse kernels (CPUs with AMX, weight dimensions "
+           "multiples of 64)", CASE_SETTINGS["sparse_weights_rate"], "R|off",
+           float | Literal["off"], field="sparse_weights_rate"),
     Option("paired-mode", _DEFAULT_CASE.paired_mode, "paired measurement: alternate "
            "(random-order rounds) or duet (both models at once, one thread each)",
            choice(*PAIRED_MODES), "{" + ",".join(PAIRED_MODES) + "}", field="paired_mode"),

@@ -350,8 +350,9 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         if settings.device.upper().startswith("CPU"):
             from benchsuite.bench.int8 import int8_layers
 
-            quantized, total = int8_layers(models["pruned"], settings.device)
-            extra["int8_layers"] = f"{quantized}/{total} conv/fc layers run u8/i8"
+            layers = int8_layers(models["pruned"], settings.device,
+                                 sparse_weights_rate=settings.sparse_weights_rate)
+            extra["int8_layers"] = layers.describe(settings.sparse_weights_rate)
     result = measure_pair(models, workdir / "reports", settings, spec.get("paired"))
     if eval_data is not None and result.get("conditions", {}).get("mode") != "interleaved":
         from benchsuite.bench.accuracy import deployed_pair

@@ -43,7 +43,7 @@ def inference_precision(precision: str | None) -> str | None:
 # appended to a case's label when they differ from the defaults (prefix of the value)
 LABEL_FIELDS = {"dataset": "", "train_images": "n", "seed": "seed", "epochs": "ep",
                 "dense_epochs": "dense", "niter": "niter", "repeats": "rep", "threads": "thr",
-                "paired_mode": "", "control": ""}
+                "paired_mode": "", "control": "", "sparse_weights_rate": "swr"}
 CONTROLS = ("scratch", "zoo:MODEL")  # Case.control: see the field
 
 
@@ -100,6 +100,10 @@ class Case:
     threads: int | None = 1  # inference threads of the paired measurement (None: runtime's)
     paired_mode: str = "alternate"  # or "duet" (bench/paired.py)
     bench_seconds: float = 20.0  # time cap of the paired rounds
+    # OpenVINO's CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE for an INT8 case: its FullyConnected
+    # layers whose INT8 weights are at least this fraction zeros run packed sparse kernels
+    # (CPUs with AMX only; both weight dimensions multiples of 64); None: off
+    sparse_weights_rate: float | None = None
     schedule_scale: float = 1.0  # --schedule-scale: every policy epoch and lr step scaled
 
     def __post_init__(self) -> None:
@@ -156,7 +160,8 @@ class Case:
         data = {k: v for k, v in input_digests(self.model, self.dataset, self.data_dir).items()
                 if k != "model" and not is_reference(self.dataset)}
         fields = {k: v for k, v in asdict(self).items()  # the scale is in the recipe text
-                  if k != "schedule_scale"}
+                  if k != "schedule_scale"
+                  and not (k == "sparse_weights_rate" and v is None)}  # ids kept without it
         return content_hash(fields | {"recipe": self.recipe_text(),
                                             "code": code_version(*CASE_CODE)}
                             | ({"user_code": user} if user else {})
@@ -178,8 +183,10 @@ class Case:
                                     "epochs": self.dense_epochs + self.epochs}
 
     def bench_settings(self) -> dict:
+        rate = ({"sparse_weights_rate": self.sparse_weights_rate}
+                if self.sparse_weights_rate is not None else {})
         return {"device": self.device, "precision": inference_precision(self.precision),
-                "niter": self.niter, "repeats": self.repeats}
+                "niter": self.niter, "repeats": self.repeats} | rate
 
     @property
     def int8(self) -> bool:
@@ -280,6 +287,16 @@ def _precision(value: Any) -> str | None:
     return choice(*PRECISIONS, "default", INT8)(value)
 
 
+def _rate(value: Any) -> float | None:
+    """A fraction in (0, 1], or None (off) for nothing, "off" or None."""
+    if value is None or str(value).strip().lower() in ("", "off", "none"):
+        return None
+    number = greater_than(0)(value)
+    if number > 1:
+        raise ValueError(f"a fraction in (0, 1] expected, got {str(value)!r}")
+    return number
+
+
 def _control(value: Any) -> str:
     text = "" if value is None else str(value)
     if text not in ("", "scratch") and not (text.startswith("zoo:") and text[4:].strip()):
@@ -300,6 +317,7 @@ CASE_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "device": _text, "precision": _precision, "niter": integer(1), "repeats": integer(1),
     "threads": count_or("default", "auto", ""), "paired_mode": choice(*PAIRED_MODES),
     "bench_seconds": greater_than(0), "schedule_scale": greater_than(0),
+    "sparse_weights_rate": _rate,
 }
 
 
@@ -331,3 +349,10 @@ def check_settings(case: Case) -> None:
         if key in ("seed", "epochs", "dense_epochs", "niter", "repeats") and not isinstance(
                 value, int):  # a string that reads as a number is not one
             raise CaseError(f"{key}: an integer expected, got {value!r}")
+    if case.sparse_weights_rate is not None and not (
+            case.int8 and case.device.upper().startswith("CPU")):
+        raise CaseError(
+            f"sparse_weights_rate {case.sparse_weights_rate:g}: OpenVINO's sparse weights "
+            "decompression applies to INT8 FullyConnected layers on a CPU only; this case is "
+            f"{case.precision or 'default'} on {case.device} (add --precision int8, or drop "
+            "the rate)")
