@@ -8,7 +8,7 @@ Methods (each a set of cases; a method's row is its fastest case that holds the 
   best recipe      resnet56/blocks_and_filters at the sweep-found point (4 blocks, 0.45, round 8)
   per-stage        resnet56/per_stage at --per-stage (blocks removed and width per stage)
   per-stage + KD   the same with distillation from the dense model (0.7 KD, 0.3 CE, T = 4)
-  latency budget   resnet56/latency_budget at each of --budget-speedups (a predicted target)
+  latency budget   latency_budget at each of --budget-speedups (a predicted target)
   ... + INT8       (--int8) each of the above quantized with NNCF on the bench side
 
 Conditions: CPU, batch 1, 1 inference thread, 1 stream, the paired in-process method; the
@@ -40,7 +40,7 @@ def _methods(args: argparse.Namespace) -> dict[str, list[tuple[str, dict[str, An
                          {"blocks": 4, "sparsity": 0.45, "round_to": 8})],
         "per-stage": [("resnet56/per_stage", stage)],
         "per-stage + KD": [("resnet56/per_stage", stage | KD)],
-        "latency budget": [("resnet56/latency_budget", {"speedup": float(s)})
+        "latency budget": [("latency_budget", {"speedup": float(s)})
                            for s in args.budget_speedups.split(",")],
     }
 

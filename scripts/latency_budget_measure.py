@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchsuite.recipe.case import Case
     from benchsuite.track.recording import Recorder, run_and_record
 
-    cases = [Case("resnet56/latency_budget", {"speedup": float(s)}, model="resnet56",
+    cases = [Case("latency_budget", {"speedup": float(s)}, model="resnet56",
                   epochs=args.epochs, dense_epochs=args.dense_epochs,
                   bench_seconds=args.bench_seconds)
              for s in args.speedups.split(",") if s]

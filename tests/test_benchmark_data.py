@@ -323,3 +323,27 @@ def test_the_frontier_puts_each_point_beside_the_dense_zoo_and_scratch():
     assert "seed 1): 3.30x (holds on test)" in lines and "margin 1.10\n" in lines
     assert "mean margin over the dense zoo 0.97 over 2 seeds" in lines
     assert "pruned -0.57 pt over the same architecture" in lines
+
+
+def test_the_frontier_budget_method_runs_the_latency_budget_recipe_at_each_target(tmp_path):
+    """`budget`'s cases: the library's latency_budget recipe at each target speed-up, with the
+    seed and precision of the frontier's row (the real runs: docs/measurements.md)."""
+    from benchsuite.pipeline.executor import LocalExecutor
+    from benchsuite.sweep.frontier import METHODS, Frontier
+
+    assert "budget" in METHODS
+    frontier = Frontier(Case(recipe="", model="resnet20"), Threshold.parse("-1pt"),
+                        LocalExecutor(tmp_path))
+    case = frontier._case("latency_budget", {"speedup": 2.0}, 1, "bf16")
+    assert case.recipe_name == "latency_budget" and case.seed == 1 and case.precision == "bf16"
+    assert case.latency_table_step() == 8  # the bench worker builds the table it needs
+    assert "speedup: 2.0" in case.recipe_text()
+
+
+@pytest.mark.parametrize("bad", ["1", "x", "0.5,2"])
+def test_the_frontier_refuses_budgets_that_are_no_speed_up(bad, capsys):
+    from benchsuite.frontends.frontier_cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--methods", "budget", "--budget-speedups", bad])
+    assert exc.value.code == 2 and "--budget-speedups" in capsys.readouterr().err

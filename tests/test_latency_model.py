@@ -190,7 +190,7 @@ def test_which_cases_get_a_table(monkeypatch):
     from benchsuite.recipe.case import LATENCY_MODEL_ENV, Case
 
     monkeypatch.delenv(LATENCY_MODEL_ENV, raising=False)
-    budget = Case("resnet56/latency_budget", {"speedup": 3, "round_to": 16}, model="resnet56")
+    budget = Case("latency_budget", {"speedup": 3, "round_to": 16}, model="resnet56")
     assert budget.latency_table_step() == 16
     assert Case("l1_filters", {"sparsity": 0.5}).latency_table_step() is None
     monkeypatch.setenv(LATENCY_MODEL_ENV, "1")

@@ -51,7 +51,7 @@ EXPECTED = {
 }
 
 # recipes that need a measured latency table to bind: tests/test_latency_budget.py runs them
-NEEDS_LATENCY_TABLE = {"resnet56/latency_budget"}
+NEEDS_LATENCY_TABLE = {"latency_budget"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--methods", default=",".join(METHODS),
                     help=f"comma-separated subset of {', '.join(METHODS)}")
     ap.add_argument("--tp-ratios", default="0.3,0.5,0.7", help="uniform's ratios")
+    ap.add_argument("--budget-speedups", default="1.5,2,2.5",
+                    help="budget's target speed-ups (predicted, dense / pruned)")
     ap.add_argument("--space", default=None, help="the search's sweep file (default: "
                                                   "schedules/sweeps/<model>_per_stage.yaml)")
     ap.add_argument("--search-trials", type=int, default=10, help="the search's budget")
@@ -92,12 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     if family and (bad := sorted(set(family) - set(MODEL_NAMES))):
         ap.error(f"--zoo-models: unknown {', '.join(bad)} (known: {', '.join(MODEL_NAMES)})")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    try:
+        budgets = [float(b) for b in args.budget_speedups.split(",") if b.strip()]
+    except ValueError:
+        ap.error(f"--budget-speedups: numbers > 1 expected, got {args.budget_speedups!r}")
+    if "budget" in methods and (not budgets or min(budgets) <= 1):
+        ap.error(f"--budget-speedups: numbers > 1 expected, got {args.budget_speedups!r}")
     t0 = time.time()
     for precision in args.precisions.split(","):
         for seed in seeds:
             print(f"== {precision}, seed {seed} ({time.time() - t0:.0f} s)", flush=True)
             if "uniform" in methods:
                 frontier.uniform(seed, precision, [float(r) for r in args.tp_ratios.split(",")])
+            if "budget" in methods:
+                frontier.budget(seed, precision, budgets)
             found = None
             if "search" in methods:
                 for engine in engines:

@@ -6,6 +6,9 @@ Methods (each a set of cases; a method's point at a seed is its fastest case tha
 floor on the VALIDATION split; its verdict is then read on the test split, once):
 
   uniform    the peer: Torch-Pruning's uniform L1 width (tp_uniform) at each --tp-ratios
+  budget     the latency-budget pruner (recipe latency_budget: blocks and filter groups removed
+             greedily by importance per µs saved, predicted from the per-op latency table
+             measured on the target device and precision) at each --budget-speedups
   search     the per-stage point found by a search (`sweeps` bayes, or --engines random) within
              --search-trials trials over the per-stage space (--space: a sweep file, e.g. what
              `benchsuite select` wrote; default schedules/sweeps/<model>_per_stage.yaml).
@@ -45,7 +48,7 @@ from benchsuite.recipe.case import Case
 from benchsuite.track.recording import Recorder, run_and_record
 
 KD = {"kd_weight": 0.7, "kd_student_weight": 0.3, "kd_temperature": 4}
-METHODS = ("uniform", "search", "kd", "int8", "scratch", "zoo")
+METHODS = ("uniform", "budget", "search", "kd", "int8", "scratch", "zoo")
 CONTROLS = ("scratch", "zoo")
 
 
@@ -105,6 +108,10 @@ class Frontier:
         cases = [self._case("tp_uniform", {"ratio": r, "round_to": 8}, seed, precision)
                  for r in ratios]
         return self.best("uniform", seed, precision, [(c, self.run(c)) for c in cases])
+
+    def budget(self, seed: int, precision: str, speedups: list[float]) -> Point:
+        cases = [self._case("latency_budget", {"speedup": s}, seed, precision) for s in speedups]
+        return self.best("budget", seed, precision, [(c, self.run(c)) for c in cases])
 
     def search(self, seed: int, precision: str, space: Path, trials: int,
                engine: str = "bayes") -> Point:
@@ -276,7 +283,7 @@ def margins(points: list[Point]) -> list[str]:
     the mean over seeds; and the pruned point against its architecture trained from scratch."""
     out = []
     zoo = {(p.seed, p.precision): p.row for p in points if p.method == "zoo" and p.row}
-    for method in ("uniform", "search", "kd"):
+    for method in ("uniform", "budget", "search", "kd"):
         ratios = []
         for p in points:
             control = zoo.get((p.seed, p.precision))
