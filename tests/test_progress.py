@@ -70,7 +70,7 @@ def test_run_case_reports_every_training_epoch(tmp_path, monkeypatch):
 
 
 def test_case_k_of_n_and_the_session_eta():
-    from benchsuite.frontends.plugin import CaseCounter
+    from benchsuite.core.progress import CaseCounter
 
     counter = CaseCounter(total=4)
     assert counter.start() == "case 1/4"  # no ETA before a case has run
@@ -87,7 +87,7 @@ def test_a_cases_passed_line_carries_its_figures():
 
     import pytest
 
-    from benchsuite.frontends.plugin import ROW_PROPERTY, pytest_report_teststatus
+    from benchsuite.frontends.plugin.session_report import ROW_PROPERTY, pytest_report_teststatus
 
     row = {"speedup": 1.5, "speedup_ci_low": 1.49, "speedup_ci_high": 1.51, "top1": 0.9211,
            "top1_ci_low": 0.916, "top1_ci_high": 0.926, "threshold": 0.9144}

@@ -87,3 +87,31 @@ def forward(callback: Progress | None) -> Iterator[None]:
         yield
     finally:
         log.removeHandler(handler)
+
+
+CACHED_SECONDS = 1.0  # a case faster than this came from the result cache
+
+
+class CaseCounter:
+    """Case k of N and the session's ETA, from the mean time of the cases run so far (cases
+    taken from the result cache count as done but not in the mean)."""
+
+    def __init__(self, total: int = 0) -> None:
+        self.total = total
+        self.started = 0
+        self.seconds: list[float] = []
+
+    def start(self) -> str:
+        """The line that opens a case: its number, and the session's ETA once one case ran."""
+        self.started += 1
+        total = max(self.total, self.started)
+        text = f"case {self.started}/{total}"
+        ran = [s for s in self.seconds if s >= CACHED_SECONDS]
+        if ran:
+            mean = sum(ran) / len(ran)
+            text += (f", session ETA {format_seconds((total - self.started + 1) * mean)} "
+                     f"(mean {format_seconds(mean)} a case)")
+        return text
+
+    def done(self, seconds: float) -> None:
+        self.seconds.append(seconds)

@@ -1,10 +1,10 @@
 """The pytest plugin: glue between pytest and the library. It declares the options (defined
 and validated in options.py; each a flag and an ini key `benchsuite_<name>`, the flag winning),
 parametrises the case grid (the recipe library's `grid.yaml`, or the `--schedules` folder's,
-filtered by `--recipes`, `--model`, `--device`, `--precision`), provides the fixtures
+filtered by `--recipes`, `--model`, `--device`, `--precision`) and provides the fixtures
 (`run_experiment`, `accuracy_threshold`, ...; registered as a pytest11 entry point, so any test
-can use them) and writes the end-of-session outputs. Result rows travel from the test to the
-summary on the report's `user_properties`, so the summary, the baseline and the
+can use them); session_report.py writes the end-of-session outputs. Result rows travel from the
+test to the summary on the report's `user_properties`, so the summary, the baseline and the
 pytest-benchmark file also work under pytest-xdist (the controller sees every worker's reports).
 """
 
@@ -25,10 +25,9 @@ from benchsuite.core.extras import (
     session_extras_notes,
     session_extras_problem,
 )
-from benchsuite.core.progress import format_seconds
+from benchsuite.core.progress import CaseCounter
 from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
-from benchsuite.frontends.plugin.benchmark_files import ROWS_PLUGIN
 from benchsuite.frontends.plugin.options import (
     MAIN,
     add_options,
@@ -36,54 +35,29 @@ from benchsuite.frontends.plugin.options import (
     option_value,
     session_config,
 )
+from benchsuite.frontends.plugin.session_report import AA_PROPERTY, ROW_PROPERTY
 from benchsuite.pipeline.executor import LocalExecutor
 from benchsuite.pipeline.run import calibrate_case
 from benchsuite.recipe.case import Case
-
-ROW_PROPERTY = "benchsuite_row"
 
 
 class BenchsuiteWarning(UserWarning):
     """Something a user of the plugin should know (pytest shows it in the warnings summary)."""
 
 
-AA_PROPERTY = "benchsuite_aa"
 SELECTION_ERROR = pytest.StashKey[str]()
 # the broker's fixtures: --redis-url, --no-local-workers, the session Redis and local workers
 # and the sweep's: --sweep, --sweep-count, --sweep-engine, ... (pytest -m sweep)
 # and pytest-benchmark's files of the cases (--benchmark-json, --benchmark-autosave, ...)
-pytest_plugins = ["benchsuite.frontends.plugin.broker_fixtures",
+# and the end of the session: the rows collected from the reports, the outputs, the summary
+pytest_plugins = ["benchsuite.frontends.plugin.session_report",
+                  "benchsuite.frontends.plugin.broker_fixtures",
                   "benchsuite.frontends.plugin.sweep_items",
                   "benchsuite.frontends.plugin.benchmark_files"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser, MAIN)  # the one option table: options.py
-
-
-class RowCollector:
-    """Collects the results from the test reports (in the xdist controller too)."""
-
-    name = ROWS_PLUGIN
-
-    def __init__(self) -> None:
-        self.rows: list[CaseResult] = []
-        self.calibrations: list[dict] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        for key, value in report.user_properties:
-            if key == ROW_PROPERTY:
-                # an xfail (a sweep's infeasible trial) reports as "skipped": say what it was
-                outcome = "infeasible" if hasattr(report, "wasxfail") else report.outcome
-                self.rows.append(CaseResult.from_dict(json.loads(value) | {"outcome": outcome}))
-            elif key == AA_PROPERTY:
-                self.calibrations.append(json.loads(value))
-
-
-def _rows(config: pytest.Config) -> list[CaseResult]:
-    return config.pluginmanager.get_plugin(RowCollector.name).rows
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -96,7 +70,6 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a pruning experiment (prune, fine-tune, bench)")
-    config.pluginmanager.register(RowCollector(), RowCollector.name)
     executor, wandb = option_value(config, "executor"), option_value(config, "wandb")
     if problem := session_extras_problem(executor, wandb):
         raise pytest.UsageError(problem)
@@ -342,33 +315,7 @@ def run_experiment(request: pytest.FixtureRequest, stage_executor, tracker, pyte
     return run
 
 
-class CaseCounter:
-    """Case k of N and the session's ETA, from the mean time of the cases run so far (cases
-    taken from the result cache count as done but not in the mean)."""
-
-    def __init__(self, total: int = 0) -> None:
-        self.total = total
-        self.started = 0
-        self.seconds: list[float] = []
-
-    def start(self) -> str:
-        """The line that opens a case: its number, and the session's ETA once one case ran."""
-        self.started += 1
-        total = max(self.total, self.started)
-        text = f"case {self.started}/{total}"
-        ran = [s for s in self.seconds if s >= CACHED_SECONDS]
-        if ran:
-            mean = sum(ran) / len(ran)
-            text += (f", session ETA {format_seconds((total - self.started + 1) * mean)} "
-                     f"(mean {format_seconds(mean)} a case)")
-        return text
-
-    def done(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-
-
 CASES = pytest.StashKey[CaseCounter]()
-CACHED_SECONDS = 1.0  # a case faster than this came from the result cache
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -389,50 +336,3 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if problems := output_problems(wandb=_wandb_mode(session.config) != "disabled",
                                        baseline=cfg.save_latency_baseline):
             raise pytest.UsageError("; ".join(problems))
-
-
-OUTPUTS = pytest.StashKey[object]()  # track.session.SessionOutputs
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    rows = _rows(config)
-    if hasattr(config, "workerinput") or not rows:  # xdist workers: the controller writes
-        return
-    from benchsuite.track.session_end import write_outputs
-
-    cfg = session_config(config)
-    outputs = write_outputs(rows, cfg.save_latency_baseline, cfg.latency_baseline)
-    config.stash[OUTPUTS] = outputs
-    if outputs.failed:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
-    """A case's PASSED or FAILED line (-v) carries its figures: speed-up and Top-1, each with
-    its interval, beside the floor."""
-    if report.when != "call" or not (report.passed or report.failed):
-        return None
-    row = next((json.loads(v) for k, v in report.user_properties if k == ROW_PROPERTY), None)
-    if row is None or hasattr(report, "wasxfail"):
-        return None
-    from benchsuite.track.summary import speedup_text, top1_text
-
-    floor = row.get("threshold")
-    figures = (f"{speedup_text(row)}, Top-1 {top1_text(row)}"
-               + (f" (floor {floor:.4f})" if isinstance(floor, float) else ""))
-    if report.passed:
-        return "passed", ".", (f"PASSED {figures}", {"green": True})
-    return "failed", "F", (f"FAILED {figures}", {"red": True})
-
-
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    rows = _rows(config)
-    if not rows:
-        return
-    from benchsuite.track.session_end import summary_lines
-
-    calibrations = config.pluginmanager.get_plugin(RowCollector.name).calibrations
-    terminalreporter.section("benchsuite: latency cases")
-    for line, colour in summary_lines(rows, calibrations, config.stash.get(OUTPUTS, None)):
-        terminalreporter.write_line(line, **({colour: True} if colour else {}))
