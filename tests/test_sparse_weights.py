@@ -21,6 +21,8 @@ from torch.nn.utils import prune as torch_prune
 from benchsuite.bench.int8 import int8_layers, nncf_problem, quantize_ir
 from benchsuite.bench.measurement import SPARSE_RATE, BenchSettings
 from benchsuite.bench.paired import PairedSettings, measure_paired
+from benchsuite.pipeline.grid import GridError, generate_cases
+from benchsuite.pipeline.run import validate
 from benchsuite.pipeline.settings import BY_NAME
 from benchsuite.recipe.case import Case, CaseError
 
@@ -135,7 +137,15 @@ def test_the_case_option_reads_checks_and_labels():
     assert case.bench_settings()["sparse_weights_rate"] == 0.5
     assert case.paired_settings() == Case(recipe="level_elementwise").paired_settings()
     assert "sparse_weights_rate" not in Case(recipe="level_elementwise").bench_settings()
-    with pytest.raises(CaseError, match="INT8 FullyConnected layers on a CPU only"):
-        Case(recipe="level_elementwise", precision="f32", sparse_weights_rate=0.5)
-    with pytest.raises(CaseError, match="INT8 FullyConnected layers on a CPU only"):
-        Case(recipe="level_elementwise", precision="int8", device="GPU", sparse_weights_rate=0.5)
+    for wrong in ({"precision": "f32"}, {"precision": "int8", "device": "GPU"}):
+        case = Case(recipe="level_elementwise", sparse_weights_rate=0.5, **wrong)
+        with pytest.raises(CaseError, match="INT8 FullyConnected layers on a CPU only"):
+            validate(case)  # before any work
+
+
+def test_the_grid_gives_the_rate_to_its_int8_cases_only():
+    base = Case(recipe="", sparse_weights_rate=0.5)
+    cases = generate_cases(recipes_glob="level_elementwise", precisions=["f32", "int8"], base=base)
+    assert {c.precision: c.sparse_weights_rate for c in cases} == {"f32": None, "int8": 0.5}
+    with pytest.raises(GridError, match="none is selected"):
+        generate_cases(recipes_glob="level_elementwise", precisions=["f32"], base=base)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsuite.core.paths import schedules_dir
-from benchsuite.recipe.case import Case
+from benchsuite.recipe.case import Case, takes_sparse_weights
 from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.yamltext import load_yaml, load_yaml_file
 
@@ -202,7 +202,13 @@ def generate_cases(
                 base, recipe=str(files[name]), model=model, device=device, **settings,
                 precision=None if precision == "default" else precision,
                 params=dict(zip(keys, values, strict=True)),
+                # the sparse weights rate goes to the INT8 cases on a CPU only
+                sparse_weights_rate=base.sparse_weights_rate
+                if takes_sparse_weights(precision, device) else None,
             ))
+    if base.sparse_weights_rate is not None and not any(c.sparse_weights_rate for c in cases):
+        raise GridError(f"--sparse-weights-rate {base.sparse_weights_rate:g} applies to INT8 "
+                        "cases on a CPU only, and none is selected (add --precision int8)")
     return _once(cases)
 
 

@@ -19,7 +19,7 @@ from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.assemble import result_from_stages
 from benchsuite.pipeline.executor import Executor, StageResult
 from benchsuite.pipeline.stages import BENCH, CALIBRATE, LATENCY_TABLE, PRUNE, TRAIN
-from benchsuite.recipe.case import Case, CaseError, check_settings, slug
+from benchsuite.recipe.case import Case, CaseError, check_settings, combination_problem, slug
 
 Progress = Callable[[str], None]
 # a recipe may stretch fine-tuning past --epochs (to its last policy epoch + 1), up to this many
@@ -38,6 +38,8 @@ def validate(case: Case) -> None:
     from benchsuite.recipe import RecipeError, parse_recipe
 
     check_settings(case)
+    if (problem := combination_problem(case)) is not None:
+        raise CaseError(problem)
     # a wrong path fails here, clearly
     data_shape, num_classes = describe_dataset(case.dataset, case.data_dir)
     model = build_model(case.model, num_classes, data_shape[0])

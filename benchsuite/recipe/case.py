@@ -349,10 +349,19 @@ def check_settings(case: Case) -> None:
         if key in ("seed", "epochs", "dense_epochs", "niter", "repeats") and not isinstance(
                 value, int):  # a string that reads as a number is not one
             raise CaseError(f"{key}: an integer expected, got {value!r}")
-    if case.sparse_weights_rate is not None and not (
-            case.int8 and case.device.upper().startswith("CPU")):
-        raise CaseError(
-            f"sparse_weights_rate {case.sparse_weights_rate:g}: OpenVINO's sparse weights "
-            "decompression applies to INT8 FullyConnected layers on a CPU only; this case is "
-            f"{case.precision or 'default'} on {case.device} (add --precision int8, or drop "
-            "the rate)")
+
+
+def takes_sparse_weights(precision: str | None, device: str) -> bool:
+    """OpenVINO's sparse weights decompression applies to INT8 models on a CPU only."""
+    return is_int8(precision) and device.upper().startswith("CPU")
+
+
+def combination_problem(case: Case) -> str | None:
+    """Settings that are each valid but do not go together (checked before any work)."""
+    if case.sparse_weights_rate is not None and not takes_sparse_weights(case.precision,
+                                                                         case.device):
+        return (f"sparse_weights_rate {case.sparse_weights_rate:g}: OpenVINO's sparse weights "
+                "decompression applies to INT8 FullyConnected layers on a CPU only; this case "
+                f"is {case.precision or 'default'} on {case.device} (add --precision int8, or "
+                "drop the rate)")
+    return None
