@@ -194,6 +194,11 @@ def test_the_zoo_is_the_reference_s_own_kind():
 
     assert dense_family("mobilenetv2") == ("mobilenetv2_035", "mobilenetv2_050", "mobilenetv2")
     assert "resnet8" in dense_family("resnet56") and "resnet8" in dense_family("mymod:net")
+    # the ViT at width 192: the narrower ViT and its shallower ones; each keeps its own family
+    assert dense_family("vit_tiny_w192") == ("vit_tiny_d2", "vit_tiny_d4", "vit_tiny",
+                                             "vit_tiny_w192")
+    assert dense_family("vit_tiny") == ("vit_tiny_d2", "vit_tiny_d4", "vit_tiny")
+    assert dense_family("vit_tiny_d4") == dense_family("vit_tiny")
     cases = zoo_cases([Case("vit_tiny/heads", model="vit_tiny"),
                        Case("l1_filters", model="resnet20")])
     assert [(c.model, c.zoo_model) for c in cases[:2]] == [("vit_tiny", "vit_tiny_d2"),

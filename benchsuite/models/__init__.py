@@ -62,6 +62,7 @@ DENSE_FAMILY = ("cnn2_bn", "resnet8_half", "resnet8", "resnet14_half", "resnet14
 DENSE_FAMILIES: dict[str, tuple[str, ...]] = {
     "mobilenetv2": ("mobilenetv2_035", "mobilenetv2_050"),
     "vit_tiny": ("vit_tiny_d2", "vit_tiny_d4"),
+    "vit_tiny_w192": ("vit_tiny_d2", "vit_tiny_d4", "vit_tiny"),  # narrower, then shallower
 }
 
 
@@ -69,8 +70,10 @@ def dense_family(model: str) -> tuple[str, ...]:
     """The dense-zoo family for the reference `model`: its own kind's when it has one
     (`DENSE_FAMILIES`, the members of a family sharing it), else the ResNets' `DENSE_FAMILY`."""
     key = model.removesuffix("_cifar")
+    if key in DENSE_FAMILIES:
+        return (*DENSE_FAMILIES[key], key)
     for reference, family in DENSE_FAMILIES.items():
-        if key == reference or key in family:
+        if key in family:
             return (*family, reference)
     return DENSE_FAMILY
 
