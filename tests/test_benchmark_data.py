@@ -347,3 +347,12 @@ def test_the_frontier_refuses_budgets_that_are_no_speed_up(bad, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--methods", "budget", "--budget-speedups", bad])
     assert exc.value.code == 2 and "--budget-speedups" in capsys.readouterr().err
+
+
+def test_the_frontier_says_before_any_work_when_the_budget_recipe_does_not_fit(capsys):
+    from benchsuite.frontends.frontier_cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "vit_tiny", "--dataset", "digits", "--methods", "budget"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--methods budget:" in err and "without budget" in err

@@ -100,6 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--budget-speedups: numbers > 1 expected, got {args.budget_speedups!r}")
     if "budget" in methods and (not budgets or min(budgets) <= 1):
         ap.error(f"--budget-speedups: numbers > 1 expected, got {args.budget_speedups!r}")
+    if "budget" in methods:  # its recipe fits residual CIFAR ResNets: say so before any work
+        from benchsuite.core.errors import UserError
+        from benchsuite.pipeline.run import validate
+
+        try:
+            validate(frontier._case("latency_budget", {"speedup": budgets[0]}, seeds[0],
+                                    args.precisions.split(",")[0]))
+        except UserError as e:
+            ap.error(f"--methods budget: {e} (pass --methods without budget)")
     t0 = time.time()
     for precision in args.precisions.split(","):
         for seed in seeds:
