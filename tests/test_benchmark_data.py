@@ -356,3 +356,12 @@ def test_the_frontier_says_before_any_work_when_the_budget_recipe_does_not_fit(c
         main(["--model", "vit_tiny", "--dataset", "digits", "--methods", "budget"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "--methods budget:" in err and "without budget" in err
+
+
+def test_the_search_curve_says_when_a_seed_has_no_feasible_point_yet():
+    from benchsuite.sweep.frontier import search_lines
+
+    # seed A feasible from trial 1; seed B infeasible at trial 1, then feasible
+    runs = [[(1.39, True, 3), (1.2, True, 3)], [(2.4, False, 3), (1.31, True, 3)]]
+    (line,) = search_lines({"bayes bf16": runs})
+    assert "1.39 (1 of 2 seeds) 1.35;" in line, line

@@ -326,7 +326,9 @@ def search_lines(searches: dict[str, list[list[tuple]]], goal: str = "maximize")
         mean = []
         for k in range(width):
             got = [c[k] for c in curves if k < len(c) and not math.isnan(c[k])]
-            mean.append(f"{statistics.fmean(got):.2f}" if got else "-")
+            # a seed without a feasible point yet is not in the mean: say how many are
+            partial = f" ({len(got)} of {len(curves)} seeds)" if 0 < len(got) < len(curves) else ""
+            mean.append(f"{statistics.fmean(got):.2f}{partial}" if got else "-")
         reached = [within(c, goal) for c in curves]
         epochs = [sum(int(e or 0) for *_, e in r) for r in runs]
         lines.append(f"search {name}: best feasible (validation) after k trials, mean over "
