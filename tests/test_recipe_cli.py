@@ -196,17 +196,20 @@ def test_recipe_list_says_which_recipes_fit_any_model(tmp_path, monkeypatch, cap
 
 
 def test_recipe_list_json_covers_the_library(capsys):
-    """Every top-level recipe of the library fits any model (block removal: any model with
-    residual blocks); the model folders' recipes name their weights or need residual blocks."""
+    """Every top-level recipe of the library fits any model (block removal and the latency
+    budget: any model with residual blocks); the model folders' recipes name their weights or
+    need residual blocks."""
     assert main(["recipe", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     top = {n for n in rows if "/" not in n}
+    residual = {"remove_blocks", "latency_budget"}
     assert top == {"dense", "level_elementwise", "l1_filters", "l1_channels", "agp_filters",
-                   "remove_blocks", "tp_uniform"}
-    for name in top - {"remove_blocks"}:
+                   "tp_uniform", *residual}
+    for name in top - residual:
         assert rows[name]["any_model"], (name, rows[name]["fits"])
         assert rows[name]["written_for"] is None
-    assert rows["remove_blocks"]["fits"].startswith("models with residual blocks")
+    for name in residual:
+        assert rows[name]["fits"].startswith("models with residual blocks"), rows[name]
     assert rows["resnet20/filters_oneshot"]["written_for"] == "resnet20"
     assert rows["l1_filters"]["template"] == {"sparsity": "0.5", "round_to": "1"}
     assert rows["l1_filters"]["classes"] == ["L1RankedStructureParameterPruner", "FilterRemover"]
