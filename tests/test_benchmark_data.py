@@ -365,3 +365,70 @@ def test_the_search_curve_says_when_a_seed_has_no_feasible_point_yet():
     runs = [[(1.39, True, 3), (1.2, True, 3)], [(2.4, False, 3), (1.31, True, 3)]]
     (line,) = search_lines({"bayes bf16": runs})
     assert "1.39 (1 of 2 seeds) 1.35;" in line, line
+
+
+def test_engines_are_compared_on_the_best_point_any_of_them_found():
+    """Bayes settling at once on a poor point is not "fast to converge": each seed's target is
+    the best feasible point of either engine; epochs count up to the trial that reached it."""
+    from benchsuite.sweep.frontier import reach_lines
+
+    bayes = [[(1.5, True, 3), (1.5, True, 0), (1.6, True, 3)],  # seed 0: never near 2.0
+             [(2.0, True, 3), (1.0, False, 2), (1.1, True, 3)]]  # seed 1: at once
+    random = [[(1.2, True, 3), (2.0, True, 3), (1.0, True, 0)],
+              [(1.9, True, 1), (1.0, True, 3), (1.0, True, 3)]]
+    lines = reach_lines({"bayes bf16": bayes, "random bf16": random})
+    assert lines[0].startswith("engines at bf16") and "(2.00, 2.00)" in lines[0], lines
+    assert lines[1] == "  bayes: trials - 1; epochs - 3 (mean 1.0 trials over the 1 seed(s) " \
+                       "that reached it)", lines
+    assert lines[2].startswith("  random: trials 2 1; epochs 6 1 (mean 1.5"), lines
+    # one engine alone has nothing to be compared with
+    assert reach_lines({"bayes bf16": bayes}) == []
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--engines", "bayes,grid"], "--engines: unknown grid"),
+    (["--engines", ","], "--engines: unknown none given"),
+    (["--seeds", "0,one"], "--seeds: comma-separated integers expected"),
+])
+def test_the_frontier_refuses_bad_engines_and_seeds_before_any_work(argv, says, capsys):
+    from benchsuite.frontends.frontier_cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--methods", "search", *argv])
+    assert exc.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_a_found_point_is_saved_only_if_it_holds_at_every_seed(tmp_path, monkeypatch, capsys):
+    """--save-found runs the fastest search point again at the other seeds (real training,
+    real paired measurement) and saves it only if each seed's test verdict holds."""
+    import argparse
+
+    import benchsuite.core.paths
+    from benchsuite.frontends.frontier_cli import _save_found
+    from benchsuite.pipeline.grid import found_recipe_info
+    from benchsuite.pipeline.executor import LocalExecutor
+    from benchsuite.sweep.frontier import Frontier
+
+    monkeypatch.setattr(benchsuite.core.paths, "found_dir", lambda: tmp_path / "found")
+    base = Case(recipe="", model="small_cnn", dataset="digits", dense_epochs=2, epochs=1,
+                train_images=None, niter=50, bench_seconds=2.0)
+    frontier = Frontier(base, Threshold.parse("0.05"), LocalExecutor(tmp_path / "work"),
+                        say=lambda m: None)
+    point = frontier.uniform(0, "f32", [0.5])
+    point.method = "search (random)"  # as the search's point, from whichever engine
+    args = argparse.Namespace(precisions="f32", model="small_cnn", dataset="digits")
+    _save_found(frontier, args, [0, 1])
+    out = capsys.readouterr().out
+    saved = tmp_path / "found" / "small_cnn-digits-frontier-f32.yaml"
+    assert "confirming" in out and "at seeds 1" in out and f"saved {saved}" in out, out
+    header = found_recipe_info(saved)
+    per_seed = header["result"]["per_seed"]
+    assert sorted(per_seed) == [0, 1] and all(r["passed"] for r in per_seed.values())
+    assert per_seed[1]["top1"] != per_seed[0]["top1"] or per_seed[1]["speedup"] != \
+        per_seed[0]["speedup"]  # seed 1 was measured, not copied
+    saved.unlink()
+    # a floor no digits network holds at seed 2: the verdict there fails, nothing is saved
+    frontier.threshold = Threshold.parse("0.9999")
+    _save_found(frontier, args, [0, 2])
+    out = capsys.readouterr().out
+    assert "not saved (f32)" in out and "at seed(s) 2" in out and not saved.exists(), out

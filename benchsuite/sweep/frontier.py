@@ -9,7 +9,8 @@ floor on the VALIDATION split; its verdict is then read on the test split, once)
   budget     the latency-budget pruner (recipe latency_budget: blocks and filter groups removed
              greedily by importance per µs saved, predicted from the per-op latency table
              measured on the target device and precision) at each --budget-speedups
-  search     the per-stage point found by a search (`sweeps` bayes, or --engines random) within
+  search     the per-stage point found by a search (`sweeps` bayes; --engines bayes,random runs
+             both, compared on a common target) within
              --search-trials trials over the per-stage space (--space: a sweep file, e.g. what
              `benchsuite select` wrote; default schedules/sweeps/<model>_per_stage.yaml).
              Each proposal is first *probed*: its pruned architecture is built untrained and
@@ -50,6 +51,7 @@ from benchsuite.track.recording import Recorder, run_and_record
 KD = {"kd_weight": 0.7, "kd_student_weight": 0.3, "kd_temperature": 4}
 METHODS = ("uniform", "budget", "search", "kd", "int8", "scratch", "zoo")
 CONTROLS = ("scratch", "zoo")
+ENGINES = ("bayes", "random")  # the `sweeps` engine's methods over a continuous space
 
 
 def _precision(text: str) -> str | None:
@@ -150,6 +152,14 @@ class Frontier:
         case = replace(point.case, params=point.case.params | (params or {}), **change)
         return self.best(method, point.seed, change.get("precision") or point.precision,
                          [(case, self.run(case))])
+
+    def confirm(self, point: Point, seeds: list[int]) -> dict[int, CaseResult]:
+        """The point's case at each of `seeds` (its own seed's row as it is, the others run
+        from each seed's own dense model): is the point a property of the architecture and
+        recipe, or of one seed's luck?"""
+        assert point.case is not None and point.row is not None
+        return {seed: point.row if seed == point.seed
+                else self.run(replace(point.case, seed=seed)) for seed in seeds}
 
     def zoo(self, seed: int, precision: str, family: tuple[str, ...] | None = None) -> Point:
         from benchsuite.pipeline.grid import zoo_cases
@@ -334,6 +344,53 @@ def search_lines(searches: dict[str, list[list[tuple]]], goal: str = "maximize")
         lines.append(f"search {name}: best feasible (validation) after k trials, mean over "
                      f"{len(runs)} seed(s): {' '.join(mean)}; within 5 % of its final best at "
                      f"trial {reached}; fine-tuning epochs {epochs}")
+    return lines + reach_lines(searches, goal)
+
+
+def _dashed(values: list[int | None]) -> str:
+    return " ".join("-" if v is None else str(v) for v in values)
+
+
+def reach_lines(searches: dict[str, list[list[tuple]]], goal: str = "maximize",
+                tol: float = 0.05) -> list[str]:
+    """Engines compared on a common target: at each seed, the trials and fine-tuning epochs
+    each engine spent until its best feasible point came within `tol` of the best feasible
+    point ANY engine found at that seed ("-": never). Its own final best would reward an
+    engine that settles early on a poor point. `searches` keys are "<engine> <precision>",
+    each a list of runs in seed order (every engine runs the same seeds)."""
+    from benchsuite.sweep.search import best_curve, within
+
+    by_precision: dict[str, dict[str, list[list[tuple]]]] = {}
+    for name, runs in searches.items():
+        engine, _, precision = name.partition(" ")
+        by_precision.setdefault(precision, {})[engine] = runs
+    better = max if goal == "maximize" else min
+    lines = []
+    for precision, engines in by_precision.items():
+        if len(engines) < 2:
+            continue
+        n = min(len(runs) for runs in engines.values())
+        targets = []
+        for i in range(n):
+            finals = [best_curve(runs[i], goal)[-1] for runs in engines.values() if runs[i]]
+            finals = [f for f in finals if not math.isnan(f)]
+            targets.append(better(finals) if finals else math.nan)
+        shown = ", ".join("-" if math.isnan(t) else f"{t:.2f}" for t in targets)
+        lines.append(f"engines at {precision}, each seed's target = the best feasible any "
+                     f"engine found ({shown}); trials / fine-tuning epochs to within "
+                     f"{tol:.0%} of it:")
+        for engine, runs in engines.items():
+            trials, epochs = [], []
+            for i in range(n):
+                k = (None if math.isnan(targets[i])
+                     else within(best_curve(runs[i], goal), goal, tol, targets[i]))
+                trials.append(k)
+                epochs.append(None if k is None else sum(int(e or 0) for *_, e in runs[i][:k]))
+            got = [k for k in trials if k is not None]
+            mean = (f"mean {statistics.fmean(got):.1f} trials over the {len(got)} seed(s) "
+                    "that reached it" if got else "reached at no seed")
+            lines.append(f"  {engine}: trials {_dashed(trials)}; epochs {_dashed(epochs)} "
+                         f"({mean})")
     return lines
 
 

@@ -195,9 +195,11 @@ def best_curve(trials: list[tuple], goal: str) -> list[float]:
     return curve
 
 
-def within(curve: list[float], goal: str, tol: float = 0.05) -> int | None:
-    """First trial (1-based) whose best is within `tol` of the run's final best."""
-    final = curve[-1] if curve else math.nan
+def within(curve: list[float], goal: str, tol: float = 0.05,
+           target: float | None = None) -> int | None:
+    """First trial (1-based) whose best is within `tol` of `target` (default: the run's own
+    final best; a common target, e.g. the best any engine found, compares engines fairly)."""
+    final = target if target is not None else (curve[-1] if curve else math.nan)
     if math.isnan(final):
         return None
     for k, v in enumerate(curve, 1):
