@@ -405,8 +405,8 @@ def test_a_found_point_is_saved_only_if_it_holds_at_every_seed(tmp_path, monkeyp
 
     import benchsuite.core.paths
     from benchsuite.frontends.frontier_cli import _save_found
-    from benchsuite.pipeline.grid import found_recipe_info
     from benchsuite.pipeline.executor import LocalExecutor
+    from benchsuite.pipeline.grid import found_recipe_info
     from benchsuite.sweep.frontier import Frontier
 
     monkeypatch.setattr(benchsuite.core.paths, "found_dir", lambda: tmp_path / "found")
