@@ -102,6 +102,8 @@ class Block(nn.Module):
 
 
 class VisionTransformer(nn.Module):
+    train_optimizer = "adamw"  # prune/training.py OPTIMIZERS: SGD trains it poorly
+
     def __init__(self, num_classes: int = 10, in_channels: int = 3, dim: int = 128,
                  depth: int = 6, heads: int = 4, mlp_ratio: float = 2.0, patch: int = 4,
                  image: int = 32) -> None:
