@@ -178,8 +178,9 @@ def _save_found(frontier: Frontier, args: argparse.Namespace, seeds: list[int]) 
         if row.speedup_ci_high is not None and row.speedup_ci_high <= 1.0:
             print(f"not saved ({precision}): {row.speedup:.3f}x is no gain")
             continue
-        print(f"confirming {case.label} ({best.method}, seed {best.seed}) at seeds "
-              f"{', '.join(str(s) for s in seeds if s != best.seed)}", flush=True)
+        if others := [str(s) for s in seeds if s != best.seed]:
+            print(f"confirming {case.label} ({best.method}, seed {best.seed}) at seeds "
+                  f"{', '.join(others)}", flush=True)
         rows = frontier.confirm(best, seeds)
         per_seed = {seed: {k: r.get(k) for k in ("speedup", "speedup_ci_low", "speedup_ci_high",
                                                  "top1", "test_images", "val_top1", "threshold",
