@@ -9,10 +9,10 @@ floor on the VALIDATION split; its verdict is then read on the test split, once)
   budget     the latency-budget pruner (recipe latency_budget: blocks and filter groups removed
              greedily by importance per µs saved, predicted from the per-op latency table
              measured on the target device and precision) at each --budget-speedups
-  search     the per-stage point found by a search (`sweeps` bayes; --engines bayes,random runs
-             both, compared on a common target) within
-             --search-trials trials over the per-stage space (--space: a sweep file, e.g. what
-             `benchsuite select` wrote; default schedules/sweeps/<model>_per_stage.yaml).
+  search     the per-stage point found by a search (`sweeps` bayes; --engines bayes,random
+             runs both, compared on a common target) within --search-trials trials over the
+             per-stage space (--space: a sweep file, e.g. what `benchsuite select` wrote;
+             default schedules/sweeps/<model>_per_stage.yaml).
              Each proposal is first *probed*: its pruned architecture is built untrained and
              its speed-up measured against dense (a few seconds: latency does not depend on the
              weights); one whose probe cannot beat the best feasible speed-up found so far is
