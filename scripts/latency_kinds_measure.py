@@ -5,15 +5,20 @@ weights: an f32 CPU inference's time does not depend on their values). Per famil
 table is built (or extended) for the dense network (`bench/latency_table.build_table`), the
 speed-up predicted from it (`predict_pair`, as the bench stage does) and measured with the
 paired in-process rounds (`bench/paired.measure_paired`). Prints one line per version and the
-median |error| per family; `--out` writes them as CSV.
+median |error| per family; `--out` writes them as CSV. Beside the table as the suite reads it
+(each grid the smallest monotone one above the measured points, `spec.monotone`) the
+prediction is also read from the raw measured points (`raw`), which shows what the envelope adds.
 
     python scripts/latency_kinds_measure.py --out /tmp/kinds.csv
+    python scripts/latency_kinds_measure.py --only mobilenetv2 --input 1x28x28   # Fashion-MNIST
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import re
 import statistics
 import sys
 import time
@@ -21,6 +26,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from benchsuite.latency.spec import LatencyTable
 
 
 def thin_expansion(model: nn.Module, sparsity: float, step: int = 8) -> nn.Module:
@@ -68,17 +75,33 @@ def drop_blocks(model: nn.Module, n: int) -> nn.Module:
     return model.eval()
 
 
-def families() -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]:
+def raw_table(path: Path) -> LatencyTable:
+    """The table at `path` read from its measured points as they are (no monotone envelope)."""
+    from benchsuite.latency.spec import KINDS
+
+    data = json.loads(path.read_text())
+    entries = {}
+    for g, points in data["points"].items():
+        pairs = {tuple(int(v) for v in k.split(",")): us for k, us in points.items()}
+        cins, couts = sorted({a for a, _ in pairs}), sorted({b for _, b in pairs})
+        entries[g] = {"cin": cins, "cout": couts,
+                      "us": [[pairs[a, b] for b in couts] for a in cins]}
+    return LatencyTable(conditions=data["conditions"], step=int(data["conditions"]["step"]),
+                        entries=entries, kinds=list(KINDS))
+
+
+def families(channels: int) -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]:
     from benchsuite.models import build_model
 
     torch.manual_seed(0)
-    mnv2 = build_model("mobilenetv2", 10, 3).eval()
-    vit = build_model("vit_tiny", 10, 3).eval()
+    mnv2 = build_model("mobilenetv2", 10, channels).eval()
+    vit = build_model("vit_tiny", 10, channels).eval()
     return {
         "mobilenetv2": (mnv2, {
             "expansion channels -30 %": thin_expansion(mnv2, 0.3),
             "expansion channels -60 %": thin_expansion(mnv2, 0.6),
-            "width 0.5": build_model("mobilenetv2_050", 10, 3).eval(),
+            "expansion channels -60 %, round_to 16": thin_expansion(mnv2, 0.6, step=16),
+            "width 0.5": build_model("mobilenetv2_050", 10, channels).eval(),
         }),
         "vit_tiny": (vit, {
             "heads 3 -> 2": drop_heads(vit, 2),
@@ -97,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default="/tmp/latency-kinds")
     ap.add_argument("--tables", default=None, help="table cache folder [the suite's cache]")
     ap.add_argument("--only", default="", help="one family")
+    ap.add_argument("--input", default="3x32x32", help="CxHxW of one sample")
     ap.add_argument("--out", default=None, help="CSV of the per-version figures")
     args = ap.parse_args(argv)
     import openvino as ov
@@ -107,19 +131,19 @@ def main(argv: list[str] | None = None) -> int:
         build_table,
         ops_from_ir,
         predict_pair,
+        table_path,
     )
     from benchsuite.bench.paired import PairedSettings, measure_paired
     from benchsuite.export.onnx import export_onnx
-    from benchsuite.latency.spec import LatencyTable
 
     work = Path(args.workdir)
-    shape = (3, 32, 32)
+    shape = tuple(int(v) for v in args.input.lower().split("x"))
     unit = PairedSettings(threads=1, streams=1, precision="f32", **UNIT_SETTINGS)
     paired = PairedSettings(threads=1, streams=1, precision="f32", max_seconds=args.seconds)
     rows = []
     print(f"OpenVINO {ov.get_version()}; step {args.step}; input 1x{'x'.join(map(str, shape))}",
           flush=True)
-    for family, (dense, versions) in families().items():
+    for family, (dense, versions) in families(shape[0]).items():
         if args.only and family != args.only:
             continue
 
@@ -141,11 +165,13 @@ def main(argv: list[str] | None = None) -> int:
               f"(" + ", ".join(f"{k} {v:.1f}" for k, v in by_kind.items() if v) + f"), scale "
               f"{table.scale(family):.3f}", flush=True)
         convs_only = LatencyTable.from_dict(one | {"kinds": ["conv"]})
+        raw = raw_table(table_path(unit, args.step, Path(args.tables) if args.tables else None))
         for label, model in versions.items():
-            pruned_xml = ir(model, label.replace(" ", "_").replace(">", "").replace("%", ""))
+            pruned_xml = ir(model, re.sub(r"[^A-Za-z0-9]+", "_", label))
             models = {"dense": dense_xml, "pruned": pruned_xml}
             pred = predict_pair(models, one, None)
             conv_pred = convs_only.sum_us(dense_ops) / convs_only.sum_us(ops_from_ir(pruned_xml))
+            raw_pred = raw.sum_us(dense_ops) / raw.sum_us(ops_from_ir(pruned_xml))
             res = measure_paired(models, paired)
             row = {"family": family, "version": label, "speedup": res.speedup,
                    "ci_low": res.ci_low, "ci_high": res.ci_high,
@@ -153,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                    "err": pred["speedup_predicted"] / res.speedup - 1,
                    "speedup_predicted_convs_only": conv_pred,
                    "err_convs_only": conv_pred / res.speedup - 1,
+                   "speedup_predicted_raw": raw_pred, "err_raw": raw_pred / res.speedup - 1,
                    "dense_us": res.latency_median_us["dense"],
                    "pruned_us": res.latency_median_us["pruned"],
                    "cpu_share": res.conditions["cpu_share"],
@@ -161,13 +188,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{family} {label:26s} measured {res.speedup:.3f}x [{res.ci_low:.3f}, "
                   f"{res.ci_high:.3f}] predicted {row['speedup_predicted']:.3f}x "
                   f"({row['err']:+.1%}); convs only {conv_pred:.3f}x ({row['err_convs_only']:+.1%})"
+                  f"; raw points {raw_pred:.3f}x ({row['err_raw']:+.1%})"
                   f"; CPU share {row['cpu_share']:.2f}, {row['rounds_preempted']} rounds "
                   f"preempted, {res.rounds} used", flush=True)
     for family in dict.fromkeys(r["family"] for r in rows):
         errs = [abs(r["err"]) for r in rows if r["family"] == family]
         conv = [abs(r["err_convs_only"]) for r in rows if r["family"] == family]
+        raw = [abs(r["err_raw"]) for r in rows if r["family"] == family]
         print(f"{family}: median |error| of the predicted speed-up {statistics.median(errs):.1%} "
-              f"over {len(errs)} versions (convs only: {statistics.median(conv):.1%})")
+              f"over {len(errs)} versions (convs only: {statistics.median(conv):.1%}; raw "
+              f"points: {statistics.median(raw):.1%})")
     if args.out:
         import pandas as pd
 
