@@ -44,9 +44,11 @@ at a fixed sequence length and head size, and heads are what `AttentionHeadPrune
 (`kinds`): a network's sum is over its ops of those kinds, so a table of convs only (version 2,
 a synthetic one) still sums a network's convs and nothing else. Measured on thinned versions
 (docs/measurements.md, "Latency model beyond convolutions"): the small ViT's speed-ups within a
-median 4 %; MobileNetV2's over-predicted by 15-27 %, because its narrow convs cost more between
-their neighbours in the network than a unit pair measures, which the dense network's scale does
-not carry over to a pruned one.
+median 4 %; MobileNetV2's over-predicted by 15-27 % at 3x32x32 and a median 13 % at 1x28x28,
+because its narrow convs cost more between their neighbours in the network than a unit pair
+measures, which the dense network's scale does not carry over to a pruned one, and because
+`monotone` (each entry the maximum of every narrower measured point) inflates the widest
+entries most, where the dense network sits.
 """
 
 from __future__ import annotations
