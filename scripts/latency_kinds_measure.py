@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import re
 import statistics
 import sys
@@ -26,8 +25,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
-from benchsuite.latency.spec import LatencyTable
 
 
 def thin_expansion(model: nn.Module, sparsity: float, step: int = 8) -> nn.Module:
@@ -75,21 +72,6 @@ def drop_blocks(model: nn.Module, n: int) -> nn.Module:
     return model.eval()
 
 
-def raw_table(path: Path) -> LatencyTable:
-    """The table at `path` read from its measured points as they are (no monotone envelope)."""
-    from benchsuite.latency.spec import KINDS
-
-    data = json.loads(path.read_text())
-    entries = {}
-    for g, points in data["points"].items():
-        pairs = {tuple(int(v) for v in k.split(",")): us for k, us in points.items()}
-        cins, couts = sorted({a for a, _ in pairs}), sorted({b for _, b in pairs})
-        entries[g] = {"cin": cins, "cout": couts,
-                      "us": [[pairs[a, b] for b in couts] for a in cins]}
-    return LatencyTable(conditions=data["conditions"], step=int(data["conditions"]["step"]),
-                        entries=entries, kinds=list(KINDS))
-
-
 def families(channels: int) -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]:
     from benchsuite.models import build_model
 
@@ -129,12 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     from benchsuite.bench.latency_table import (
         UNIT_SETTINGS,
         build_table,
+        load_table,
         ops_from_ir,
         predict_pair,
-        table_path,
     )
     from benchsuite.bench.paired import PairedSettings, measure_paired
     from benchsuite.export.onnx import export_onnx
+    from benchsuite.latency.spec import LatencyTable
 
     work = Path(args.workdir)
     shape = tuple(int(v) for v in args.input.lower().split("x"))
@@ -165,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(" + ", ".join(f"{k} {v:.1f}" for k, v in by_kind.items() if v) + f"), scale "
               f"{table.scale(family):.3f}", flush=True)
         convs_only = LatencyTable.from_dict(one | {"kinds": ["conv"]})
-        raw = raw_table(table_path(unit, args.step, Path(args.tables) if args.tables else None))
+        raw = load_table(unit, args.step, Path(args.tables) if args.tables else None,
+                         envelope=False)
         for label, model in versions.items():
             pruned_xml = ir(model, re.sub(r"[^A-Za-z0-9]+", "_", label))
             models = {"dense": dense_xml, "pruned": pruned_xml}

@@ -5,6 +5,7 @@ table built for a small ViT and a small MobileNetV2, and the latency-budget prun
 from __future__ import annotations
 
 import collections
+import json
 
 import numpy as np
 import pytest
@@ -205,7 +206,13 @@ def test_table_for_a_small_vit_and_mobilenetv2(tmp_path):
     extended for a small MobileNetV2; it has every kind, is monotone, covers every op of both
     and of their thinned versions, and predicts a speed-up of at least 1 for them. Assertions
     on shape and consistency, not on timings."""
-    from benchsuite.bench.latency_table import UNIT_SETTINGS, build_table, ops_from_ir, predict_pair
+    from benchsuite.bench.latency_table import (
+        UNIT_SETTINGS,
+        build_table,
+        load_table,
+        ops_from_ir,
+        predict_pair,
+    )
     from benchsuite.bench.paired import PairedSettings
     from benchsuite.models.mobilenetv2 import MobileNetV2
     from benchsuite.models.vit import VisionTransformer
@@ -246,3 +253,10 @@ def test_table_for_a_small_vit_and_mobilenetv2(tmp_path):
         pred = predict_pair({"dense": irs[name], "pruned": pruned[name]}, one, None)
         assert pred["dense_latency_table_sum_us"] == pytest.approx(table.networks[name]["sum_us"])
         assert pred["speedup_predicted"] >= 1.0 and pred["latency_predicted_us"] > 0
+    raw = load_table(settings, 128, tmp_path / "tables", envelope=False)
+    points = json.loads(next((tmp_path / "tables").glob("*.json")).read_text())["points"]
+    assert raw.entries.keys() == table.entries.keys()
+    for g, e in raw.entries.items():
+        assert e["cin"] == table.entries[g]["cin"] and e["cout"] == table.entries[g]["cout"]
+        assert e["us"] == [[points[g][f"{a},{b}"] for b in e["cout"]] for a in e["cin"]]
+        assert (np.array(table.entries[g]["us"]) >= np.array(e["us"])).all()

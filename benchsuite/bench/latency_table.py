@@ -261,8 +261,10 @@ def table_path(settings: PairedSettings, step: int, folder: Path | None = None) 
     return folder / f"{content_hash(table_key(settings, step))}.json"
 
 
-def _grid(points: dict[str, float], cins: list[int], couts: list[int]) -> list[list[float]]:
-    return monotone([[points[f"{ci},{co}"] for co in couts] for ci in cins])
+def _grid(points: dict[str, float], cins: list[int], couts: list[int], envelope: bool = True
+          ) -> list[list[float]]:
+    grid = [[points[f"{ci},{co}"] for co in couts] for ci in cins]
+    return monotone(grid) if envelope else grid
 
 
 def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettings | None = None,
@@ -313,25 +315,28 @@ def _missing(points: dict[str, dict[str, float]],
     return todo
 
 
-def _table(data: dict, step: int) -> LatencyTable:
-    """Grids from the raw points (per geometry a full cross product, see `_missing`)."""
+def _table(data: dict, step: int, envelope: bool = True) -> LatencyTable:
+    """Grids from the raw points (per geometry a full cross product, see `_missing`), each the
+    smallest monotone one above them (`spec.monotone`) unless `envelope` is False."""
     entries = {}
     for g, points in data["points"].items():
         pairs = [tuple(int(v) for v in p.split(",")) for p in points]
         cins = sorted({ci for ci, _ in pairs})
         couts = sorted({co for _, co in pairs})
-        entries[g] = {"cin": cins, "cout": couts, "us": _grid(points, cins, couts)}
+        entries[g] = {"cin": cins, "cout": couts, "us": _grid(points, cins, couts, envelope)}
     return LatencyTable(conditions=data["conditions"], step=step, entries=entries,
                         networks=data.get("networks", {}), kinds=list(KINDS))
 
 
-def load_table(settings: PairedSettings, step: int, folder: Path | None = None
-               ) -> LatencyTable | None:
-    """The cached table for these conditions, if one was built."""
+def load_table(settings: PairedSettings, step: int, folder: Path | None = None,
+               envelope: bool = True) -> LatencyTable | None:
+    """The cached table for these conditions, if one was built; with `envelope=False` its grids
+    are the measured points as they are (what the monotone envelope adds, measured:
+    docs/measurements.md, "MobileNetV2 at Fashion-MNIST's input")."""
     path = table_path(settings, step, folder)
     if not path.is_file():
         return None
-    return _table(json.loads(path.read_text()), step)
+    return _table(json.loads(path.read_text()), step, envelope)
 
 
 def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: float | None
