@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchsuite.frontends.cli import input_shape
+
 
 def thin_expansion(model: nn.Module, sparsity: float, step: int = 8) -> nn.Module:
     """A MobileNetV2 with `sparsity` of every block's expansion channels removed (kept counts
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default="/tmp/latency-kinds")
     ap.add_argument("--tables", default=None, help="table cache folder [the suite's cache]")
     ap.add_argument("--only", default="", help="one family")
-    ap.add_argument("--input", default="3x32x32", help="CxHxW of one sample")
+    ap.add_argument("--input", type=input_shape, default=(3, 32, 32), metavar="CxHxW",
+                    help="one sample's shape")
     ap.add_argument("--out", default=None, help="CSV of the per-version figures")
     args = ap.parse_args(argv)
     import openvino as ov
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchsuite.latency.spec import LatencyTable
 
     work = Path(args.workdir)
-    shape = tuple(int(v) for v in args.input.lower().split("x"))
+    shape = args.input
     unit = PairedSettings(threads=1, streams=1, precision="f32", **UNIT_SETTINGS)
     paired = PairedSettings(threads=1, streams=1, precision="f32", max_seconds=args.seconds)
     rows = []
@@ -178,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     for family in dict.fromkeys(r["family"] for r in rows):
         errs = [abs(r["err"]) for r in rows if r["family"] == family]
         conv = [abs(r["err_convs_only"]) for r in rows if r["family"] == family]
-        raw = [abs(r["err_raw"]) for r in rows if r["family"] == family]
+        raw_errs = [abs(r["err_raw"]) for r in rows if r["family"] == family]
         print(f"{family}: median |error| of the predicted speed-up {statistics.median(errs):.1%} "
               f"over {len(errs)} versions (convs only: {statistics.median(conv):.1%}; raw "
-              f"points: {statistics.median(raw):.1%})")
+              f"points: {statistics.median(raw_errs):.1%})")
     if args.out:
         import pandas as pd
 

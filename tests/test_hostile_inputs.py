@@ -17,7 +17,7 @@ from torch import nn
 from benchsuite.broker.local import PACKAGE_ROOT
 from benchsuite.core.errors import UserError
 from benchsuite.data import load_dataset
-from benchsuite.frontends.recipe_cli import _input_shape
+from benchsuite.frontends.cli import input_shape
 from benchsuite.frontends.sensitivity_cli import parse_range
 from benchsuite.models import build_model
 from benchsuite.pipeline.executor import LocalExecutor
@@ -199,10 +199,16 @@ def test_a_binary_recipe_file_names_itself(tmp_path: Path):
 
 
 # ---- command lines ---------------------------------------------------------------------------
-@pytest.mark.parametrize("text", ["0x0x0", "3x0x32", "-1x32x32"])
-def test_recipe_input_sizes_must_be_positive(text):
+@pytest.mark.parametrize("text", ["0x0x0", "3x0x32", "-1x32x32", "3x32"])
+def test_input_sizes_must_be_three_positive_counts(text, capsys):
+    """One parser for every `--input CxHxW` (recipe dry-run and list, latency-model build)."""
+    from benchsuite.frontends.cli import main
+
     with pytest.raises(argparse.ArgumentTypeError, match="--input must be CxHxW"):
-        _input_shape(text)
+        input_shape(text)
+    with pytest.raises(SystemExit) as e:
+        main(["latency-model", "build", "--onnx", "m.onnx", f"--input={text}", "--network", "n"])
+    assert e.value.code == 2 and "--input must be CxHxW" in capsys.readouterr().err
 
 
 def test_a_param_with_a_yaml_tag_says_why_it_is_refused(capsys):

@@ -261,7 +261,7 @@ def table_path(settings: PairedSettings, step: int, folder: Path | None = None) 
     return folder / f"{content_hash(table_key(settings, step))}.json"
 
 
-def _grid(points: dict[str, float], cins: list[int], couts: list[int], envelope: bool = True
+def _grid(points: dict[str, float], cins: list[int], couts: list[int], envelope: bool
           ) -> list[list[float]]:
     grid = [[points[f"{ci},{co}"] for co in couts] for ci in cins]
     return monotone(grid) if envelope else grid

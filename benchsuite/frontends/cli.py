@@ -34,6 +34,18 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """The commands' help: descriptions as written, every option's default shown."""
 
 
+def input_shape(text: str) -> tuple[int, int, int]:
+    """An `--input CxHxW` option's value (argparse `type`): one sample's shape."""
+    try:
+        c, h, w = (int(v) for v in text.lower().split("x"))
+        if min(c, h, w) < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--input must be CxHxW, e.g. 3x32x32, got {text!r}") from None
+    return c, h, w
+
+
 # Where the subcommands come from, one line each: "module:function" adding them to the
 # subparsers (each sets `func`; an optional `run` wraps it), the extra the module needs ("" if
 # none) and the command names it adds (for a placeholder when that extra is missing).

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchsuite.frontends.cli import HelpFormatter
+from benchsuite.frontends.cli import HelpFormatter, input_shape
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -33,8 +33,7 @@ def _build(args: argparse.Namespace) -> int:
     from benchsuite.bench.latency_table import UNIT_SETTINGS, build_table, table_path
     from benchsuite.bench.paired import PairedSettings
 
-    shape = tuple(int(v) for v in args.input.lower().split("x"))
-    xml = onnx_to_ir(Path(args.onnx), Path(args.workdir) / "dense" / "model.xml", shape)
+    xml = onnx_to_ir(Path(args.onnx), Path(args.workdir) / "dense" / "model.xml", args.input)
     threads = None if args.threads == "default" else int(args.threads)
     settings = PairedSettings(device=args.device, precision=args.precision, threads=threads,
                               **UNIT_SETTINGS)
@@ -59,7 +58,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     build = verbs.add_parser("build", formatter_class=HelpFormatter,
                              help="measure (or extend) the table for a dense ONNX model")
     build.add_argument("--onnx", required=True, help="the dense model's ONNX file")
-    build.add_argument("--input", required=True, help="CxHxW, e.g. 1x32x32")
+    build.add_argument("--input", required=True, type=input_shape, metavar="CxHxW",
+                       help="one sample's shape, e.g. 1x32x32")
     build.add_argument("--network", required=True, help="name of the dense network (scale)")
     build.add_argument("--step", type=int, default=8,
                        help="channel and feature grid step (round_to); heads: every count")

@@ -22,23 +22,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchsuite.frontends.cli import input_shape
 from benchsuite.recipe.catalog import PRUNERS
 from benchsuite.recipe.recipe_error import RecipeError
 from benchsuite.recipe.scale import scale_schedule
 from benchsuite.recipe.schema import Recipe, load_recipe, parse_recipe
 from benchsuite.recipe.template import read_recipe, render
 from benchsuite.recipe.yamltext import load_yaml
-
-
-def _input_shape(text: str) -> tuple[int, int, int]:
-    try:
-        c, h, w = (int(v) for v in text.lower().split("x"))
-        if min(c, h, w) < 1:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--input must be CxHxW, e.g. 3x32x32, got {text!r}") from None
-    return c, h, w
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -227,7 +217,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--model", required=True,
                        help="resnet20, resnet32, resnet44, resnet56 or small_cnn "
                             "(Distiller's resnet56_cifar spelling accepted)")
-        p.add_argument("--input", type=_input_shape, default=(1, 32, 32),
+        p.add_argument("--input", type=input_shape, default=(1, 32, 32),
                        help="input CxHxW [1x32x32, the suite's digits; CIFAR: 3x32x32]")
         p.add_argument("--param", type=_param, action="append",
                        help="template parameter NAME=VALUE (repeatable)")
@@ -243,7 +233,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", metavar="M",
                    help="also bind every recipe to model M (a name or module:callable; "
                         "repeatable or comma-separated) [none]")
-    p.add_argument("--input", type=_input_shape, default=(3, 32, 32), metavar="CxHxW",
+    p.add_argument("--input", type=input_shape, default=(3, 32, 32), metavar="CxHxW",
                    help="input CxHxW of the models bound to [3x32x32]")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_list)
