@@ -1,13 +1,25 @@
-"""LatencyBudgetPruner on ResNet-20 with synthetic latency tables (real torch, real thinning)."""
+"""LatencyBudgetPruner on ResNet-20 and MobileNetV2 with synthetic latency tables (real torch,
+real thinning)."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from benchsuite.latency.arch import conv_specs
-from benchsuite.latency.spec import ConvSpec, LatencyTable, grid_units
+from benchsuite.latency.arch import conv_specs, op_specs
+from benchsuite.latency.spec import (
+    ConvSpec,
+    DepthwiseSpec,
+    LatencyTable,
+    LinearSpec,
+    grid_units,
+    spec_at,
+)
 from benchsuite.models import build_model
+from benchsuite.models.mobilenetv2 import InvertedResidual
 from benchsuite.prune import CompressionScheduler
 from benchsuite.prune.block_removal import bypass_loss_scores
 from benchsuite.prune.latency_budget import kept_counts, taylor_scores
@@ -136,7 +148,7 @@ def test_removes_the_least_important_blocks_first(model_and_calib, criterion):
     ("    round_to: 8\n", "pruners.budget", "exactly one target"),
     ("    speedup: 0.5\n", "pruners.budget.speedup", ">= 1"),
     ("    speedup: 2\n    weights: [layer1.0.conv2.weight]\n", "pruners.budget.weights[0]",
-     "not the first conv of a residual block"),
+     "not the inner conv of a block"),
     ("    speedup: 2\n    criterion: l1\n", "pruners.budget.criterion",
      "must be one of taylor, loss"),
 ])
@@ -161,3 +173,137 @@ def test_kept_counts():
     assert kept_counts(64, 8) == [64, 56, 48, 40, 32, 24, 16, 8]
     assert kept_counts(20, 8) == [20, 16, 8]
     assert kept_counts(8, 8) == [8]
+
+
+# MobileNetV2: the inner width is an inverted residual's hidden width (expansion conv, depthwise
+# conv, projection's input), and only blocks with a shortcut can be removed
+
+MNV2_INPUT = torch.zeros(1, 1, 28, 28)
+
+
+def kind_us(op) -> float:
+    """A cost of each kind's form: bilinear in a conv's channels, linear in a depthwise conv's."""
+    if isinstance(op, DepthwiseSpec):
+        return 0.02 * op.c * op.k * op.k * (op.h // op.stride) * (op.w // op.stride) + 0.5
+    if isinstance(op, LinearSpec):
+        return 1e-3 * op.fin * op.fout + 1.0
+    return macs_us(op)
+
+
+def _kinds_table(model, example, step=8, scale=0.9) -> dict:
+    ops = list(op_specs(model, example).values())
+    entries = {g: {"cin": a, "cout": b, "us": [[kind_us(spec_at(g, i, j)) for j in b] for i in a]}
+               for g, (a, b) in grid_units(ops, step).items()}
+    table = LatencyTable({"device": "synthetic"}, step, entries,
+                         kinds=["conv", "depthwise", "linear"])
+    dense_sum = table.sum_us(ops)
+    table.networks = {"mobilenetv2": {"measured_us": dense_sum * scale, "sum_us": dense_sum}}
+    return table.to_dict()
+
+
+@pytest.fixture()
+def mobilenet_and_calib():
+    torch.manual_seed(0)
+    model = build_model("mobilenetv2_035", 10, 1).eval()
+    return model, (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
+
+
+def test_meets_a_predicted_speedup_on_mobilenetv2(mobilenet_and_calib):
+    model, calib = mobilenet_and_calib
+    stages = {n: [b for b, _ in m.named_children()] for n, m in model.named_children()
+              if n.startswith("stage")}
+    table = _kinds_table(model, MNV2_INPUT)
+    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.6\n")),
+                                 model, MNV2_INPUT, calibration=calib, latency_table=table)
+    sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    plan = sched.pruners["budget"].plan
+    assert plan["predicted_us"] <= plan["target_us"] == pytest.approx(plan["dense_us"] / 1.6)
+    assert plan["widths"]
+    # the thinned network's table sum (depthwise convs and the classifier included) is the
+    # prediction: the hidden width's every op was priced
+    t = LatencyTable.from_dict(table)
+    after = t.scale() * t.sum_us(list(op_specs(model, MNV2_INPUT).values()))
+    assert after == pytest.approx(plan["predicted_us"], rel=1e-6)
+    for b in plan["blocks"]:  # removed: blocks with a shortcut, never a stage's first
+        assert not b.endswith(".0") and isinstance(model.get_submodule(b), torch.nn.Identity)
+    for b, width in plan["widths"].items():
+        assert width % 8 == 0 and width >= 8
+        assert model.get_submodule(f"{b}.conv.0.0").out_channels == width
+        assert model.get_submodule(f"{b}.conv.1.0").in_channels == width
+        assert model.get_submodule(f"{b}.conv.1.0").groups == width
+        assert model.get_submodule(f"{b}.conv.2.0").in_channels == width
+    assert all(f"{s}.0" not in plan["blocks"] for s in stages)
+    assert model(MNV2_INPUT).shape == (1, 10)
+
+
+def test_mobilenetv2_hidden_groups_by_measured_loss(mobilenet_and_calib):
+    """criterion: loss on one block's hidden width: its groups are zeroed at the projection's
+    input, least L1 first, and the plan's importances are those losses."""
+    model, calib = mobilenet_and_calib
+    table = _kinds_table(model, MNV2_INPUT)
+    dense = LatencyTable.from_dict(table)
+    target = dense.scale() * dense.sum_us(list(op_specs(model, MNV2_INPUT).values())) - 20
+    before = copy.deepcopy(model)
+    sched = CompressionScheduler(parse_recipe(_recipe(
+        f"    latency_us: {target}\n    criterion: loss\n    blocks: false\n"
+        "    weights: [stage3.1.conv.0.0.weight]\n")),
+        model, MNV2_INPUT, calibration=calib, latency_table=table)
+    sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    plan = sched.pruners["budget"].plan
+    hidden = before.get_submodule("stage3.1.conv.0.0").out_channels
+    width = plan["widths"]["stage3.1"]
+    assert set(plan["widths"]) == {"stage3.1"} and width < hidden
+    assert plan["predicted_us"] <= target
+    # the groups' losses, measured again: the lowest-L1 filters zeroed at the projection input
+    order = before.get_submodule("stage3.1.conv.0.0").weight.abs().flatten(1).sum(1).argsort()
+    keep = torch.ones(hidden)
+    keep[order[:hidden - width]] = 0
+    proj = before.get_submodule("stage3.1.conv.2.0")
+    with torch.no_grad():
+        dense_loss = float(F.cross_entropy(before(calib[0]), calib[1]))
+        hook = proj.register_forward_pre_hook(lambda _m, i: (i[0] * keep[None, :, None, None],))
+        zeroed = float(F.cross_entropy(before(calib[0]), calib[1]))
+        hook.remove()
+    assert sum(s[2] for s in plan["steps"]) == pytest.approx(zeroed - dense_loss, abs=1e-5)
+
+
+def test_mobilenetv2_blocks_follow_their_importance(mobilenet_and_calib):
+    """Every op costing the same at any width: only blocks save, each its three convs; the
+    pruner takes the residual blocks of least Taylor score first (no filter group to take:
+    round_to beyond every hidden width)."""
+    model, calib = mobilenet_and_calib
+    residual = [n for n, m in model.named_modules()
+                if isinstance(m, InvertedResidual) and m.residual]
+    scores = taylor_scores(model, [], residual, calib)[1]
+    table = _kinds_table(model, MNV2_INPUT)
+    for e in table["entries"].values():
+        e["us"] = [[10.0 for _ in row] for row in e["us"]]
+    dense = LatencyTable.from_dict(table)
+    # a block saves 0.9 x 3 x 10 = 27 µs in the network: 60 µs takes three
+    target = dense.scale() * dense.sum_us(list(op_specs(model, MNV2_INPUT).values())) - 60
+    sched = CompressionScheduler(parse_recipe(_recipe(f"    latency_us: {target}\n"
+                                                      "    round_to: 1024\n")),
+                                 model, MNV2_INPUT, calibration=calib, latency_table=table)
+    sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    plan = sched.pruners["budget"].plan
+    assert [s[0] for s in plan["steps"]] == ["block"] * 3
+    assert sorted(plan["blocks"]) == sorted(sorted(residual, key=lambda b: scores[b])[:3])
+    assert all(s[3] == pytest.approx(27.0) for s in plan["steps"])
+
+
+def test_mobilenetv2_weights_must_be_expansion_convs():
+    model = build_model("mobilenetv2_035", 10, 1)
+    with pytest.raises(RecipeError, match="inner conv of a block") as e:
+        CompressionScheduler(parse_recipe(_recipe(
+            "    speedup: 2\n    weights: [stage3.1.conv.2.0.weight]\n")), model, MNV2_INPUT)
+    assert e.value.path == "pruners.budget.weights[0]"
+    # stage1's block has no expansion conv: no inner width to name
+    with pytest.raises(RecipeError, match="inner conv of a block"):
+        CompressionScheduler(parse_recipe(_recipe(
+            "    speedup: 2\n    weights: [stage1.0.conv.1.0.weight]\n")), model, MNV2_INPUT)
+
+
+def test_a_model_without_known_blocks_is_refused():
+    with pytest.raises(RecipeError, match="no blocks this pruner knows"):
+        CompressionScheduler(parse_recipe(_recipe("    speedup: 2\n")),
+                             build_model("vit_tiny", 10, 1), torch.zeros(1, 1, 28, 28))

@@ -6,22 +6,27 @@ bench worker), the pruner removes, greedily, the unit with the least accuracy im
 microsecond saved until the predicted latency meets the target:
 
 - a residual block (bypassed as `BlockRemover` does; every stage keeps at least one block;
-  downsampling blocks only with `include_downsample: true`), saving its convs' table latency;
-- a group of `round_to` filters of a block's first conv (the listed `weights`, default every
-  block's conv1), saving the table difference of that conv and the block's second conv (whose
-  input channels go with them), lowest L1 filters first; channel counts stay multiples of
-  `round_to` and at least `round_to`.
+  downsampling blocks only with `include_downsample: true`), saving its ops' table latency;
+- a group of `round_to` channels of a block's inner width (the listed `weights`, default every
+  block's), lowest L1 filters first, saving the table difference of every op whose channels
+  they are; channel counts stay multiples of `round_to` and at least `round_to`.
+
+The blocks it knows (`Layout`): the CIFAR ResNets' `BasicBlock` (the inner width is conv1's
+filters, which conv2's input channels follow) and MobileNetV2's `InvertedResidual` (the hidden
+width: the expansion conv `conv.0.0`'s filters, which the depthwise conv `conv.1.0` and the
+projection `conv.2.0`'s input channels follow; only blocks with a shortcut can be removed, and a
+stage's first block has none, so every stage keeps it).
 
 Importance, in one unit for both kinds (an estimate of the calibration loss's increase when the
 unit is removed), computed once on the model as the policy finds it:
 - `criterion: taylor` (default; Molchanov et al. 2017, the criterion HALP uses): per channel,
   |sum over its map of activation x dL/dactivation|, averaged over the calibration batch, of
-  the block's inner activation (conv2's input, for filter groups) and of its residual branch
-  (the last BN's output, for blocks); a unit's importance is the sum over its channels. One
-  forward and backward pass.
-- `criterion: loss`: measured: the block bypassed, or the group's channels zeroed at conv2's
-  input (what thinning removes) on top of the lower-ranked groups of that conv. One forward
-  pass per unit: exact but slow on a deep network (ResNet-56: about 130 passes).
+  the block's inner activation (the input of the conv that reads the inner width: conv2, the
+  projection) for filter groups and of its residual branch (the last BN's output) for blocks;
+  a unit's importance is the sum over its channels. One forward and backward pass.
+- `criterion: loss`: measured: the block bypassed, or the group's channels zeroed at that
+  conv's input (what thinning removes) on top of the lower-ranked groups of the block. One
+  forward pass per unit: exact but slow on a deep network (ResNet-56: about 130 passes).
 Filters are ranked within their conv by the same criterion (L1 for `loss`). The savings are
 recomputed from the table after every step (a conv's cost depends on both its channel counts).
 The predicted latency is the table sum times the network's scale (the dense network's measured
@@ -35,7 +40,7 @@ The pruner masks filters and bypasses blocks; the recipe's `FilterRemover` exten
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import torch
@@ -43,8 +48,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchsuite.latency.arch import op_specs
-from benchsuite.latency.spec import ConvSpec, LatencyTable
-from benchsuite.models.blocks import bypass, residual_blocks
+from benchsuite.latency.spec import ConvSpec, DepthwiseSpec, LatencyTable, OpSpec
+from benchsuite.models.blocks import bypass, is_residual_block
+from benchsuite.models.mobilenetv2 import InvertedResidual
 from benchsuite.models.modes import eval_mode
 from benchsuite.models.resnet_cifar import BasicBlock
 from benchsuite.prune.block_removal import bypass_loss_scores
@@ -61,15 +67,67 @@ log = logging.getLogger(__name__)
 MIN_SAVED_US = 1e-3
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a block's prunable inner width is (module names within the block): the `inner`
+    conv's filters, the channels of the `follow` ops (a depthwise conv) and the input channels
+    of the `reader` conv; `act` is the module whose output `reader` reads (the channels'
+    Taylor scores), `branch` the BN that ends the residual branch."""
+
+    inner: str
+    follow: tuple[str, ...]
+    reader: str
+    act: str
+    branch: str
+
+
+BASIC = Layout("conv1", (), "conv2", "relu1", "bn2")
+INVERTED = Layout("conv.0.0", ("conv.1.0",), "conv.2.0", "conv.1.2", "conv.2.1")
+
+
+def layout_of(block: nn.Module) -> Layout | None:
+    """The block's layout; None for a block the pruner does not know, or one with no inner
+    width to prune (an inverted residual without expansion: it removes such a block only)."""
+    if isinstance(block, BasicBlock):
+        return BASIC
+    if isinstance(block, InvertedResidual) and isinstance(block.conv[0], nn.Sequential):
+        return INVERTED
+    return None
+
+
+def known_blocks(model: nn.Module) -> list[str]:
+    """The blocks the pruner works on, in forward order: residual CIFAR `BasicBlock`s and every
+    `InvertedResidual` (with a shortcut or not)."""
+    return [n for n, m in model.named_modules()
+            if (isinstance(m, BasicBlock) and is_residual_block(m))
+            or isinstance(m, InvertedResidual)]
+
+
+def _inner_layout(model: nn.Module, block: str) -> Layout:
+    layout = layout_of(model.get_submodule(block))
+    if layout is None:
+        raise ValueError(f"{block} has no inner width to prune")
+    return layout
+
+
+def resized(op: OpSpec, role: str, width: int) -> OpSpec:
+    """`op` with the inner width `width` where its `role` ("inner", "follow", "reader") has it."""
+    if isinstance(op, DepthwiseSpec):
+        return replace(op, c=width)
+    if isinstance(op, ConvSpec):
+        return op.with_channels(cout=width) if role == "inner" else op.with_channels(cin=width)
+    raise TypeError(f"{type(op).__name__} has no inner width")
+
+
 @dataclass
 class Unit:
-    """A removable unit: a block, or the next filter group of a block's conv1."""
+    """A removable unit: a block, or the next filter group of a block's inner width."""
 
     block: str
     kind: str  # "block" or "filters"
     importance: float
     saved_us: float
-    keep: int = 0  # filters: the conv1 width after removing this group
+    keep: int = 0  # filters: the inner width after removing this group
 
 
 def kept_counts(n: int, step: int) -> list[int]:
@@ -82,19 +140,20 @@ def _loss(model: nn.Module, calib: Calibration) -> float:
         return float(F.cross_entropy(model(calib[0]), calib[1]))
 
 
-def _l1_order(model: nn.Module, conv1: str) -> list[int]:
-    """conv1's filters, least L1 first."""
-    w = effective(model, conv1)
+def _l1_order(model: nn.Module, conv: str) -> list[int]:
+    """The conv's filters (weight name `conv`), least L1 first."""
+    w = effective(model, conv)
     return w.abs().flatten(1).sum(1).argsort(stable=True).tolist()
 
 
 def group_losses(model: nn.Module, block: str, order: list[int], counts: list[int],
-                 calib: Calibration, base: float) -> list[float]:
+                 calib: Calibration, base: float, layout: Layout = BASIC) -> list[float]:
     """Loss increase of each successive filter group of `block` (removed cumulatively, least
-    L1 first): the group's channels are zeroed at conv2's input, as thinning removes them."""
-    conv2 = model.get_submodule(f"{block}.conv2")
-    keep = torch.ones(conv2.in_channels)
-    hook = conv2.register_forward_pre_hook(lambda _m, inp: (inp[0] * keep[None, :, None, None],))
+    L1 first): the group's channels are zeroed at the reader conv's input, as thinning removes
+    them."""
+    reader = model.get_submodule(f"{block}.{layout.reader}")
+    keep = torch.ones(reader.in_channels)
+    hook = reader.register_forward_pre_hook(lambda _m, inp: (inp[0] * keep[None, :, None, None],))
     out, prev = [], base
     try:
         for k in counts[1:]:
@@ -116,15 +175,19 @@ def group_sums(scores: torch.Tensor, order: list[int], counts: list[int]) -> lis
 
 def taylor_scores(model: nn.Module, inner: list[str], branches: list[str],
                   calib: Calibration) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Per-channel Taylor scores of each `inner` block's conv2 input, and the summed score of
-    each `branches` block's residual branch (bn2 output)."""
+    """Per-channel Taylor scores of each `inner` block's inner activation (what its reader conv
+    reads), and the summed score of each `branches` block's residual branch (its last BN's
+    output)."""
     acts: dict[tuple[str, str], torch.Tensor] = {}
     hooks = []
     for b in inner:
-        hooks.append(model.get_submodule(f"{b}.relu1").register_forward_hook(
+        act = _inner_layout(model, b).act
+        hooks.append(model.get_submodule(f"{b}.{act}").register_forward_hook(
             lambda _m, _i, out, b=b: acts.__setitem__((b, "inner"), out)))
     for b in branches:
-        hooks.append(model.get_submodule(f"{b}.bn2").register_forward_hook(
+        branch = BASIC.branch if isinstance(model.get_submodule(b), BasicBlock) \
+            else INVERTED.branch
+        hooks.append(model.get_submodule(f"{b}.{branch}").register_forward_hook(
             lambda _m, _i, out, b=b: acts.__setitem__((b, "branch"), out)))
     try:
         with torch.enable_grad():
@@ -158,20 +221,24 @@ class LatencyBudgetPruner(Pruner):
             raise RecipeError(self.path, "give exactly one target: speedup or latency_us")
         if self.args.get("speedup") is not None and self.args["speedup"] < 1:
             raise RecipeError(f"{self.path}.speedup", f"must be >= 1, got {self.args['speedup']}")
-        # the CIFAR ResNets' blocks only (the latency table times their convs)
-        blocks = [b for b in residual_blocks(model) if isinstance(model.get_submodule(b),
-                                                                    BasicBlock)]
+        blocks = known_blocks(model)
         if not blocks:
             raise RecipeError(f"{self.path}.class", f"the model ({type(model).__name__}) has no "
-                              "residual blocks (LatencyBudgetPruner prunes the CIFAR ResNets)")
-        names = self.args.get("weights") or [f"{b}.conv1.weight" for b in blocks]
+                              "blocks this pruner knows (LatencyBudgetPruner prunes the CIFAR "
+                              "ResNets' residual blocks and MobileNetV2's inverted residuals)")
+        layouts = {b: layout_of(model.get_submodule(b)) for b in blocks}
+        inner = {f"{b}.{lay.inner}.weight": b for b, lay in layouts.items() if lay is not None}
+        names = self.args.get("weights") or list(inner)
         self._weights = resolve_list(model, names, f"{self.path}.weights")
         for i, w in enumerate(self._weights):
-            parent = w.removesuffix(".conv1.weight")
-            if parent == w or parent not in blocks:
-                raise RecipeError(f"{self.path}.weights[{i}]", f"{w} is not the first conv of a "
-                                  "residual block (the pruner removes a block's inner filters)")
+            if w not in inner:
+                raise RecipeError(f"{self.path}.weights[{i}]", f"{w} is not the inner conv of a "
+                                  "block (a residual block's conv1, an inverted residual's "
+                                  "expansion conv.0.0): the pruner removes a block's inner "
+                                  "filters")
         self.blocks = blocks
+        self.layouts = layouts
+        self.pruned = [inner[w] for w in self._weights]  # the blocks whose inner width it prunes
         self.stage = {b: b.rpartition(".")[0] for b in blocks}
         self.example_input = example_input
         self.calibration = calibration
@@ -206,7 +273,7 @@ class LatencyBudgetPruner(Pruner):
         for b in plan["blocks"]:
             bypass(model, b)
         for b, order, width in plan["filters"]:
-            name = f"{b}.conv1.weight"
+            name = f"{b}.{self.layouts[b].inner}.weight"
             keep = torch.zeros(len(order), dtype=torch.bool)
             keep[order[len(order) - width:]] = True
             combine_mask(model, name, structure_mask(model.get_parameter(_param(name, model)),
@@ -222,35 +289,48 @@ class LatencyBudgetPruner(Pruner):
     def _plan(self, model: nn.Module, table: LatencyTable, calib: Calibration,
               example: torch.Tensor) -> dict:
         ops = op_specs(model, example)
-        specs = {n: s for n, s in ops.items() if isinstance(s, ConvSpec)}
         scale = table.scale()
         dense_us = scale * table.sum_us(list(ops.values()))  # every kind the table models
         target = (self.args["latency_us"] if self.args.get("latency_us") is not None
                   else dense_us / self.args["speedup"])
         step = self._step()
-        live = [b for b in self.blocks if isinstance(model.get_submodule(b), BasicBlock)]
-        prunable = [w.removesuffix(".conv1.weight") for w in self._weights
-                    if w.removesuffix(".conv1.weight") in live]
-        eligible = [b for b in live if self.args.get("blocks", True) and (
-            self.args.get("include_downsample") or model.get_submodule(b).downsample is None)]
-        counts = {b: kept_counts(specs[f"{b}.conv1"].cout, step) for b in prunable}
+        # the blocks still there (not bypassed by an earlier pruner)
+        live = [b for b in self.blocks
+                if isinstance(model.get_submodule(b), (BasicBlock, InvertedResidual))]
+        prunable = [b for b in self.pruned if b in live]
+        eligible = [b for b in live if self.args.get("blocks", True)
+                    and is_residual_block(model.get_submodule(b)) and (
+                        self.args.get("include_downsample")
+                        or getattr(model.get_submodule(b), "downsample", None) is None)]
+        # each block's ops but its shortcut's (a bypass keeps it), with the role of those its
+        # inner width changes
+        roles = {b: ({lay.inner: "inner", lay.reader: "reader"} | dict.fromkeys(lay.follow,
+                                                                               "follow"))
+                 if (lay := self.layouts[b]) else {} for b in live}
+        block_ops = {b: [(ops[n], roles[b].get(n.removeprefix(f"{b}.")))
+                         for n in ops if n.startswith(f"{b}.")
+                         and not n.startswith(f"{b}.downsample.")] for b in live}
+        inner = {b: f"{b}.{self.layouts[b].inner}" for b in prunable}
+        counts = {b: kept_counts(ops[inner[b]].cout, step) for b in prunable}
         if self.args.get("criterion", "taylor") == "loss":
             base = _loss(model, calib)
             block_imp = bypass_loss_scores(model, eligible, calib)
-            orders = {b: _l1_order(model, f"{b}.conv1.weight") for b in prunable}
-            group_imp = {b: group_losses(model, b, orders[b], counts[b], calib, base)
-                         for b in prunable}
+            orders = {b: _l1_order(model, f"{inner[b]}.weight") for b in prunable}
+            group_imp = {b: group_losses(model, b, orders[b], counts[b], calib, base,
+                                         self.layouts[b]) for b in prunable}
         else:
             channel, block_imp = taylor_scores(model, prunable, eligible, calib)
             orders = {b: channel[b].argsort(stable=True).tolist() for b in prunable}
             group_imp = {b: group_sums(channel[b], orders[b], counts[b]) for b in prunable}
 
-        def block_cost(b: str, width: int) -> float:
-            c1, c2 = specs[f"{b}.conv1"], specs[f"{b}.conv2"]
-            return scale * (table.conv_us(c1.with_channels(cout=width))
-                            + table.conv_us(c2.with_channels(cin=width)))
+        def block_cost(b: str, width: int | None) -> float:
+            """The block's ops in the table, its inner width at `width` (None: as they are)."""
+            return scale * sum(table.op_us(op if role is None or width is None
+                                           else resized(op, role, width))
+                               for op, role in block_ops[b] if op.kind in table.kinds)
 
-        width = {b: specs[f"{b}.conv1"].cout for b in live}
+        width: dict[str, int | None] = {b: ops[inner[b]].cout if b in inner else None
+                                         for b in live}
         done = dict.fromkeys(prunable, 0)  # filter groups removed per block
         removed: list[str] = []
         steps: list[list] = []  # [kind, block, importance, µs saved, predicted after]
