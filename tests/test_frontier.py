@@ -65,6 +65,25 @@ def test_the_frontier_budget_method_runs_the_latency_budget_recipe_at_each_targe
     assert "speedup: 2.0" in case.recipe_text()
 
 
+def test_the_frontier_budget_method_prunes_mobilenetv2_in_groups_of_its_round_to(
+        tmp_path, capsys):
+    """MobileNetV2's budget cases pass the pre-flight check; --budget-round-to sets their
+    channel group and the table's grid step; a group of 0 channels is refused before any work."""
+    from benchsuite.frontends.frontier_cli import main
+    from benchsuite.pipeline.executor import LocalExecutor
+    from benchsuite.pipeline.run import validate
+    from benchsuite.sweep.frontier import Frontier
+
+    frontier = Frontier(Case(recipe="", model="mobilenetv2"), Threshold.parse("-1pt"),
+                        LocalExecutor(tmp_path))
+    case = frontier._case("latency_budget", {"speedup": 2.0, "round_to": 32}, 0, "f32")
+    validate(case)  # raises a UserError when the recipe does not fit the model
+    assert case.latency_table_step() == 32 and "round_to: 32" in case.recipe_text()
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "mobilenetv2", "--methods", "budget", "--budget-round-to", "0"])
+    assert exc.value.code == 2 and "--budget-round-to" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad", ["1", "x", "0.5,2"])
 def test_the_frontier_refuses_budgets_that_are_no_speed_up(bad, capsys):
     from benchsuite.frontends.frontier_cli import main
@@ -153,7 +172,9 @@ def test_a_found_point_is_saved_only_if_it_holds_at_every_seed(tmp_path, monkeyp
         per_seed[0]["speedup"]  # seed 1 was measured, not copied
     saved.unlink()
     # a floor no digits network holds at seed 2: the verdict there fails, nothing is saved
+    # (the candidate, this time, as the budget's point: a frontier without the search)
     frontier.threshold = Threshold.parse("0.9999")
-    _save_found(frontier, args, [0, 2])
+    point.method = "budget"
+    _save_found(frontier, args, [0, 2], leader="budget")
     out = capsys.readouterr().out
     assert "not saved (f32)" in out and "at seed(s) 2" in out and not saved.exists(), out

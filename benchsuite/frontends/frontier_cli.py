@@ -24,13 +24,15 @@ from benchsuite.sweep.frontier import (
 from benchsuite.sweep.frontier import __doc__ as frontier_doc
 
 
-def _images(text: str) -> int | None:
-    if text.strip().lower() == "all":
-        return None
+def _count(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError(text)
     return value
+
+
+def _images(text: str) -> int | None:
+    return None if text.strip().lower() == "all" else _count(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,12 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-dir", default=None, help="the dataset's folder, where it needs one")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated")
     ap.add_argument("--precisions", default="f32", help="f32, bf16, default (comma-separated)")
-    ap.add_argument("--int8", action="store_true", help="also the search's point + INT8")
+    ap.add_argument("--int8", action="store_true", help="also the found point + INT8")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help=f"comma-separated subset of {', '.join(METHODS)}")
     ap.add_argument("--tp-ratios", default="0.3,0.5,0.7", help="uniform's ratios")
     ap.add_argument("--budget-speedups", default="1.5,2,2.5",
                     help="budget's target speed-ups (predicted, dense / pruned)")
+    ap.add_argument("--budget-round-to", type=_count, default=8,
+                    help="budget's channel group (and the latency table's grid step: a "
+                         "MobileNetV2 table at 1x28x28 has 26,020 points at 8, 1,743 at 32)")
     ap.add_argument("--space", default=None, help="the search's sweep file (default: "
                                                   "schedules/sweeps/<model>_per_stage.yaml)")
     ap.add_argument("--search-trials", type=int, default=10, help="the search's budget")
@@ -64,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threshold", default="-1pt", help="the accuracy floor")
     ap.add_argument("--out", help="write the Markdown table here too")
     ap.add_argument("--save-found", action="store_true",
-                    help="per precision, the fastest search point (any engine, each chosen on "
-                         "the validation split) is run again at every other seed; it is saved "
+                    help="per precision, the fastest found point (search's, any engine, else "
+                         "budget's; each chosen on the validation split) is run again at every "
+                         "other seed; it is saved "
                          "in schedules/found/<model>-<dataset>-frontier-<precision>.yaml only "
                          "if it holds the floor on the test split at every seed")
     return ap
@@ -116,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--budget-speedups: numbers > 1 expected, got {args.budget_speedups!r}")
     if "budget" in methods and (not budgets or min(budgets) <= 1):
         ap.error(f"--budget-speedups: numbers > 1 expected, got {args.budget_speedups!r}")
-    if "budget" in methods:  # its recipe fits residual CIFAR ResNets: say so before any work
+    if "budget" in methods:  # its recipe fits CIFAR ResNets and MobileNetV2: say so first
         from benchsuite.core.errors import UserError
         from benchsuite.pipeline.run import validate
 
         try:
-            validate(frontier._case("latency_budget", {"speedup": budgets[0]}, seeds[0],
+            params = {"speedup": budgets[0], "round_to": args.budget_round_to}
+            validate(frontier._case("latency_budget", params, seeds[0],
                                     args.precisions.split(",")[0]))
         except UserError as e:
             ap.error(f"--methods budget: {e} (pass --methods without budget)")
@@ -131,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {precision}, seed {seed} ({time.time() - t0:.0f} s)", flush=True)
             if "uniform" in methods:
                 frontier.uniform(seed, precision, [float(r) for r in args.tp_ratios.split(",")])
+            found = None  # the point kd, int8 and scratch follow: the search's, else the budget's
             if "budget" in methods:
-                frontier.budget(seed, precision, budgets)
-            found = None
+                found = frontier.budget(seed, precision, budgets, args.budget_round_to)
             if "search" in methods:
+                found = None
                 for engine in engines:
                     point = frontier.search(seed, precision, space, args.search_trials, engine)
                     found = found or point
@@ -154,23 +162,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(text + "\n")
     if args.save_found:
-        _save_found(frontier, args, seeds)
+        _save_found(frontier, args, seeds, "search" if "search" in methods else "budget")
     return 0
 
 
-def _save_found(frontier: Frontier, args: argparse.Namespace, seeds: list[int]) -> None:
-    """Per precision, one candidate: the fastest search point (any engine; each seed's point
-    was chosen on the validation split). It is run again at the other seeds and saved only if
-    it holds the floor on the test split at every seed: the test split is read once per case,
-    and no second candidate is tried after a failed verdict (that would select on test)."""
+def _save_found(frontier: Frontier, args: argparse.Namespace, seeds: list[int],
+                leader: str = "search") -> None:
+    """Per precision, one candidate: the fastest point of the `leader` method (the search's,
+    any engine; else the budget's; each seed's point was chosen on the validation split). It
+    is run again at the other seeds and saved only if it holds the floor on the test split at
+    every seed: the test split is read once per case, and no second candidate is tried after a
+    failed verdict (that would select on test)."""
     from benchsuite.core.paths import found_dir
     from benchsuite.sweep.trials import write_found_recipe
 
     for precision in args.precisions.split(","):
-        points = [p for p in frontier.points if p.method.startswith("search")
+        points = [p for p in frontier.points if p.method.startswith(leader)
                   and p.precision == precision and p.row is not None and p.case is not None]
         if not points:
-            print(f"not saved ({precision}): no search point held the floor on validation")
+            print(f"not saved ({precision}): no {leader} point held the floor on validation")
             continue
         best = max(points, key=lambda p: p.row.speedup)
         row, case = best.row, best.case
@@ -193,7 +203,7 @@ def _save_found(frontier: Frontier, args: argparse.Namespace, seeds: list[int]) 
             continue
         path = write_found_recipe(
             case,
-            found_by=f"benchsuite frontier: the fastest search point at {precision} "
+            found_by=f"benchsuite frontier: the fastest {leader} point at {precision} "
                      f"({best.method}, seed {best.seed}, chosen on the validation split), run "
                      f"again at seeds {', '.join(map(str, seeds))}: held the floor "
                      f"({frontier.threshold}) on the test split at each",

@@ -6,9 +6,10 @@ Methods (each a set of cases; a method's point at a seed is its fastest case tha
 floor on the VALIDATION split; its verdict is then read on the test split, once):
 
   uniform    the peer: Torch-Pruning's uniform L1 width (tp_uniform) at each --tp-ratios
-  budget     the latency-budget pruner (recipe latency_budget: blocks and filter groups removed
-             greedily by importance per µs saved, predicted from the per-op latency table
-             measured on the target device and precision) at each --budget-speedups
+  budget     the latency-budget pruner (recipe latency_budget: blocks and channel groups
+             removed greedily by importance per µs saved, predicted from the per-op latency
+             table measured on the target device and precision) at each --budget-speedups,
+             groups of --budget-round-to channels (the table's grid step)
   search     the per-stage point found by a search (`sweeps` bayes; --engines bayes,random
              runs both, compared on a common target) within --search-trials trials over the
              per-stage space (--space: a sweep file, e.g. what `benchsuite select` wrote;
@@ -18,9 +19,10 @@ floor on the VALIDATION split; its verdict is then read on the test split, once)
              weights); one whose probe cannot beat the best feasible speed-up found so far is
              skipped without fine-tuning. The sweep's early_terminate stops poor trials after
              their first fine-tuning epochs (multi-fidelity).
-  kd         the search's point fine-tuned with distillation from the dense model
-  int8       (--int8) the search's point quantized by NNCF, against dense at f32
-  scratch    control: the search's point's architecture trained from scratch, same epochs
+  kd         the found point fine-tuned with distillation from the dense model (the found
+             point: the search's; without --methods search, the budget's)
+  int8       (--int8) the found point quantized by NNCF, against dense at f32
+  scratch    control: the found point's architecture trained from scratch, same epochs
   zoo        control: the fastest network of the dense family (models.DENSE_FAMILY) that holds
              the floor, trained from scratch for the same epochs, timed against the same dense
 
@@ -111,8 +113,10 @@ class Frontier:
                  for r in ratios]
         return self.best("uniform", seed, precision, [(c, self.run(c)) for c in cases])
 
-    def budget(self, seed: int, precision: str, speedups: list[float]) -> Point:
-        cases = [self._case("latency_budget", {"speedup": s}, seed, precision) for s in speedups]
+    def budget(self, seed: int, precision: str, speedups: list[float],
+               round_to: int = 8) -> Point:
+        cases = [self._case("latency_budget", {"speedup": s, "round_to": round_to}, seed,
+                            precision) for s in speedups]
         return self.best("budget", seed, precision, [(c, self.run(c)) for c in cases])
 
     def search(self, seed: int, precision: str, space: Path, trials: int,
@@ -282,7 +286,7 @@ def table(points: list[Point], threshold: Threshold) -> list[str]:
                      f"{_mean_range(val, '.2f')} | {_mean_range(macs, '.3f')} | {epochs} | "
                      f"`{label}` |")
     lines.append(f"\nfloor: {threshold} (of each seed's dense model; chosen on the validation "
-                 "split, verdict on the test split); scratch: the search point's architecture "
+                 "split, verdict on the test split); scratch: the found point's architecture "
                  "trained from scratch (torch Top-1), same speed-up as its pruned model")
     return lines
 
