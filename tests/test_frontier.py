@@ -97,7 +97,7 @@ def test_the_frontier_says_before_any_work_when_the_budget_recipe_does_not_fit(c
     from benchsuite.frontends.frontier_cli import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["--model", "vit_tiny", "--dataset", "digits", "--methods", "budget"])
+        main(["--model", "small_cnn", "--dataset", "digits", "--methods", "budget"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "--methods budget:" in err and "without budget" in err
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from benchsuite.latency.arch import conv_specs, op_specs
 from benchsuite.latency.spec import (
+    AttentionSpec,
     ConvSpec,
     DepthwiseSpec,
     LatencyTable,
@@ -148,7 +149,7 @@ def test_removes_the_least_important_blocks_first(model_and_calib, criterion):
     ("    round_to: 8\n", "pruners.budget", "exactly one target"),
     ("    speedup: 0.5\n", "pruners.budget.speedup", ">= 1"),
     ("    speedup: 2\n    weights: [layer1.0.conv2.weight]\n", "pruners.budget.weights[0]",
-     "not the inner conv of a block"),
+     "not the inner layer of a block"),
     ("    speedup: 2\n    criterion: l1\n", "pruners.budget.criterion",
      "must be one of taylor, loss"),
 ])
@@ -186,7 +187,9 @@ def kind_us(op) -> float:
     if isinstance(op, DepthwiseSpec):
         return 0.02 * op.c * op.k * op.k * (op.h // op.stride) * (op.w // op.stride) + 0.5
     if isinstance(op, LinearSpec):
-        return 1e-3 * op.fin * op.fout + 1.0
+        return 1e-4 * op.tokens * op.fin * op.fout + 1.0
+    if isinstance(op, AttentionSpec):
+        return 2e-3 * op.tokens ** 2 * op.head_dim * op.heads + 3.0
     return macs_us(op)
 
 
@@ -195,9 +198,9 @@ def _kinds_table(model, example, step=8, scale=0.9) -> dict:
     entries = {g: {"cin": a, "cout": b, "us": [[kind_us(spec_at(g, i, j)) for j in b] for i in a]}
                for g, (a, b) in grid_units(ops, step).items()}
     table = LatencyTable({"device": "synthetic"}, step, entries,
-                         kinds=["conv", "depthwise", "linear"])
+                         kinds=["conv", "depthwise", "linear", "attention"])
     dense_sum = table.sum_us(ops)
-    table.networks = {"mobilenetv2": {"measured_us": dense_sum * scale, "sum_us": dense_sum}}
+    table.networks = {"network": {"measured_us": dense_sum * scale, "sum_us": dense_sum}}
     return table.to_dict()
 
 
@@ -293,12 +296,12 @@ def test_mobilenetv2_blocks_follow_their_importance(mobilenet_and_calib):
 
 def test_mobilenetv2_weights_must_be_expansion_convs():
     model = build_model("mobilenetv2_035", 10, 1)
-    with pytest.raises(RecipeError, match="inner conv of a block") as e:
+    with pytest.raises(RecipeError, match="inner layer of a block") as e:
         CompressionScheduler(parse_recipe(_recipe(
             "    speedup: 2\n    weights: [stage3.1.conv.2.0.weight]\n")), model, MNV2_INPUT)
     assert e.value.path == "pruners.budget.weights[0]"
     # stage1's block has no expansion conv: no inner width to name
-    with pytest.raises(RecipeError, match="inner conv of a block"):
+    with pytest.raises(RecipeError, match="inner layer of a block"):
         CompressionScheduler(parse_recipe(_recipe(
             "    speedup: 2\n    weights: [stage1.0.conv.1.0.weight]\n")), model, MNV2_INPUT)
 
@@ -306,4 +309,30 @@ def test_mobilenetv2_weights_must_be_expansion_convs():
 def test_a_model_without_known_blocks_is_refused():
     with pytest.raises(RecipeError, match="no blocks this pruner knows"):
         CompressionScheduler(parse_recipe(_recipe("    speedup: 2\n")),
-                             build_model("vit_tiny", 10, 1), torch.zeros(1, 1, 28, 28))
+                             build_model("small_cnn", 10, 1), torch.zeros(1, 1, 28, 28))
+
+
+def test_meets_a_predicted_speedup_on_the_vit():
+    """The ViT's encoder blocks: its MLP hidden width (fc1's rows, fc2's inputs) in groups, and
+    whole blocks (attention, qkv, proj and MLP priced; the ViT keeps at least one)."""
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", 10, 1).eval()
+    example = torch.zeros(1, 1, 28, 28)
+    calib = (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
+    table = _kinds_table(model, example, step=32)
+    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n")), model, example,
+                                 calibration=calib, latency_table=table)
+    sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    plan = sched.pruners["budget"].plan
+    assert plan["predicted_us"] <= plan["target_us"] == pytest.approx(plan["dense_us"] / 1.8)
+    assert plan["widths"] and plan["blocks"]  # this table makes both pay
+    t = LatencyTable.from_dict(table)
+    after = t.scale() * t.sum_us(list(op_specs(model, example).values()))
+    assert after == pytest.approx(plan["predicted_us"], rel=1e-6)
+    for b in plan["blocks"]:
+        assert isinstance(model.get_submodule(b), torch.nn.Identity)
+    for b, width in plan["widths"].items():
+        assert width % 32 == 0
+        assert model.get_submodule(f"{b}.mlp.fc1").out_features == width
+        assert model.get_submodule(f"{b}.mlp.fc2").in_features == width
+    assert model(example).shape == (1, 10)

@@ -12,10 +12,12 @@ microsecond saved until the predicted latency meets the target:
   they are; channel counts stay multiples of `round_to` and at least `round_to`.
 
 The blocks it knows (`Layout`): the CIFAR ResNets' `BasicBlock` (the inner width is conv1's
-filters, which conv2's input channels follow) and MobileNetV2's `InvertedResidual` (the hidden
+filters, which conv2's input channels follow), MobileNetV2's `InvertedResidual` (the hidden
 width: the expansion conv `conv.0.0`'s filters, which the depthwise conv `conv.1.0` and the
 projection `conv.2.0`'s input channels follow; only blocks with a shortcut can be removed, and a
-stage's first block has none, so every stage keeps it).
+stage's first block has none, so every stage keeps it) and the ViT's encoder blocks (the MLP's
+hidden width: `mlp.fc1`'s output features, `mlp.fc2`'s inputs; whole blocks, at least one
+kept). Attention heads are not among its units (`AttentionHeadPruner` removes them).
 
 Importance, in one unit for both kinds (an estimate of the calibration loss's increase when the
 unit is removed), computed once on the model as the policy finds it:
@@ -34,7 +36,8 @@ latency over its table sum; `latency/spec.py`), so a speed-up target is a ratio 
 The sum is over every op kind the table models (the classifier's linear layer too: what it
 costs is in the dense latency and stays in the pruned one); the search changes convs only.
 
-The pruner masks filters and bypasses blocks; the recipe's `FilterRemover` extension thins.
+The pruner masks conv filters and bypasses blocks, and the recipe's `FilterRemover` extension
+thins; linear features (the ViT's MLP) it removes itself, as `AttentionHeadPruner` removes heads.
 """
 
 from __future__ import annotations
@@ -45,17 +48,19 @@ from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
+import torch_pruning as tp
 from torch import nn
 
 from benchsuite.latency.arch import op_specs
-from benchsuite.latency.spec import ConvSpec, DepthwiseSpec, LatencyTable, OpSpec
+from benchsuite.latency.spec import ConvSpec, DepthwiseSpec, LatencyTable, LinearSpec, OpSpec
 from benchsuite.models.blocks import bypass, is_residual_block
 from benchsuite.models.mobilenetv2 import InvertedResidual
 from benchsuite.models.modes import eval_mode
 from benchsuite.models.resnet_cifar import BasicBlock
+from benchsuite.models.vit import Block as EncoderBlock
 from benchsuite.prune.block_removal import bypass_loss_scores
 from benchsuite.prune.criteria import Calibration
-from benchsuite.prune.masks import combine_mask, effective
+from benchsuite.prune.masks import combine_mask, effective, make_permanent, set_mask
 from benchsuite.prune.names import resolve_list
 from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.prune.structured import _param, structure_mask
@@ -70,19 +75,23 @@ MIN_SAVED_US = 1e-3
 @dataclass(frozen=True)
 class Layout:
     """Where a block's prunable inner width is (module names within the block): the `inner`
-    conv's filters, the channels of the `follow` ops (a depthwise conv) and the input channels
-    of the `reader` conv; `act` is the module whose output `reader` reads (the channels'
-    Taylor scores), `branch` the BN that ends the residual branch."""
+    layer's filters (output channels or features), the channels of the `follow` ops (a
+    depthwise conv) and the input channels of the `reader` layer; `act` is the module whose
+    output `reader` reads (the channels' Taylor scores); `branches` the modules whose outputs
+    the block adds to its input (its bypass's Taylor score)."""
 
     inner: str
     follow: tuple[str, ...]
     reader: str
     act: str
-    branch: str
+    branches: tuple[str, ...]
+    linear: bool = False  # inner and reader are linear layers: the pruner removes the features
+    # itself (the recipe's FilterRemover thins conv filters only)
 
 
-BASIC = Layout("conv1", (), "conv2", "relu1", "bn2")
-INVERTED = Layout("conv.0.0", ("conv.1.0",), "conv.2.0", "conv.1.2", "conv.2.1")
+BASIC = Layout("conv1", (), "conv2", "relu1", ("bn2",))
+INVERTED = Layout("conv.0.0", ("conv.1.0",), "conv.2.0", "conv.1.2", ("conv.2.1",))
+ENCODER = Layout("mlp.fc1", (), "mlp.fc2", "mlp.act", ("attn.proj", "mlp.fc2"), linear=True)
 
 
 def layout_of(block: nn.Module) -> Layout | None:
@@ -90,17 +99,28 @@ def layout_of(block: nn.Module) -> Layout | None:
     width to prune (an inverted residual without expansion: it removes such a block only)."""
     if isinstance(block, BasicBlock):
         return BASIC
+    if isinstance(block, EncoderBlock):
+        return ENCODER
     if isinstance(block, InvertedResidual) and isinstance(block.conv[0], nn.Sequential):
         return INVERTED
     return None
 
 
+def _branches(block: nn.Module) -> tuple[str, ...]:
+    """The modules whose outputs the block adds to its input."""
+    return (BASIC if isinstance(block, BasicBlock) else ENCODER if isinstance(
+        block, EncoderBlock) else INVERTED).branches
+
+
+KNOWN = (BasicBlock, InvertedResidual, EncoderBlock)
+
+
 def known_blocks(model: nn.Module) -> list[str]:
-    """The blocks the pruner works on, in forward order: residual CIFAR `BasicBlock`s and every
-    `InvertedResidual` (with a shortcut or not)."""
+    """The blocks the pruner works on, in forward order: residual CIFAR `BasicBlock`s, every
+    `InvertedResidual` (with a shortcut or not) and the ViT's encoder blocks."""
     return [n for n, m in model.named_modules()
             if (isinstance(m, BasicBlock) and is_residual_block(m))
-            or isinstance(m, InvertedResidual)]
+            or isinstance(m, InvertedResidual | EncoderBlock)]
 
 
 def _inner_layout(model: nn.Module, block: str) -> Layout:
@@ -116,7 +136,20 @@ def resized(op: OpSpec, role: str, width: int) -> OpSpec:
         return replace(op, c=width)
     if isinstance(op, ConvSpec):
         return op.with_channels(cout=width) if role == "inner" else op.with_channels(cin=width)
+    if isinstance(op, LinearSpec):
+        return replace(op, fout=width) if role == "inner" else replace(op, fin=width)
     raise TypeError(f"{type(op).__name__} has no inner width")
+
+
+def _on_channels(keep: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`keep` (one value per channel) shaped to multiply `x`: channels are dim 1 of a conv's
+    maps (B, C, H, W), the last dim of tokens (B, N, C)."""
+    return keep[None, :, None, None] if x.dim() == 4 else keep
+
+
+def _per_channel(t: torch.Tensor) -> torch.Tensor:
+    """`t` summed over every dim but the batch's and the channels' (B, C)."""
+    return t.sum((2, 3)) if t.dim() == 4 else t.sum(1)
 
 
 @dataclass
@@ -152,8 +185,9 @@ def group_losses(model: nn.Module, block: str, order: list[int], counts: list[in
     L1 first): the group's channels are zeroed at the reader conv's input, as thinning removes
     them."""
     reader = model.get_submodule(f"{block}.{layout.reader}")
-    keep = torch.ones(reader.in_channels)
-    hook = reader.register_forward_pre_hook(lambda _m, inp: (inp[0] * keep[None, :, None, None],))
+    keep = torch.ones(reader.weight.shape[1])  # input channels (features) of a conv (linear)
+    hook = reader.register_forward_pre_hook(
+        lambda _m, inp: (inp[0] * _on_channels(keep, inp[0]),))
     out, prev = [], base
     try:
         for k in counts[1:]:
@@ -175,9 +209,10 @@ def group_sums(scores: torch.Tensor, order: list[int], counts: list[int]) -> lis
 
 def taylor_scores(model: nn.Module, inner: list[str], branches: list[str],
                   calib: Calibration) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Per-channel Taylor scores of each `inner` block's inner activation (what its reader conv
-    reads), and the summed score of each `branches` block's residual branch (its last BN's
-    output)."""
+    """Per-channel Taylor scores of each `inner` block's inner activation (what its reader layer
+    reads), and the summed score of each `branches` block's residual branch (of each output the
+    block adds to its input: a ResNet block's last BN's, an encoder block's attention and MLP
+    outputs)."""
     acts: dict[tuple[str, str], torch.Tensor] = {}
     hooks = []
     for b in inner:
@@ -185,10 +220,9 @@ def taylor_scores(model: nn.Module, inner: list[str], branches: list[str],
         hooks.append(model.get_submodule(f"{b}.{act}").register_forward_hook(
             lambda _m, _i, out, b=b: acts.__setitem__((b, "inner"), out)))
     for b in branches:
-        branch = BASIC.branch if isinstance(model.get_submodule(b), BasicBlock) \
-            else INVERTED.branch
-        hooks.append(model.get_submodule(f"{b}.{branch}").register_forward_hook(
-            lambda _m, _i, out, b=b: acts.__setitem__((b, "branch"), out)))
+        for i, name in enumerate(_branches(model.get_submodule(b))):
+            hooks.append(model.get_submodule(f"{b}.{name}").register_forward_hook(
+                lambda _m, _i, out, k=(b, f"branch{i}"): acts.__setitem__(k, out)))
     try:
         with torch.enable_grad():
             loss = F.cross_entropy(model(calib[0]), calib[1])
@@ -201,9 +235,10 @@ def taylor_scores(model: nn.Module, inner: list[str], branches: list[str],
     for k, g in zip(keys, grads, strict=True):
         a = acts[k].detach()
         g = torch.zeros_like(a) if g is None else g
-        scores[k] = (a * g).sum((2, 3)).abs().mean(0)
+        scores[k] = _per_channel(a * g).abs().mean(0)
     return ({b: scores[(b, "inner")] for b in inner},
-            {b: float(scores[(b, "branch")].sum()) for b in branches})
+            {b: sum(float(v.sum()) for (o, kind), v in scores.items()
+                    if o == b and kind.startswith("branch")) for b in branches})
 
 
 class LatencyBudgetPruner(Pruner):
@@ -225,17 +260,18 @@ class LatencyBudgetPruner(Pruner):
         if not blocks:
             raise RecipeError(f"{self.path}.class", f"the model ({type(model).__name__}) has no "
                               "blocks this pruner knows (LatencyBudgetPruner prunes the CIFAR "
-                              "ResNets' residual blocks and MobileNetV2's inverted residuals)")
+                              "ResNets' residual blocks, MobileNetV2's inverted residuals and "
+                              "the ViT's encoder blocks)")
         layouts = {b: layout_of(model.get_submodule(b)) for b in blocks}
         inner = {f"{b}.{lay.inner}.weight": b for b, lay in layouts.items() if lay is not None}
         names = self.args.get("weights") or list(inner)
         self._weights = resolve_list(model, names, f"{self.path}.weights")
         for i, w in enumerate(self._weights):
             if w not in inner:
-                raise RecipeError(f"{self.path}.weights[{i}]", f"{w} is not the inner conv of a "
-                                  "block (a residual block's conv1, an inverted residual's "
-                                  "expansion conv.0.0): the pruner removes a block's inner "
-                                  "filters")
+                raise RecipeError(f"{self.path}.weights[{i}]", f"{w} is not the inner layer "
+                                  "of a block (a residual block's conv1, an inverted residual's "
+                                  "expansion conv.0.0, an encoder block's mlp.fc1): the pruner "
+                                  "removes a block's inner filters")
         self.blocks = blocks
         self.layouts = layouts
         self.pruned = [inner[w] for w in self._weights]  # the blocks whose inner width it prunes
@@ -244,6 +280,7 @@ class LatencyBudgetPruner(Pruner):
         self.calibration = calibration
         self.table = LatencyTable.from_dict(latency_table) if latency_table else None
         self.removed: list[str] = []
+        self.thinned: dict[str, int] = {}  # linear features it removed itself, per layer
         self.plan: dict = {}
 
     def weights(self) -> list[str]:
@@ -272,19 +309,39 @@ class LatencyBudgetPruner(Pruner):
             plan = self._plan(model, table, calib, example)
         for b in plan["blocks"]:
             bypass(model, b)
+        linear = [(b, order, width) for b, order, width in plan["filters"]
+                  if self.layouts[b].linear]
         for b, order, width in plan["filters"]:
             name = f"{b}.{self.layouts[b].inner}.weight"
             keep = torch.zeros(len(order), dtype=torch.bool)
             keep[order[len(order) - width:]] = True
-            combine_mask(model, name, structure_mask(model.get_parameter(_param(name, model)),
-                                                     keep, 0))
+            if not self.layouts[b].linear:
+                combine_mask(model, name, structure_mask(
+                    model.get_parameter(_param(name, model)), keep, 0))
+        if linear:
+            self._remove_features(model, linear)
         self.removed += plan["blocks"]
         self.plan = {k: v for k, v in plan.items() if k != "filters"} | {
             "widths": {b: w for b, _, w in plan["filters"]}}
         log.info("%s: predicted %.1f µs for a target of %.1f µs (dense %.1f µs): %d blocks "
                  "removed, widths %s", self.name, plan["predicted_us"], plan["target_us"],
                  plan["dense_us"], len(plan["blocks"]), self.plan["widths"])
-        return bool(plan["blocks"])
+        return bool(plan["blocks"] or linear)
+
+    def _remove_features(self, model: nn.Module, groups: list[tuple[str, list[int], int]]
+                         ) -> None:
+        """Remove the planned hidden features of linear inner layers (a ViT MLP's fc1 rows and
+        fc2's input features), lowest-ranked first; element-wise masks stay where the weights
+        are still zero."""
+        masked = make_permanent(model)
+        for b, order, width in groups:
+            lay = self.layouts[b]
+            drop = sorted(order[:len(order) - width])
+            tp.prune_linear_out_channels(model.get_submodule(f"{b}.{lay.inner}"), drop)
+            tp.prune_linear_in_channels(model.get_submodule(f"{b}.{lay.reader}"), drop)
+            self.thinned[f"{b}.{lay.inner}"] = self.thinned.get(f"{b}.{lay.inner}", 0) + len(drop)
+        for pname in masked:
+            set_mask(model, pname, (model.get_parameter(pname).detach() != 0).float())
 
     def _plan(self, model: nn.Module, table: LatencyTable, calib: Calibration,
               example: torch.Tensor) -> dict:
@@ -295,8 +352,7 @@ class LatencyBudgetPruner(Pruner):
                   else dense_us / self.args["speedup"])
         step = self._step()
         # the blocks still there (not bypassed by an earlier pruner)
-        live = [b for b in self.blocks
-                if isinstance(model.get_submodule(b), (BasicBlock, InvertedResidual))]
+        live = [b for b in self.blocks if isinstance(model.get_submodule(b), KNOWN)]
         prunable = [b for b in self.pruned if b in live]
         eligible = [b for b in live if self.args.get("blocks", True)
                     and is_residual_block(model.get_submodule(b)) and (
@@ -311,7 +367,7 @@ class LatencyBudgetPruner(Pruner):
                          for n in ops if n.startswith(f"{b}.")
                          and not n.startswith(f"{b}.downsample.")] for b in live}
         inner = {b: f"{b}.{self.layouts[b].inner}" for b in prunable}
-        counts = {b: kept_counts(ops[inner[b]].cout, step) for b in prunable}
+        counts = {b: kept_counts(ops[inner[b]].dims[1], step) for b in prunable}
         if self.args.get("criterion", "taylor") == "loss":
             base = _loss(model, calib)
             block_imp = bypass_loss_scores(model, eligible, calib)
@@ -329,7 +385,7 @@ class LatencyBudgetPruner(Pruner):
                                            else resized(op, role, width))
                                for op, role in block_ops[b] if op.kind in table.kinds)
 
-        width: dict[str, int | None] = {b: ops[inner[b]].cout if b in inner else None
+        width: dict[str, int | None] = {b: ops[inner[b]].dims[1] if b in inner else None
                                          for b in live}
         done = dict.fromkeys(prunable, 0)  # filter groups removed per block
         removed: list[str] = []
