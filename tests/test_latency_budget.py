@@ -307,7 +307,7 @@ def test_mobilenetv2_weights_must_be_expansion_convs():
 
 
 def test_a_model_without_known_blocks_is_refused():
-    with pytest.raises(RecipeError, match="no blocks this pruner knows"):
+    with pytest.raises(RecipeError, match="no residual blocks this pruner knows"):
         CompressionScheduler(parse_recipe(_recipe("    speedup: 2\n")),
                              build_model("small_cnn", 10, 1), torch.zeros(1, 1, 28, 28))
 

@@ -23,18 +23,20 @@ Importance, in one unit for both kinds (an estimate of the calibration loss's in
 unit is removed), computed once on the model as the policy finds it:
 - `criterion: taylor` (default; Molchanov et al. 2017, the criterion HALP uses): per channel,
   |sum over its map of activation x dL/dactivation|, averaged over the calibration batch, of
-  the block's inner activation (the input of the conv that reads the inner width: conv2, the
-  projection) for filter groups and of its residual branch (the last BN's output) for blocks;
-  a unit's importance is the sum over its channels. One forward and backward pass.
+  the block's inner activation (the input of the layer that reads the inner width: conv2, the
+  projection, fc2) for filter groups and of its residual branch (what the block adds to its
+  input: the last BN's output; an encoder block's attention and MLP outputs) for blocks; a
+  unit's importance is the sum over its channels. One forward and backward pass.
 - `criterion: loss`: measured: the block bypassed, or the group's channels zeroed at that
-  conv's input (what thinning removes) on top of the lower-ranked groups of the block. One
+  layer's input (what thinning removes) on top of the lower-ranked groups of the block. One
   forward pass per unit: exact but slow on a deep network (ResNet-56: about 130 passes).
 Filters are ranked within their conv by the same criterion (L1 for `loss`). The savings are
 recomputed from the table after every step (a conv's cost depends on both its channel counts).
 The predicted latency is the table sum times the network's scale (the dense network's measured
 latency over its table sum; `latency/spec.py`), so a speed-up target is a ratio of table sums.
 The sum is over every op kind the table models (the classifier's linear layer too: what it
-costs is in the dense latency and stays in the pruned one); the search changes convs only.
+costs is in the dense latency and stays in the pruned one); the search changes the ops of the
+blocks it prunes.
 
 The pruner masks conv filters and bypasses blocks, and the recipe's `FilterRemover` extension
 thins; linear features (the ViT's MLP) it removes itself, as `AttentionHeadPruner` removes heads.
@@ -259,9 +261,9 @@ class LatencyBudgetPruner(Pruner):
         blocks = known_blocks(model)
         if not blocks:
             raise RecipeError(f"{self.path}.class", f"the model ({type(model).__name__}) has no "
-                              "blocks this pruner knows (LatencyBudgetPruner prunes the CIFAR "
-                              "ResNets' residual blocks, MobileNetV2's inverted residuals and "
-                              "the ViT's encoder blocks)")
+                              "residual blocks this pruner knows (LatencyBudgetPruner prunes "
+                              "the CIFAR ResNets' residual blocks, MobileNetV2's inverted "
+                              "residuals and the ViT's encoder blocks)")
         layouts = {b: layout_of(model.get_submodule(b)) for b in blocks}
         inner = {f"{b}.{lay.inner}.weight": b for b, lay in layouts.items() if lay is not None}
         names = self.args.get("weights") or list(inner)
