@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--budget-speedups: numbers > 1 expected, got {args.budget_speedups!r}")
     if "budget" in methods and (not budgets or min(budgets) <= 1):
         ap.error(f"--budget-speedups: numbers > 1 expected, got {args.budget_speedups!r}")
-    if "budget" in methods:  # its recipe fits CIFAR ResNets and MobileNetV2: say so first
+    if "budget" in methods:  # its recipe fits the ResNets, MobileNetV2, the ViT: say so first
         from benchsuite.core.errors import UserError
         from benchsuite.pipeline.run import validate
 

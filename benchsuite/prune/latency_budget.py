@@ -96,25 +96,23 @@ INVERTED = Layout("conv.0.0", ("conv.1.0",), "conv.2.0", "conv.1.2", ("conv.2.1"
 ENCODER = Layout("mlp.fc1", (), "mlp.fc2", "mlp.act", ("attn.proj", "mlp.fc2"), linear=True)
 
 
+LAYOUTS: dict[type[nn.Module], Layout] = {BasicBlock: BASIC, InvertedResidual: INVERTED,
+                                           EncoderBlock: ENCODER}
+KNOWN = tuple(LAYOUTS)
+
+
+def _kind_layout(block: nn.Module) -> Layout:
+    """The layout of the block's kind (one of `KNOWN`)."""
+    return next(lay for cls, lay in LAYOUTS.items() if isinstance(block, cls))
+
+
 def layout_of(block: nn.Module) -> Layout | None:
     """The block's layout; None for a block the pruner does not know, or one with no inner
     width to prune (an inverted residual without expansion: it removes such a block only)."""
-    if isinstance(block, BasicBlock):
-        return BASIC
-    if isinstance(block, EncoderBlock):
-        return ENCODER
-    if isinstance(block, InvertedResidual) and isinstance(block.conv[0], nn.Sequential):
-        return INVERTED
-    return None
-
-
-def _branches(block: nn.Module) -> tuple[str, ...]:
-    """The modules whose outputs the block adds to its input."""
-    return (BASIC if isinstance(block, BasicBlock) else ENCODER if isinstance(
-        block, EncoderBlock) else INVERTED).branches
-
-
-KNOWN = (BasicBlock, InvertedResidual, EncoderBlock)
+    if not isinstance(block, KNOWN) or (isinstance(block, InvertedResidual)
+                                        and not isinstance(block.conv[0], nn.Sequential)):
+        return None
+    return _kind_layout(block)
 
 
 def known_blocks(model: nn.Module) -> list[str]:
@@ -222,7 +220,7 @@ def taylor_scores(model: nn.Module, inner: list[str], branches: list[str],
         hooks.append(model.get_submodule(f"{b}.{act}").register_forward_hook(
             lambda _m, _i, out, b=b: acts.__setitem__((b, "inner"), out)))
     for b in branches:
-        for i, name in enumerate(_branches(model.get_submodule(b))):
+        for i, name in enumerate(_kind_layout(model.get_submodule(b)).branches):
             hooks.append(model.get_submodule(f"{b}.{name}").register_forward_hook(
                 lambda _m, _i, out, k=(b, f"branch{i}"): acts.__setitem__(k, out)))
     try:
