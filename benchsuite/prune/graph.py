@@ -9,7 +9,7 @@ import torch_pruning as tp
 from torch import nn
 
 from benchsuite.models.modes import eval_mode
-from benchsuite.prune.masks import clone_model, make_permanent
+from benchsuite.prune.masks import clone_model, make_permanent, masks_lifted
 
 
 def dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
@@ -249,32 +249,26 @@ def thin(model: nn.Module, example_input: torch.Tensor, kind: str = "Filters") -
     reading them (`_thin_linear`). Element-wise masks on the remaining tensors are kept. Returns
     the number of structures removed per root layer.
     """
-    masked = make_permanent(model)
-    dg = dependency_graph(model, example_input)
-    handler = tp.prune_conv_out_channels if kind == "Filters" else tp.prune_conv_in_channels
-    dim = 0 if kind == "Filters" else 1
     removed: dict[str, int] = {}
-    if kind == "Channels":
-        _thin_linear(model, dg, removed)
-    for name, conv in list(model.named_modules()):
-        if not isinstance(conv, nn.Conv2d):
-            continue
-        idxs = _zero(conv.weight, dim)
-        if not idxs or len(idxs) >= conv.weight.shape[dim]:
-            continue
-        group = dg.get_pruning_group(conv, handler, idxs=sorted(idxs))
-        for dep, _ in group.items:
-            target = dep.target.module
-            if isinstance(target, nn.Conv2d) and dep.handler == handler:
-                idxs &= _zero(target.weight, dim)
-        if not idxs:
-            continue
-        dg.get_pruning_group(conv, handler, idxs=sorted(idxs)).prune()
-        removed[name] = len(idxs)
-    # restore element-wise masks where the model still has zeros under them
-    from benchsuite.prune.masks import set_mask
-
-    for pname in masked:
-        param = model.get_parameter(pname)
-        set_mask(model, pname, (param.detach() != 0).float())
+    with masks_lifted(model):
+        dg = dependency_graph(model, example_input)
+        handler = tp.prune_conv_out_channels if kind == "Filters" else tp.prune_conv_in_channels
+        dim = 0 if kind == "Filters" else 1
+        if kind == "Channels":
+            _thin_linear(model, dg, removed)
+        for name, conv in list(model.named_modules()):
+            if not isinstance(conv, nn.Conv2d):
+                continue
+            idxs = _zero(conv.weight, dim)
+            if not idxs or len(idxs) >= conv.weight.shape[dim]:
+                continue
+            group = dg.get_pruning_group(conv, handler, idxs=sorted(idxs))
+            for dep, _ in group.items:
+                target = dep.target.module
+                if isinstance(target, nn.Conv2d) and dep.handler == handler:
+                    idxs &= _zero(target.weight, dim)
+            if not idxs:
+                continue
+            dg.get_pruning_group(conv, handler, idxs=sorted(idxs)).prune()
+            removed[name] = len(idxs)
     return removed

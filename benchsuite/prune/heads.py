@@ -27,7 +27,7 @@ import torch_pruning as tp
 from torch import nn
 
 from benchsuite.prune.graph import dependency_graph
-from benchsuite.prune.masks import make_permanent, set_mask
+from benchsuite.prune.masks import masks_lifted
 from benchsuite.prune.names import resolve_list
 from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.prune.structured import kept_count
@@ -102,25 +102,24 @@ class AttentionHeadPruner(Pruner):
                 todo.append((name, attn, attn.num_heads - keep))
         if not todo:
             return False
-        masked = make_permanent(model)
-        dg = dependency_graph(model, self.example_input)
-        for name, attn, drop in todo:
-            heads = head_scores(attn, self.args["criterion"]).argsort(stable=True)[:drop]
-            d = attn.head_dim
-            idxs = sorted(int(h) * d + j for h in heads for j in range(d))
-            group = dg.get_pruning_group(attn.qkv, tp.prune_linear_out_channels, idxs=idxs)
-            rows = {len(i) for dep, i in group.items if dep.target.module is attn.qkv}
-            cols = {len(i) for dep, i in group.items if dep.target.module is attn.proj}
-            if rows != {3 * len(idxs)} or cols != {len(idxs)}:
-                raise RecipeError(f"{self.path}.class", f"{name}: torch-pruning does not tie its "
-                                  "qkv rows and proj columns head by head (qkv must be split "
-                                  "into q, k, v by reshape(b, n, 3, heads, head_dim) and "
-                                  "unbind); its heads cannot be removed")
-            count = attn.num_heads
-            group.prune()
-            if not isinstance(getattr(type(attn), "num_heads", None), property):
-                attn.num_heads = count - drop  # an attribute (timm's), not derived from qkv
-            self.thinned[f"{name}.heads"] = self.thinned.get(f"{name}.heads", 0) + drop
-        for pname in masked:  # element-wise masks stay where the weights are still zero
-            set_mask(model, pname, (model.get_parameter(pname).detach() != 0).float())
+        with masks_lifted(model):  # element-wise masks stay where weights are still zero
+            dg = dependency_graph(model, self.example_input)
+            for name, attn, drop in todo:
+                heads = head_scores(attn, self.args["criterion"]).argsort(stable=True)[:drop]
+                d = attn.head_dim
+                idxs = sorted(int(h) * d + j for h in heads for j in range(d))
+                group = dg.get_pruning_group(attn.qkv, tp.prune_linear_out_channels, idxs=idxs)
+                rows = {len(i) for dep, i in group.items if dep.target.module is attn.qkv}
+                cols = {len(i) for dep, i in group.items if dep.target.module is attn.proj}
+                if rows != {3 * len(idxs)} or cols != {len(idxs)}:
+                    raise RecipeError(f"{self.path}.class",
+                                      f"{name}: torch-pruning does not tie its qkv rows and "
+                                      "proj columns head by head (qkv must be split into q, k, "
+                                      "v by reshape(b, n, 3, heads, head_dim) and unbind); its "
+                                      "heads cannot be removed")
+                count = attn.num_heads
+                group.prune()
+                if not isinstance(getattr(type(attn), "num_heads", None), property):
+                    attn.num_heads = count - drop  # an attribute (timm's), not derived from qkv
+                self.thinned[f"{name}.heads"] = self.thinned.get(f"{name}.heads", 0) + drop
         return True

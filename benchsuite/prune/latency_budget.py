@@ -62,7 +62,7 @@ from benchsuite.models.resnet_cifar import BasicBlock
 from benchsuite.models.vit import Block as EncoderBlock
 from benchsuite.prune.block_removal import bypass_loss_scores
 from benchsuite.prune.criteria import Calibration
-from benchsuite.prune.masks import combine_mask, effective, make_permanent, set_mask
+from benchsuite.prune.masks import combine_mask, effective, masks_lifted
 from benchsuite.prune.names import resolve_list
 from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.prune.structured import _param, structure_mask
@@ -333,15 +333,14 @@ class LatencyBudgetPruner(Pruner):
         """Remove the planned hidden features of linear inner layers (a ViT MLP's fc1 rows and
         fc2's input features), lowest-ranked first; element-wise masks stay where the weights
         are still zero."""
-        masked = make_permanent(model)
-        for b, order, width in groups:
-            lay = self.layouts[b]
-            drop = sorted(order[:len(order) - width])
-            tp.prune_linear_out_channels(model.get_submodule(f"{b}.{lay.inner}"), drop)
-            tp.prune_linear_in_channels(model.get_submodule(f"{b}.{lay.reader}"), drop)
-            self.thinned[f"{b}.{lay.inner}"] = self.thinned.get(f"{b}.{lay.inner}", 0) + len(drop)
-        for pname in masked:
-            set_mask(model, pname, (model.get_parameter(pname).detach() != 0).float())
+        with masks_lifted(model):
+            for b, order, width in groups:
+                lay = self.layouts[b]
+                drop = sorted(order[:len(order) - width])
+                tp.prune_linear_out_channels(model.get_submodule(f"{b}.{lay.inner}"), drop)
+                tp.prune_linear_in_channels(model.get_submodule(f"{b}.{lay.reader}"), drop)
+                key = f"{b}.{lay.inner}"
+                self.thinned[key] = self.thinned.get(key, 0) + len(drop)
 
     def _plan(self, model: nn.Module, table: LatencyTable, calib: Calibration,
               example: torch.Tensor) -> dict:

@@ -7,6 +7,9 @@ optimizer step. `make_permanent` folds the masks in (for export, thinning, check
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from torch.nn.utils import prune
@@ -125,6 +128,18 @@ def make_permanent(model: nn.Module) -> dict[str, torch.Tensor]:
         folded[name] = get_mask(model, name).clone()
         prune.remove(model.get_submodule(module_name), attr)
     return folded
+
+
+@contextmanager
+def masks_lifted(model: nn.Module) -> Iterator[None]:
+    """Fold every mask in for a change of shapes (a structure removed: masked tensors must be
+    plain parameters for torch-pruning to slice them); afterwards each folded parameter is masked
+    again where its (possibly narrower) weight is still zero, so element-wise sparsity survives
+    the thinning. On an error the masks stay folded: the model is not to be used further."""
+    folded = make_permanent(model)
+    yield
+    for name in folded:
+        set_mask(model, name, (model.get_parameter(name).detach() != 0).float())
 
 
 def sparsity(tensor: torch.Tensor) -> float:
