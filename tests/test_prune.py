@@ -100,3 +100,28 @@ def test_thinning_exactly_zero_channels_keeps_outputs(mode):
     model.eval()
     assert torch.allclose(model(x), before, atol=1e-5)
     assert sum(p.numel() for p in model.parameters()) < params
+
+
+def test_masks_lifted_keeps_element_wise_sparsity_through_a_change_of_shape():
+    """Thinning needs plain tensors; after it the zeros of the narrower weight are masked again
+    (an optimizer step cannot revive them) and an unmasked layer stays unmasked."""
+    import torch_pruning as tp
+    from torch import nn
+
+    from benchsuite.prune.masks import get_mask, masked_names, masks_lifted
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    mask = (torch.rand(8, 6) > 0.5).float()
+    set_mask(model, "0.weight", mask)
+    with masks_lifted(model):
+        assert masked_names(model) == []  # plain parameters while shapes change
+        tp.prune_linear_out_channels(model[0], [1, 4])
+        tp.prune_linear_in_channels(model[2], [1, 4])
+    keep = [0, 2, 3, 5, 6, 7]
+    assert masked_names(model) == ["0.weight"]
+    assert torch.equal(get_mask(model, "0.weight"), mask[keep])
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    model(torch.randn(4, 6)).sum().backward()
+    opt.step()
+    assert torch.equal(effective(model, "0.weight") == 0, mask[keep] == 0)
