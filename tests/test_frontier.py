@@ -50,6 +50,45 @@ def test_the_frontier_puts_each_point_beside_the_dense_zoo_and_scratch():
     assert "pruned -0.57 pt over the same architecture" in lines
 
 
+def test_the_int8_point_is_put_beside_the_dense_zoo_in_int8_not_at_f32():
+    from benchsuite.sweep.frontier import Point, margins
+
+    def point(method, precision, **kw):
+        return Point(method, 0, precision, CaseResult(**kw), None, 1, 0)
+
+    lines = "\n".join(margins([
+        point("int8", "int8", speedup=3.5, passed=True),
+        point("zoo", "f32", speedup=3.2, passed=True, control="zoo:mobilenetv2_035"),
+        point("zoo", "int8", speedup=5.0, passed=True, control="zoo:mobilenetv2_035")]))
+    assert ("int8 (int8, seed 0): 3.50x (holds on test) against the dense zoo's "
+            "mobilenetv2_035 5.00x (holds on test): margin 0.70") in lines
+    assert "3.20x" not in lines
+
+
+def test_with_int8_the_frontier_quantizes_the_dense_zoo_too(tmp_path, monkeypatch):
+    """`benchsuite frontier --int8`: the zoo's network also in INT8 (NNCF) against dense at f32,
+    through the real pipeline (a zoo of one network on digits)."""
+    import pandas as pd
+
+    from benchsuite.frontends.frontier_cli import main
+
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCHSUITE_RESULTS", str(tmp_path / "results"))
+    out = tmp_path / "frontier.md"
+    assert main(["--model", "small_cnn", "--dataset", "digits", "--seeds", "0", "--int8",
+                 "--methods", "zoo,int8", "--zoo-models", "cnn2_bn", "--epochs", "1",
+                 "--dense-epochs", "2", "--train-images", "all", "--threshold=-100pt",
+                 "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| zoo | f32 | 1/1 |" in text and "| zoo | int8 | 1/1 |" in text, text
+    rows = pd.read_csv(tmp_path / "results" / "results.csv")
+    int8 = rows[rows["precision"] == "int8"]
+    assert len(int8) == 1 and int8["control"].iloc[0] == "zoo:cnn2_bn"
+    r = int8.iloc[0]
+    assert "NNCF" in r["quantization"] and not r["int8_layers"].startswith("0/")
+    assert "dense at f32" in r["speedup_method"] and r["speedup"] > 0
+
+
 def test_the_frontier_budget_method_runs_the_latency_budget_recipe_at_each_target(tmp_path):
     """`budget`'s cases: the library's latency_budget recipe at each target speed-up, with the
     seed and precision of the frontier's row (the real runs: docs/measurements.md)."""

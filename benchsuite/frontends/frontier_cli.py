@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         except UserError as e:
             ap.error(f"--methods budget: {e} (pass --methods without budget)")
     t0 = time.time()
-    for precision in args.precisions.split(","):
+    precisions = args.precisions.split(",")
+    for precision in precisions:
         for seed in seeds:
             print(f"== {precision}, seed {seed} ({time.time() - t0:.0f} s)", flush=True)
             if "uniform" in methods:
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                     frontier.follow(found, "scratch", control="scratch")
             if "zoo" in methods:
                 frontier.zoo(seed, precision, family)
+                if args.int8 and "int8" in methods and precision == precisions[0]:
+                    frontier.zoo(seed, "int8", family)  # the int8 point's like-for-like control
     lines = [*table(frontier.points, threshold), "", *margins(frontier.points), "",
              *search_lines(frontier.searches), f"\nwall time {time.time() - t0:.0f} s"]
     text = "\n".join(lines)

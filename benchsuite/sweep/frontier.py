@@ -24,7 +24,9 @@ floor on the VALIDATION split; its verdict is then read on the test split, once)
   int8       (--int8) the found point quantized by NNCF, against dense at f32
   scratch    control: the found point's architecture trained from scratch, same epochs
   zoo        control: the fastest network of the dense family (models.DENSE_FAMILY) that holds
-             the floor, trained from scratch for the same epochs, timed against the same dense
+             the floor, trained from scratch for the same epochs, timed against the same dense;
+             with --int8 and int8 among the methods also quantized by NNCF, against dense at
+             f32 (the int8 point's control: INT8 against INT8)
 
 Every case goes through the recording service (results table, W&B offline) and the result
 cache, so an interrupted frontier resumes where it stopped. Conditions: those of the cases
@@ -292,12 +294,13 @@ def table(points: list[Point], threshold: Threshold) -> list[str]:
 
 
 def margins(points: list[Point]) -> list[str]:
-    """Each pruning method's point against the dense zoo's at the same seed (both chosen on the
-    validation split; < 1: the control is faster), with both verdicts on the test split, then
+    """Each pruning method's point against the dense zoo's at the same seed and precision (the
+    int8 point against the zoo's network in INT8; both chosen on the validation split; < 1: the
+    control is faster), with both verdicts on the test split, then
     the mean over seeds; and the pruned point against its architecture trained from scratch."""
     out = []
     zoo = {(p.seed, p.precision): p.row for p in points if p.method == "zoo" and p.row}
-    for method in ("uniform", "budget", "search", "kd"):
+    for method in ("uniform", "budget", "search", "kd", "int8"):
         ratios = []
         for p in points:
             control = zoo.get((p.seed, p.precision))
