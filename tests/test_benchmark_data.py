@@ -124,7 +124,7 @@ def test_the_stages_train_on_the_rest_and_report_both_splits(tmp_path):
 
 def test_a_damaged_dense_cache_entry_is_quarantined_and_trained_again(tmp_path, caplog):
     from benchsuite.core.paths import cache_dir
-    from benchsuite.pipeline.stages import dense_key, train_stage
+    from benchsuite.pipeline.dense import dense_key, train_stage
 
     spec = {"model": "small_cnn", "dataset": "digits", "seed": 5, "epochs": 1}
     first = train_stage(spec, {}, tmp_path)
@@ -140,14 +140,14 @@ def test_a_damaged_dense_cache_entry_is_quarantined_and_trained_again(tmp_path, 
 
 def test_nan_logits_are_an_error_that_says_so(digits):
     from benchsuite.models import build_model
-    from benchsuite.pipeline.stages import _scores
+    from benchsuite.pipeline.dense import scores
 
     model = build_model("small_cnn", 10, 1)
     with torch.no_grad():
         model.fc.weight.fill_(float("nan"))
     data = holdout(digits, 180, seed=0)
     with pytest.raises(UserError, match="NaN or infinite"):
-        _scores(model, data)
+        scores(model, data)
 
 
 def test_reinitialise_keeps_shapes_and_masks_and_draws_new_weights():
@@ -167,17 +167,51 @@ def test_reinitialise_keeps_shapes_and_masks_and_draws_new_weights():
     assert model.conv2.weight_orig.abs().sum() > 0
 
 
-def test_the_scratch_control_trains_the_pruned_architecture_for_the_whole_budget(tmp_path):
+def test_the_scratch_control_trains_the_pruned_architecture_for_the_whole_budget(
+        tmp_path, monkeypatch):
     from benchsuite.pipeline.stages import prune_stage, train_stage
+
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
 
     dense_spec = {"model": "small_cnn", "dataset": "digits", "seed": 0, "epochs": 1}
     dense = train_stage(dense_spec, {}, tmp_path)
     recipe = Case("tp_uniform", {"ratio": 0.5}).recipe_text()
     spec = dense_spec | {"epochs": 1, "recipe_text": recipe, "recipe_name": "tp_uniform",
                          "control": "scratch", "dense_epochs": 1}
-    result = prune_stage(spec, {"checkpoint": dense.files["checkpoint"]}, tmp_path).result
+    first = prune_stage(spec, {"checkpoint": dense.files["checkpoint"]}, tmp_path)
+    result = first.result
     assert result["scratch_epochs"] == 2  # dense 1 + fine-tuning 1
     assert 0 <= result["scratch_top1"] <= 1 and result["scratch_seconds"] > 0
+    # the scratch model goes to the bench stage too (scored as deployed), as an ONNX file
+    assert first.files["scratch_onnx"].stat().st_size > 0 and not result["cached"]
+    again = prune_stage(spec, {"checkpoint": dense.files["checkpoint"]}, tmp_path)
+    assert again.result["cached"] and again.files == first.files
+    assert again.result["scratch_top1"] == result["scratch_top1"]
+
+
+def test_the_prune_stage_cache_keys_on_the_spec_and_the_input_files(tmp_path, monkeypatch):
+    """Another recipe, another dense checkpoint: a miss; the same spec and files: a hit; a
+    stage that fails leaves no entry."""
+    from benchsuite.core.paths import cache_dir
+    from benchsuite.pipeline.stages import prune_stage, pruned_key, train_stage
+
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    dense_spec = {"model": "small_cnn", "dataset": "digits", "seed": 0, "epochs": 1}
+    dense = train_stage(dense_spec, {}, tmp_path)
+    other = train_stage(dense_spec | {"seed": 1}, {}, tmp_path)
+    spec = dense_spec | {"epochs": 1, "recipe_text": Case("tp_uniform", {"ratio": 0.5})
+                         .recipe_text(), "recipe_name": "tp_uniform"}
+    files = {"checkpoint": dense.files["checkpoint"]}
+    key = pruned_key(spec, files)
+    assert key != pruned_key(spec, {"checkpoint": other.files["checkpoint"]})
+    assert key != pruned_key(spec | {"recipe_text": Case("tp_uniform", {"ratio": 0.25})
+                                     .recipe_text()}, files)
+    assert not prune_stage(spec, files, tmp_path).result["cached"]
+    assert prune_stage(spec, files, tmp_path).result["cached"]
+    bad = spec | {"model": "cnn2_bn"}  # the checkpoint names another model: refused
+    with pytest.raises(Exception, match="checkpoint is of model"):
+        prune_stage(bad, files, tmp_path)
+    assert not (cache_dir() / "pruned" / pruned_key(bad, files)).exists()
 
 
 def test_zoo_cases_are_the_family_less_the_reference_timed_against_it():

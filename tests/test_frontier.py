@@ -32,6 +32,40 @@ def test_the_frontier_runs_a_method_and_its_scratch_control_through_the_pipeline
     assert "| uniform | f32 | 1/1 |" in text and "| scratch | f32 |" in text
 
 
+def test_the_int8_point_carries_its_scratch_control_quantized_and_f32_reuses_the_models(
+        tmp_path, monkeypatch):
+    """`frontier --int8` with scratch: the int8 case trains the scratch control in its prune
+    stage and the bench stage quantizes and scores it as deployed, like the pruned model; the
+    f32 scratch case then takes both models from the worker's prune cache (no second training)
+    and scores the scratch model at f32."""
+    from benchsuite.core.paths import cache_dir
+    from benchsuite.pipeline.executor import LocalExecutor
+    from benchsuite.sweep.frontier import Frontier, margins, table
+
+    monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
+    base = Case(recipe="", model="small_cnn", dataset="digits", dense_epochs=3, epochs=1,
+                train_images=None, niter=50, bench_seconds=2.0)
+    frontier = Frontier(base, Threshold.parse("-100pt"), LocalExecutor(tmp_path),
+                        say=lambda _m: None)
+    point = frontier.uniform(0, "f32", [0.5])
+    int8 = frontier.int8(point, scratch=True).row
+    assert int8.precision == "int8" and "NNCF" in int8.quantization
+    # the scratch model deployed in INT8, beside torch's figure of the same trained model
+    assert abs(int8.scratch_top1 - int8.scratch_top1_torch) < 0.05
+    entries = sorted(p.name for p in (cache_dir() / "pruned").iterdir() if p.is_dir())
+    f32 = frontier.follow(point, "scratch", control="scratch").row
+    assert sorted(p.name for p in (cache_dir() / "pruned").iterdir() if p.is_dir()) == entries
+    assert f32.scratch_top1_torch == int8.scratch_top1_torch  # the same model, from the cache
+    assert f32.scratch_seconds == int8.scratch_seconds
+    assert abs(f32.scratch_top1 - f32.scratch_top1_torch) <= 0.005  # OpenVINO f32 vs torch
+    text = "\n".join(table(frontier.points, frontier.threshold))
+    assert "| scratch | int8 | 1/1 |" in text and "| scratch | f32 | 1/1 |" in text, text
+    lines = "\n".join(margins(frontier.points))
+    gap = (int8.top1 - int8.scratch_top1) * 100
+    assert f"scratch (int8, seed 0): pruned {gap:+.2f} pt over the same architecture trained " \
+           "from scratch (deployed)" in lines, lines
+
+
 def test_the_frontier_puts_each_point_beside_the_dense_zoo_and_scratch():
     from benchsuite.sweep.frontier import Point, margins
 

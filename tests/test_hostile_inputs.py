@@ -316,7 +316,7 @@ def test_a_changed_image_folder_is_other_data_for_both_caches(tmp_path: Path):
     """Swapping an image folder's val/ classes (cat <-> dog) after a run left the case
     'pass (cached)' at Top-1 1.0, and with --force again 1.0: the dense cache (keyed on the
     folder's name) served its old eval_data.npz, the old test split, to the new run."""
-    from benchsuite.pipeline.stages import dense_key
+    from benchsuite.pipeline.dense import dense_key
 
     root = _folder(tmp_path / "pets", {"train": {"cat": 2, "dog": 2},
                                        "val": {"cat": 1, "dog": 2}})
@@ -337,7 +337,7 @@ def test_an_edited_model_source_is_another_dense_model(user, tmp_path: Path):
     """The case re-ran after the user's model changed (ReLU -> Tanh: its id holds the source
     digest), but its dense model came from the cache entry the old code had trained."""
     from benchsuite.core.userspec import source_digest
-    from benchsuite.pipeline.stages import dense_key
+    from benchsuite.pipeline.dense import dense_key
 
     spec = Case(recipe="level_elementwise", model=f"{user}:tiny", dataset="digits").dense_spec()
     before = dense_key(spec)

@@ -110,7 +110,7 @@ def test_the_code_that_builds_a_row_is_in_the_cache_key() -> None:
 def test_every_cache_key_names_files_that_exist() -> None:
     """A module moved without its cache key following it fails here, not in every case."""
     from benchsuite.core.hashing import code_version
-    from benchsuite.pipeline.stages import TRAIN_CODE
+    from benchsuite.pipeline.dense import TRAIN_CODE
 
     for parts in (CASE_CODE, TRAIN_CODE):
         assert len(code_version(*parts)) == 12
@@ -186,3 +186,17 @@ def test_a_disturbed_result_is_measured_again_not_taken_from_the_cache(
         assert out.cached and out.bench_disturbed is disturbed and said == ["cached result"]
     with pytest.raises(Measuring):  # --force measures every case, disturbed or not
         run.run_case(case, executor=None, force=True)
+
+
+def test_the_scratch_gap_compares_like_with_like():
+    """Pruned against scratch: deployed against deployed where the bench stage scored the
+    scratch model (an INT8 case: both quantized), else torch against torch."""
+    from benchsuite.core.result import scratch_gap
+
+    both = {"top1": 0.92, "top1_torch": 0.95, "scratch_top1": 0.90, "scratch_top1_torch": 0.91}
+    gap, how = scratch_gap(both)
+    assert how == "deployed" and gap == pytest.approx(2.0)
+    torch_only = both | {"scratch_top1_torch": float("nan")}  # a results-table row before
+    gap, how = scratch_gap(torch_only)
+    assert how == "torch" and gap == pytest.approx(5.0)
+    assert scratch_gap({"top1": 0.9, "scratch_top1": None}) is None

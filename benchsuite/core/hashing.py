@@ -14,6 +14,10 @@ def content_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+def file_digest(path: Path, length: int = 16) -> str:
+    """sha256 of a file's bytes, shortened to `length` hex digits (a cache key's input file)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:length]
 
 
 def code_version(*parts: str, length: int = 12) -> str:

@@ -86,10 +86,13 @@ class CaseResult(FromDict):
     val_top1: float | None = _to(TRIAL, TABLE, SUMMARY, REPORT)
     dense_val_top1: float | None = _to(TRIAL, TABLE, SUMMARY)
     val_images: int | None = _to(TABLE, SUMMARY)
-    # the scratch control: the pruned architecture trained from scratch, the same epochs in all
+    # the scratch control: the pruned architecture trained from scratch, the same epochs in all;
+    # scratch_top1 is its deployed model's as top1 is the pruned one's (top1_method: the same
+    # conversion, INT8 quantization and precision), torch's where no bench stage scored it
     scratch_top1: float | None = _to(TABLE, SUMMARY, REPORT)
     scratch_top1_ci_low: float | None = _to(TABLE, SUMMARY)
     scratch_top1_ci_high: float | None = _to(TABLE, SUMMARY)
+    scratch_top1_torch: float | None = _to(TABLE, SUMMARY)
     scratch_val_top1: float | None = _to(TABLE, SUMMARY)
     scratch_epochs: int | None = _to(TABLE, SUMMARY)
     scratch_seconds: float | None = _to(TABLE)
@@ -232,3 +235,17 @@ COLUMNS = keys_for(TABLE)
 VERDICT_KEYS = tuple(k for k in COLUMNS if all(k in keys_for(d) for d in VERDICT))
 # what the outputs accept: a record, or a row dict with its field names (a results-table row)
 Row = CaseResult | dict[str, Any]
+
+
+def scratch_gap(row: Row) -> tuple[float, str] | None:
+    """The pruned model's Top-1 minus its scratch control's, in points, like with like: the
+    deployed models' ("deployed": the row's `top1_method`) where the bench stage scored the
+    scratch model too, else torch's ("torch"); None for a row without a scratch control."""
+    scratch = row.get("scratch_top1")
+    if _missing(scratch):
+        return None
+    if not _missing(row.get("scratch_top1_torch")):
+        return (float(row["top1"]) - float(scratch)) * 100, "deployed"
+    pruned = row.get("top1_torch")
+    pruned = row.get("top1") if _missing(pruned) else pruned
+    return (float(pruned) - float(scratch)) * 100, "torch"

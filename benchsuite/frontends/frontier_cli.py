@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "kd" in methods:
                     frontier.follow(found, "kd", params=KD)
                 if args.int8 and "int8" in methods:
-                    frontier.follow(found, "int8", precision="int8")
+                    frontier.int8(found, scratch="scratch" in methods)
                 if "scratch" in methods:
                     frontier.follow(found, "scratch", control="scratch")
             if "zoo" in methods:

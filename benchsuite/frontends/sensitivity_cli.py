@@ -49,7 +49,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from benchsuite.pipeline.stages import _load_data, load_checkpoint, train_stage
+    from benchsuite.pipeline.dense import load_checkpoint, load_data, train_stage
 
     spec = {"model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
             "seed": args.seed, "epochs": args.dense_epochs}
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         dense = train_stage(spec, {}, Path(tmp))
         model = load_checkpoint(dense.files["checkpoint"])
-    data = _load_data(spec)
+    data = load_data(spec)
     n = args.eval_samples or len(data.x_test)
     rows = sensitivity_analysis(model, data.x_test[:n], data.y_test[:n],
                                 [0.0, *[s for s in args.sparsities if s > 0]],

@@ -51,15 +51,21 @@ def top1_fields(dense: dict, pruned: dict, bench: dict) -> dict[str, Any]:
                                "int8_layers": bench.get("int8_layers")})
 
 
-def scratch_fields(pruned: dict) -> dict[str, Any]:
-    """The scratch control's figures (with the Wilson interval of its Top-1), when it ran."""
+def scratch_fields(pruned: dict, bench: dict) -> dict[str, Any]:
+    """The scratch control's figures, when it ran: `scratch_top1` the deployed model's where
+    the bench stage scored it (as `top1` is the pruned model's: like with like, at INT8 too),
+    else torch's; with its Wilson interval, and torch's figure beside it."""
     from benchsuite.core.stats import wilson_interval
 
     if pruned.get("scratch_top1") is None:
         return {}
-    low, high = wilson_interval(pruned["scratch_top1"], pruned["test_images"])
-    return {"scratch_top1": pruned["scratch_top1"], "scratch_top1_ci_low": low,
-            "scratch_top1_ci_high": high, "scratch_val_top1": pruned.get("scratch_val_top1"),
+    deployed = bench.get("scratch_top1_deployed")
+    top1 = pruned["scratch_top1"] if deployed is None else deployed
+    images = bench.get("test_images_deployed") if deployed is not None else None
+    low, high = wilson_interval(top1, images or pruned["test_images"])
+    return {"scratch_top1": top1, "scratch_top1_ci_low": low, "scratch_top1_ci_high": high,
+            "scratch_top1_torch": pruned["scratch_top1"],
+            "scratch_val_top1": pruned.get("scratch_val_top1"),
             "scratch_epochs": pruned.get("scratch_epochs"),
             "scratch_seconds": pruned.get("scratch_seconds")}
 
@@ -90,7 +96,7 @@ def result_from_stages(case: Case, dense: dict, pruned: dict, bench: dict,
         sparse_weights_rate=case.sparse_weights_rate,
         val_top1=pruned.get("val_top1"), dense_val_top1=dense.get("val_top1"),
         val_images=pruned.get("val_images"),
-        **scratch_fields(pruned),
+        **scratch_fields(pruned, bench),
         device=p["device"], device_name=cond.get("device_name",
                                                  p.get("device_name", "unknown")),
         precision="int8" if case.int8 else cond.get("precision", p["precision"]),

@@ -189,7 +189,8 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     bench_spec = {"input_shape": dense.result["input_shape"], "settings": case.bench_settings(),
                   "paired": case.paired_settings(), "int8": case.int8} | table
     bench_files = {"dense_onnx": dense.files["onnx"], "pruned_onnx": pruned.files["onnx"],
-                   "eval_data": dense.files["eval_data"]}
+                   "eval_data": dense.files["eval_data"]} | (
+        {"scratch_onnx": pruned.files["scratch_onnx"]} if "scratch_onnx" in pruned.files else {})
     bench = executor.run(BENCH, bench_spec, bench_files,
                          progress=lambda line: say(f"benchmark: {line}"))
     result = result_from_stages(case, dense.result, pruned.result, bench.result,

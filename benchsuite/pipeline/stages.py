@@ -26,16 +26,12 @@ Torch is imported inside the prune stages only: a bench worker's environment has
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
-import shutil
 import time
 from pathlib import Path
 
 from benchsuite.core.errors import UserError
-from benchsuite.core.hashing import code_version, content_hash
+from benchsuite.core.hashing import code_version, content_hash, file_digest
 from benchsuite.core.paths import cache_dir
 from benchsuite.core.stage_specs import (
     BenchSpec,
@@ -44,183 +40,56 @@ from benchsuite.core.stage_specs import (
     PruneSpec,
     TrainSpec,
 )
-from benchsuite.core.userspec import input_digests
+from benchsuite.pipeline.dense import (
+    load_checkpoint,
+    load_data,
+    save_checkpoint,
+    scores,
+    train_stage,
+)
 from benchsuite.pipeline.executor import Stage, StageResult, extra_stages, load_stage
+from benchsuite.pipeline.folder_cache import cached_folder
 
 log = logging.getLogger(__name__)
 
-# dense models are cached by (model, dataset, seed, epochs) and the code that trains them
-TRAIN_CODE = ("models", "data", "prune/training.py", "pipeline/stages.py")
-DATA_SPLIT_SEED = 0  # one fixed split, so every seed is evaluated on the same test images
-EVAL_DATA = "eval_data.npz"  # calibration subset + test split for the bench worker
 
-
-def _load_data(spec: dict):
-    from benchsuite.data import load_case_data
-
-    return load_case_data(spec["dataset"], spec["seed"], spec.get("data_dir"),
-                          spec.get("train_images"), split_seed=DATA_SPLIT_SEED)
-
-
-def _scores(model, data) -> dict:
-    """Top-1/Top-5 on the test split and Top-1 on the validation split; a model whose logits
-    are not finite (NaN weights, a diverged run) is an error that says so."""
-    from benchsuite.core.errors import UserError
-    from benchsuite.prune.training import evaluate
-
-    test = evaluate(model, data.x_test, data.y_test)
-    val = evaluate(model, data.x_val, data.y_val)
-    if not (math.isfinite(test["loss"]) and math.isfinite(val["loss"])):
-        raise UserError("the model's logits are NaN or infinite (its weights hold NaN or Inf, "
-                        "or training diverged): its accuracy would mean nothing")
-    return {"top1": test["top1"], "top5": test["top5"], "test_images": test["test_images"],
-            "val_top1": val["top1"], "val_images": val["test_images"]}
-
-
-def _save_checkpoint(model, spec: dict, data, path: Path) -> Path:
-    import torch
-
-    from benchsuite.prune.masks import clone_model, make_permanent
-
-    clone = clone_model(model)
-    make_permanent(clone)
-    torch.save({
-        "state_dict": clone.state_dict(), "model": spec["model"],
-        "num_classes": data.num_classes, "in_channels": data.input_shape[0],
-    }, path)
-    return path
-
-
-def load_checkpoint(path: Path, model: str | None = None):
-    """Rebuild a (possibly thinned) model from a checkpoint; tensors only, weights_only=True.
-    With `model`, a checkpoint naming another model is refused (the name is imported: a job's
-    checkpoint must not bring in a module that the job's checked spec does not name)."""
-    import torch
-
-    from benchsuite.core.trust import REFUSED, JobRefused
-    from benchsuite.models import build_model, load_thinned
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if model is not None and ckpt.get("model") != model:
-        raise JobRefused(f"{REFUSED}the checkpoint is of model {ckpt.get('model')!r}, the job's "
-                         f"spec names {model!r}")
-    model = build_model(ckpt["model"], ckpt["num_classes"], ckpt["in_channels"])
-    return load_thinned(model, ckpt["state_dict"]).eval()
-
-
-def dense_key(spec: dict) -> str:
-    """The dense model's cache key: its settings, the training code and what the model and
-    data are beyond their names (a user's model source, an image folder's files, a --data-dir:
-    `input_digests`), so an edited model or changed data is trained afresh."""
-    keys = ("model", "dataset", "seed", "epochs")
-    from benchsuite.prune.training import train_threads  # the numbers depend on the thread count
-
-    subset = spec.get("train_images")
-    threads = train_threads()
-    inputs = input_digests(spec["model"], spec["dataset"], spec.get("data_dir"))
-    return content_hash({k: spec[k] for k in keys} | {"code": code_version(*TRAIN_CODE)}
-                        | ({"train_threads": threads} if threads != 1 else {})
-                        | ({"train_images": subset} if subset is not None else {})
-                        | ({"inputs": inputs} if inputs else {}))
-
-
-def train_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
-    """spec: model, dataset, seed, epochs[, data_dir]. Cached by content hash; concurrent
-    callers (pytest-xdist workers, several prune workers on one machine) train it once."""
-    from filelock import FileLock
-
-    key = dense_key(spec)
-    folder = cache_dir() / "dense" / key
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(folder.parent / f"{key}.lock"):
-        return _train_cached(spec, key, folder, workdir)
-
-
-def _train_cached(spec: dict, key: str, folder: Path, workdir: Path) -> StageResult:
-    artifacts = {"checkpoint": folder / "model.pt", "onnx": folder / "model.onnx",
-                 "eval_data": folder / EVAL_DATA}
-    if folder.exists():
-        meta = _intact(folder, artifacts)
-        if meta is not None:
-            return StageResult(meta | {"cached": True}, artifacts)
-        _quarantine(folder)
-
-    import torch
-
-    from benchsuite.export.onnx import export_onnx
-    from benchsuite.models import build_model
-    from benchsuite.prune import model_stats
-    from benchsuite.prune.training import DENSE_LR, DENSE_WARMUP, seed_everything, train
-
-    data = _load_data(spec)
-    seed_everything(spec["seed"])
-    model = build_model(spec["model"], data.num_classes, data.input_shape[0])
-    t0 = time.perf_counter()
-    train(model, data, spec["epochs"], DENSE_LR, spec["seed"], warmup=DENSE_WARMUP,
-          log=lambda e: log.info("dense %s epoch %d loss %.3f", spec["model"], e.epoch, e.loss))
-    seconds = time.perf_counter() - t0
-    metrics = _scores(model, data)
-    stats = model_stats(model, torch.zeros(1, *data.input_shape))
-    # written whole into a folder of its own, then renamed into place: a full disk or a killed
-    # worker leaves no half entry under the key
-    tmp = folder.parent / f".{key}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        _save_checkpoint(model, spec, data, tmp / "model.pt")
-        export_onnx(model, data.input_shape, tmp / "model.onnx")
-        _write_eval_data(data, tmp / EVAL_DATA)
-        result = {
-            "dense_key": key, **metrics,
-            "params": stats["params"], "macs": stats["macs"], "train_seconds": seconds,
-            "train_images": len(data.y_train), "epochs": spec["epochs"],
-            "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-            "files": {p.name: p.stat().st_size for p in (tmp / n for n in FILE_NAMES)},
-        }
-        (tmp / "meta.json").write_text(json.dumps(result, indent=1))  # the hit mark, last
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return StageResult(result | {"cached": False}, artifacts)
-
-
-FILE_NAMES = ("model.pt", "model.onnx", EVAL_DATA)
-
-
-def _intact(folder: Path, artifacts: dict[str, Path]) -> dict | None:
-    """The cached entry's meta when its mark is readable and every file has the size the mark
-    recorded; else None (a damaged entry)."""
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-        sizes = meta["files"]
-        if all(p.stat().st_size == sizes[p.name] for p in artifacts.values()):
-            return meta
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def _quarantine(folder: Path) -> None:
-    """Move a damaged cache entry aside (kept for a look, never read again) and say so."""
-    aside = folder.with_name(f"{folder.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-    log.warning("the cached dense model %s is damaged (a missing or truncated file, or no "
-                "readable meta.json): moved to %s and trained again", folder, aside)
-    folder.rename(aside)
-
-
-def _write_eval_data(data, path: Path) -> Path:
-    """The bench stage's data (bench/evaldata.py): a calibration subset of the training split
-    and the test split, as numpy arrays (the bench worker has no torch)."""
-    from benchsuite.bench.evaldata import write_eval_data
-
-    return write_eval_data(path, data.x_train.numpy(), data.x_test.numpy(), data.y_test.numpy())
+PRUNED_FILES = ("pruned.pt", "pruned.onnx", "scratch.onnx")
 
 
 def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     """spec: model, dataset, seed, epochs (fine-tuning), recipe_text, recipe_name[, data_dir]
     [, train_images][, epoch_top1][, control: "scratch" with dense_epochs]. files: checkpoint
-    (the dense model)."""
+    (the dense model). Result files: checkpoint, onnx (the pruned model)[, scratch_onnx: the
+    scratch control's model, for the bench stage to score as deployed].
+
+    Cached on the worker by content hash of the spec, the input files and the code that
+    prunes (`pruned_key`): a case that differs only on the bench side (an INT8 case following
+    an f32 one, the scratch control beside it) reuses the fine-tuned (and scratch-trained)
+    models. A watched job (`epoch_top1`: a search's trial, whose per-epoch progress lines its
+    engine reads and may stop it on) always runs."""
+    if spec.get("epoch_top1"):
+        meta, hit = _prune(spec, files, workdir), False
+        paths = {name: workdir / name for name in PRUNED_FILES if (workdir / name).exists()}
+    else:
+        meta, paths, hit = cached_folder(cache_dir() / "pruned", pruned_key(spec, files),
+                                         PRUNED_FILES, lambda out: _prune(spec, files, out),
+                                         what="pruned model")
+    out = {"checkpoint": paths["pruned.pt"], "onnx": paths["pruned.onnx"]}
+    if "scratch.onnx" in paths:
+        out["scratch_onnx"] = paths["scratch.onnx"]
+    return StageResult(meta | {"cached": hit}, out)
+
+
+def pruned_key(spec: dict, files: dict[str, Path]) -> str:
+    """The pruned models' cache key: the whole spec (recipe, epochs, latency table, control),
+    each input file's bytes, and the code a case's result depends on (`CASE_CODE`)."""
+    from benchsuite.recipe.case import CASE_CODE
+
+    return content_hash({"spec": spec, "code": code_version(*CASE_CODE),
+                         "files": {k: file_digest(p) for k, p in sorted(files.items())}})
+
+
+def _prune(spec: dict, files: dict[str, Path], folder: Path) -> dict:
     import torch
 
     from benchsuite.export.onnx import export_onnx
@@ -229,7 +98,7 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
     from benchsuite.recipe import parse_recipe
 
     recipe = parse_recipe(spec["recipe_text"], source=spec.get("recipe_name"))  # fails first
-    data = _load_data(spec)
+    data = load_data(spec)
     model = load_checkpoint(files["checkpoint"], spec["model"])
     example = torch.zeros(1, *data.input_shape)
     calibration = (data.x_train[:256], data.y_train[:256])  # for APoZ / Taylor / block ranking
@@ -246,18 +115,20 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
                  log=lambda e: log.info("fine-tune epoch %d loss %.3f", e.epoch, e.loss),
                  epoch_metric=held_out)
     finetune_seconds = time.perf_counter() - t0
-    metrics = _scores(model, data)
+    metrics = scores(model, data)
     kd = scheduler.distillation  # the teacher's Top-1: it is the dense model's
     extra = ({"epoch_top1": [e.top1 for e in logs]} if held_out else {}) | (
         {"kd_teacher_top1": evaluate(kd.teacher, data.x_test, data.y_test)["top1"]} if kd else {})
     if spec.get("control") == "scratch":
-        extra |= scratch_control(model, data, spec, int(spec["dense_epochs"]) + epochs)
+        scratch, fields = scratch_control(model, data, spec, int(spec["dense_epochs"]) + epochs)
+        export_onnx(scratch, data.input_shape, folder / "scratch.onnx")
+        extra |= fields
     stats = model_stats(model, example)
     t0 = time.perf_counter()
-    onnx = export_onnx(model, data.input_shape, workdir / "pruned.onnx")
+    export_onnx(model, data.input_shape, folder / "pruned.onnx")
     export_seconds = time.perf_counter() - t0
-    ckpt = _save_checkpoint(model, spec, data, workdir / "pruned.pt")
-    result = {
+    save_checkpoint(model, spec, data, folder / "pruned.pt")
+    return {
         **metrics, **stats,
         "finetune_epochs": epochs, "finetune_seconds": finetune_seconds,
         "export_seconds": export_seconds, "thinned": scheduler.thinned,
@@ -265,7 +136,6 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         "latency_plan": next((p.plan for p in scheduler.pruners.values()
                               if getattr(p, "plan", None)), None), **extra,
     }
-    return StageResult(result, {"checkpoint": ckpt, "onnx": onnx})
 
 
 def reinitialise(model, seed: int) -> None:
@@ -290,11 +160,12 @@ def reinitialise(model, seed: int) -> None:
             init()  # built with: the scratch control starts as the dense model did
 
 
-def scratch_control(pruned, data, spec: dict, epochs: int) -> dict:
+def scratch_control(pruned, data, spec: dict, epochs: int) -> tuple[object, dict]:
     """The scratch control (Liu et al., "Rethinking the Value of Network Pruning", ICLR 2019):
     the pruned architecture re-initialised and trained with the dense recipe for `epochs`, the
     case's whole budget (dense + fine-tuning epochs). When it reaches the pruned model's Top-1,
-    the pruning bought an architecture, not weights."""
+    the pruning bought an architecture, not weights. Returns the trained model (the bench stage
+    scores it as deployed) and its torch figures."""
     from benchsuite.prune.masks import clone_model
     from benchsuite.prune.training import DENSE_LR, DENSE_WARMUP, train
 
@@ -304,9 +175,9 @@ def scratch_control(pruned, data, spec: dict, epochs: int) -> dict:
     train(model, data, epochs, DENSE_LR, spec["seed"], warmup=DENSE_WARMUP,
           log=lambda e: log.info("scratch control epoch %d loss %.3f", e.epoch, e.loss))
     seconds = time.perf_counter() - t0
-    scores = _scores(model, data)
-    return {"scratch_top1": scores["top1"], "scratch_val_top1": scores["val_top1"],
-            "scratch_epochs": epochs, "scratch_seconds": seconds}
+    got = scores(model, data)
+    return model, {"scratch_top1": got["top1"], "scratch_val_top1": got["val_top1"],
+                   "scratch_epochs": epochs, "scratch_seconds": seconds}
 
 
 def _to_ir(files: dict[str, Path], names: tuple[str, ...], shape: tuple[int, ...],
@@ -321,7 +192,8 @@ def _to_ir(files: dict[str, Path], names: tuple[str, ...], shape: tuple[int, ...
 
 def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     """spec: input_shape, settings (BenchSettings fields)[, paired (PairedSettings fields)]
-    [, int8: true]. files: dense_onnx, pruned_onnx[, eval_data]. The speed-up is measured in
+    [, int8: true]. files: dense_onnx, pruned_onnx[, eval_data][, scratch_onnx: the scratch
+    control's model, scored as deployed beside the pruned one]. The speed-up is measured in
     this process in paired rounds (bench/verdict.py); benchmark_app runs beside it for per-layer
     counters and a cross-check. With int8 the pruned IR is quantized by NNCF first (calibrated
     on the blob's training subset) and timed against the dense IR at f32. With eval_data, both
@@ -362,6 +234,9 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
         extra |= deployed_pair(models, eval_data.x_test, eval_data.y_test, settings.device,
                                settings.precision, (spec.get("paired") or {}).get("threads"),
                                label)
+        if "scratch_onnx" in files:
+            extra |= _scratch_deployed(files["scratch_onnx"], spec, settings, eval_data,
+                                       workdir)
     sizes = {f"{n}_ir_bytes": p.stat().st_size + p.with_suffix(".bin").stat().st_size
              for n, p in models.items()}
     if spec.get("latency_table") and not spec.get("int8"):  # the table is not of INT8 kernels
@@ -369,6 +244,24 @@ def bench_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
 
         result |= predict_pair(models, spec["latency_table"], result["dense_latency_median_us"])
     return StageResult(result | extra | {"convert_seconds": convert_seconds, **sizes}, {})
+
+
+def _scratch_deployed(onnx: Path, spec: dict, settings, eval_data, workdir: Path) -> dict:
+    """The scratch control's model deployed as the pruned one was (the same conversion, the same
+    NNCF quantization for an int8 case, compiled at the same precision and threads): its Top-1
+    on the test split. Its speed is the pruned model's (the same architecture): not measured."""
+    from benchsuite.bench.accuracy import deployed_accuracy
+    from benchsuite.bench.ir import onnx_to_ir
+
+    xml = onnx_to_ir(onnx, workdir / "scratch" / "model.xml", tuple(spec["input_shape"]))
+    if spec.get("int8"):
+        from benchsuite.bench.int8 import quantize_ir
+
+        xml, _ = quantize_ir(xml, eval_data.x_calib, workdir / "scratch_int8" / "model.xml",
+                             settings.device)
+    got = deployed_accuracy(xml, eval_data.x_test, eval_data.y_test, settings.device,
+                            settings.precision, (spec.get("paired") or {}).get("threads"))
+    return {"scratch_top1_deployed": got["top1"], "scratch_accuracy_seconds": got["seconds"]}
 
 
 def calibrate_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:

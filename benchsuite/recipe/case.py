@@ -60,7 +60,8 @@ def slug(value: str) -> str:
     return value.replace(":", ".").replace("/", ".")
 # a case's result depends on this code too: change it and cached results are re-run
 CASE_CODE = ("models", "data", "prune", "recipe", "export", "bench", "latency",
-             "pipeline/stages.py", "pipeline/run.py", "core/result.py", "pipeline/assemble.py")
+             "pipeline/dense.py", "pipeline/stages.py", "pipeline/run.py", "core/result.py",
+             "pipeline/assemble.py")
 # a latency table (benchsuite.latency) for every case, not only LatencyBudgetPruner recipes:
 # the results table then has predicted beside measured latency for `benchsuite latency-model`
 LATENCY_MODEL_ENV = "BENCHSUITE_LATENCY_MODEL"

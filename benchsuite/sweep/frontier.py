@@ -22,7 +22,10 @@ floor on the VALIDATION split; its verdict is then read on the test split, once)
   kd         the found point fine-tuned with distillation from the dense model (the found
              point: the search's; without --methods search, the budget's)
   int8       (--int8) the found point quantized by NNCF, against dense at f32
-  scratch    control: the found point's architecture trained from scratch, same epochs
+  scratch    control: the found point's architecture trained from scratch, same epochs,
+             scored as deployed like the pruned model; with --int8 and int8 among the
+             methods also quantized (the int8 point's case carries it: one INT8 case scores
+             both, and the f32 case reuses its prune stage's models from the worker's cache)
   zoo        control: the fastest network of the dense family (models.DENSE_FAMILY) that holds
              the floor, trained from scratch for the same epochs, timed against the same dense;
              with --int8 and int8 among the methods also quantized by NNCF, against dense at
@@ -45,7 +48,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchsuite.core.result import CaseResult
+from benchsuite.core.result import CaseResult, scratch_gap
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.executor import Executor
 from benchsuite.pipeline.stages import BENCH, TRAIN
@@ -158,6 +161,15 @@ class Frontier:
         case = replace(point.case, params=point.case.params | (params or {}), **change)
         return self.best(method, point.seed, change.get("precision") or point.precision,
                          [(case, self.run(case))])
+
+    def int8(self, point: Point, scratch: bool = False) -> Point:
+        """The point quantized by NNCF, against dense at f32. With `scratch`, its scratch
+        control rides in the same case: trained in its prune stage, quantized and scored as
+        deployed beside the pruned model, and put as a second point (scratch, at int8)."""
+        out = self.follow(point, "int8", precision="int8", control="scratch" if scratch else "")
+        if scratch:
+            self.points.append(replace(out, method="scratch", epochs=0))
+        return out
 
     def confirm(self, point: Point, seeds: list[int]) -> dict[int, CaseResult]:
         """The point's case at each of `seeds` (its own seed's row as it is, the others run
@@ -289,7 +301,8 @@ def table(points: list[Point], threshold: Threshold) -> list[str]:
                      f"`{label}` |")
     lines.append(f"\nfloor: {threshold} (of each seed's dense model; chosen on the validation "
                  "split, verdict on the test split); scratch: the found point's architecture "
-                 "trained from scratch (torch Top-1), same speed-up as its pruned model")
+                 "trained from scratch (its Top-1 as deployed at the row's precision where the "
+                 "bench stage scored it, else torch's), same speed-up as its pruned model")
     return lines
 
 
@@ -317,12 +330,12 @@ def margins(points: list[Point]) -> list[str]:
             out.append(f"{method}: mean margin over the dense zoo {statistics.fmean(ratios):.2f} "
                        f"over {len(ratios)} seeds")
     for p in points:
-        r = p.row
-        if p.method != "scratch" or r is None or r.scratch_top1 is None:
+        got = scratch_gap(p.row) if p.method == "scratch" and p.row is not None else None
+        if got is None:
             continue
-        gap = ((r.top1_torch if r.top1_torch is not None else r.top1) - r.scratch_top1) * 100
+        gap, how = got
         out.append(f"scratch ({p.precision}, seed {p.seed}): pruned {gap:+.2f} pt over the same "
-                   "architecture trained from scratch"
+                   f"architecture trained from scratch ({how})"
                    + (" (scratch is as good: the pruning bought an architecture)"
                       if gap <= 0 else ""))
     return out

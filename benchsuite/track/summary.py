@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from benchsuite.core.result import Row
+from benchsuite.core.result import Row, scratch_gap
 
 
 def _num(value: object) -> float:
@@ -62,18 +62,18 @@ def control_lines(rows: list[Row]) -> list[str]:
         return ["controls: none ran beside these results; a pruning result means something "
                 "only beside them: --control scratch,zoo (or benchsuite frontier)"]
     for r in pruning:
-        scratch = _num(r.get("scratch_top1"))
-        if math.isnan(scratch):
+        got = scratch_gap(r)
+        if got is None:
             continue
-        gap = (_num(r.get("top1_torch") if r.get("top1_torch") is not None else r.get("top1"))
-               - scratch) * 100
+        gap, how = got
+        scratch = _num(r.get("scratch_top1"))
         low, high = _num(r.get("scratch_top1_ci_low")), _num(r.get("scratch_top1_ci_high"))
         verdict = ("the same architecture trained from scratch is as good or better: the "
                    "pruning bought an architecture, not weights" if gap <= 0 else
                    f"pruning keeps {gap:.2f} pt over training it from scratch")
         lines.append(f"scratch control of {r['label']}: Top-1 {scratch:.4f} [{low:.3f}, "
-                     f"{high:.3f}] after {r.get('scratch_epochs')} epochs from scratch (torch); "
-                     f"{verdict}")
+                     f"{high:.3f}] after {r.get('scratch_epochs')} epochs from scratch "
+                     f"({how}); {verdict}")
     for r in pruning:
         if not zoo or not r.get("passed"):
             continue
