@@ -309,8 +309,9 @@ def table(points: list[Point], threshold: Threshold) -> list[str]:
 def margins(points: list[Point]) -> list[str]:
     """Each pruning method's point against the dense zoo's at the same seed and precision (the
     int8 point against the zoo's network in INT8; both chosen on the validation split; < 1: the
-    control is faster), with both verdicts on the test split, then
-    the mean over seeds; and the pruned point against its architecture trained from scratch."""
+    control is faster), with both verdicts on the test split, then the mean over seeds; and the
+    pruned point against its architecture trained from scratch (`scratch_gap`: like with
+    like)."""
     out = []
     zoo = {(p.seed, p.precision): p.row for p in points if p.method == "zoo" and p.row}
     for method in ("uniform", "budget", "search", "kd", "int8"):
