@@ -56,7 +56,8 @@ def test_the_int8_point_carries_its_scratch_control_quantized_and_f32_reuses_the
     f32 = frontier.follow(point, "scratch", control="scratch").row
     assert sorted(p.name for p in (cache_dir() / "pruned").iterdir() if p.is_dir()) == entries
     assert f32.scratch_top1_torch == int8.scratch_top1_torch  # the same model, from the cache
-    assert f32.scratch_seconds == int8.scratch_seconds
+    assert f32.scratch_seconds == int8.scratch_seconds and f32.pruned_cached
+    assert not int8.pruned_cached and frontier.points[-1].epochs == 0  # nothing fine-tuned
     assert abs(f32.scratch_top1 - f32.scratch_top1_torch) <= 0.005  # OpenVINO f32 vs torch
     text = "\n".join(table(frontier.points, frontier.threshold))
     assert "| scratch | int8 | 1/1 |" in text and "| scratch | f32 | 1/1 |" in text, text

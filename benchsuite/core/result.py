@@ -149,6 +149,9 @@ class CaseResult(FromDict):
     dense_epochs: int | None = _to(IDENTITY)
     train_seconds: float | None = _to(TABLE)
     finetune_seconds: float | None = _to(TABLE)
+    # the pruned (and scratch-control) models came from the prune worker's cache: this run
+    # fine-tuned nothing (an INT8 case after its f32 one; `pipeline/stages.py`)
+    pruned_cached: bool | None = _to(TABLE)
     export_seconds: float | None = _to(TABLE)
     bench_seconds: float | None = _to(TABLE)
     wall_seconds: float | None = _to(TABLE)

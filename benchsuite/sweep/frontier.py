@@ -75,7 +75,7 @@ class Point:
     row: CaseResult | None  # None: no case held the floor on the validation split
     case: Case | None  # the chosen row's case (to run it again with a change)
     tried: int
-    epochs: int  # fine-tuning epochs spent (cached cases count 0)
+    epochs: int  # fine-tuning epochs spent (cached cases and cached prune stages count 0)
     note: str = ""
 
 
@@ -107,7 +107,8 @@ class Frontier:
         """The fastest of the cases run that holds the floor on the validation split."""
         holding = [(c, r) for c, r in ran if r.on_validation(self.threshold)[2]]
         case, row = max(holding, key=lambda cr: cr[1].speedup) if holding else (None, None)
-        epochs = sum(int(r.finetune_epochs or 0) for _, r in ran if not r.cached)
+        epochs = sum(int(r.finetune_epochs or 0) for _, r in ran
+                     if not (r.cached or r.pruned_cached))
         point = Point(method, seed, precision, row, case, len(ran), epochs, note)
         self.points.append(point)
         return point
