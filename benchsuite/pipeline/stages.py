@@ -1,27 +1,27 @@
 """The pipeline stages, as the broker sees them: JSON spec + files in, StageResult out.
 
-- `train_stage` (prune worker): train the dense baseline once per (model, dataset, seed,
-  epochs, training images), cached by content hash in the worker's cache; returns its
-  checkpoint and ONNX. The dense-zoo control trains its small dense networks here too.
+- `train_stage` (prune worker; `pipeline/dense.py`): train the dense baseline once per (model,
+  dataset, seed, epochs, training images), cached by content hash in the worker's cache;
+  returns its checkpoint and ONNX. The dense-zoo control trains its small dense networks there.
 - `prune_stage` (prune worker): apply a recipe to the dense checkpoint while fine-tuning,
   evaluate, count params/MACs, export ONNX; with `control: scratch`, also train the pruned
-  architecture from a fresh initialisation for the same total epochs (Liu et al., ICLR 2019).
-
-Every stage trains on the training images less the validation split (`data.load_case_data`):
-what chooses (the per-epoch Top-1 a search stops on) reads `val_top1`; the verdict reads the
-test split (`top1`).
+  architecture from a fresh initialisation for the same total epochs (Liu et al., ICLR 2019)
+  and export it for the bench stage. Cached on the worker by content hash of the whole job.
 - `bench_stage` (bench worker): ONNX -> static IR for dense and pruned (the pruned one quantized
   to INT8 by NNCF for an int8 case); the speed-up measured in one process in paired
   random-order rounds, with its interval; benchmark_app on both (per-layer counters, FPS, a
-  cross-check speed-up); Top-1 of both compiled models, as benchmarked, on the test split.
+  cross-check speed-up); Top-1 of both compiled models, as benchmarked, on the test split, and
+  of the scratch control's model deployed the same way.
 - `calibrate_stage` (bench worker): the dense model against itself (A/A), once a session.
 - `latency_table_stage` (bench worker): the per-op latency table of the dense model's
   geometries on the target device and precision (`bench/latency_table.py`, cached on the bench
-  side);
-  its JSON goes to the prune stage in the job's spec (`LatencyBudgetPruner`) and to the bench
-  stage (the predicted latency in the result row).
+  side); its JSON goes to the prune stage in the job's spec (`LatencyBudgetPruner`) and to the
+  bench stage (the predicted latency in the result row).
 
-Torch is imported inside the prune stages only: a bench worker's environment has no torch.
+Every stage trains on the training images less the validation split (`data.load_case_data`):
+what chooses (the per-epoch Top-1 a search stops on) reads `val_top1`; the verdict reads the
+test split (`top1`). Torch is imported inside the prune stages only: a bench worker's
+environment has no torch.
 """
 
 from __future__ import annotations
