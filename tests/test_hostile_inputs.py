@@ -317,17 +317,28 @@ def test_a_changed_image_folder_is_other_data_for_both_caches(tmp_path: Path):
     'pass (cached)' at Top-1 1.0, and with --force again 1.0: the dense cache (keyed on the
     folder's name) served its old eval_data.npz, the old test split, to the new run."""
     from benchsuite.pipeline.dense import dense_key
+    from benchsuite.pipeline.stages import pruned_key
 
     root = _folder(tmp_path / "pets", {"train": {"cat": 2, "dog": 2},
                                        "val": {"cat": 1, "dog": 2}})
     case = Case(recipe="level_elementwise", model="small_cnn", dataset=f"imagefolder:{root}")
-    before = (case.case_id, dense_key(case.dense_spec()))
-    assert before == (case.case_id, dense_key(case.dense_spec()))  # stable while unchanged
+    # the prune cache too: the dense model trains on train/ only, so its checkpoint can come
+    # out byte for byte the same; the pruned entry must not serve the old test split's scores
+    checkpoint = tmp_path / "dense.pt"
+    checkpoint.write_bytes(b"the same dense weights")
+    files = {"checkpoint": checkpoint}
+
+    def keys():
+        return (case.case_id, dense_key(case.dense_spec()),
+                pruned_key(case.dense_spec() | {"recipe_text": "x"}, files))
+
+    before = keys()
+    assert before == keys()  # stable while unchanged
     (root / "val" / "cat").rename(root / "val" / "tmp")
     (root / "val" / "dog").rename(root / "val" / "cat")
     (root / "val" / "tmp").rename(root / "val" / "dog")
-    after = (case.case_id, dense_key(case.dense_spec()))
-    assert after[0] != before[0] and after[1] != before[1]
+    after = keys()
+    assert all(a != b for a, b in zip(after, before, strict=True))
     plain = Case(recipe="level_elementwise", model="small_cnn", dataset="digits")
     assert dense_key(plain.dense_spec()) == dense_key(  # built-in data: no folder to read
         plain.dense_spec() | {"data_dir": str(tmp_path)})

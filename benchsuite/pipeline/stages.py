@@ -40,6 +40,7 @@ from benchsuite.core.stage_specs import (
     PruneSpec,
     TrainSpec,
 )
+from benchsuite.core.userspec import input_digests
 from benchsuite.pipeline.dense import (
     load_checkpoint,
     load_data,
@@ -82,11 +83,14 @@ def prune_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResul
 
 def pruned_key(spec: dict, files: dict[str, Path]) -> str:
     """The pruned models' cache key: the whole spec (recipe, epochs, latency table, control),
-    each input file's bytes, and the code a case's result depends on (`CASE_CODE`)."""
+    each input file's bytes, the code a case's result depends on (`CASE_CODE`) and what the
+    model and data are beyond their names (`input_digests`, as the dense model's key)."""
     from benchsuite.recipe.case import CASE_CODE
 
+    inputs = input_digests(spec["model"], spec["dataset"], spec.get("data_dir"))
     return content_hash({"spec": spec, "code": code_version(*CASE_CODE),
-                         "files": {k: file_digest(p) for k, p in sorted(files.items())}})
+                         "files": {k: file_digest(p) for k, p in sorted(files.items())}}
+                        | ({"inputs": inputs} if inputs else {}))
 
 
 def _prune(spec: dict, files: dict[str, Path], folder: Path) -> dict:
