@@ -200,3 +200,21 @@ def test_the_scratch_gap_compares_like_with_like():
     gap, how = scratch_gap(torch_only)
     assert how == "torch" and gap == pytest.approx(5.0)
     assert scratch_gap({"top1": 0.9, "scratch_top1": None}) is None
+
+
+def test_a_scratch_control_scored_only_in_torch_is_compared_in_torch():
+    """A bench stage that did not score the scratch model (the legacy env's interleaved mode,
+    where `top1` is torch's too): the row carries no separate torch figure, and the gap is
+    labelled torch against torch; scored, it is deployed against deployed."""
+    from benchsuite.core.result import scratch_gap
+    from benchsuite.pipeline.assemble import scratch_fields
+
+    pruned = {"scratch_top1": 0.91, "test_images": 10_000}
+    torch_only = scratch_fields(pruned, {})
+    assert torch_only["scratch_top1"] == 0.91 and torch_only["scratch_top1_torch"] is None
+    gap, how = scratch_gap({"top1": 0.92, "top1_torch": 0.92} | torch_only)
+    assert how == "torch" and gap == pytest.approx(1.0)
+    scored = scratch_fields(pruned, {"scratch_top1_deployed": 0.90,
+                                     "test_images_deployed": 10_000})
+    assert scored["scratch_top1"] == 0.90 and scored["scratch_top1_torch"] == 0.91
+    assert scratch_gap({"top1": 0.92} | scored) == (pytest.approx(2.0), "deployed")

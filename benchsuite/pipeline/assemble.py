@@ -54,7 +54,8 @@ def top1_fields(dense: dict, pruned: dict, bench: dict) -> dict[str, Any]:
 def scratch_fields(pruned: dict, bench: dict) -> dict[str, Any]:
     """The scratch control's figures, when it ran: `scratch_top1` the deployed model's where
     the bench stage scored it (as `top1` is the pruned model's: like with like, at INT8 too),
-    else torch's; with its Wilson interval, and torch's figure beside it."""
+    else torch's; with its Wilson interval, and torch's figure beside it when they differ in
+    kind (None when the bench stage did not score it: `scratch_top1` is then torch's)."""
     from benchsuite.core.stats import wilson_interval
 
     if pruned.get("scratch_top1") is None:
@@ -64,7 +65,7 @@ def scratch_fields(pruned: dict, bench: dict) -> dict[str, Any]:
     images = bench.get("test_images_deployed") if deployed is not None else None
     low, high = wilson_interval(top1, images or pruned["test_images"])
     return {"scratch_top1": top1, "scratch_top1_ci_low": low, "scratch_top1_ci_high": high,
-            "scratch_top1_torch": pruned["scratch_top1"],
+            "scratch_top1_torch": None if deployed is None else pruned["scratch_top1"],
             "scratch_val_top1": pruned.get("scratch_val_top1"),
             "scratch_epochs": pruned.get("scratch_epochs"),
             "scratch_seconds": pruned.get("scratch_seconds")}
