@@ -23,7 +23,7 @@ from benchsuite.models import build_model
 from benchsuite.models.mobilenetv2 import InvertedResidual
 from benchsuite.prune import CompressionScheduler
 from benchsuite.prune.block_removal import bypass_loss_scores
-from benchsuite.prune.latency_budget import kept_counts, taylor_scores
+from benchsuite.prune.budget_units import kept_counts, taylor_scores
 from benchsuite.recipe import RecipeError, parse_recipe
 
 EXAMPLE = torch.zeros(1, 1, 32, 32)
@@ -314,14 +314,15 @@ def test_a_model_without_known_blocks_is_refused():
 
 def test_meets_a_predicted_speedup_on_the_vit():
     """The ViT's encoder blocks: its MLP hidden width (fc1's rows, fc2's inputs) in groups, and
-    whole blocks (attention, qkv, proj and MLP priced; the ViT keeps at least one)."""
+    whole blocks (attention, qkv, proj and MLP priced; the ViT keeps at least one); heads off
+    here (`test_heads_are_units_of_the_vit_budget`)."""
     torch.manual_seed(0)
     model = build_model("vit_tiny", 10, 1).eval()
     example = torch.zeros(1, 1, 28, 28)
     calib = (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
     table = _kinds_table(model, example, step=32)
-    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n")), model, example,
-                                 calibration=calib, latency_table=table)
+    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n    heads: false\n")),
+                                 model, example, calibration=calib, latency_table=table)
     sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
     plan = sched.pruners["budget"].plan
     assert plan["predicted_us"] <= plan["target_us"] == pytest.approx(plan["dense_us"] / 1.8)
@@ -336,3 +337,96 @@ def test_meets_a_predicted_speedup_on_the_vit():
         assert model.get_submodule(f"{b}.mlp.fc1").out_features == width
         assert model.get_submodule(f"{b}.mlp.fc2").in_features == width
     assert model(example).shape == (1, 10)
+
+
+def _vit_and_calib():
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", 10, 1).eval()
+    example = torch.zeros(1, 1, 28, 28)
+    return model, example, (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
+
+
+def test_heads_are_units_of_the_vit_budget(tmp_path):
+    """Attention heads are priced from the table (qkv, the attention op by head count, proj) and
+    taken one at a time where they cost the least importance per µs: on this table they pay, and
+    the pruned model's table sum is the plan's prediction. `heads: false` leaves every head."""
+    model, example, calib = _vit_and_calib()
+    table = _kinds_table(model, example, step=32)
+    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n")), model, example,
+                                 calibration=calib, latency_table=table)
+    sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    plan = sched.pruners["budget"].plan
+    assert plan["predicted_us"] <= plan["target_us"] == pytest.approx(plan["dense_us"] / 1.8)
+    assert plan["heads"] and any(s[0] == "heads" for s in plan["steps"])
+    for b, heads in plan["heads"].items():
+        attn = model.get_submodule(f"{b}.attn")
+        assert 1 <= heads < 3 and attn.num_heads == heads
+        assert attn.qkv.out_features == 3 * heads * attn.head_dim
+        assert attn.proj.in_features == heads * attn.head_dim
+    # what the bench worker receives: the checkpoint loads into a fresh ViT by shapes, and
+    # OpenVINO runs the export to the same outputs
+    import numpy as np
+    import openvino as ov
+
+    from benchsuite.bench.ir import onnx_to_ir
+    from benchsuite.export.onnx import export_onnx
+    from benchsuite.models import load_thinned
+
+    x = torch.randn(1, 1, 28, 28)
+    again = load_thinned(build_model("vit_tiny", 10, 1), model.state_dict()).eval()
+    with torch.no_grad():
+        expected = model(x).numpy()
+        np.testing.assert_allclose(again(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    xml = onnx_to_ir(export_onnx(model, (1, 28, 28), tmp_path / "m.onnx"), tmp_path / "m.xml",
+                     (1, 28, 28))
+    got = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(
+        x.numpy())[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * float(np.abs(expected).max()))
+    t = LatencyTable.from_dict(table)
+    assert t.scale() * t.sum_us(list(op_specs(model, example).values())) == pytest.approx(
+        plan["predicted_us"], rel=1e-6)
+    thinned = sched.pruners["budget"].thinned
+    assert {k: v for k, v in thinned.items() if k.endswith(".heads")} == {
+        f"{b}.attn.heads": 3 - n for b, n in plan["heads"].items()}
+
+    model, example, calib = _vit_and_calib()
+    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n    heads: false\n")),
+                                 model, example, calibration=calib, latency_table=table)
+    sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert sched.pruners["budget"].plan["heads"] == {}
+    assert all(m.num_heads == 3 for n, m in model.named_modules() if n.endswith(".attn"))
+
+
+def test_removing_heads_computes_what_was_scored():
+    """criterion: loss scores a block's heads by zeroing their channels at attn.proj's input,
+    cumulatively: the physically pruned model's calibration loss is the dense one plus the sum
+    of the steps taken (one block, heads only: nothing else changes)."""
+    model, example, calib = _vit_and_calib()
+    table = _kinds_table(model, example, step=32)
+    with torch.no_grad():
+        base = float(F.cross_entropy(model(calib[0]), calib[1]))
+    sched = CompressionScheduler(parse_recipe(_recipe(
+        "    speedup: 1.05\n    criterion: loss\n    blocks: false\n"
+        "    weights: [blocks.2.attn.qkv.weight]\n")), model, example, calibration=calib,
+        latency_table=table)
+    sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
+    plan = sched.pruners["budget"].plan
+    assert plan["heads"] == {"blocks.2": 3 - len(plan["steps"])} and plan["widths"] == {}
+    assert {s[0] for s in plan["steps"]} == {"heads"}
+    with torch.no_grad():
+        after = float(F.cross_entropy(model(calib[0]), calib[1]))
+    assert after - base == pytest.approx(sum(s[2] for s in plan["steps"]), abs=1e-5)
+    assert model.get_submodule("blocks.1.attn").num_heads == 3  # not listed: untouched
+
+
+def test_vit_weights_name_fc1_or_qkv():
+    model, example, _ = _vit_and_calib()
+    with pytest.raises(RecipeError, match=r"nor, with heads: true, an encoder block's attn\.qkv"
+                       ) as e:
+        CompressionScheduler(parse_recipe(_recipe(
+            "    speedup: 2\n    heads: false\n    weights: [blocks.0.attn.qkv.weight]\n")),
+            model, example)
+    assert e.value.path == "pruners.budget.weights[0]"
+    with pytest.raises(RecipeError, match="is not the inner layer"):
+        CompressionScheduler(parse_recipe(_recipe(
+            "    speedup: 2\n    weights: [blocks.0.attn.proj.weight]\n")), model, example)

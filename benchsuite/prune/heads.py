@@ -55,6 +55,27 @@ def head_scores(attn: nn.Module, criterion: str) -> torch.Tensor:
     return w.abs().mean(1) if criterion == "l1" else w.pow(2).mean(1).sqrt()
 
 
+def remove_heads(dg: tp.DependencyGraph, name: str, attn: nn.Module, heads: list[int],
+                 path: str) -> None:
+    """Remove `heads` of the attention module `name` (`attn`) through the model's dependency
+    graph `dg` (traced with the masks lifted): their qkv rows (query, key and value) and proj
+    columns. A module whose graph does not tie them head by head is refused (RecipeError at
+    `path`) before anything is removed."""
+    d = attn.head_dim
+    idxs = sorted(int(h) * d + j for h in heads for j in range(d))
+    group = dg.get_pruning_group(attn.qkv, tp.prune_linear_out_channels, idxs=idxs)
+    rows = {len(i) for dep, i in group.items if dep.target.module is attn.qkv}
+    cols = {len(i) for dep, i in group.items if dep.target.module is attn.proj}
+    if rows != {3 * len(idxs)} or cols != {len(idxs)}:
+        raise RecipeError(path, f"{name}: torch-pruning does not tie its qkv rows and proj "
+                          "columns head by head (qkv must be split into q, k, v by reshape(b, "
+                          "n, 3, heads, head_dim) and unbind); its heads cannot be removed")
+    count = attn.num_heads
+    group.prune()
+    if not isinstance(getattr(type(attn), "num_heads", None), property):
+        attn.num_heads = count - len(heads)  # an attribute (timm's), not derived from qkv
+
+
 class AttentionHeadPruner(Pruner):
     """Remove the lowest-ranked heads of every attention module (physical)."""
 
@@ -106,20 +127,6 @@ class AttentionHeadPruner(Pruner):
             dg = dependency_graph(model, self.example_input)
             for name, attn, drop in todo:
                 heads = head_scores(attn, self.args["criterion"]).argsort(stable=True)[:drop]
-                d = attn.head_dim
-                idxs = sorted(int(h) * d + j for h in heads for j in range(d))
-                group = dg.get_pruning_group(attn.qkv, tp.prune_linear_out_channels, idxs=idxs)
-                rows = {len(i) for dep, i in group.items if dep.target.module is attn.qkv}
-                cols = {len(i) for dep, i in group.items if dep.target.module is attn.proj}
-                if rows != {3 * len(idxs)} or cols != {len(idxs)}:
-                    raise RecipeError(f"{self.path}.class",
-                                      f"{name}: torch-pruning does not tie its qkv rows and "
-                                      "proj columns head by head (qkv must be split into q, k, "
-                                      "v by reshape(b, n, 3, heads, head_dim) and unbind); its "
-                                      "heads cannot be removed")
-                count = attn.num_heads
-                group.prune()
-                if not isinstance(getattr(type(attn), "num_heads", None), property):
-                    attn.num_heads = count - drop  # an attribute (timm's), not derived from qkv
+                remove_heads(dg, name, attn, heads.tolist(), f"{self.path}.class")
                 self.thinned[f"{name}.heads"] = self.thinned.get(f"{name}.heads", 0) + drop
         return True

@@ -8,61 +8,84 @@ microsecond saved until the predicted latency meets the target:
 - a residual block (bypassed as `BlockRemover` does; every stage keeps at least one block;
   downsampling blocks only with `include_downsample: true`), saving its ops' table latency;
 - a group of `round_to` channels of a block's inner width (the listed `weights`, default every
-  block's), lowest L1 filters first, saving the table difference of every op whose channels
-  they are; channel counts stay multiples of `round_to` and at least `round_to`.
+  block's), saving the table difference of every op whose channels they are; channel counts
+  stay multiples of `round_to` and at least `round_to`;
+- one attention head of an encoder block (`heads: true`, the default; the listed `weights` may
+  name `attn.qkv` weights to limit it), saving the table difference of the qkv and proj linear
+  layers and the attention op (the table measures attention by head count); every attention
+  module keeps at least one head.
 
-The blocks it knows (`Layout`): the CIFAR ResNets' `BasicBlock` (the inner width is conv1's
-filters, which conv2's input channels follow), MobileNetV2's `InvertedResidual` (the hidden
-width: the expansion conv `conv.0.0`'s filters, which the depthwise conv `conv.1.0` and the
-projection `conv.2.0`'s input channels follow; only blocks with a shortcut can be removed, and a
-stage's first block has none, so every stage keeps it) and the ViT's encoder blocks (the MLP's
-hidden width: `mlp.fc1`'s output features, `mlp.fc2`'s inputs; whole blocks, at least one
-kept). Attention heads are not among its units (`AttentionHeadPruner` removes them).
+The blocks and widths it knows (`prune/budget_units.py`): the CIFAR ResNets' `BasicBlock`
+(the inner width is conv1's filters, which conv2's input channels follow), MobileNetV2's
+`InvertedResidual` (the hidden width: the expansion conv `conv.0.0`'s filters, which the
+depthwise conv `conv.1.0` and the projection `conv.2.0`'s input channels follow; only blocks
+with a shortcut can be removed, and a stage's first block has none, so every stage keeps it)
+and the ViT's encoder blocks (the MLP's hidden width: `mlp.fc1`'s output features, `mlp.fc2`'s
+inputs; the attention heads; whole blocks, at least one kept).
 
-Importance, in one unit for both kinds (an estimate of the calibration loss's increase when the
+Importance, in one unit for every kind (an estimate of the calibration loss's increase when the
 unit is removed), computed once on the model as the policy finds it:
 - `criterion: taylor` (default; Molchanov et al. 2017, the criterion HALP uses): per channel,
   |sum over its map of activation x dL/dactivation|, averaged over the calibration batch, of
-  the block's inner activation (the input of the layer that reads the inner width: conv2, the
-  projection, fc2) for filter groups and of its residual branch (what the block adds to its
-  input: the last BN's output; an encoder block's attention and MLP outputs) for blocks; a
-  unit's importance is the sum over its channels. One forward and backward pass.
-- `criterion: loss`: measured: the block bypassed, or the group's channels zeroed at that
-  layer's input (what thinning removes) on top of the lower-ranked groups of the block. One
+  the input of the layer that reads the width (conv2, the projection, fc2; attn.proj for heads)
+  for groups and heads, and of the block's residual branch (what the block adds to its input:
+  the last BN's output; an encoder block's attention and MLP outputs) for blocks; a unit's
+  importance is the sum over its channels (a head's: its head_dim channels). One forward and
+  backward pass.
+- `criterion: loss`: measured: the block bypassed, or the group's (head's) channels zeroed at
+  the reader's input (what thinning removes) on top of the lower-ranked ones of the block. One
   forward pass per unit: exact but slow on a deep network (ResNet-56: about 130 passes).
-Filters are ranked within their conv by the same criterion (L1 for `loss`). The savings are
-recomputed from the table after every step (a conv's cost depends on both its channel counts).
-The predicted latency is the table sum times the network's scale (the dense network's measured
-latency over its table sum; `latency/spec.py`), so a speed-up target is a ratio of table sums.
-The sum is over every op kind the table models (the classifier's linear layer too: what it
-costs is in the dense latency and stays in the pruned one); the search changes the ops of the
-blocks it prunes.
+Channels are ranked within their width by the same criterion (for `loss`: filters by L1, heads
+by the L1 of their qkv rows and proj columns, as `AttentionHeadPruner` ranks them). The savings
+are recomputed from the table after every step (a conv's cost depends on both its channel
+counts). The predicted latency is the table sum times the network's scale (the dense network's
+measured latency over its table sum; `latency/spec.py`), so a speed-up target is a ratio of
+table sums. The sum is over every op kind the table models (the classifier's linear layer too:
+what it costs is in the dense latency and stays in the pruned one); the search changes the ops
+of the blocks it prunes.
 
 The pruner masks conv filters and bypasses blocks, and the recipe's `FilterRemover` extension
-thins; linear features (the ViT's MLP) it removes itself, as `AttentionHeadPruner` removes heads.
+thins; linear features (the ViT's MLP) and attention heads it removes itself (heads through
+torch-pruning's dependency graph, as `AttentionHeadPruner` does).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from itertools import pairwise
 
 import torch
-import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
 from benchsuite.latency.arch import op_specs
-from benchsuite.latency.spec import ConvSpec, DepthwiseSpec, LatencyTable, LinearSpec, OpSpec
+from benchsuite.latency.spec import LatencyTable
 from benchsuite.models.blocks import bypass, is_residual_block
-from benchsuite.models.mobilenetv2 import InvertedResidual
 from benchsuite.models.modes import eval_mode
-from benchsuite.models.resnet_cifar import BasicBlock
-from benchsuite.models.vit import Block as EncoderBlock
 from benchsuite.prune.block_removal import bypass_loss_scores
+from benchsuite.prune.budget_units import (
+    ATTENTION,
+    KNOWN,
+    Dim,
+    Unit,
+    calibration_loss,
+    filters_dim,
+    group_losses,
+    group_sums,
+    has_heads,
+    head_order,
+    heads_dim,
+    kept_counts,
+    kept_heads,
+    known_blocks,
+    l1_order,
+    layout_of,
+    resized,
+    taylor_scores,
+)
 from benchsuite.prune.criteria import Calibration
-from benchsuite.prune.masks import combine_mask, effective, masks_lifted
+from benchsuite.prune.graph import dependency_graph
+from benchsuite.prune.heads import remove_heads
+from benchsuite.prune.masks import combine_mask, masks_lifted
 from benchsuite.prune.names import resolve_list
 from benchsuite.prune.pruner import PruneContext, Pruner
 from benchsuite.prune.structured import _param, structure_mask
@@ -74,175 +97,9 @@ log = logging.getLogger(__name__)
 MIN_SAVED_US = 1e-3
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where a block's prunable inner width is (module names within the block): the `inner`
-    layer's filters (output channels or features), the channels of the `follow` ops (a
-    depthwise conv) and the input channels of the `reader` layer; `act` is the module whose
-    output `reader` reads (the channels' Taylor scores); `branches` the modules whose outputs
-    the block adds to its input (its bypass's Taylor score)."""
-
-    inner: str
-    follow: tuple[str, ...]
-    reader: str
-    act: str
-    branches: tuple[str, ...]
-    linear: bool = False  # inner and reader are linear layers: the pruner removes the features
-    # itself (the recipe's FilterRemover thins conv filters only)
-
-
-BASIC = Layout("conv1", (), "conv2", "relu1", ("bn2",))
-INVERTED = Layout("conv.0.0", ("conv.1.0",), "conv.2.0", "conv.1.2", ("conv.2.1",))
-ENCODER = Layout("mlp.fc1", (), "mlp.fc2", "mlp.act", ("attn.proj", "mlp.fc2"), linear=True)
-
-
-LAYOUTS: dict[type[nn.Module], Layout] = {BasicBlock: BASIC, InvertedResidual: INVERTED,
-                                           EncoderBlock: ENCODER}
-KNOWN = tuple(LAYOUTS)
-
-
-def _kind_layout(block: nn.Module) -> Layout:
-    """The layout of the block's kind (one of `KNOWN`)."""
-    return next(lay for cls, lay in LAYOUTS.items() if isinstance(block, cls))
-
-
-def layout_of(block: nn.Module) -> Layout | None:
-    """The block's layout; None for a block the pruner does not know, or one with no inner
-    width to prune (an inverted residual without expansion: it removes such a block only)."""
-    if not isinstance(block, KNOWN) or (isinstance(block, InvertedResidual)
-                                        and not isinstance(block.conv[0], nn.Sequential)):
-        return None
-    return _kind_layout(block)
-
-
-def known_blocks(model: nn.Module) -> list[str]:
-    """The blocks the pruner works on, in forward order: residual CIFAR `BasicBlock`s, every
-    `InvertedResidual` (with a shortcut or not) and the ViT's encoder blocks."""
-    return [n for n, m in model.named_modules()
-            if (isinstance(m, BasicBlock) and is_residual_block(m))
-            or isinstance(m, InvertedResidual | EncoderBlock)]
-
-
-def _inner_layout(model: nn.Module, block: str) -> Layout:
-    layout = layout_of(model.get_submodule(block))
-    if layout is None:
-        raise ValueError(f"{block} has no inner width to prune")
-    return layout
-
-
-def resized(op: OpSpec, role: str, width: int) -> OpSpec:
-    """`op` with the inner width `width` where its `role` ("inner", "follow", "reader") has it."""
-    if isinstance(op, DepthwiseSpec):
-        return replace(op, c=width)
-    if isinstance(op, ConvSpec):
-        return op.with_channels(cout=width) if role == "inner" else op.with_channels(cin=width)
-    if isinstance(op, LinearSpec):
-        return replace(op, fout=width) if role == "inner" else replace(op, fin=width)
-    raise TypeError(f"{type(op).__name__} has no inner width")
-
-
-def _on_channels(keep: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """`keep` (one value per channel) shaped to multiply `x`: channels are dim 1 of a conv's
-    maps (B, C, H, W), the last dim of tokens (B, N, C)."""
-    return keep[None, :, None, None] if x.dim() == 4 else keep
-
-
-def _per_channel(t: torch.Tensor) -> torch.Tensor:
-    """`t` summed over every dim but the batch's and the channels' (B, C)."""
-    return t.sum((2, 3)) if t.dim() == 4 else t.sum(1)
-
-
-@dataclass
-class Unit:
-    """A removable unit: a block, or the next filter group of a block's inner width."""
-
-    block: str
-    kind: str  # "block" or "filters"
-    importance: float
-    saved_us: float
-    keep: int = 0  # filters: the inner width after removing this group
-
-
-def kept_counts(n: int, step: int) -> list[int]:
-    """Widths a conv of n filters passes through: n, then multiples of `step` down to `step`."""
-    return [n, *sorted((c for c in range(step, n, step)), reverse=True)]
-
-
-def _loss(model: nn.Module, calib: Calibration) -> float:
-    with torch.no_grad():
-        return float(F.cross_entropy(model(calib[0]), calib[1]))
-
-
-def _l1_order(model: nn.Module, conv: str) -> list[int]:
-    """The conv's filters (weight name `conv`), least L1 first."""
-    w = effective(model, conv)
-    return w.abs().flatten(1).sum(1).argsort(stable=True).tolist()
-
-
-def group_losses(model: nn.Module, block: str, order: list[int], counts: list[int],
-                 calib: Calibration, base: float, layout: Layout = BASIC) -> list[float]:
-    """Loss increase of each successive filter group of `block` (removed cumulatively, least
-    L1 first): the group's channels are zeroed at the reader conv's input, as thinning removes
-    them."""
-    reader = model.get_submodule(f"{block}.{layout.reader}")
-    keep = torch.ones(reader.weight.shape[1])  # input channels (features) of a conv (linear)
-    hook = reader.register_forward_pre_hook(
-        lambda _m, inp: (inp[0] * _on_channels(keep, inp[0]),))
-    out, prev = [], base
-    try:
-        for k in counts[1:]:
-            keep[order[:counts[0] - k]] = 0.0
-            loss = _loss(model, calib)
-            out.append(loss - prev)
-            prev = loss
-    finally:
-        hook.remove()
-    return out
-
-
-def group_sums(scores: torch.Tensor, order: list[int], counts: list[int]) -> list[float]:
-    """Each successive group's summed channel score (groups least-scored first)."""
-    n = counts[0]
-    return [float(scores[order[n - hi:n - lo]].sum())
-            for hi, lo in pairwise(counts)]
-
-
-def taylor_scores(model: nn.Module, inner: list[str], branches: list[str],
-                  calib: Calibration) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Per-channel Taylor scores of each `inner` block's inner activation (what its reader layer
-    reads), and the summed score of each `branches` block's residual branch (of each output the
-    block adds to its input: a ResNet block's last BN's, an encoder block's attention and MLP
-    outputs)."""
-    acts: dict[tuple[str, str], torch.Tensor] = {}
-    hooks = []
-    for b in inner:
-        act = _inner_layout(model, b).act
-        hooks.append(model.get_submodule(f"{b}.{act}").register_forward_hook(
-            lambda _m, _i, out, b=b: acts.__setitem__((b, "inner"), out)))
-    for b in branches:
-        for i, name in enumerate(_kind_layout(model.get_submodule(b)).branches):
-            hooks.append(model.get_submodule(f"{b}.{name}").register_forward_hook(
-                lambda _m, _i, out, k=(b, f"branch{i}"): acts.__setitem__(k, out)))
-    try:
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(calib[0]), calib[1])
-            keys = list(acts)
-            grads = torch.autograd.grad(loss, [acts[k] for k in keys], allow_unused=True)
-    finally:
-        for h in hooks:
-            h.remove()
-    scores = {}
-    for k, g in zip(keys, grads, strict=True):
-        a = acts[k].detach()
-        g = torch.zeros_like(a) if g is None else g
-        scores[k] = _per_channel(a * g).abs().mean(0)
-    return ({b: scores[(b, "inner")] for b in inner},
-            {b: sum(float(v.sum()) for (o, kind), v in scores.items()
-                    if o == b and kind.startswith("branch")) for b in branches})
-
-
 class LatencyBudgetPruner(Pruner):
-    """Remove blocks and filter groups, least importance per µs saved, to a latency target."""
+    """Remove blocks, filter groups and attention heads, least importance per µs saved, to a
+    latency target."""
 
     physical = True
 
@@ -263,24 +120,30 @@ class LatencyBudgetPruner(Pruner):
                               "the CIFAR ResNets' residual blocks, MobileNetV2's inverted "
                               "residuals and the ViT's encoder blocks)")
         layouts = {b: layout_of(model.get_submodule(b)) for b in blocks}
-        inner = {f"{b}.{lay.inner}.weight": b for b, lay in layouts.items() if lay is not None}
-        names = self.args.get("weights") or list(inner)
+        # weight name -> the width it stands for
+        dims = {f"{b}.{lay.inner}.weight": filters_dim(b, lay)
+                for b, lay in layouts.items() if lay is not None}
+        if self.args.get("heads", True):
+            dims |= {f"{b}.{ATTENTION}.qkv.weight": heads_dim(b, m.get_submodule(ATTENTION))
+                     for b in blocks if has_heads(m := model.get_submodule(b))}
+        names = self.args.get("weights") or list(dims)
         self._weights = resolve_list(model, names, f"{self.path}.weights")
         for i, w in enumerate(self._weights):
-            if w not in inner:
+            if w not in dims:
                 raise RecipeError(f"{self.path}.weights[{i}]", f"{w} is not the inner layer "
                                   "of a block (a residual block's conv1, an inverted residual's "
-                                  "expansion conv.0.0, an encoder block's mlp.fc1): the pruner "
-                                  "removes a block's inner filters")
+                                  "expansion conv.0.0, an encoder block's mlp.fc1) nor, with "
+                                  "heads: true, an encoder block's attn.qkv: the pruner "
+                                  "removes a block's inner filters and attention heads")
         self.blocks = blocks
         self.layouts = layouts
-        self.pruned = [inner[w] for w in self._weights]  # the blocks whose inner width it prunes
+        self.dims = [dims[w] for w in self._weights]  # the widths it prunes
         self.stage = {b: b.rpartition(".")[0] for b in blocks}
         self.example_input = example_input
         self.calibration = calibration
         self.table = LatencyTable.from_dict(latency_table) if latency_table else None
         self.removed: list[str] = []
-        self.thinned: dict[str, int] = {}  # linear features it removed itself, per layer
+        self.thinned: dict[str, int] = {}  # linear features and heads it removed, per layer
         self.plan: dict = {}
 
     def weights(self) -> list[str]:
@@ -318,21 +181,23 @@ class LatencyBudgetPruner(Pruner):
             if not self.layouts[b].linear:
                 combine_mask(model, name, structure_mask(
                     model.get_parameter(_param(name, model)), keep, 0))
-        if linear:
-            self._remove_features(model, linear)
+        if linear or plan["heads"]:
+            self._remove_linear(model, linear, plan["heads"])
         self.removed += plan["blocks"]
-        self.plan = {k: v for k, v in plan.items() if k != "filters"} | {
-            "widths": {b: w for b, _, w in plan["filters"]}}
+        self.plan = {k: v for k, v in plan.items() if k not in ("filters", "heads")} | {
+            "widths": {b: w for b, _, w in plan["filters"]},
+            "heads": {b: n for b, _, n in plan["heads"]}}
         log.info("%s: predicted %.1f µs for a target of %.1f µs (dense %.1f µs): %d blocks "
-                 "removed, widths %s", self.name, plan["predicted_us"], plan["target_us"],
-                 plan["dense_us"], len(plan["blocks"]), self.plan["widths"])
-        return bool(plan["blocks"] or linear)
+                 "removed, widths %s, heads %s", self.name, plan["predicted_us"],
+                 plan["target_us"], plan["dense_us"], len(plan["blocks"]), self.plan["widths"],
+                 self.plan["heads"])
+        return bool(plan["blocks"] or linear or plan["heads"])
 
-    def _remove_features(self, model: nn.Module, groups: list[tuple[str, list[int], int]]
-                         ) -> None:
+    def _remove_linear(self, model: nn.Module, groups: list[tuple[str, list[int], int]],
+                       heads: list[tuple[str, list[int], int]]) -> None:
         """Remove the planned hidden features of linear inner layers (a ViT MLP's fc1 rows and
-        fc2's input features), lowest-ranked first; element-wise masks stay where the weights
-        are still zero."""
+        fc2's input features) and the planned attention heads, lowest-ranked first;
+        element-wise masks stay where the weights are still zero."""
         with masks_lifted(model):
             for b, order, width in groups:
                 lay = self.layouts[b]
@@ -341,6 +206,16 @@ class LatencyBudgetPruner(Pruner):
                 tp.prune_linear_in_channels(model.get_submodule(f"{b}.{lay.reader}"), drop)
                 key = f"{b}.{lay.inner}"
                 self.thinned[key] = self.thinned.get(key, 0) + len(drop)
+            if not heads:
+                return
+            dg = dependency_graph(model, self.example_input)
+            for b, order, n in heads:
+                name = f"{b}.{ATTENTION}"
+                attn = model.get_submodule(name)
+                d = attn.head_dim
+                drop = [c // d for c in order[:len(order) - n * d:d]]
+                remove_heads(dg, name, attn, drop, f"{self.path}.heads")
+                self.thinned[f"{name}.heads"] = self.thinned.get(f"{name}.heads", 0) + len(drop)
 
     def _plan(self, model: nn.Module, table: LatencyTable, calib: Calibration,
               example: torch.Tensor) -> dict:
@@ -352,46 +227,53 @@ class LatencyBudgetPruner(Pruner):
         step = self._step()
         # the blocks still there (not bypassed by an earlier pruner)
         live = [b for b in self.blocks if isinstance(model.get_submodule(b), KNOWN)]
-        prunable = [b for b in self.pruned if b in live]
+        dims = [d for d in self.dims if d.block in live]
         eligible = [b for b in live if self.args.get("blocks", True)
                     and is_residual_block(model.get_submodule(b)) and (
                         self.args.get("include_downsample")
                         or getattr(model.get_submodule(b), "downsample", None) is None)]
-        # each block's ops but its shortcut's (a bypass keeps it), with the role of those its
-        # inner width changes
-        roles = {b: ({lay.inner: "inner", lay.reader: "reader"} | dict.fromkeys(lay.follow,
-                                                                               "follow"))
-                 if (lay := self.layouts[b]) else {} for b in live}
+        # each block's ops but its shortcut's (a bypass keeps it), with the width each of its
+        # pruned widths changes and that op's role
+        roles = {b: {} for b in live}
+        for d in dims:
+            roles[d.block] |= {m: (d, role) for m, role in d.roles}
         block_ops = {b: [(ops[n], roles[b].get(n.removeprefix(f"{b}.")))
                          for n in ops if n.startswith(f"{b}.")
                          and not n.startswith(f"{b}.downsample.")] for b in live}
-        inner = {b: f"{b}.{self.layouts[b].inner}" for b in prunable}
-        counts = {b: kept_counts(ops[inner[b]].dims[1], step) for b in prunable}
+        # each width's sizes, from as it is down to its least (filters: channels; heads)
+        counts = {d: (kept_heads(ops[f"{d.block}.{ATTENTION}"].heads) if d.kind == "heads"
+                      else kept_counts(ops[f"{d.block}.{d.reader}"].dims[0], step))
+                  for d in dims}
+        channels = {d: [d.channels(c) for c in counts[d]] for d in dims}
+        readers = [f"{d.block}.{d.reader}" for d in dims]
         if self.args.get("criterion", "taylor") == "loss":
-            base = _loss(model, calib)
+            base = calibration_loss(model, calib)
             block_imp = bypass_loss_scores(model, eligible, calib)
-            orders = {b: _l1_order(model, f"{inner[b]}.weight") for b in prunable}
-            group_imp = {b: group_losses(model, b, orders[b], counts[b], calib, base,
-                                         self.layouts[b]) for b in prunable}
+            orders = {d: l1_order(model, d) for d in dims}
+            group_imp = {d: group_losses(model, r, orders[d], channels[d], calib, base)
+                         for d, r in zip(dims, readers, strict=True)}
         else:
-            channel, block_imp = taylor_scores(model, prunable, eligible, calib)
-            orders = {b: channel[b].argsort(stable=True).tolist() for b in prunable}
-            group_imp = {b: group_sums(channel[b], orders[b], counts[b]) for b in prunable}
+            channel, block_imp = taylor_scores(model, readers, eligible, calib)
+            scores = {d: channel[r] for d, r in zip(dims, readers, strict=True)}
+            orders = {d: (head_order(scores[d], d.head_dim) if d.kind == "heads"
+                          else scores[d].argsort(stable=True).tolist()) for d in dims}
+            group_imp = {d: group_sums(scores[d], orders[d], channels[d]) for d in dims}
 
-        def block_cost(b: str, width: int | None) -> float:
-            """The block's ops in the table, its inner width at `width` (None: as they are)."""
-            return scale * sum(table.op_us(op if role is None or width is None
-                                           else resized(op, role, width))
-                               for op, role in block_ops[b] if op.kind in table.kinds)
+        size = {d: counts[d][0] for d in dims}
 
-        width: dict[str, int | None] = {b: ops[inner[b]].dims[1] if b in inner else None
-                                         for b in live}
-        done = dict.fromkeys(prunable, 0)  # filter groups removed per block
+        def block_cost(b: str, changed: dict[Dim, int] | None = None) -> float:
+            """The block's ops in the table, its widths at their sizes (`changed` overrides)."""
+            at = size | (changed or {})
+            return scale * sum(table.op_us(op if got is None
+                                           else resized(op, got[1], at[got[0]], got[0].head_dim))
+                               for op, got in block_ops[b] if op.kind in table.kinds)
+
+        done = dict.fromkeys(dims, 0)  # groups (heads) removed per width
         removed: list[str] = []
         steps: list[list] = []  # [kind, block, importance, µs saved, predicted after]
         predicted = dense_us
         while predicted > target:
-            units = self._candidates(live, removed, eligible, prunable, width, done, counts,
+            units = self._candidates(live, removed, eligible, dims, size, done, counts,
                                      block_imp, group_imp, block_cost)
             if not units:
                 raise RecipeError(self.path, f"the target {target:.1f} µs is out of reach: the "
@@ -403,25 +285,27 @@ class LatencyBudgetPruner(Pruner):
             if best.kind == "block":
                 removed.append(best.block)
             else:
-                width[best.block] = best.keep
-                done[best.block] += 1
-        widths = [(b, orders[b], width[b]) for b in prunable
-                  if b not in removed and width[b] < counts[b][0]]
+                d = next(d for d in dims if d.block == best.block and d.kind == best.kind)
+                size[d] = best.keep
+                done[d] += 1
+        kept = [d for d in dims if d.block not in removed and size[d] < counts[d][0]]
         return {"target_us": target, "predicted_us": predicted, "dense_us": dense_us,
-                "scale": scale, "blocks": removed, "filters": widths, "steps": steps}
+                "scale": scale, "blocks": removed, "steps": steps,
+                "filters": [(d.block, orders[d], size[d]) for d in kept if d.kind == "filters"],
+                "heads": [(d.block, orders[d], size[d]) for d in kept if d.kind == "heads"]}
 
-    def _candidates(self, live, removed, eligible, prunable, width, done, counts, block_imp,
+    def _candidates(self, live, removed, eligible, dims, size, done, counts, block_imp,
                     group_imp, block_cost) -> list[Unit]:
         alive = [b for b in live if b not in removed]
         units = []
         for b in eligible:
             stage_alive = sum(1 for o in alive if self.stage[o] == self.stage[b])
             if b in alive and stage_alive > 1:
-                saved = max(block_cost(b, width[b]), MIN_SAVED_US)
+                saved = max(block_cost(b), MIN_SAVED_US)
                 units.append(Unit(b, "block", block_imp[b], saved))
-        for b in prunable:
-            if b in alive and done[b] < len(counts[b]) - 1:
-                keep = counts[b][done[b] + 1]
-                saved = max(block_cost(b, width[b]) - block_cost(b, keep), MIN_SAVED_US)
-                units.append(Unit(b, "filters", group_imp[b][done[b]], saved, keep))
+        for d in dims:
+            if d.block in alive and done[d] < len(counts[d]) - 1:
+                keep = counts[d][done[d] + 1]
+                saved = max(block_cost(d.block) - block_cost(d.block, {d: keep}), MIN_SAVED_US)
+                units.append(Unit(d.block, d.kind, group_imp[d][done[d]], saved, keep))
         return units

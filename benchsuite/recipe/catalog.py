@@ -90,8 +90,12 @@ PRUNERS: dict[str, dict[str, Arg]] = {
                        "divided by this"),
         "latency_us": Arg("float", minimum=0, help="target: predicted latency in µs"),
         "round_to": Arg("int", minimum=1, help="filter group size [the latency table's step]"),
-        "weights": Arg("weights", help="block conv1 weights whose filters may go [every block's]"),
+        "weights": Arg("weights", help="the blocks' inner-layer weights whose filters may go "
+                       "(conv1, conv.0.0, mlp.fc1) and attention qkv weights whose heads may "
+                       "go [every block's]"),
         "blocks": Arg("bool", default=True, help="whether whole blocks may go"),
+        "heads": Arg("bool", default=True, help="whether attention heads may go, one at a "
+                     "time (encoder blocks; every attention module keeps one)"),
         "include_downsample": Arg("bool", default=False),
         "criterion": Arg("choice", default="taylor", choices=("taylor", "loss"),
                          help="importance of a unit: Taylor estimate of the calibration loss's "
