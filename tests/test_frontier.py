@@ -15,7 +15,8 @@ def test_the_frontier_runs_a_method_and_its_scratch_control_through_the_pipeline
     """A real (tiny) frontier: the peer at one ratio, then its point again as the scratch
     control; both rows come from real training and a real paired measurement."""
     from benchsuite.pipeline.executor import LocalExecutor
-    from benchsuite.sweep.frontier import Frontier, table
+    from benchsuite.sweep.frontier import Frontier
+    from benchsuite.sweep.frontier_report import table
 
     base = Case(recipe="", model="small_cnn", dataset="digits", dense_epochs=3, epochs=1,
                 train_images=None, niter=50, bench_seconds=2.0)
@@ -40,7 +41,8 @@ def test_the_int8_point_carries_its_scratch_control_quantized_and_f32_reuses_the
     and scores the scratch model at f32."""
     from benchsuite.core.paths import cache_dir
     from benchsuite.pipeline.executor import LocalExecutor
-    from benchsuite.sweep.frontier import Frontier, margins, table
+    from benchsuite.sweep.frontier import Frontier
+    from benchsuite.sweep.frontier_report import margins, table
 
     monkeypatch.setenv("BENCHSUITE_CACHE", str(tmp_path / "cache"))
     base = Case(recipe="", model="small_cnn", dataset="digits", dense_epochs=3, epochs=1,
@@ -68,7 +70,8 @@ def test_the_int8_point_carries_its_scratch_control_quantized_and_f32_reuses_the
 
 
 def test_the_frontier_puts_each_point_beside_the_dense_zoo_and_scratch():
-    from benchsuite.sweep.frontier import Point, margins
+    from benchsuite.sweep.frontier import Point
+    from benchsuite.sweep.frontier_report import margins
 
     def point(method, seed, **kw):
         return Point(method, seed, "f32", CaseResult(**kw), None, 1, 0)
@@ -86,7 +89,8 @@ def test_the_frontier_puts_each_point_beside_the_dense_zoo_and_scratch():
 
 
 def test_the_int8_point_is_put_beside_the_dense_zoo_in_int8_not_at_f32():
-    from benchsuite.sweep.frontier import Point, margins
+    from benchsuite.sweep.frontier import Point
+    from benchsuite.sweep.frontier_report import margins
 
     def point(method, precision, **kw):
         return Point(method, 0, precision, CaseResult(**kw), None, 1, 0)
@@ -177,7 +181,7 @@ def test_the_frontier_says_before_any_work_when_the_budget_recipe_does_not_fit(c
 
 
 def test_the_search_curve_says_when_a_seed_has_no_feasible_point_yet():
-    from benchsuite.sweep.frontier import search_lines
+    from benchsuite.sweep.frontier_report import search_lines
 
     # seed A feasible from trial 1; seed B infeasible at trial 1, then feasible
     runs = [[(1.39, True, 3), (1.2, True, 3)], [(2.4, False, 3), (1.31, True, 3)]]
@@ -188,7 +192,7 @@ def test_the_search_curve_says_when_a_seed_has_no_feasible_point_yet():
 def test_engines_are_compared_on_the_best_point_any_of_them_found():
     """Bayes settling at once on a poor point is not "fast to converge": each seed's target is
     the best feasible point of either engine; epochs count up to the trial that reached it."""
-    from benchsuite.sweep.frontier import reach_lines
+    from benchsuite.sweep.frontier_report import reach_lines
 
     bayes = [[(1.5, True, 3), (1.5, True, 0), (1.6, True, 3)],  # seed 0: never near 2.0
              [(2.0, True, 3), (1.0, False, 2), (1.1, True, 3)]]  # seed 1: at once

@@ -12,16 +12,9 @@ from benchsuite.core.threshold import Threshold
 from benchsuite.frontends.cli import HelpFormatter
 from benchsuite.pipeline.executor import LocalExecutor
 from benchsuite.recipe.case import Case
-from benchsuite.sweep.frontier import (
-    ENGINES,
-    KD,
-    METHODS,
-    Frontier,
-    margins,
-    search_lines,
-    table,
-)
+from benchsuite.sweep.frontier import ENGINES, KD, METHODS, Frontier
 from benchsuite.sweep.frontier import __doc__ as frontier_doc
+from benchsuite.sweep.frontier_report import margins, search_lines, table
 
 
 def _count(text: str) -> int:
