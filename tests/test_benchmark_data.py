@@ -138,6 +138,48 @@ def test_a_damaged_dense_cache_entry_is_quarantined_and_trained_again(tmp_path, 
     assert train_stage(spec, {}, tmp_path).result["cached"]  # the rebuilt entry is a hit
 
 
+def test_a_worker_killed_while_producing_leaves_nothing_behind(tmp_path):
+    """A worker killed by a signal mid-entry (no Python cleanup runs) leaves its temporary
+    folder; the next producer of the key removes it, and a hit never sees it."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from benchsuite.pipeline.folder_cache import cached_folder
+
+    started = tmp_path / "started"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import pathlib, time
+        from benchsuite.pipeline.folder_cache import cached_folder
+        def produce(tmp):
+            (tmp / "a.bin").write_bytes(b"x" * 1000)
+            pathlib.Path({str(started)!r}).touch()
+            time.sleep(60)
+            return {{}}
+        cached_folder(pathlib.Path({str(tmp_path / "cache")!r}), "k", ("a.bin",), produce)
+        """)])
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert len(list((tmp_path / "cache").glob(".k.*.tmp"))) == 1  # what the kill left
+
+    def produce(tmp: Path) -> dict:
+        (tmp / "a.bin").write_bytes(b"y")
+        return {"n": 1}
+
+    meta, files, hit = cached_folder(tmp_path / "cache", "k", ("a.bin",), produce)
+    assert not hit and files["a.bin"].read_bytes() == b"y" and meta["n"] == 1
+    assert list((tmp_path / "cache").glob(".k.*.tmp")) == []
+    assert cached_folder(tmp_path / "cache", "k", ("a.bin",), produce)[2]
+
+
 def test_nan_logits_are_an_error_that_says_so(digits):
     from benchsuite.models import build_model
     from benchsuite.pipeline.dense import scores

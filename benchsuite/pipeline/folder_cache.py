@@ -42,8 +42,11 @@ def cached_folder(root: Path, key: str, names: tuple[str, ...],
             if meta is not None:
                 return meta, _present(folder, meta), True
             _quarantine(folder, what)
+        # a worker killed by a signal while producing leaves its temporary folder; under the
+        # key's lock no one else is producing this key, so every one of them is stale
+        for stale in root.glob(f".{key}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = root / f".{key}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             meta = produce(tmp)
