@@ -314,15 +314,15 @@ def test_a_model_without_known_blocks_is_refused():
 
 def test_meets_a_predicted_speedup_on_the_vit():
     """The ViT's encoder blocks: its MLP hidden width (fc1's rows, fc2's inputs) in groups, and
-    whole blocks (attention, qkv, proj and MLP priced; the ViT keeps at least one); heads off
-    here (`test_heads_are_units_of_the_vit_budget`)."""
+    whole blocks (attention, qkv, proj and MLP priced; the ViT keeps at least one); heads are
+    off by default (`test_heads_are_units_of_the_vit_budget`)."""
     torch.manual_seed(0)
     model = build_model("vit_tiny", 10, 1).eval()
     example = torch.zeros(1, 1, 28, 28)
     calib = (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
     table = _kinds_table(model, example, step=32)
-    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n    heads: false\n")),
-                                 model, example, calibration=calib, latency_table=table)
+    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n")), model, example,
+                                 calibration=calib, latency_table=table)
     sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
     plan = sched.pruners["budget"].plan
     assert plan["predicted_us"] <= plan["target_us"] == pytest.approx(plan["dense_us"] / 1.8)
@@ -347,13 +347,14 @@ def _vit_and_calib():
 
 
 def test_heads_are_units_of_the_vit_budget(tmp_path):
-    """Attention heads are priced from the table (qkv, the attention op by head count, proj) and
-    taken one at a time where they cost the least importance per µs: on this table they pay, and
-    the pruned model's table sum is the plan's prediction. `heads: false` leaves every head."""
+    """With `heads: true`, attention heads are priced from the table (qkv, the attention op by
+    head count, proj) and taken one at a time where they cost the least importance per µs: on
+    this table they pay, and the pruned model's table sum is the plan's prediction. By default
+    every head stays."""
     model, example, calib = _vit_and_calib()
     table = _kinds_table(model, example, step=32)
-    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n")), model, example,
-                                 calibration=calib, latency_table=table)
+    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n    heads: true\n")),
+                                 model, example, calibration=calib, latency_table=table)
     sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
     plan = sched.pruners["budget"].plan
     assert plan["predicted_us"] <= plan["target_us"] == pytest.approx(plan["dense_us"] / 1.8)
@@ -390,8 +391,8 @@ def test_heads_are_units_of_the_vit_budget(tmp_path):
         f"{b}.attn.heads": 3 - n for b, n in plan["heads"].items()}
 
     model, example, calib = _vit_and_calib()
-    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n    heads: false\n")),
-                                 model, example, calibration=calib, latency_table=table)
+    sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.8\n")), model, example,
+                                 calibration=calib, latency_table=table)
     sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
     assert sched.pruners["budget"].plan["heads"] == {}
     assert all(m.num_heads == 3 for n, m in model.named_modules() if n.endswith(".attn"))
@@ -406,7 +407,7 @@ def test_removing_heads_computes_what_was_scored():
     with torch.no_grad():
         base = float(F.cross_entropy(model(calib[0]), calib[1]))
     sched = CompressionScheduler(parse_recipe(_recipe(
-        "    speedup: 1.05\n    criterion: loss\n    blocks: false\n"
+        "    speedup: 1.05\n    criterion: loss\n    blocks: false\n    heads: true\n"
         "    weights: [blocks.2.attn.qkv.weight]\n")), model, example, calibration=calib,
         latency_table=table)
     sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
@@ -424,9 +425,10 @@ def test_vit_weights_name_fc1_or_qkv():
     with pytest.raises(RecipeError, match=r"nor, with heads: true, an encoder block's attn\.qkv"
                        ) as e:
         CompressionScheduler(parse_recipe(_recipe(
-            "    speedup: 2\n    heads: false\n    weights: [blocks.0.attn.qkv.weight]\n")),
+            "    speedup: 2\n    weights: [blocks.0.attn.qkv.weight]\n")),
             model, example)
     assert e.value.path == "pruners.budget.weights[0]"
     with pytest.raises(RecipeError, match="is not the inner layer"):
         CompressionScheduler(parse_recipe(_recipe(
-            "    speedup: 2\n    weights: [blocks.0.attn.proj.weight]\n")), model, example)
+            "    speedup: 2\n    heads: true\n    weights: [blocks.0.attn.proj.weight]\n")),
+            model, example)

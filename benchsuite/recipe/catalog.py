@@ -94,7 +94,7 @@ PRUNERS: dict[str, dict[str, Arg]] = {
                        "(conv1, conv.0.0, mlp.fc1) and attention qkv weights whose heads may "
                        "go [every block's]"),
         "blocks": Arg("bool", default=True, help="whether whole blocks may go"),
-        "heads": Arg("bool", default=True, help="whether attention heads may go, one at a "
+        "heads": Arg("bool", default=False, help="whether attention heads may go, one at a "
                      "time (encoder blocks; every attention module keeps one)"),
         "include_downsample": Arg("bool", default=False),
         "criterion": Arg("choice", default="taylor", choices=("taylor", "loss"),

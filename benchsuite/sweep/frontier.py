@@ -6,10 +6,10 @@ Methods (each a set of cases; a method's point at a seed is its fastest case tha
 floor on the VALIDATION split; its verdict is then read on the test split, once):
 
   uniform    the peer: Torch-Pruning's uniform L1 width (tp_uniform) at each --tp-ratios
-  budget     the latency-budget pruner (recipe latency_budget: blocks, channel groups and
-             attention heads removed greedily by importance per µs saved, predicted from the
-             per-op latency table measured on the target device and precision) at each
-             --budget-speedups, groups of --budget-round-to channels (the table's grid step)
+  budget     the latency-budget pruner (recipe latency_budget: blocks and channel groups
+             removed greedily by importance per µs saved, predicted from the per-op latency
+             table measured on the target device and precision) at each --budget-speedups,
+             groups of --budget-round-to channels (the table's grid step)
   search     the per-stage point found by a search (`sweeps` bayes; --engines bayes,random
              runs both, compared on a common target) within --search-trials trials over the
              per-stage space (--space: a sweep file, e.g. what `benchsuite select` wrote;
