@@ -13,10 +13,11 @@ microsecond saved until the predicted latency meets the target:
 - with `heads: true`, one attention head of an encoder block (the listed `weights` may name
   `attn.qkv` weights to limit it), saving the table difference of the qkv and proj linear
   layers and the attention op (the table measures attention by head count); every attention
-  module keeps at least one head. Off by default: on a small ViT (AMD EPYC, f32) the table
-  over-predicted the plans that took heads by 7-8 % (as it over-predicted removing heads alone
-  on an Intel Xeon), so they land short of their target, and at the same predicted speed-up
-  and Top-1 the plan without heads (whole blocks) ran 7 % faster (docs/measurements.md).
+  module keeps at least one head. Off by default: on a small ViT (AMD EPYC, f32, 3 seeds) the
+  table over-predicted the plans that took heads by 7-8 % (as it over-predicted removing heads
+  alone on an Intel Xeon), so they land short of their target, and at the same predicted
+  speed-up and Top-1 the plans without heads (whole blocks) ran 5-7 % faster
+  (docs/measurements.md).
 
 The blocks and widths it knows (`prune/budget_units.py`): the CIFAR ResNets' `BasicBlock`
 (the inner width is conv1's filters, which conv2's input channels follow), MobileNetV2's
