@@ -37,7 +37,7 @@ from benchsuite.models.mobilenetv2 import InvertedResidual
 from benchsuite.models.resnet_cifar import BasicBlock
 from benchsuite.models.vit import Block as EncoderBlock
 from benchsuite.prune.criteria import Calibration
-from benchsuite.prune.heads import head_scores, is_attention
+from benchsuite.prune.heads import head_channels, head_scores, is_attention
 from benchsuite.prune.masks import effective
 
 
@@ -185,7 +185,7 @@ def l1_order(model: nn.Module, dim: Dim) -> list[int]:
     block = model.get_submodule(dim.block)
     if dim.kind == "heads":
         heads = head_scores(block.get_submodule(ATTENTION), "l1").argsort(stable=True).tolist()
-        return [h * dim.head_dim + j for h in heads for j in range(dim.head_dim)]
+        return head_channels(heads, dim.head_dim)
     inner = next(m for m, role in dim.roles if role == "inner")
     w = effective(model, f"{dim.block}.{inner}.weight")
     return w.abs().flatten(1).sum(1).argsort(stable=True).tolist()
@@ -194,7 +194,7 @@ def l1_order(model: nn.Module, dim: Dim) -> list[int]:
 def head_order(scores: torch.Tensor, head_dim: int) -> list[int]:
     """attn.proj's input channels, head by head, the heads least scored (summed) first."""
     heads = scores.reshape(-1, head_dim).sum(1).argsort(stable=True).tolist()
-    return [h * head_dim + j for h in heads for j in range(head_dim)]
+    return head_channels(heads, head_dim)
 
 
 def group_losses(model: nn.Module, reader: str, order: list[int], counts: list[int],

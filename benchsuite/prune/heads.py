@@ -55,14 +55,19 @@ def head_scores(attn: nn.Module, criterion: str) -> torch.Tensor:
     return w.abs().mean(1) if criterion == "l1" else w.pow(2).mean(1).sqrt()
 
 
+def head_channels(heads: list[int], head_dim: int) -> list[int]:
+    """The channels of `heads` in a projection's input (head h: h x head_dim ... + head_dim - 1),
+    head by head in the order given."""
+    return [int(h) * head_dim + j for h in heads for j in range(head_dim)]
+
+
 def remove_heads(dg: tp.DependencyGraph, name: str, attn: nn.Module, heads: list[int],
                  path: str) -> None:
     """Remove `heads` of the attention module `name` (`attn`) through the model's dependency
     graph `dg` (traced with the masks lifted): their qkv rows (query, key and value) and proj
     columns. A module whose graph does not tie them head by head is refused (RecipeError at
     `path`) before anything is removed."""
-    d = attn.head_dim
-    idxs = sorted(int(h) * d + j for h in heads for j in range(d))
+    idxs = sorted(head_channels(heads, attn.head_dim))
     group = dg.get_pruning_group(attn.qkv, tp.prune_linear_out_channels, idxs=idxs)
     rows = {len(i) for dep, i in group.items if dep.target.module is attn.qkv}
     cols = {len(i) for dep, i in group.items if dep.target.module is attn.proj}

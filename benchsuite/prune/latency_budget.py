@@ -14,7 +14,7 @@ microsecond saved until the predicted latency meets the target:
   `attn.qkv` weights to limit it), saving the table difference of the qkv and proj linear
   layers and the attention op (the table measures attention by head count); every attention
   module keeps at least one head. Off by default: on a small ViT (AMD EPYC, f32, 3 seeds) the
-  table over-predicted the plans that took heads by 7-8 % (as it over-predicted removing heads
+  table over-predicted the plans that took heads by 6.8-7.7 % (as it over-predicted removing heads
   alone on an Intel Xeon), so they land short of their target, and at the same predicted
   speed-up and Top-1 the plans without heads (whole blocks) ran 5-7 % faster
   (docs/measurements.md).
