@@ -76,6 +76,7 @@ def drop_blocks(model: nn.Module, n: int) -> nn.Module:
 
 def families(channels: int) -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]:
     from benchsuite.models import build_model
+    from benchsuite.prune.budget_units import thinned
 
     torch.manual_seed(0)
     mnv2 = build_model("mobilenetv2", 10, channels).eval()
@@ -86,6 +87,8 @@ def families(channels: int) -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]
             "expansion channels -60 %": thin_expansion(mnv2, 0.6),
             "expansion channels -60 %, round_to 16": thin_expansion(mnv2, 0.6, step=16),
             "width 0.5": build_model("mobilenetv2_050", 10, channels).eval(),
+            "inner widths halved, step 32 (calibration_net)": thinned(
+                mnv2, torch.zeros(1, channels, 28, 28), 32),
         }),
         "vit_tiny": (vit, {
             "heads 3 -> 2": drop_heads(vit, 2),
@@ -94,6 +97,37 @@ def families(channels: int) -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]
             "2 blocks removed": drop_blocks(vit, 2),
         }),
     }
+
+
+def per_op_lines(rows: list[dict]) -> list[str]:
+    """The per-op cost (`latency.spec.fit_per_op`) fitted on each version in turn, and the
+    other versions' speed-ups predicted with it: what a table built with that version as its
+    calibration network would have predicted."""
+    import statistics
+
+    from benchsuite.latency.spec import fit_per_op
+
+    out = []
+    for family in dict.fromkeys(r["family"] for r in rows):
+        fam = [r for r in rows if r["family"] == family]
+        for cal in fam:
+            try:
+                c = fit_per_op(cal["dense_table_sum_us"], cal["dense_ops"], cal["table_sum_us"],
+                               cal["ops"], 1 / cal["speedup"])
+            except ValueError:
+                continue
+            errs = []
+            for r in fam:
+                if r is cal:
+                    continue
+                pred = ((r["dense_table_sum_us"] + c * r["dense_ops"])
+                        / (r["table_sum_us"] + c * r["ops"]))
+                errs.append(pred / r["speedup"] - 1)
+                out.append(f"  {family} per-op {c:.2f} µs (from {cal['version']}): "
+                           f"{r['version']} predicted {pred:.3f}x ({errs[-1]:+.1%})")
+            out.append(f"{family}: per-op cost {c:.2f} µs fitted on {cal['version']}: median "
+                       f"|error| of the others {statistics.median(map(abs, errs)):.1%}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", type=input_shape, default=(3, 32, 32), metavar="CxHxW",
                     help="one sample's shape")
     ap.add_argument("--out", default=None, help="CSV of the per-version figures")
+    ap.add_argument("--pruned", action="append", default=[], metavar="LABEL=ONNX",
+                    help="another version of --only's network (e.g. a case's pruned.onnx)")
     args = ap.parse_args(argv)
     import openvino as ov
 
@@ -129,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(f"OpenVINO {ov.get_version()}; step {args.step}; input 1x{'x'.join(map(str, shape))}",
           flush=True)
+    extra = dict(p.split("=", 1) for p in args.pruned)
+    if extra and not args.only:
+        ap.error("--pruned needs --only (the family its versions belong to)")
     for family, (dense, versions) in families(shape[0]).items():
         if args.only and family != args.only:
             continue
+        versions = versions | {label: Path(onnx) for label, onnx in extra.items()}
 
         def ir(model: nn.Module, name: str, family: str = family) -> Path:
             onnx = export_onnx(model, shape, work / family / f"{name}.onnx")
@@ -154,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         raw = load_table(unit, args.step, Path(args.tables) if args.tables else None,
                          envelope=False)
         for label, model in versions.items():
-            pruned_xml = ir(model, re.sub(r"[^A-Za-z0-9]+", "_", label))
+            name = re.sub(r"[^A-Za-z0-9]+", "_", label)
+            pruned_xml = (onnx_to_ir(model, work / family / f"{name}.xml", shape)
+                          if isinstance(model, Path) else ir(model, name))
+            pruned_ops = ops_from_ir(pruned_xml)
             models = {"dense": dense_xml, "pruned": pruned_xml}
             pred = predict_pair(models, one, None)
             conv_pred = convs_only.sum_us(dense_ops) / convs_only.sum_us(ops_from_ir(pruned_xml))
@@ -170,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                    "dense_us": res.latency_median_us["dense"],
                    "pruned_us": res.latency_median_us["pruned"],
                    "cpu_share": res.conditions["cpu_share"],
-                   "rounds_preempted": res.conditions["rounds_preempted"], "rounds": res.rounds}
+                   "rounds_preempted": res.conditions["rounds_preempted"], "rounds": res.rounds,
+                   "table_sum_us": table.sum_us(pruned_ops),
+                   "ops": len(table.modelled(pruned_ops)),
+                   "dense_table_sum_us": table.sum_us(dense_ops),
+                   "dense_ops": len(table.modelled(dense_ops))}
             rows.append(row)
             print(f"{family} {label:26s} measured {res.speedup:.3f}x [{res.ci_low:.3f}, "
                   f"{res.ci_high:.3f}] predicted {row['speedup_predicted']:.3f}x "
@@ -185,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{family}: median |error| of the predicted speed-up {statistics.median(errs):.1%} "
               f"over {len(errs)} versions (convs only: {statistics.median(conv):.1%}; raw "
               f"points: {statistics.median(raw_errs):.1%})")
+    for line in per_op_lines(rows):
+        print(line)
     if args.out:
         import pandas as pd
 

@@ -193,14 +193,15 @@ def kind_us(op) -> float:
     return macs_us(op)
 
 
-def _kinds_table(model, example, step=8, scale=0.9) -> dict:
+def _kinds_table(model, example, step=8, scale=0.9, per_op=0.0) -> dict:
     ops = list(op_specs(model, example).values())
     entries = {g: {"cin": a, "cout": b, "us": [[kind_us(spec_at(g, i, j)) for j in b] for i in a]}
                for g, (a, b) in grid_units(ops, step).items()}
     table = LatencyTable({"device": "synthetic"}, step, entries,
                          kinds=["conv", "depthwise", "linear", "attention"])
-    dense_sum = table.sum_us(ops)
-    table.networks = {"network": {"measured_us": dense_sum * scale, "sum_us": dense_sum}}
+    dense_sum, n = table.sum_us(ops), len(table.modelled(ops))
+    table.networks = {"network": {"measured_us": (dense_sum + per_op * n) * scale,
+                                  "sum_us": dense_sum, "per_op_us": per_op, "ops": n}}
     return table.to_dict()
 
 
@@ -211,22 +212,25 @@ def mobilenet_and_calib():
     return model, (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
 
 
-def test_meets_a_predicted_speedup_on_mobilenetv2(mobilenet_and_calib):
+@pytest.mark.parametrize("per_op", [0.0, 30.0])
+def test_meets_a_predicted_speedup_on_mobilenetv2(mobilenet_and_calib, per_op):
     model, calib = mobilenet_and_calib
     stages = {n: [b for b, _ in m.named_children()] for n, m in model.named_children()
               if n.startswith("stage")}
-    table = _kinds_table(model, MNV2_INPUT)
+    table = _kinds_table(model, MNV2_INPUT, per_op=per_op)
     sched = CompressionScheduler(parse_recipe(_recipe("    speedup: 1.6\n")),
                                  model, MNV2_INPUT, calibration=calib, latency_table=table)
     sched.on_epoch_begin(0, torch.optim.SGD(model.parameters(), lr=0.1))
     plan = sched.pruners["budget"].plan
     assert plan["predicted_us"] <= plan["target_us"] == pytest.approx(plan["dense_us"] / 1.6)
     assert plan["widths"]
-    # the thinned network's table sum (depthwise convs and the classifier included) is the
-    # prediction: the hidden width's every op was priced
+    # the thinned network's table cost (depthwise convs and the classifier included, and the
+    # per-op cost of the ops it still has) is the prediction: every op was priced, and a
+    # removed block saved the per-op cost of each of its ops
     t = LatencyTable.from_dict(table)
-    after = t.scale() * t.sum_us(list(op_specs(model, MNV2_INPUT).values()))
+    after = t.scale() * t.cost_us(list(op_specs(model, MNV2_INPUT).values()))
     assert after == pytest.approx(plan["predicted_us"], rel=1e-6)
+    assert plan["blocks"] or not per_op
     for b in plan["blocks"]:  # removed: blocks with a shortcut, never a stage's first
         assert not b.endswith(".0") and isinstance(model.get_submodule(b), torch.nn.Identity)
     for b, width in plan["widths"].items():

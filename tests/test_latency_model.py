@@ -13,6 +13,7 @@ from benchsuite.latency.spec import (
     ConvSpec,
     LatencyTable,
     channel_grid,
+    fit_per_op,
     grid_units,
     monotone,
     predict_us,
@@ -67,6 +68,32 @@ def test_scale_and_round_trip():
         LatencyTable.from_dict(table.to_dict() | {"version": 0})
 
 
+def test_per_op_cost_is_fitted_and_charged():
+    """A network measured at s x (sum + c x ops), its calibration version at the same s and c:
+    the fit recovers c, the table charges it and the scale carries what remains."""
+    dense = [ConvSpec(16, 32, 3, 1, 8, 8), ConvSpec(32, 32, 3, 1, 8, 8),
+             ConvSpec(32, 16, 1, 1, 8, 8)]
+    narrow = [ConvSpec(16, 16, 3, 1, 8, 8), ConvSpec(16, 32, 3, 1, 8, 8),
+              ConvSpec(32, 16, 1, 1, 8, 8)]
+    table = _synthetic(dense, 8)
+    s, c = 0.9, 2.5
+    d_sum, n_sum = table.sum_us(dense), table.sum_us(narrow)
+    ratio = (n_sum + c * 3) / (d_sum + c * 3)  # what the two measurements give
+    assert ratio > n_sum / d_sum  # the per-op cost is what the sums' ratio misses
+    assert fit_per_op(d_sum, 3, n_sum, 3, ratio) == pytest.approx(c)
+    assert fit_per_op(d_sum, 3, n_sum, 3, 0.9 * n_sum / d_sum) == 0.0  # negative: clamped
+    with pytest.raises(ValueError, match="cannot be fitted"):
+        fit_per_op(d_sum, 3, d_sum, 3, 1.0)
+    assert table.per_op_us() == 0.0 and table.cost_us(dense) == table.sum_us(dense)
+    table.networks = {"net": {"measured_us": s * (d_sum + c * 3), "sum_us": d_sum,
+                              "per_op_us": c, "ops": 3}}
+    assert table.cost_us(narrow) == pytest.approx(n_sum + 3 * c)
+    assert table.scale() == pytest.approx(s)
+    assert predict_us(narrow, table, table.scale()) == pytest.approx(s * (n_sum + 3 * c))
+    back = LatencyTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    assert back.per_op_us("net") == c and back.cost_us(dense) == table.cost_us(dense)
+
+
 def test_monotone_envelope():
     grid = [[5.0, 4.0, 9.0], [3.0, 8.0, 7.0]]
     out = monotone(grid)
@@ -103,7 +130,7 @@ def test_build_table_on_a_tiny_model(tmp_path):
     said: list[str] = []
     table = build_table(xml, "tiny", 8, settings, folder=tmp_path / "tables",
                         workdir=tmp_path / "work", progress=said.append)
-    assert said and "6/6 grid points" in said[-1]
+    assert "6/6 grid points" in said[-2] and said[-1] == "latency table: tiny measured whole"
     assert {g: (e["cin"], e["cout"]) for g, e in table.entries.items()} == {
         "k3s1h16w16": ([3], [8, 16]), "k3s2h16w16": ([8, 16], [8, 16])}
     for e in table.entries.values():

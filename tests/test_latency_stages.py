@@ -11,8 +11,14 @@ import torch
 
 from benchsuite.bench.latency_table import predict_pair
 from benchsuite.export.onnx import export_onnx
+from benchsuite.latency.spec import fit_per_op
 from benchsuite.models import build_model
-from benchsuite.pipeline.stages import LATENCY_TABLE, _to_ir, latency_table_stage
+from benchsuite.pipeline.stages import (
+    LATENCY_TABLE,
+    _to_ir,
+    calibration_net_stage,
+    latency_table_stage,
+)
 from benchsuite.prune import CompressionScheduler
 from benchsuite.recipe import parse_recipe
 
@@ -36,13 +42,24 @@ def test_table_stage_feeds_the_pruner_and_the_prediction(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = build_model("resnet20", 10, 1).eval()
     dense_onnx = export_onnx(model, (1, 32, 32), tmp_path / "dense.onnx")
+    cal = calibration_net_stage({"model": "resnet20", "input_shape": [1, 32, 32],
+                                 "num_classes": 10, "step": 32}, {}, tmp_path / "cal")
     out = latency_table_stage({
         "input_shape": [1, 32, 32], "network": "resnet20", "step": 32,
         "settings": {"device": "CPU", "precision": "f32"}, "paired": {"threads": 1},
-    }, {"dense_onnx": dense_onnx}, tmp_path / "work")
+    }, {"dense_onnx": dense_onnx, "calibration_onnx": cal.files["onnx"]}, tmp_path / "work")
     table = json.loads(json.dumps(out.result))["table"]  # as it crosses the broker
     assert set(table["networks"]) == {"resnet20"} and table["step"] == 32
     assert table["conditions"]["clock"] == "cpu time per inference"
+    # the calibration network (stage 3's inner widths 64 -> 32: the same ops) measured
+    # beside the dense one, and the per-op cost fitted on the two as stored
+    net = table["networks"]["resnet20"]
+    c = net["calibration"]
+    # (19 convs, 2 shortcut convs, the classifier)
+    assert c["ops"] == net["ops"] == 22 and c["sum_us"] < net["sum_us"]
+    assert c["ratio"] == pytest.approx(c["measured_us"] / net["measured_us"]) and c["ratio"] < 1
+    assert net["per_op_us"] == pytest.approx(
+        max(0.0, fit_per_op(net["sum_us"], 22, c["sum_us"], 22, c["ratio"])))
 
     calib = (torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,)))
     example = torch.zeros(1, 1, 32, 32)

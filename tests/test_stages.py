@@ -15,7 +15,7 @@ DENSE = {"model": "small_cnn", "dataset": "digits", "seed": 0, "epochs": 1}
 def test_the_built_in_stages_by_name_and_kind() -> None:
     assert {name: s.kind for name, s in STAGES.items()} == {
         "train": "prune", "prune": "prune", "bench": "bench", "calibrate": "bench",
-        "latency_table": "bench"}
+        "latency_table": "bench", "calibration_net": "prune"}
     assert stage_named("train") is TRAIN
 
 

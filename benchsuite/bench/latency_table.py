@@ -63,6 +63,7 @@ from benchsuite.latency.spec import (
     LatencyTable,
     LinearSpec,
     OpSpec,
+    fit_per_op,
     grid_units,
     monotone,
     spec_at,
@@ -229,9 +230,11 @@ def measure_unit(conv: OpSpec, settings: PairedSettings, folder: Path) -> tuple[
     return res["difference_us"], res
 
 
-def measure_network(model_xml: Path, settings: PairedSettings, folder: Path) -> dict:
+def measure_network(model_xml: Path, settings: PairedSettings, folder: Path,
+                    calibration_xml: Path | None = None) -> dict:
     """A whole network's CPU µs per inference, in paired rounds beside a tiny anchor, with a
-    longer time cap than a grid point (NETWORK_SECONDS)."""
+    longer time cap than a grid point (NETWORK_SECONDS); with `calibration_xml` that network
+    too, in the same rounds (`calibration_us`)."""
     import dataclasses
 
     convs = convs_from_ir(model_xml)
@@ -239,9 +242,29 @@ def measure_network(model_xml: Path, settings: PairedSettings, folder: Path) -> 
     _, anchor = unit_models(first, folder / "network-anchor")
     longer = dataclasses.replace(settings, max_seconds=max(settings.max_seconds,
                                                            NETWORK_SECONDS))
-    res = cpu_paired({"net": model_xml, "anchor": anchor}, longer)
+    models = {"net": model_xml, "anchor": anchor} | (
+        {"calibration": calibration_xml} if calibration_xml else {})
+    res = cpu_paired(models, longer)
     return {"measured_us": res["cpu_us"]["net"], "cpu_share": res["cpu_share"],
-            "rounds": res["rounds"]}
+            "rounds": res["rounds"]} | (
+        {"calibration_us": res["cpu_us"]["calibration"]} if calibration_xml else {})
+
+
+def per_op_fields(net: dict, table: LatencyTable, dense_ops: list[OpSpec],
+                  calibration_ops: list[OpSpec]) -> dict:
+    """The per-op cost of a network (`spec.fit_per_op`) from its and its calibration
+    network's measurement (`measure_network`), as the table's `networks` entry keeps it."""
+    ops, cal_ops = len(table.modelled(dense_ops)), len(table.modelled(calibration_ops))
+    cal_sum = table.sum_us(calibration_ops)
+    ratio = net["calibration_us"] / net["measured_us"]
+    try:
+        per_op = fit_per_op(net["sum_us"], ops, cal_sum, cal_ops, ratio)
+    except ValueError as e:
+        log.warning("no per-op cost for this network: %s", e)
+        per_op = 0.0
+    return {"ops": ops, "per_op_us": per_op,
+            "calibration": {"measured_us": net.pop("calibration_us"), "sum_us": cal_sum,
+                            "ops": cal_ops, "ratio": ratio}}
 
 
 def table_key(settings: PairedSettings, step: int) -> dict[str, Any]:
@@ -269,10 +292,13 @@ def _grid(points: dict[str, float], cins: list[int], couts: list[int], envelope:
 
 def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettings | None = None,
                 folder: Path | None = None, workdir: Path | None = None,
-                progress: Callable[[str], None] | None = None) -> LatencyTable:
+                progress: Callable[[str], None] | None = None,
+                calibration_xml: Path | None = None) -> LatencyTable:
     """The table covering every pruned version of `dense_xml` (channel counts at multiples of
     `step`, every head count), for every op kind it has, measured where missing, with the dense
-    network measured whole as `network`."""
+    network measured whole as `network`; with `calibration_xml` (a version of it with the
+    same ops, narrower: `prune.budget_units.thinned`) measured in the same rounds, the
+    network's per-op cost fitted on the two (`spec.fit_per_op`)."""
     base = {"threads": 1, "streams": 1, "precision": "f32"} | UNIT_SETTINGS
     settings = settings or PairedSettings(**base)
     path = table_path(settings, step, folder)
@@ -283,7 +309,8 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
         data = json.loads(path.read_text()) if path.is_file() else {
             "conditions": table_key(settings, step), "points": {}, "networks": {}}
         dense_ops = ops_from_ir(dense_xml)
-        todo = _missing(data["points"], grid_units(dense_ops, step))
+        cal_ops = ops_from_ir(calibration_xml) if calibration_xml else []
+        todo = _missing(data["points"], grid_units(dense_ops + cal_ops, step))
         for i, (g, ci, co) in enumerate(todo):
             us, cond = measure_unit(spec_at(g, ci, co), settings, workdir / "unit")
             data["points"].setdefault(g, {})[f"{ci},{co}"] = us
@@ -291,10 +318,16 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
             if i % 10 == 0 or i == len(todo) - 1:
                 say(f"latency table: {i + 1}/{len(todo)} grid points ({g} {ci}->{co}: "
                     f"{us:.1f} µs)")
-        if todo or network not in data["networks"]:
+        known = data["networks"].get(network)
+        if todo or known is None or (calibration_xml and "per_op_us" not in known):
             table = _table(data, step)
-            data["networks"][network] = measure_network(dense_xml, settings, workdir) | {
+            say(f"latency table: {network} measured whole"
+                + (" beside its calibration network" if calibration_xml else ""))
+            net = measure_network(dense_xml, settings, workdir, calibration_xml) | {
                 "sum_us": table.sum_us(dense_ops)}
+            if calibration_xml:
+                net |= per_op_fields(net, table, dense_ops, cal_ops)
+            data["networks"][network] = net
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(data, indent=1))
             tmp.replace(path)
@@ -345,8 +378,8 @@ def predict_pair(models: dict[str, Path], table_data: dict, dense_measured_us: f
     (`core.result.PREDICTION_KEYS`): what the latency model predicted, made before the case's
     own measurement (`track.latency_model` compares them with what was measured)."""
     table = LatencyTable.from_dict(table_data)
-    dense = table.sum_us(ops_from_ir(models["dense"]))
-    pruned = table.sum_us(ops_from_ir(models["pruned"]))
+    dense = table.cost_us(ops_from_ir(models["dense"]))
+    pruned = table.cost_us(ops_from_ir(models["pruned"]))
     scale = table.scale()
     return {"latency_predicted_us": pruned * scale, "speedup_predicted": dense / pruned,
             "latency_table_sum_us": pruned, "dense_latency_table_sum_us": dense,

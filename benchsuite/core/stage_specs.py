@@ -67,6 +67,16 @@ class LatencyTableSpec(CalibrateSpec):
     step: int
 
 
+class CalibrationNetSpec(TypedDict):
+    """`calibration_net`: the latency table's calibration network (the model untrained, its
+    blocks' inner widths halved), as ONNX."""
+
+    model: str  # as DataSpec's
+    input_shape: list[int]
+    num_classes: int
+    step: int
+
+
 def _kinds(hint: Any) -> tuple[Any, ...]:
     """The runtime types a field's annotation admits (None for an optional field's null)."""
     origin = typing.get_origin(hint)

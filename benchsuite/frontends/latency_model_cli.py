@@ -34,15 +34,22 @@ def _build(args: argparse.Namespace) -> int:
     from benchsuite.bench.paired import PairedSettings
 
     xml = onnx_to_ir(Path(args.onnx), Path(args.workdir) / "dense" / "model.xml", args.input)
+    cal = (onnx_to_ir(Path(args.calibration), Path(args.workdir) / "calibration" / "model.xml",
+                      args.input) if args.calibration else None)
     threads = None if args.threads == "default" else int(args.threads)
     settings = PairedSettings(device=args.device, precision=args.precision, threads=threads,
                               **UNIT_SETTINGS)
     table = build_table(xml, args.network, args.step, settings, workdir=Path(args.workdir),
-                        progress=print)
+                        progress=print, calibration_xml=cal)
     net = table.networks[args.network]
+    per_op = ""
+    if "calibration" in net:
+        c = net["calibration"]
+        per_op = (f", per-op cost {net['per_op_us']:.2f} µs over {net['ops']} ops (calibration "
+                  f"network measured at {c['ratio']:.3f} of it, table sum {c['sum_us']:.1f} µs)")
     print(f"table {table_path(settings, args.step)}: {len(table.entries)} geometries; "
           f"{args.network} measured {net['measured_us']:.1f} µs, table sum {net['sum_us']:.1f} "
-          f"µs, scale {table.scale(args.network):.3f} ({table.conditions})")
+          f"µs{per_op}, scale {table.scale(args.network):.3f} ({table.conditions})")
     return 0
 
 
@@ -61,6 +68,10 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--input", required=True, type=input_shape, metavar="CxHxW",
                        help="one sample's shape, e.g. 1x32x32")
     build.add_argument("--network", required=True, help="name of the dense network (scale)")
+    build.add_argument("--calibration", metavar="ONNX",
+                       help="a narrower version of it with the same ops (what the suite's "
+                       "calibration_net stage exports: its blocks' inner widths halved); "
+                       "measured beside it, it fits the network's per-op cost")
     build.add_argument("--step", type=int, default=8,
                        help="channel and feature grid step (round_to); heads: every count")
     build.add_argument("--device", default="CPU", help="the OpenVINO device")

@@ -49,6 +49,19 @@ because its narrow convs cost more between their neighbours in the network than 
 measures, which the dense network's scale does not carry over to a pruned one, and because
 `monotone` (each entry the maximum of every narrower measured point) inflates the widest
 entries most, where the dense network sits.
+
+A per-op cost (`per_op_us`, `fit_per_op`): the scale charges what the table leaves out as a
+share of the table sum, so a network whose ops all got narrower is predicted to shed that share
+too; what a narrow op costs between its neighbours does not shrink with it. A table built with a
+calibration network (the dense network untrained with every block's inner width halved,
+`prune.budget_units.thinned`: the same ops, narrower), measured in the same rounds as the dense
+one, fits for that network a cost c per op such that
+
+    latency = scale x (sum over its ops of T + c x number of ops)
+
+reproduces the two networks' measured ratio; `cost_us` is that bracket. A width's step keeps
+every op (c cancels in its saving), a removed block saves c for each of its ops. Without a
+calibration network c = 0 and the model is the one above.
 """
 
 from __future__ import annotations
@@ -293,15 +306,30 @@ class LatencyTable:
         """The table sum over the ops of the kinds the table models (`kinds`)."""
         return float(sum(self.op_us(c) for c in self.modelled(convs)))
 
-    def scale(self, network: str | None = None) -> float:
-        """Measured latency over table sum of a dense network (the named one, else the only
-        one): what a table microsecond costs in the network."""
+    def _network(self, network: str | None) -> dict[str, Any]:
         if network is None:
             if len(self.networks) != 1:
                 raise KeyError(f"name the network whose scale to use: {sorted(self.networks)}")
             network = next(iter(self.networks))
-        n = self.networks[network]
-        return float(n["measured_us"] / n["sum_us"])
+        return self.networks[network]
+
+    def per_op_us(self, network: str | None = None) -> float:
+        """The per-op cost (table µs) fitted for a dense network (the named one, else the only
+        one; `fit_per_op`), 0 when its table was built without a calibration network."""
+        if network is None and not self.networks:
+            return 0.0
+        return float(self._network(network).get("per_op_us", 0.0))
+
+    def cost_us(self, ops: list[OpSpec], network: str | None = None) -> float:
+        """What the model charges a network: its table sum plus the per-op cost of each op
+        of a kind the table models (`per_op_us`)."""
+        return self.sum_us(ops) + self.per_op_us(network) * len(self.modelled(ops))
+
+    def scale(self, network: str | None = None) -> float:
+        """Measured latency over the table cost (`cost_us`) of a dense network (the named
+        one, else the only one): what a table microsecond costs in the network."""
+        n = self._network(network)
+        return float(n["measured_us"] / (n["sum_us"] + n.get("per_op_us", 0.0) * n.get("ops", 0)))
 
     def covers(self, convs: list[OpSpec]) -> bool:
         """Whether every op's kind is modelled and its geometry in the table, within its
@@ -327,6 +355,24 @@ class LatencyTable:
                    version=TABLE_VERSION, kinds=list(data.get("kinds", ["conv"])))
 
 
-def predict_us(convs: list[OpSpec], table: LatencyTable, scale: float = 1.0) -> float:
-    """Predicted latency (µs): the ops' table sum times the network's fitted scale."""
-    return scale * table.sum_us(convs)
+def predict_us(convs: list[OpSpec], table: LatencyTable, scale: float = 1.0,
+               network: str | None = None) -> float:
+    """Predicted latency (µs): the ops' table cost (`cost_us`) times the network's scale."""
+    return scale * table.cost_us(convs, network)
+
+
+def fit_per_op(dense_sum: float, dense_ops: int, other_sum: float, other_ops: int,
+               ratio: float) -> float:
+    """The per-op cost c (table µs) that makes the model reproduce a measured latency ratio
+    (other / dense) of two versions of one network measured in the same rounds:
+
+        ratio = (other_sum + c x other_ops) / (dense_sum + c x dense_ops)
+
+    Clamped at 0 (a negative cost per op is noise, or an effect this term does not model);
+    ValueError when the two versions cannot tell it (the same sums, or a ratio the ops'
+    counts alone would give)."""
+    den = ratio * dense_ops - other_ops
+    if abs(den) < 1e-9 or not 0 < ratio or abs(dense_sum - other_sum) < 1e-9:
+        raise ValueError(f"a per-op cost cannot be fitted from sums {dense_sum:.1f} / "
+                         f"{other_sum:.1f} µs, {dense_ops} / {other_ops} ops, ratio {ratio:.3f}")
+    return max(0.0, (other_sum - ratio * dense_sum) / den)

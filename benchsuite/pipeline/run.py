@@ -18,7 +18,14 @@ from benchsuite.core.result import CaseResult
 from benchsuite.core.threshold import Threshold
 from benchsuite.pipeline.assemble import result_from_stages
 from benchsuite.pipeline.executor import Executor, StageResult
-from benchsuite.pipeline.stages import BENCH, CALIBRATE, LATENCY_TABLE, PRUNE, TRAIN
+from benchsuite.pipeline.stages import (
+    BENCH,
+    CALIBRATE,
+    CALIBRATION_NET,
+    LATENCY_TABLE,
+    PRUNE,
+    TRAIN,
+)
 from benchsuite.recipe.case import Case, CaseError, check_settings, combination_problem, slug
 
 Progress = Callable[[str], None]
@@ -166,10 +173,15 @@ def run_case(case: Case, executor: Executor, force: bool = False,
     table: dict = {}
     if (step := case.latency_table_step()) is not None:
         say("latency table")
+        calibration = executor.run(CALIBRATION_NET, {
+            "model": case.model, "input_shape": dense.result["input_shape"],
+            "num_classes": dense.result["num_classes"], "step": step}, {}).files
         table = {"latency_table": executor.run(LATENCY_TABLE, {
             "input_shape": dense.result["input_shape"], "network": slug(case.model),
             "step": step, "settings": case.bench_settings(), "paired": case.paired_settings(),
-        }, {"dense_onnx": dense.files["onnx"]}, progress=say).result["table"]}
+        }, {"dense_onnx": dense.files["onnx"]} | (
+            {"calibration_onnx": calibration["onnx"]} if "onnx" in calibration else {}),
+            progress=say).result["table"]}
     if case.zoo_model is not None:
         say(f"dense-zoo control: {case.zoo_model} from scratch")
         small = executor.run(TRAIN, case.zoo_spec(), {},

@@ -17,6 +17,9 @@
   geometries on the target device and precision (`bench/latency_table.py`, cached on the bench
   side); its JSON goes to the prune stage in the job's spec (`LatencyBudgetPruner`) and to the
   bench stage (the predicted latency in the result row).
+- `calibration_net_stage` (prune worker): the table's calibration network, the model untrained
+  with its blocks' inner widths halved; the table stage measures it beside the dense network
+  and fits the network's per-op cost on the two (`latency.spec.fit_per_op`).
 
 Every stage trains on the training images less the validation split (`data.load_case_data`):
 what chooses (the per-epoch Top-1 a search stops on) reads `val_top1`; the verdict reads the
@@ -36,6 +39,7 @@ from benchsuite.core.paths import cache_dir
 from benchsuite.core.stage_specs import (
     BenchSpec,
     CalibrateSpec,
+    CalibrationNetSpec,
     LatencyTableSpec,
     PruneSpec,
     TrainSpec,
@@ -279,20 +283,43 @@ def calibrate_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageR
     return StageResult(calibrate(models["dense"], settings, spec.get("paired")), {})
 
 
+def calibration_net_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
+    """The latency table's calibration network (prune worker): the model, untrained (its
+    latency does not depend on the weights), with every block's inner width halved
+    (`prune.budget_units.thinned`), as ONNX. spec: model, input_shape, num_classes, step.
+    Files: {"onnx": ...}, none when the model has no width the budget pruner knows."""
+    import torch
+
+    from benchsuite.export.onnx import export_onnx
+    from benchsuite.models import build_model
+    from benchsuite.prune.budget_units import thinned
+
+    shape = tuple(spec["input_shape"])
+    torch.manual_seed(0)
+    model = build_model(spec["model"], spec["num_classes"], shape[0]).eval()
+    small = thinned(model, torch.zeros(1, *shape), int(spec["step"]))
+    if small is None:
+        return StageResult({"calibration_net": None}, {})
+    onnx = export_onnx(small, shape, workdir / "calibration.onnx")
+    return StageResult({"calibration_net": "inner widths halved"}, {"onnx": onnx})
+
+
 def latency_table_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     """The latency table for the dense model (bench worker). spec: input_shape, network, step,
-    settings (BenchSettings fields)[, paired]; files: dense_onnx. Result: {"table": ...} with
-    only this network's overhead, small enough for a job spec (a few hundred numbers)."""
+    settings (BenchSettings fields)[, paired]; files: dense_onnx[, calibration_onnx: the
+    network's per-op cost is fitted on it, `calibration_net_stage`]. Result: {"table": ...}
+    with only this network's overhead, small enough for a job spec (a few hundred numbers)."""
     from benchsuite.bench import BenchSettings
     from benchsuite.bench.latency_table import UNIT_SETTINGS, build_table
     from benchsuite.bench.paired import PairedSettings
     from benchsuite.bench.verdict import paired_settings
 
-    models, _ = _to_ir(files, ("dense",), tuple(spec["input_shape"]), workdir)
+    names = ("dense", "calibration") if "calibration_onnx" in files else ("dense",)
+    models, _ = _to_ir(files, names, tuple(spec["input_shape"]), workdir)
     case = paired_settings(BenchSettings(**spec.get("settings", {})), spec.get("paired"))
     settings = PairedSettings.from_dict(case.to_dict() | UNIT_SETTINGS)  # threads etc. kept
     table = build_table(models["dense"], spec["network"], int(spec["step"]), settings,
-                        workdir=workdir / "units")
+                        workdir=workdir / "units", calibration_xml=models.get("calibration"))
     table.networks = {spec["network"]: table.networks[spec["network"]]}
     return StageResult({"table": table.to_dict()}, {})
 
@@ -317,7 +344,9 @@ BENCH = Stage("bench", "bench", bench_stage, BenchSpec, check_bench_settings)
 CALIBRATE = Stage("calibrate", "bench", calibrate_stage, CalibrateSpec, check_bench_settings)
 LATENCY_TABLE = Stage("latency_table", "bench", latency_table_stage, LatencyTableSpec,
                       check_bench_settings)
-STAGES: dict[str, Stage] = {s.name: s for s in (TRAIN, PRUNE, BENCH, CALIBRATE, LATENCY_TABLE)}
+CALIBRATION_NET = Stage("calibration_net", "prune", calibration_net_stage, CalibrationNetSpec)
+STAGES: dict[str, Stage] = {s.name: s for s in (TRAIN, PRUNE, BENCH, CALIBRATE, LATENCY_TABLE,
+                                                CALIBRATION_NET)}
 
 
 def stage_named(name: str) -> Stage:

@@ -18,11 +18,13 @@ next group of them (a head: its `head_dim` channels of attn.proj's input).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
+import torch_pruning as tp
 from torch import nn
 
 from benchsuite.latency.spec import (
@@ -37,6 +39,7 @@ from benchsuite.models.mobilenetv2 import InvertedResidual
 from benchsuite.models.resnet_cifar import BasicBlock
 from benchsuite.models.vit import Block as EncoderBlock
 from benchsuite.prune.criteria import Calibration
+from benchsuite.prune.graph import dependency_graph
 from benchsuite.prune.heads import head_channels, head_scores, is_attention
 from benchsuite.prune.masks import effective
 
@@ -93,6 +96,32 @@ def known_blocks(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules()
             if (isinstance(m, BasicBlock) and is_residual_block(m))
             or isinstance(m, InvertedResidual | EncoderBlock)]
+
+
+def thinned(model: nn.Module, example: torch.Tensor, step: int, keep: float = 0.5
+            ) -> nn.Module | None:
+    """A copy of `model` with every known block's inner width (`Layout`: conv1's filters, the
+    expansion, the MLP's hidden units) at `keep` of itself, rounded to a multiple of `step`
+    (at least `step`), removed through torch-pruning's dependency graph (the ops that follow
+    the width follow it). It differs from the model as a width-only plan of the pruner does,
+    with the same ops: the latency table's calibration network (`latency.spec.fit_per_op`).
+    None when no width changes."""
+    clone = copy.deepcopy(model).eval()
+    dg = dependency_graph(clone, example)
+    changed = 0
+    for b in known_blocks(clone):
+        lay = layout_of(clone.get_submodule(b))
+        if lay is None:
+            continue
+        inner = clone.get_submodule(f"{b}.{lay.inner}")
+        n = inner.out_features if lay.linear else inner.out_channels
+        k = max(step, round(n * keep / step) * step)
+        if k >= n:
+            continue
+        handler = tp.prune_linear_out_channels if lay.linear else tp.prune_conv_out_channels
+        dg.get_pruning_group(inner, handler, idxs=list(range(k, n))).prune()
+        changed += 1
+    return clone if changed else None
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ counts). The predicted latency is the table sum times the network's scale (the d
 measured latency over its table sum; `latency/spec.py`), so a speed-up target is a ratio of
 table sums. The sum is over every op kind the table models (the classifier's linear layer too:
 what it costs is in the dense latency and stays in the pruned one); the search changes the ops
-of the blocks it prunes.
+of the blocks it prunes. When the table was built with a calibration network it adds the
+network's per-op cost to each op (`LatencyTable.cost_us`): a removed block saves it for each
+of its ops, a width's step saves none.
 
 The pruner masks conv filters and bypasses blocks, and the recipe's `FilterRemover` extension
 thins; linear features (the ViT's MLP) and attention heads it removes itself (heads through
@@ -225,7 +227,8 @@ class LatencyBudgetPruner(Pruner):
               example: torch.Tensor) -> dict:
         ops = op_specs(model, example)
         scale = table.scale()
-        dense_us = scale * table.sum_us(list(ops.values()))  # every kind the table models
+        per_op = table.per_op_us()  # what an op costs beyond its entry: a whole block saves it
+        dense_us = scale * table.cost_us(list(ops.values()))  # every kind the table models
         target = (self.args["latency_us"] if self.args.get("latency_us") is not None
                   else dense_us / self.args["speedup"])
         step = self._step()
@@ -266,11 +269,12 @@ class LatencyBudgetPruner(Pruner):
         size = {d: counts[d][0] for d in dims}
 
         def block_cost(b: str, changed: dict[Dim, int] | None = None) -> float:
-            """The block's ops in the table, its widths at their sizes (`changed` overrides)."""
+            """The block's ops as the table charges them, its widths at their sizes (`changed`
+            overrides); a width's step keeps every op, so the per-op cost cancels there."""
             at = size | (changed or {})
-            return scale * sum(table.op_us(op if got is None
-                                           else resized(op, got[1], at[got[0]], got[0].head_dim))
-                               for op, got in block_ops[b] if op.kind in table.kinds)
+            return scale * sum(per_op + table.op_us(
+                op if got is None else resized(op, got[1], at[got[0]], got[0].head_dim))
+                for op, got in block_ops[b] if op.kind in table.kinds)
 
         done = dict.fromkeys(dims, 0)  # groups (heads) removed per width
         removed: list[str] = []

@@ -10,6 +10,8 @@ from the table and the convs of the dense and pruned IRs:
 - `speedup_predicted`: dense sum / pruned sum;
 - `latency_table_sum_us`, `dense_latency_table_sum_us`, `dense_latency_table_measured_us`: the
   two sums and the build-time dense measurement, so the report can recompute and refit.
+A "sum" here is what the model charges (`LatencyTable.cost_us`): the ops' table entries plus,
+when the table was built with a calibration network, the network's per-op cost for each op.
 
 `benchsuite latency-model report` compares, over every row that has them, the model's
 predictions from those recorded figures with the measured ones: the latency, the latency with
