@@ -45,8 +45,9 @@ def _build(args: argparse.Namespace) -> int:
     per_op = ""
     if "calibration" in net:
         c = net["calibration"]
-        per_op = (f", per-op cost {net['per_op_us']:.2f} µs over {net['ops']} ops (calibration "
-                  f"network measured at {c['ratio']:.3f} of it, table sum {c['sum_us']:.1f} µs)")
+        per_op = (f", per-op cost {net['per_op_us']:.2f} µs over {net['ops']} ops (the "
+                  f"calibration network {c['speedup']:.3f}x [{c['ci_low']:.3f}, "
+                  f"{c['ci_high']:.3f}] faster, table sum {c['sum_us']:.1f} µs)")
     print(f"table {table_path(settings, args.step)}: {len(table.entries)} geometries; "
           f"{args.network} measured {net['measured_us']:.1f} µs, table sum {net['sum_us']:.1f} "
           f"µs{per_op}, scale {table.scale(args.network):.3f} ({table.conditions})")

@@ -54,12 +54,13 @@ A per-op cost (`per_op_us`, `fit_per_op`): the scale charges what the table leav
 share of the table sum, so a network whose ops all got narrower is predicted to shed that share
 too; what a narrow op costs between its neighbours does not shrink with it. A table built with a
 calibration network (the dense network untrained with every block's inner width halved,
-`prune.budget_units.thinned`: the same ops, narrower), measured in the same rounds as the dense
-one, fits for that network a cost c per op such that
+`prune.budget_units.thinned`: the same ops, narrower), its speed-up over the dense network
+measured by the cases' own method (the paired rounds, `bench/paired.py`), fits for that
+network a cost c per op such that
 
     latency = scale x (sum over its ops of T + c x number of ops)
 
-reproduces the two networks' measured ratio; `cost_us` is that bracket. A width's step keeps
+reproduces the measured speed-up; `cost_us` is that bracket. A width's step keeps
 every op (c cancels in its saving), a removed block saves c for each of its ops. Without a
 calibration network c = 0 and the model is the one above.
 """

@@ -18,8 +18,8 @@
   side); its JSON goes to the prune stage in the job's spec (`LatencyBudgetPruner`) and to the
   bench stage (the predicted latency in the result row).
 - `calibration_net_stage` (prune worker): the table's calibration network, the model untrained
-  with its blocks' inner widths halved; the table stage measures it beside the dense network
-  and fits the network's per-op cost on the two (`latency.spec.fit_per_op`).
+  with its blocks' inner widths halved; the table stage measures its speed-up over the dense
+  network and fits the network's per-op cost on it (`latency.spec.fit_per_op`).
 
 Every stage trains on the training images less the validation split (`data.load_case_data`):
 what chooses (the per-epoch Top-1 a search stops on) reads `val_top1`; the verdict reads the
