@@ -74,6 +74,16 @@ def drop_blocks(model: nn.Module, n: int) -> nn.Module:
     return model.eval()
 
 
+def drop_resnet_blocks(model: nn.Module, names: list[str]) -> nn.Module:
+    """A CIFAR ResNet with the named residual blocks bypassed (what BlockRemover leaves)."""
+    from benchsuite.models.blocks import bypass
+
+    model = copy.deepcopy(model)
+    for name in names:
+        bypass(model, name)
+    return model.eval()
+
+
 def families(channels: int) -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]:
     from benchsuite.models import build_model
     from benchsuite.prune.budget_units import thinned
@@ -81,14 +91,24 @@ def families(channels: int) -> dict[str, tuple[nn.Module, dict[str, nn.Module]]]
     torch.manual_seed(0)
     mnv2 = build_model("mobilenetv2", 10, channels).eval()
     vit = build_model("vit_tiny", 10, channels).eval()
+    resnet = build_model("resnet20", 10, channels).eval()
+    x = torch.zeros(1, channels, 28, 28)
     return {
+        "resnet20": (resnet, {
+            "inner widths halved, step 8 (calibration_net)": thinned(resnet, x, 8),
+            "inner widths -75 %, step 8": thinned(resnet, x, 8, keep=0.25),
+            "inner widths -25 %, step 8": thinned(resnet, x, 8, keep=0.75),
+            "a block per stage removed": drop_resnet_blocks(
+                resnet, ["layer1.1", "layer2.1", "layer3.1"]),
+            "resnet20_half (every width halved)": build_model("resnet20_half", 10,
+                                                              channels).eval(),
+        }),
         "mobilenetv2": (mnv2, {
             "expansion channels -30 %": thin_expansion(mnv2, 0.3),
             "expansion channels -60 %": thin_expansion(mnv2, 0.6),
             "expansion channels -60 %, round_to 16": thin_expansion(mnv2, 0.6, step=16),
             "width 0.5": build_model("mobilenetv2_050", 10, channels).eval(),
-            "inner widths halved, step 32 (calibration_net)": thinned(
-                mnv2, torch.zeros(1, channels, 28, 28), 32),
+            "inner widths halved, step 32 (calibration_net)": thinned(mnv2, x, 32),
         }),
         "vit_tiny": (vit, {
             "heads 3 -> 2": drop_heads(vit, 2),

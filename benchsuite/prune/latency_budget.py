@@ -17,7 +17,8 @@ microsecond saved until the predicted latency meets the target:
   table over-predicted the plans that took heads by 6.8-7.7 % (as it over-predicted removing heads
   alone on an Intel Xeon), so they land short of their target, and at the same predicted
   speed-up and Top-1 the plans without heads (whole blocks) ran 5-7 % faster
-  (docs/measurements.md).
+  (docs/measurements.md). Measured before the table's per-op cost, which cut the over-prediction
+  of those plans to 4-5 % (the block plans' 3-4 %); the A/B has not been run again with it.
 
 The blocks and widths it knows (`prune/budget_units.py`): the CIFAR ResNets' `BasicBlock`
 (the inner width is conv1's filters, which conv2's input channels follow), MobileNetV2's
