@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--step", type=int, default=32, help="the table's channel grid step")
     ap.add_argument("--seconds", type=float, default=20.0, help="paired rounds' time cap")
+    ap.add_argument("--precision", default="f32", help="inference precision: f32, bf16")
     ap.add_argument("--workdir", default="/tmp/latency-kinds")
     ap.add_argument("--tables", default=None, help="table cache folder [the suite's cache]")
     ap.add_argument("--only", default="", help="one family")
@@ -180,11 +181,12 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.workdir)
     shape = args.input
-    unit = PairedSettings(threads=1, streams=1, precision="f32", **UNIT_SETTINGS)
-    paired = PairedSettings(threads=1, streams=1, precision="f32", max_seconds=args.seconds)
+    unit = PairedSettings(threads=1, streams=1, precision=args.precision, **UNIT_SETTINGS)
+    paired = PairedSettings(threads=1, streams=1, precision=args.precision,
+                            max_seconds=args.seconds)
     rows = []
-    print(f"OpenVINO {ov.get_version()}; step {args.step}; input 1x{'x'.join(map(str, shape))}",
-          flush=True)
+    print(f"OpenVINO {ov.get_version()}; {args.precision}; step {args.step}; input "
+          f"1x{'x'.join(map(str, shape))}", flush=True)
     extra = dict(p.split("=", 1) for p in args.pruned)
     if extra and not args.only:
         ap.error("--pruned needs --only (the family its versions belong to)")
