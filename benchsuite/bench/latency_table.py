@@ -258,6 +258,9 @@ def per_op_fields(net: dict, table: LatencyTable, dense_xml: Path, calibration_x
     dense_ops, cal_ops = ops_from_ir(dense_xml), ops_from_ir(calibration_xml)
     ops, n_cal = len(table.modelled(dense_ops)), len(table.modelled(cal_ops))
     cal_sum = table.sum_us(cal_ops)
+    if res.conditions.get("disturbed"):
+        log.warning("the calibration network's speed-up was measured with preempted rounds "
+                    "(%.3fx): the per-op cost fitted on it may be off", res.speedup)
     try:
         per_op = fit_per_op(net["sum_us"], ops, cal_sum, n_cal, 1 / res.speedup)
     except ValueError as e:
@@ -266,7 +269,8 @@ def per_op_fields(net: dict, table: LatencyTable, dense_xml: Path, calibration_x
     return {"ops": ops, "per_op_us": per_op,
             "calibration": {"speedup": res.speedup, "ci_low": res.ci_low,
                             "ci_high": res.ci_high, "sum_us": cal_sum, "ops": n_cal,
-                            "method": res.method}}
+                            "method": res.method,
+                            "disturbed": bool(res.conditions.get("disturbed"))}}
 
 
 def table_key(settings: PairedSettings, step: int) -> dict[str, Any]:
