@@ -47,7 +47,8 @@ def test_table_stage_feeds_the_pruner_and_the_prediction(tmp_path, monkeypatch):
     out = latency_table_stage({
         "input_shape": [1, 32, 32], "network": "resnet20", "step": 32,
         "settings": {"device": "CPU", "precision": "f32"}, "paired": {"threads": 1},
-    }, {"dense_onnx": dense_onnx, "calibration_onnx": cal.files["onnx"]}, tmp_path / "work")
+    }, {"dense_onnx": dense_onnx} | cal.files, tmp_path / "work")
+    assert set(cal.files) == {"untrained_onnx", "calibration_onnx"}
     table = json.loads(json.dumps(out.result))["table"]  # as it crosses the broker
     assert set(table["networks"]) == {"resnet20"} and table["step"] == 32
     assert table["conditions"]["clock"] == "cpu time per inference"

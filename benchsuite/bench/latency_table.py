@@ -245,13 +245,16 @@ def measure_network(model_xml: Path, settings: PairedSettings, folder: Path) -> 
             "rounds": res["rounds"]}
 
 
-def per_op_fields(net: dict, table: LatencyTable, dense_xml: Path, calibration_xml: Path,
+def per_op_fields(net: dict, table: LatencyTable, calibration: tuple[Path, Path],
                   settings: PairedSettings) -> dict:
-    """The network's per-op cost (`spec.fit_per_op`), fitted on its calibration network's
-    speed-up measured by the cases' own method (`paired.measure_paired`, its default rounds
-    at `settings`' device, precision, threads and streams): the cost is there to predict those
-    speed-ups. Not on the CPU-time clock of the table's entries: on MobileNetV2 (AMD EPYC, f32)
-    that clock gave the calibration network 1.79x where the paired rounds measured 1.63x."""
+    """The network's per-op cost (`spec.fit_per_op`), fitted on the speed-up of the calibration
+    pair (the network and its calibration network, both untrained from one initialisation:
+    `pipeline.stages.calibration_net_stage` says why) measured by the cases' own method
+    (`paired.measure_paired`, its default rounds at `settings`' device, precision, threads and
+    streams): the cost is there to predict those speed-ups. Not on the CPU-time clock of the
+    table's entries: on MobileNetV2 (AMD EPYC, f32) that clock gave the calibration network
+    1.79x where the paired rounds measured 1.63x."""
+    dense_xml, calibration_xml = calibration
     case = PairedSettings.from_dict({k: v for k, v in settings.to_dict().items()
                                      if k not in UNIT_SETTINGS})
     res = measure_paired({"dense": dense_xml, "calibration": calibration_xml}, case)
@@ -299,12 +302,12 @@ def _grid(points: dict[str, float], cins: list[int], couts: list[int], envelope:
 def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettings | None = None,
                 folder: Path | None = None, workdir: Path | None = None,
                 progress: Callable[[str], None] | None = None,
-                calibration_xml: Path | None = None) -> LatencyTable:
+                calibration: tuple[Path, Path] | None = None) -> LatencyTable:
     """The table covering every pruned version of `dense_xml` (channel counts at multiples of
     `step`, every head count), for every op kind it has, measured where missing, with the dense
-    network measured whole as `network`; with `calibration_xml` (a version of it with the
-    same ops, narrower: `prune.budget_units.thinned`), the network's per-op cost fitted on
-    the calibration network's measured speed-up (`per_op_fields`)."""
+    network measured whole as `network`; with `calibration` (the network untrained and its
+    calibration network, the same ops narrower: `prune.budget_units.thinned`), the network's
+    per-op cost fitted on their measured speed-up (`per_op_fields`)."""
     base = {"threads": 1, "streams": 1, "precision": "f32"} | UNIT_SETTINGS
     settings = settings or PairedSettings(**base)
     path = table_path(settings, step, folder)
@@ -315,7 +318,7 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
         data = json.loads(path.read_text()) if path.is_file() else {
             "conditions": table_key(settings, step), "points": {}, "networks": {}}
         dense_ops = ops_from_ir(dense_xml)
-        cal_ops = ops_from_ir(calibration_xml) if calibration_xml else []
+        cal_ops = ops_from_ir(calibration[1]) if calibration else []
         todo = _missing(data["points"], grid_units(dense_ops + cal_ops, step))
         for i, (g, ci, co) in enumerate(todo):
             us, cond = measure_unit(spec_at(g, ci, co), settings, workdir / "unit")
@@ -325,14 +328,14 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
                 say(f"latency table: {i + 1}/{len(todo)} grid points ({g} {ci}->{co}: "
                     f"{us:.1f} µs)")
         known = data["networks"].get(network)
-        if todo or known is None or (calibration_xml and "per_op_us" not in known):
+        if todo or known is None or (calibration and "per_op_us" not in known):
             table = _table(data, step)
             say(f"latency table: {network} measured whole"
-                + (" and against its calibration network" if calibration_xml else ""))
+                + (", its calibration pair against each other" if calibration else ""))
             net = measure_network(dense_xml, settings, workdir) | {
                 "sum_us": table.sum_us(dense_ops)}
-            if calibration_xml:
-                net |= per_op_fields(net, table, dense_xml, calibration_xml, settings)
+            if calibration:
+                net |= per_op_fields(net, table, calibration, settings)
             data["networks"][network] = net
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(data, indent=1))

@@ -34,13 +34,17 @@ def _build(args: argparse.Namespace) -> int:
     from benchsuite.bench.paired import PairedSettings
 
     xml = onnx_to_ir(Path(args.onnx), Path(args.workdir) / "dense" / "model.xml", args.input)
-    cal = (onnx_to_ir(Path(args.calibration), Path(args.workdir) / "calibration" / "model.xml",
-                      args.input) if args.calibration else None)
+    cal = None
+    if args.calibration:
+        cal = (onnx_to_ir(Path(args.calibration_dense or args.onnx),
+                          Path(args.workdir) / "untrained" / "model.xml", args.input),
+               onnx_to_ir(Path(args.calibration), Path(args.workdir) / "calibration" /
+                          "model.xml", args.input))
     threads = None if args.threads == "default" else int(args.threads)
     settings = PairedSettings(device=args.device, precision=args.precision, threads=threads,
                               **UNIT_SETTINGS)
     table = build_table(xml, args.network, args.step, settings, workdir=Path(args.workdir),
-                        progress=print, calibration_xml=cal)
+                        progress=print, calibration=cal)
     net = table.networks[args.network]
     per_op = ""
     if "calibration" in net:
@@ -71,8 +75,12 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--network", required=True, help="name of the dense network (scale)")
     build.add_argument("--calibration", metavar="ONNX",
                        help="a narrower version of it with the same ops (what the suite's "
-                       "calibration_net stage exports: its blocks' inner widths halved); "
-                       "measured beside it, it fits the network's per-op cost")
+                       "calibration_net stage exports: its blocks' inner widths halved); its "
+                       "speed-up over --calibration-dense fits the network's per-op cost")
+    build.add_argument("--calibration-dense", metavar="ONNX",
+                       help="the network with the calibration network's weights' origin (both "
+                       "untrained from one initialisation: the weights' values move a latency "
+                       "by a few %%) [--onnx]")
     build.add_argument("--step", type=int, default=8,
                        help="channel and feature grid step (round_to); heads: every count")
     build.add_argument("--device", default="CPU", help="the OpenVINO device")

@@ -179,9 +179,7 @@ def run_case(case: Case, executor: Executor, force: bool = False,
         table = {"latency_table": executor.run(LATENCY_TABLE, {
             "input_shape": dense.result["input_shape"], "network": slug(case.model),
             "step": step, "settings": case.bench_settings(), "paired": case.paired_settings(),
-        }, {"dense_onnx": dense.files["onnx"]} | (
-            {"calibration_onnx": calibration["onnx"]} if "onnx" in calibration else {}),
-            progress=say).result["table"]}
+        }, {"dense_onnx": dense.files["onnx"]} | calibration, progress=say).result["table"]}
     if case.zoo_model is not None:
         say(f"dense-zoo control: {case.zoo_model} from scratch")
         small = executor.run(TRAIN, case.zoo_spec(), {},

@@ -284,10 +284,14 @@ def calibrate_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageR
 
 
 def calibration_net_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
-    """The latency table's calibration network (prune worker): the model, untrained (its
-    latency does not depend on the weights), with every block's inner width halved
-    (`prune.budget_units.thinned`), as ONNX. spec: model, input_shape, num_classes, step.
-    Files: {"onnx": ...}, none when the model has no width the budget pruner knows."""
+    """The latency table's calibration network (prune worker): the model untrained with every
+    block's inner width halved (`prune.budget_units.thinned`), and the model itself untrained,
+    as ONNX: the pair whose speed-up the per-op cost is fitted on. Both untrained, from one
+    initialisation: the weights' values move an f32 latency here (a trained MobileNetV2 and ViT
+    ran 3.0-3.4 % slower than the same networks untrained, AMD EPYC), so a trained dense
+    network against an untrained thinned one would measure that too. spec: model,
+    input_shape, num_classes, step. Files: {"untrained_onnx", "calibration_onnx"}, none when
+    the model has no width the budget pruner knows."""
     import torch
 
     from benchsuite.export.onnx import export_onnx
@@ -300,26 +304,29 @@ def calibration_net_stage(spec: dict, files: dict[str, Path], workdir: Path) -> 
     small = thinned(model, torch.zeros(1, *shape), int(spec["step"]))
     if small is None:
         return StageResult({"calibration_net": None}, {})
-    onnx = export_onnx(small, shape, workdir / "calibration.onnx")
-    return StageResult({"calibration_net": "inner widths halved"}, {"onnx": onnx})
+    return StageResult({"calibration_net": "inner widths halved"}, {
+        "untrained_onnx": export_onnx(model, shape, workdir / "untrained.onnx"),
+        "calibration_onnx": export_onnx(small, shape, workdir / "calibration.onnx")})
 
 
 def latency_table_stage(spec: dict, files: dict[str, Path], workdir: Path) -> StageResult:
     """The latency table for the dense model (bench worker). spec: input_shape, network, step,
-    settings (BenchSettings fields)[, paired]; files: dense_onnx[, calibration_onnx: the
-    network's per-op cost is fitted on it, `calibration_net_stage`]. Result: {"table": ...}
+    settings (BenchSettings fields)[, paired]; files: dense_onnx[, untrained_onnx and
+    calibration_onnx: the network's per-op cost is fitted on their speed-up,
+    `calibration_net_stage`]. Result: {"table": ...}
     with only this network's overhead, small enough for a job spec (a few hundred numbers)."""
     from benchsuite.bench import BenchSettings
     from benchsuite.bench.latency_table import UNIT_SETTINGS, build_table
     from benchsuite.bench.paired import PairedSettings
     from benchsuite.bench.verdict import paired_settings
 
-    names = ("dense", "calibration") if "calibration_onnx" in files else ("dense",)
-    models, _ = _to_ir(files, names, tuple(spec["input_shape"]), workdir)
+    pair = ("untrained", "calibration") if "calibration_onnx" in files else ()
+    models, _ = _to_ir(files, ("dense", *pair), tuple(spec["input_shape"]), workdir)
     case = paired_settings(BenchSettings(**spec.get("settings", {})), spec.get("paired"))
     settings = PairedSettings.from_dict(case.to_dict() | UNIT_SETTINGS)  # threads etc. kept
     table = build_table(models["dense"], spec["network"], int(spec["step"]), settings,
-                        workdir=workdir / "units", calibration_xml=models.get("calibration"))
+                        workdir=workdir / "units",
+                        calibration=(models["untrained"], models["calibration"]) if pair else None)
     table.networks = {spec["network"]: table.networks[spec["network"]]}
     return StageResult({"table": table.to_dict()}, {})
 
