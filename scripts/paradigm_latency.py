@@ -1,11 +1,13 @@
 """What each pruning paradigm does to latency, per model family and precision (issue 23).
 
-Latency does not depend on the weights' values (a dense kernel multiplies zeros as fast as
-anything else), only on the architecture, the precision and, for OpenVINO's sparse INT8 kernels,
-on how many weights are exactly zero. So each paradigm's *latency* effect is measured here on
-untrained networks built directly, at the suite's conditions (CPU, batch 1, one inference
-thread, one stream, input 1x1x28x28 as Fashion-MNIST, the paired in-process rounds); what
-each costs in Top-1 needs training and is measured by the cases themselves.
+Latency depends on the weights' values by a few % at most (a dense kernel multiplies zeros as
+fast as anything else; a trained MobileNetV2 and ViT ran 3.0-3.4 % slower than untrained at f32
+on an AMD EPYC, docs/measurements.md), and otherwise only on the architecture, the precision and,
+for OpenVINO's sparse INT8 kernels, on how many weights are exactly zero. So each paradigm's
+*latency* effect is measured here on untrained networks built directly, at the suite's
+conditions (CPU, batch 1, one inference thread, one stream, input 1x1x28x28 as Fashion-MNIST,
+the paired in-process rounds); what each costs in Top-1 needs training and is measured by the
+cases themselves.
 
 Per family (ResNet-20, MobileNetV2, the small ViT at width 96, the ViT at DeiT-Tiny's width
 192): dense; element-wise masks at 50 % and 90 % (L1, every conv and linear weight, folded in

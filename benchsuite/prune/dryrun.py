@@ -64,7 +64,8 @@ def pruned_model(recipe: Recipe, model_name: str, input_shape: tuple[int, int, i
                  ) -> tuple[torch.nn.Module, CompressionScheduler, list[LayerRow]]:
     """The recipe's pruned architecture on a fresh (untrained) model, every policy applied at
     its epoch without a training step: (model, scheduler, the dense model's layer rows). Its
-    latency is the trained model's (latency does not depend on the weights' values)."""
+    latency is the trained model's to within a few % (the weights' values moved an f32 latency
+    by 3.0-3.4 % on an AMD EPYC: docs/measurements.md, "A per-op cost in the latency model")."""
     model, sched = bind(recipe, model_name, input_shape, num_classes, seed)
     example = torch.zeros(1, *input_shape)
     dense_rows = layer_rows(model, example)
