@@ -299,8 +299,9 @@ def calibration_net_stage(spec: dict, files: dict[str, Path], workdir: Path) -> 
     from benchsuite.prune.budget_units import thinned
 
     shape = tuple(spec["input_shape"])
-    torch.manual_seed(0)
-    model = build_model(spec["model"], spec["num_classes"], shape[0]).eval()
+    with torch.random.fork_rng():  # one initialisation, the worker's random state untouched
+        torch.manual_seed(0)
+        model = build_model(spec["model"], spec["num_classes"], shape[0]).eval()
     small = thinned(model, torch.zeros(1, *shape), int(spec["step"]))
     if small is None:
         return StageResult({"calibration_net": None}, {})
