@@ -246,30 +246,31 @@ def measure_network(model_xml: Path, settings: PairedSettings, folder: Path) -> 
 
 
 def per_op_fields(net: dict, table: LatencyTable, calibration: tuple[Path, Path],
-                  settings: PairedSettings) -> dict:
+                  ops: tuple[list[OpSpec], list[OpSpec]], settings: PairedSettings) -> dict:
     """The network's per-op cost (`spec.fit_per_op`), fitted on the speed-up of the calibration
     pair (the network and its calibration network, both untrained from one initialisation:
     `pipeline.stages.calibration_net_stage` says why) measured by the cases' own method
     (`paired.measure_paired`, its default rounds at `settings`' device, precision, threads and
     streams): the cost is there to predict those speed-ups. Not on the CPU-time clock of the
     table's entries: on MobileNetV2 (AMD EPYC, f32) that clock gave the calibration network
-    1.79x where the paired rounds measured 1.63x."""
+    1.79x where the paired rounds measured 1.63x. `ops`: the network's and the calibration
+    network's ops (`ops_from_ir`)."""
     dense_xml, calibration_xml = calibration
+    dense_ops, cal_ops = ops
     case = PairedSettings.from_dict({k: v for k, v in settings.to_dict().items()
                                      if k not in UNIT_SETTINGS})
     res = measure_paired({"dense": dense_xml, "calibration": calibration_xml}, case)
-    dense_ops, cal_ops = ops_from_ir(dense_xml), ops_from_ir(calibration_xml)
-    ops, n_cal = len(table.modelled(dense_ops)), len(table.modelled(cal_ops))
+    n_dense, n_cal = len(table.modelled(dense_ops)), len(table.modelled(cal_ops))
     cal_sum = table.sum_us(cal_ops)
     if res.conditions.get("disturbed"):
         log.warning("the calibration network's speed-up was measured with preempted rounds "
                     "(%.3fx): the per-op cost fitted on it may be off", res.speedup)
     try:
-        per_op = fit_per_op(net["sum_us"], ops, cal_sum, n_cal, 1 / res.speedup)
+        per_op = fit_per_op(net["sum_us"], n_dense, cal_sum, n_cal, 1 / res.speedup)
     except ValueError as e:
         log.warning("no per-op cost for this network: %s", e)
         per_op = 0.0
-    return {"ops": ops, "per_op_us": per_op,
+    return {"ops": n_dense, "per_op_us": per_op,
             "calibration": {"speedup": res.speedup, "ci_low": res.ci_low,
                             "ci_high": res.ci_high, "sum_us": cal_sum, "ops": n_cal,
                             "method": res.method,
@@ -335,7 +336,7 @@ def build_table(dense_xml: Path, network: str, step: int, settings: PairedSettin
             net = measure_network(dense_xml, settings, workdir) | {
                 "sum_us": table.sum_us(dense_ops)}
             if calibration:
-                net |= per_op_fields(net, table, calibration, settings)
+                net |= per_op_fields(net, table, calibration, (dense_ops, cal_ops), settings)
             data["networks"][network] = net
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(data, indent=1))
